@@ -1,0 +1,1 @@
+"""Numerical kernels: plain functions on arrays, with no scikit-learn machinery."""
