@@ -1,0 +1,224 @@
+"""Weighted least squares for many right-hand sides that share one design matrix but have their own
+per-row weights and missing values (one abundance = one right-hand side).
+
+For abundance ``k`` with weights ``w_k`` (``1/sigma^2``, zero where the value is missing) the normal
+matrix is ``G_k = Y^T diag(w_k) Y``.  Because the weights differ between abundances, two abundances
+with the same missing-value pattern still have different normal matrices, so an exact solver needs
+one small (D x D) factorisation per abundance; those cost microseconds.  What is expensive is forming
+the K normal matrices from N stars, and that is done here for all abundances at once with a single
+matrix product: the table of pairwise products of design columns (D(D+1)/2 x N) times the K x N
+weight table.  Missing values therefore cost nothing extra (a zero weight) and stars are never
+copied per abundance.
+
+Layout: everything is stored one row per design term or per problem and one column per star
+(``design_t`` is D x N, ``values`` and ``weights`` are K x N), so that every per-term and
+per-abundance vector is contiguous in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "WLSResult",
+    "pair_products",
+    "normal_equations",
+    "rank_deficiencies",
+    "solve_many",
+    "solve_from_normal",
+    "residuals",
+    "sandwich_meat",
+]
+
+
+def pair_products(design_t):
+    """Products of all pairs of design terms, upper triangle including the diagonal.
+
+    Parameters
+    ----------
+    design_t : ndarray of shape (D, n_rows)
+        Transposed design matrix.
+
+    Returns
+    -------
+    products : ndarray of shape (D (D + 1) / 2, n_rows)
+        ``products[p] = design_t[i_p] * design_t[j_p]`` for ``(i_p, j_p)`` in
+        ``np.triu_indices(D)`` order.
+    """
+    D, n = design_t.shape
+    out = np.empty((D * (D + 1) // 2, n))
+    p = 0
+    for i in range(D):
+        np.multiply(design_t[i], design_t[i:], out=out[p:p + D - i])
+        p += D - i
+    return out
+
+
+def _symmetric_from_triu(packed, D):
+    """(K, D(D+1)/2) upper-triangle vectors -> (K, D, D) symmetric matrices."""
+    iu, ju = np.triu_indices(D)
+    out = np.empty((packed.shape[0], D, D))
+    out[:, iu, ju] = packed
+    out[:, ju, iu] = packed
+    return out
+
+
+def _weighted(values, weights):
+    """``weights * values``, zero wherever the weight is zero (even where the value is NaN)."""
+    return np.where(weights > 0, weights * values, 0.0)
+
+
+def normal_equations(design_t, values, weights, products=None):
+    """Normal matrices and right-hand sides of K weighted least-squares problems at once.
+
+    Parameters
+    ----------
+    design_t : ndarray of shape (D, n_rows)
+        Shared (transposed) design matrix, finite.
+    values : ndarray of shape (K, n_rows)
+        Targets; entries with zero weight are ignored (they may be NaN).
+    weights : ndarray of shape (K, n_rows)
+        Non-negative weights, zero for rows that do not take part in problem ``k``.
+    products : ndarray of shape (D (D + 1) / 2, n_rows), optional
+        :func:`pair_products` of ``design_t`` if already computed.
+
+    Returns
+    -------
+    gram : ndarray of shape (K, D, D)
+        ``Y^T diag(w_k) Y``.
+    rhs : ndarray of shape (K, D)
+        ``Y^T diag(w_k) a_k``.
+    """
+    if products is None:
+        products = pair_products(design_t)
+    gram = _symmetric_from_triu(weights @ products.T, design_t.shape[0])
+    rhs = _weighted(values, weights) @ design_t.T
+    return gram, rhs
+
+
+def _equilibrate(gram):
+    d = np.sqrt(np.einsum("kii->ki", gram))
+    d = np.where(d > 0, d, 1.0)
+    return gram / d[:, :, None] / d[:, None, :], d
+
+
+def rank_deficiencies(gram, rcond=1e-10):
+    """Which problems have a (numerically) singular normal matrix, and which terms are involved.
+
+    The normal matrices are first equilibrated (unit diagonal); a problem is rank deficient when its
+    smallest eigenvalue is below ``rcond`` times its largest (a zero column counts too).
+
+    Parameters
+    ----------
+    gram : ndarray of shape (K, D, D)
+    rcond : float
+        Relative eigenvalue threshold.
+
+    Returns
+    -------
+    deficient : dict of int -> list of int
+        Problem index -> design terms with a sizeable share (> 10%) in the near-null direction.
+    """
+    diag = np.einsum("kii->ki", gram)
+    eq, _ = _equilibrate(gram)
+    evals, evecs = np.linalg.eigh(eq)
+    out = {}
+    for k in range(gram.shape[0]):
+        zero_cols = np.flatnonzero(diag[k] <= 0)
+        if zero_cols.size:
+            out[k] = zero_cols.tolist()
+        elif evals[k, 0] <= rcond * evals[k, -1]:
+            v = np.abs(evecs[k, :, 0])
+            out[k] = np.flatnonzero(v > 0.1 * v.max()).tolist()
+    return out
+
+
+@dataclass
+class WLSResult:
+    """Solutions of K weighted least-squares problems.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (K, D)
+    gram_inv : ndarray of shape (K, D, D)
+        ``(Y^T W_k Y)^{-1}``: the coefficient covariance if the weights are exact inverse variances.
+    chi2 : ndarray of shape (K,)
+        Weighted residual sum of squares.
+    n_obs : ndarray of shape (K,)
+        Rows with positive weight.
+    resid : ndarray of shape (K, n_rows)
+        Residuals ``values - fitted`` (NaN where ``values`` is NaN).
+    """
+
+    coef: np.ndarray
+    gram_inv: np.ndarray
+    chi2: np.ndarray
+    n_obs: np.ndarray
+    resid: np.ndarray
+
+
+def solve_many(design_t, values, weights, products=None):
+    """Solve K weighted least-squares problems sharing ``design_t`` (exactly; no rank check).
+
+    Parameters
+    ----------
+    design_t : ndarray of shape (D, n_rows)
+    values : ndarray of shape (K, n_rows)
+    weights : ndarray of shape (K, n_rows)
+        Zero where a value does not take part.
+    products : ndarray, optional
+        :func:`pair_products` of ``design_t``.
+
+    Returns
+    -------
+    result : WLSResult
+
+    Notes
+    -----
+    Call :func:`rank_deficiencies` on the normal matrices first when they may be singular.
+    """
+    gram, rhs = normal_equations(design_t, values, weights, products)
+    return solve_from_normal(design_t, values, weights, gram, rhs)
+
+
+def solve_from_normal(design_t, values, weights, gram, rhs):
+    """Like :func:`solve_many` given the normal matrices and right-hand sides.
+
+    The equilibrated normal equations are solved with a batched solver and inverted (D x D each)
+    for the covariance.
+    """
+    eq, d = _equilibrate(gram)
+    coef = np.linalg.solve(eq, (rhs / d)[:, :, None])[:, :, 0] / d
+    gram_inv = np.linalg.inv(eq) / d[:, :, None] / d[:, None, :]
+    resid = residuals(design_t, values, coef)
+    valid = weights > 0
+    wr = _weighted(resid, weights)
+    chi2 = np.einsum("kn,kn->k", wr, np.where(valid, resid, 0.0))
+    return WLSResult(coef=coef, gram_inv=gram_inv, chi2=chi2, n_obs=valid.sum(axis=1), resid=resid)
+
+
+def residuals(design_t, values, coef):
+    """``values - coef @ design_t`` of shape (K, n_rows) (NaN where ``values`` is NaN)."""
+    return values - coef @ design_t
+
+
+def sandwich_meat(design_t, resid, weights, products=None):
+    """``Y^T diag(w_k^2 r_k^2) Y`` per problem: the middle of the heteroscedasticity-robust covariance.
+
+    Parameters
+    ----------
+    design_t : ndarray of shape (D, n_rows)
+    resid : ndarray of shape (K, n_rows)
+    weights : ndarray of shape (K, n_rows)
+    products : ndarray, optional
+
+    Returns
+    -------
+    meat : ndarray of shape (K, D, D)
+    """
+    if products is None:
+        products = pair_products(design_t)
+    wr = _weighted(resid, weights)
+    return _symmetric_from_triu((wr * wr) @ products.T, design_t.shape[0])

@@ -1,0 +1,674 @@
+"""Radial abundance gradients: the broken-line fit of equation 9 and the radial profile tables.
+
+Section 4.1 of Eilers et al. (2022): the median abundances of the low- and high-alpha disks in 2-kpc
+bins of Galactocentric radius (the paper's Tables 1-3 and Figure 7), and the MCMC fit of a broken
+line ("broken power-law") to the low-alpha [Fe/H] profile (equation 9, Figure 8).
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+
+import emcee
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._kernels import broken_line as _bl
+from ._validation import check_finite_column, check_positive_column, column_index, require_columns
+
+__all__ = [
+    "BrokenPowerLawRegressor",
+    "radial_abundance_profile",
+    "write_profile_ecsv",
+    "MEDIAN_EFFICIENCY",
+    "PAPER_RADIUS_BINS",
+]
+
+#: ``sqrt(pi / 2)``: the standard error of the median of N Gaussian draws is ``1.253 sigma /
+#: sqrt(N)``.
+MEDIAN_EFFICIENCY = float(np.sqrt(np.pi / 2.0))
+
+#: Bin edges (kpc) of the paper's radial profiles: 2-kpc bins centred on 1, 3, ..., 21 kpc.
+PAPER_RADIUS_BINS = np.arange(0.0, 23.0, 2.0)
+
+# Upper bound on the number of (posterior sample x radius) model evaluations held at once in
+# predict.
+_PREDICT_CHUNK_ELEMENTS = 2**21
+# Number of candidate knees in the least-squares scan that starts the walkers.
+_N_KNEE_GRID = 400
+
+
+class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
+    """Broken-line fit of an abundance against Galactocentric radius, sampled with emcee (eq. 9).
+
+    The model of an abundance ``y`` (dex) against radius ``R`` (kpc) is ``y = m1 R + b`` for
+    ``R <= k`` and ``y = (m1 k + b) + m2 (R - k)`` for ``R > k``, with a Gaussian likelihood whose
+    variance is ``sigma_i**2`` (the per-point uncertainty passed to :meth:`fit`), plus ``s**2`` when
+    an intrinsic scatter ``s`` is fitted. The priors are uniform in ``m1, m2, b, k`` and in ``ln s``
+    within the bounds below. The walkers start in a small ball around a weighted least-squares fit
+    whose knee is found by scanning a grid of knees over the prior range of ``k`` within the data.
+
+    Parameters
+    ----------
+    n_walkers : int, default=32
+        Number of emcee walkers; at least twice the number of parameters (4, or 5 with scatter).
+    n_steps : int, default=5000
+        Number of steps every walker takes (including burn-in).
+    burn_in : int, default=1000
+        Steps discarded from the start of every walker's chain.
+    thin : int, default=10
+        Keep every ``thin``-th step after burn-in. The posterior sample has
+        ``n_walkers * ceil((n_steps - burn_in) / thin)`` rows.
+    m1_bounds, m2_bounds : tuple of float, default=(-1.0, 1.0)
+        Uniform-prior bounds of the inner and outer slopes (dex/kpc).
+    b_bounds : tuple of float, default=(-5.0, 5.0)
+        Uniform-prior bounds of the value of the inner line at ``R = 0`` (dex).
+    k_bounds : tuple of float or None, default=None
+        Uniform-prior bounds of the knee (kpc); ``None`` means the range of the radii passed to
+        :meth:`fit`.
+    intrinsic_scatter : {"auto"} or bool, default="auto"
+        Whether to fit an intrinsic scatter ``s`` (dex), a fifth parameter sampled as ``ln s``.
+        ``"auto"`` fits it exactly when ``sigma`` is not given (the scatter is then the whole noise
+        model); with ``sigma`` given, e.g. the uncertainties of binned medians, it is not fitted.
+    ln_scatter_bounds : tuple of float, default=(-10.0, 2.0)
+        Uniform-prior bounds of ``ln s`` (``s`` in dex).
+    init_scale : float, default=1e-4
+        Standard deviation of the initial walker ball around the least-squares start, as a fraction
+        of the width of every parameter's prior range.
+    autocorr_tol : float, default=50
+        Warn (:class:`~sklearn.exceptions.ConvergenceWarning`) when the post-burn-in chain is
+        shorter than ``autocorr_tol`` integrated autocorrelation times of any parameter (emcee's
+        criterion for a reliable autocorrelation estimate).
+    radius_column : None, int or str, default=None
+        Which column of ``X`` holds the radius R (kpc). ``None``: ``X`` must have exactly one
+        column. An int selects a column by position and a str by name (``X`` a DataFrame); the other
+        columns are then ignored, so the regressor can be given a whole catalogue.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial walker ball and emcee's own generator, making the chain reproducible; the
+        global numpy random state is not touched.
+    verbose : int, default=0
+        Show emcee's progress bar when truthy.
+
+    Attributes
+    ----------
+    m1_, m2_ : float
+        Posterior medians of the inner and outer slopes (dex/kpc).
+    b_ : float
+        Posterior median of the inner line's value at ``R = 0`` (dex).
+    k_ : float
+        Posterior median of the knee (kpc).
+    samples_ : ndarray of shape (n_samples, 4)
+        Posterior samples after burn-in and thinning, columns ``(m1, m2, b, k)``.
+    scatter_samples_ : ndarray of shape (n_samples,) or None
+        Posterior samples of the intrinsic scatter ``s`` (dex), aligned with ``samples_``; ``None``
+        when no scatter is fitted.
+    scatter_ : float or None
+        Posterior median of ``s`` (dex), or ``None``.
+    summary_ : pandas.DataFrame
+        One row per parameter (``m1, m2, b, k`` and ``scatter`` when fitted) with columns
+        ``median``, ``p16``, ``p84`` (16th and 84th percentiles), ``err_minus = median - p16``,
+        ``err_plus = p84 - median`` and ``std`` (posterior standard deviation); units as above.
+    fit_scatter_ : bool
+        Whether the intrinsic scatter was fitted.
+    k_bounds_ : tuple of float
+        The knee prior bounds used (kpc).
+    theta_start_ : ndarray of shape (n_params,)
+        The least-squares starting point ``(m1, m2, b, k[, ln s])``.
+    acceptance_fraction_ : ndarray of shape (n_walkers,)
+        Fraction of accepted proposals of every walker (about 0.2-0.5 is healthy).
+    autocorr_time_ : ndarray of shape (n_params,)
+        Integrated autocorrelation time (steps) of ``(m1, m2, b, k[, ln s])`` on the post-burn-in
+        chain.
+    n_features_in_ : int
+        Number of columns of ``X`` (1 unless ``radius_column`` selects one of several).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the columns of ``X`` when it was a DataFrame with string column names.
+
+    See Also
+    --------
+    radial_abundance_profile : The binned median profiles this estimator is usually fitted to.
+
+    Notes
+    -----
+    ``sigma`` reaches :meth:`fit` through scikit-learn's metadata routing; it is requested by
+    default (a per-point uncertainty is part of this model's likelihood), so
+    ``GridSearchCV(...).fit(X, y, sigma=err)`` and ``cross_val_score(..., params={"sigma": err})``
+    slice and route it with no further set-up; ``set_fit_request(sigma=False)`` opts out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_selfcal.gradients import BrokenPowerLawRegressor
+    >>> R = np.arange(1.0, 22.0, 2.0)
+    >>> y = 0.41 - 0.057 * np.minimum(R, 14.5) - 0.019 * np.maximum(R - 14.5, 0)
+    >>> reg = BrokenPowerLawRegressor(random_state=0)
+    >>> reg = reg.fit(R[:, None], y, sigma=np.full(R.size, 0.01))
+    >>> round(reg.m1_, 2), round(reg.k_)
+    (-0.06, 15)
+    """
+
+    __metadata_request__fit = {"sigma": True}
+
+    def __init__(
+        self,
+        *,
+        n_walkers=32,
+        n_steps=5000,
+        burn_in=1000,
+        thin=10,
+        m1_bounds=(-1.0, 1.0),
+        m2_bounds=(-1.0, 1.0),
+        b_bounds=(-5.0, 5.0),
+        k_bounds=None,
+        intrinsic_scatter="auto",
+        ln_scatter_bounds=(-10.0, 2.0),
+        init_scale=1e-4,
+        autocorr_tol=50,
+        radius_column=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_walkers = n_walkers
+        self.n_steps = n_steps
+        self.burn_in = burn_in
+        self.thin = thin
+        self.m1_bounds = m1_bounds
+        self.m2_bounds = m2_bounds
+        self.b_bounds = b_bounds
+        self.k_bounds = k_bounds
+        self.intrinsic_scatter = intrinsic_scatter
+        self.ln_scatter_bounds = ln_scatter_bounds
+        self.init_scale = init_scale
+        self.autocorr_tol = autocorr_tol
+        self.radius_column = radius_column
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        return tags
+
+    # ------------------------------------------------------------------ validation helpers
+
+    def _validate_hyperparameters(self):
+        def _int(name, minimum):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, numbers.Integral)
+                or isinstance(value, bool)
+                or value < minimum
+            ):
+                raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+
+        _int("n_steps", 2)
+        _int("burn_in", 0)
+        _int("thin", 1)
+        if self.burn_in >= self.n_steps:
+            raise ValueError(
+                f"burn_in ({self.burn_in}) must be smaller than n_steps ({self.n_steps})"
+            )
+        if self.intrinsic_scatter != "auto" and not isinstance(
+            self.intrinsic_scatter, (bool, np.bool_)
+        ):
+            raise ValueError(
+                f"intrinsic_scatter must be 'auto', True or False; got {self.intrinsic_scatter!r}"
+            )
+        for name in ("m1_bounds", "m2_bounds", "b_bounds", "ln_scatter_bounds", "k_bounds"):
+            value = getattr(self, name)
+            if not (name == "k_bounds" and value is None):
+                _as_bounds(value, name)
+        if not (np.isfinite(self.init_scale) and self.init_scale > 0):
+            raise ValueError(f"init_scale must be a positive number; got {self.init_scale!r}")
+        if not (np.isfinite(self.autocorr_tol) and self.autocorr_tol > 0):
+            raise ValueError(f"autocorr_tol must be a positive number; got {self.autocorr_tol!r}")
+
+    def _validate_X(self, X, *, reset, y=None):
+        if reset:
+            X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        else:
+            X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X[:, self._radius_index(X.shape[1])], y
+
+    def _radius_index(self, n_columns):
+        """Position of the radius column in ``X`` (errors name what is wrong)."""
+        col = self.radius_column
+        if col is None:
+            if n_columns != 1:
+                raise ValueError(
+                    "X must have exactly one column, the Galactocentric radius R (kpc); got an "
+                    f"array with {n_columns} columns (set radius_column to pick one of them)"
+                )
+            return 0
+        if isinstance(col, str):
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                raise ValueError(
+                    f"radius_column={col!r} names a column but X has no column names; pass a "
+                    "DataFrame or give the column's position"
+                )
+            return column_index(names, col, what="BrokenPowerLawRegressor radius_column")
+        if isinstance(col, numbers.Integral) and not isinstance(col, bool) and -n_columns <= col < n_columns:
+            return int(col) % n_columns
+        raise ValueError(
+            f"radius_column must be None, a column name or a position in [0, {n_columns}); got {col!r}"
+        )
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y, sigma=None):
+        """Sample the posterior of ``(m1, m2, b, k)`` (and ``s``) given radii and abundances.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_points, 1)
+            Galactocentric radius R (kpc), e.g. bin centres of a radial profile.
+        y : array-like of shape (n_points,)
+            Abundance (dex), e.g. the median [Fe/H] of each bin.
+        sigma : array-like of shape (n_points,), default=None
+            Uncertainty of every ``y`` (dex, positive), e.g. ``1.253 std / sqrt(N)`` of a binned
+            median. Routed by metadata routing (requested by default). With ``None`` the noise is
+            modelled by the intrinsic scatter alone (requires ``intrinsic_scatter`` "auto" or True).
+
+        Returns
+        -------
+        self : BrokenPowerLawRegressor
+            The fitted estimator.
+        """
+        self._validate_hyperparameters()
+        R, y = self._validate_X(X, reset=True, y=y)
+        n = R.size
+        sigma = _validate_sigma(sigma, n)
+        n_distinct = np.unique(R).size
+        if n_distinct < 4:
+            raise ValueError(
+                "a broken line (m1, m2, b, k) needs at least 4 distinct radii in X; got "
+                f"{n_distinct} distinct value(s) among n_samples = {n}"
+            )
+        fit_scatter = (
+            sigma is None if self.intrinsic_scatter == "auto" else bool(self.intrinsic_scatter)
+        )
+        if sigma is None and not fit_scatter:
+            raise ValueError(
+                "sigma is None and intrinsic_scatter=False leaves no noise model; pass sigma (dex) "
+                "or set intrinsic_scatter='auto' or True"
+            )
+        n_params = 5 if fit_scatter else 4
+        if not isinstance(self.n_walkers, numbers.Integral) or self.n_walkers < 2 * n_params:
+            raise ValueError(
+                f"n_walkers must be an integer >= 2 * n_params = {2 * n_params} "
+                f"(emcee's stretch move); got {self.n_walkers!r}"
+            )
+
+        bounds = self._prior_bounds(R, fit_scatter)
+        theta0 = self._least_squares_start(R, y, sigma, bounds, fit_scatter)
+        rng = check_random_state(self.random_state)
+        chain = self._sample(R, y, sigma, bounds, theta0, fit_scatter, rng)
+
+        self.samples_ = np.ascontiguousarray(chain[:, :4])
+        self.fit_scatter_ = fit_scatter
+        self.scatter_samples_ = np.exp(chain[:, 4]) if fit_scatter else None
+        self.k_bounds_ = tuple(float(v) for v in bounds[3])
+        self.theta_start_ = theta0
+        self.m1_, self.m2_, self.b_, self.k_ = (float(v) for v in np.median(self.samples_, axis=0))
+        self.scatter_ = float(np.median(self.scatter_samples_)) if fit_scatter else None
+        self.summary_ = self._summary()
+        return self
+
+    def _prior_bounds(self, R, fit_scatter):
+        """Uniform-prior bounds, shape (n_params, 2); the knee's default is the range of R."""
+        k_bounds = (R.min(), R.max()) if self.k_bounds is None else self.k_bounds
+        bounds = [self.m1_bounds, self.m2_bounds, self.b_bounds, k_bounds]
+        names = ["m1_bounds", "m2_bounds", "b_bounds", "k_bounds"]
+        if fit_scatter:
+            bounds.append(self.ln_scatter_bounds)
+            names.append("ln_scatter_bounds")
+        return np.array(
+            [_as_bounds(b, name) for b, name in zip(bounds, names, strict=True)], dtype=float
+        )
+
+    def _sample(self, R, y, sigma, bounds, theta0, fit_scatter, rng):
+        """Run emcee from a small ball around ``theta0``; return the flat, thinned, burnt-in chain.
+
+        Sets ``acceptance_fraction_`` and ``autocorr_time_``; the sampler is discarded.
+        """
+        n_params = bounds.shape[0]
+        width = bounds[:, 1] - bounds[:, 0]
+        p0 = theta0 + self.init_scale * width * rng.standard_normal((self.n_walkers, n_params))
+        p0 = np.clip(p0, bounds[:, 0] + 1e-6 * width, bounds[:, 1] - 1e-6 * width)
+        sampler = emcee.EnsembleSampler(
+            self.n_walkers,
+            n_params,
+            _bl.log_prob,
+            kwargs=dict(
+                R=R,
+                y=y,
+                sigma=np.zeros_like(R) if sigma is None else sigma,
+                bounds=bounds,
+                scatter=fit_scatter,
+            ),
+            vectorize=True,
+        )
+        # emcee draws from its own numpy RandomState; seed it from ours (global state untouched).
+        sampler.random_state = np.random.RandomState(
+            rng.randint(np.iinfo(np.int32).max)
+        ).get_state()
+        sampler.run_mcmc(p0, self.n_steps, progress=bool(self.verbose))
+        self.acceptance_fraction_ = np.array(sampler.acceptance_fraction, dtype=float)
+        self.autocorr_time_ = self._autocorr(sampler.get_chain(discard=self.burn_in))
+        return sampler.get_chain(discard=self.burn_in, thin=self.thin, flat=True)
+
+    @staticmethod
+    def _least_squares_start(R, y, sigma, bounds, fit_scatter):
+        """Least-squares ``(m1, m2, b, k[, ln s])``, the knee scanned within the prior and the data.
+
+        The knee grid spans the prior range of ``k`` within the second-smallest and second-largest
+        distinct radius (so both segments hold data); the starting scatter is the residual rms in
+        excess of the given uncertainties.
+        """
+        distinct = np.unique(R)
+        lo = max(bounds[3, 0], distinct[1])
+        hi = min(bounds[3, 1], distinct[-2])
+        if not lo < hi:  # the knee prior lies (mostly) outside the data: scan the prior itself
+            lo, hi = bounds[3]
+        k_grid = np.linspace(lo, hi, _N_KNEE_GRID + 2)[1:-1]
+        weights_sigma = np.ones_like(R) if sigma is None else sigma
+        theta0, _ = _bl.least_squares_start(R, y, weights_sigma, k_grid)
+        if fit_scatter:
+            resid = y - _bl.broken_line(R, *theta0)
+            excess = np.mean(resid**2) - (0.0 if sigma is None else np.mean(sigma**2))
+            theta0 = np.append(theta0, 0.5 * np.log(max(excess, 1e-12)))
+        width = bounds[:, 1] - bounds[:, 0]
+        return np.clip(theta0, bounds[:, 0] + 0.01 * width, bounds[:, 1] - 0.01 * width)
+
+    def _autocorr(self, chain):
+        """Integrated autocorrelation time per parameter, warning when the chain is too short."""
+        n_kept = chain.shape[0]
+        # tol=0 turns emcee's own check (which raises or logs) off; the check is done here instead.
+        tau = emcee.autocorr.integrated_time(chain, tol=0, quiet=True)
+        if np.any(self.autocorr_tol * tau > n_kept) or not np.all(np.isfinite(tau)):
+            names = list(_bl.PARAMETER_NAMES) + ["ln_s"]
+            worst = int(np.nanargmax(tau)) if np.any(np.isfinite(tau)) else 0
+            warnings.warn(
+                f"the post-burn-in chain ({n_kept} steps) is shorter than autocorr_tol="
+                f"{self.autocorr_tol} autocorrelation times (largest: {tau[worst]:.1f} steps for "
+                f"{names[worst]}); the autocorrelation estimate and the posterior summaries may be "
+                "unreliable: increase n_steps",
+                ConvergenceWarning,
+                stacklevel=4,  # _autocorr <- _sample <- fit <- the caller
+            )
+        return tau
+
+    def _summary(self):
+        names = list(_bl.PARAMETER_NAMES)
+        samples = self.samples_
+        if self.fit_scatter_:
+            names.append("scatter")
+            samples = np.column_stack([samples, self.scatter_samples_])
+        p16, p50, p84 = np.percentile(samples, [16, 50, 84], axis=0)
+        summary = pd.DataFrame(
+            {
+                "median": p50,
+                "p16": p16,
+                "p84": p84,
+                "err_minus": p50 - p16,
+                "err_plus": p84 - p50,
+                "std": samples.std(axis=0, ddof=1),
+            },
+            index=pd.Index(names, name="parameter"),
+        )
+        return summary
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(self, X, return_std=False):
+        """Posterior predictive mean (and standard deviation) of the abundance at radii ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_points, 1)
+            Galactocentric radius R (kpc).
+        return_std : bool, default=False
+            Also return the posterior predictive standard deviation.
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_points,)
+            Mean of equation 9 over the posterior samples (dex).
+        y_std : ndarray of shape (n_points,)
+            Only with ``return_std``: standard deviation over the posterior samples of the model
+            line (dex), with the intrinsic scatter added in quadrature (mean of ``s**2``) when it
+            was fitted. Measurement errors of new points are not included.
+
+        Notes
+        -----
+        The samples are evaluated in chunks of radii so that memory stays bounded (about
+        ``2**21`` model values at a time) for any number of samples and radii.
+        """
+        check_is_fitted(self, "samples_")
+        R, _ = self._validate_X(X, reset=False)
+        n_samples = self.samples_.shape[0]
+        chunk = max(1, _PREDICT_CHUNK_ELEMENTS // n_samples)
+        mean = np.empty(R.size)
+        std = np.empty(R.size) if return_std else None
+        for start in range(0, R.size, chunk):
+            lines = _bl.broken_line_batch(self.samples_, R[start : start + chunk])
+            mean[start : start + chunk] = lines.mean(axis=0)
+            if return_std:
+                std[start : start + chunk] = lines.std(axis=0)
+        if not return_std:
+            return mean
+        if self.fit_scatter_:
+            std = np.sqrt(std**2 + np.mean(self.scatter_samples_**2))
+        return mean, std
+
+
+def _validate_sigma(sigma, n):
+    """``sigma`` as a float array of shape (n,), finite and positive (errors name it), or None."""
+    if sigma is None:
+        return None
+    sigma = np.asarray(sigma, dtype=float)
+    if sigma.ndim != 1 or sigma.shape[0] != n:
+        raise ValueError(
+            f"sigma must have shape (n_points,) = ({n},) like y; got shape {sigma.shape}"
+        )
+    check_finite_column(sigma, "sigma")
+    return check_positive_column(sigma, "sigma")
+
+
+def _as_bounds(value, name):
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a pair (lower, upper) of numbers; got {value!r}"
+        ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"{name} must be finite with lower < upper; got {value!r}")
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------- radial profiles
+
+
+def radial_abundance_profile(
+    frame,
+    columns,
+    *,
+    radius="R",
+    bins=PAPER_RADIUS_BINS,
+    split="ALPHA_M",
+    split_value=0.12,
+    min_stars=4,
+):
+    """Median abundances in bins of Galactocentric radius, for all, low-alpha and high-alpha stars.
+
+    The paper's Tables 1-3 and Figure 7: in every radial bin, the median of every abundance with the
+    uncertainty of the median ``1.253 * std / sqrt(N)`` (``1.253 = sqrt(pi / 2)``; ``std`` is the
+    sample standard deviation, ``ddof=1``, of the N stars in the bin with a finite value of that
+    abundance).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per star; not modified.
+    columns : list of str
+        Abundance columns (dex), e.g. ``["FE_H_NEW", "MG_FE_NEW"]`` (the calibrator's output) or the
+        raw APOGEE names ``["FE_H", "MG_FE"]``. NaN values are excluded column by column.
+    radius : str, default="R"
+        Column of Galactocentric radius (kpc); must be finite for every star.
+    bins : array-like of float, default=PAPER_RADIUS_BINS
+        Increasing bin edges (kpc); bins are ``[edge_i, edge_{i+1})``. The default, edges
+        0, 2, ..., 22 kpc, gives the paper's bins centred on 1, 3, ..., 21 kpc.
+    split : str or None, default="ALPHA_M"
+        Column used to split the populations ([alpha/M], dex); ``None`` gives only ``"all"``.
+    split_value : float, default=0.12
+        Low-alpha stars have ``split < split_value``, high-alpha stars ``split >= split_value``
+        (dex). Stars with NaN in ``split`` count in ``"all"`` only.
+    min_stars : int, default=4
+        Bins with fewer finite values of an abundance than this get NaN median and uncertainty for
+        that abundance (4 matches the paper's maps, which show bins with more than 3 stars).
+
+    Returns
+    -------
+    profile : pandas.DataFrame
+        One row per (population, bin), populations in the order ``"all"``, ``"low_alpha"``,
+        ``"high_alpha"``, every bin present even if empty. Columns: ``population``; ``R`` (bin
+        centre, kpc), ``R_MIN``, ``R_MAX`` (bin edges, kpc); ``R_MEDIAN`` (median radius of the
+        bin's stars, kpc); ``N_STARS`` (stars of the population in the bin); and for every abundance
+        column ``X``: ``X`` (median, dex), ``X_ERR`` (uncertainty of the median, dex) and ``X_N``
+        (stars with a finite ``X``). ``profile.attrs`` records ``radius``, ``split``,
+        ``split_value``, ``bins`` and ``min_stars``, and :func:`write_profile_ecsv` writes them as
+        table metadata.
+
+    Raises
+    ------
+    KeyError
+        If a requested column is missing (the message names it).
+    ValueError
+        If the radius is not finite for some star, or ``bins`` is not increasing.
+    """
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    if not columns:
+        raise ValueError("columns must name at least one abundance column")
+    required = [radius, *columns] + ([split] if split is not None else [])
+    require_columns(frame.columns, required, what="radial_abundance_profile")
+    edges = np.asarray(bins, dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+        raise ValueError(f"bins must be at least two increasing edges (kpc); got {bins!r}")
+    if not (isinstance(min_stars, numbers.Integral) and min_stars >= 2):
+        raise ValueError(
+            f"min_stars must be an integer >= 2 (a standard deviation needs 2); got {min_stars!r}"
+        )
+
+    R = check_finite_column(frame[radius].to_numpy(dtype=float), radius)
+    n_bins = edges.size - 1
+    which = np.digitize(R, edges) - 1  # bin index, -1 or n_bins outside
+    in_range = (which >= 0) & (which < n_bins)
+
+    populations = {"all": np.ones(R.size, dtype=bool)}
+    if split is not None:
+        alpha = frame[split].to_numpy(dtype=float)
+        populations["low_alpha"] = alpha < split_value
+        populations["high_alpha"] = alpha >= split_value
+
+    values = frame[columns].to_numpy(dtype=float)
+    parts = []
+    for name, member in populations.items():
+        sel = member & in_range
+        part = {
+            "population": np.full(n_bins, name, dtype=object),
+            "R": 0.5 * (edges[:-1] + edges[1:]),
+            "R_MIN": edges[:-1],
+            "R_MAX": edges[1:],
+            "R_MEDIAN": np.full(n_bins, np.nan),
+            "N_STARS": np.bincount(which[sel], minlength=n_bins),
+        }
+        stats = np.full((3, len(columns), n_bins), np.nan)  # median, err, n
+        for i in range(n_bins):
+            rows = sel & (which == i)
+            if rows.any():
+                part["R_MEDIAN"][i] = np.median(R[rows])
+            stats[:, :, i] = _median_with_error(values[rows], min_stars)
+        for j, col in enumerate(columns):
+            part[col] = stats[0, j]
+            part[f"{col}_ERR"] = stats[1, j]
+            part[f"{col}_N"] = stats[2, j].astype(int)
+        parts.append(pd.DataFrame(part))
+    profile = pd.concat(parts, ignore_index=True)
+    profile.attrs.update(
+        radius=radius,
+        split=split,
+        split_value=float(split_value),
+        bins=edges.tolist(),
+        min_stars=int(min_stars),
+        columns=columns,
+        uncertainty="1.253 * std(ddof=1) / sqrt(N), N = stars with a finite value in the bin",
+    )
+    return profile
+
+
+def _median_with_error(values, min_stars):
+    """Per-column median, ``1.253 std / sqrt(N)`` and N of an (n_stars, n_columns) block.
+
+    NaNs are excluded column by column; columns with fewer than ``min_stars`` values get NaN.
+    """
+    n = np.sum(np.isfinite(values), axis=0)
+    out = np.full((3, values.shape[1]), np.nan)
+    out[2] = n
+    enough = n >= min_stars
+    if enough.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            block = values[:, enough]
+            out[0, enough] = np.nanmedian(block, axis=0)
+            out[1, enough] = (
+                MEDIAN_EFFICIENCY * np.nanstd(block, axis=0, ddof=1) / np.sqrt(n[enough])
+            )
+    return out
+
+
+def write_profile_ecsv(profile, path):
+    """Write a radial profile table as ECSV with units and the binning in the metadata.
+
+    Parameters
+    ----------
+    profile : pandas.DataFrame
+        Output of :func:`radial_abundance_profile`; not modified.
+    path : str or path-like
+        Destination ``.ecsv`` file, written atomically (:func:`sklearn_selfcal.io.write_table`): an
+        existing file is replaced, an interrupted write never leaves a half-written table.
+
+    Returns
+    -------
+    path : str
+        The path written.
+
+    Notes
+    -----
+    Units: ``R``, ``R_MIN``, ``R_MAX``, ``R_MEDIAN`` in kpc; every abundance and ``*_ERR`` column in
+    dex; counts unitless. ``profile.attrs`` (radius column, split, bins, uncertainty definition)
+    goes to the ECSV metadata. Read back with ``astropy.table.Table.read(path)`` or
+    :func:`sklearn_selfcal.io.read_catalogue`.
+    """
+    from .io import write_table
+
+    units = {name: "kpc" for name in ("R", "R_MIN", "R_MAX", "R_MEDIAN") if name in profile.columns}
+    for col in profile.attrs.get("columns", []):
+        units.update({name: "dex" for name in (col, f"{col}_ERR") if name in profile.columns})
+    meta = dict(profile.attrs)
+    meta["description"] = (
+        "Median abundances in bins of Galactocentric radius (Eilers et al. 2022, Tables 1-3); "
+        "uncertainty of the median = 1.253 std / sqrt(N)"
+    )
+    path = os.fspath(path)
+    write_table(profile, path, units=units, meta=meta)
+    return path

@@ -1,0 +1,263 @@
+"""The paper's sample cuts (section 3) and the training filter (section 3.2) as boolean masks.
+
+Every cut is a function of a table with named columns (a DataFrame, or any mapping of column name to
+array) that returns one boolean per row; nothing is dropped or reordered, and the input is never
+modified.  :func:`disk_sample_cuts` and :func:`bounds_cuts` return one boolean column per cut so that
+:func:`cut_counts` can report how many stars each cut removes (alone and in sequence);
+:func:`disk_sample_mask` and :func:`training_mask` return the combined mask.
+
+Why masks and not a transformer that drops rows: a scikit-learn ``Pipeline`` passes every row of
+``X`` (and of ``y`` and of any per-star metadata) from step to step, so a step that removed rows
+would silently misalign them.  There are therefore two supported uses:
+
+- select the analysis sample *before* the pipeline, ``frame[disk_sample_mask(frame)]`` (the paper's
+  48,853-star disk sample is selected once, before anything is fitted);
+- select the *training* stars *inside* an estimator, at fit time only: ``NuisanceCalibrator``'s
+  ``training_filter`` takes the paper's bounds (``"paper"``, the default, i.e.
+  :data:`PAPER_TRAINING_BOUNDS`), any mapping of column -> (low, high), or a callable such as
+  ``functools.partial(training_mask, bounds=...)`` returning a mask; ``transform`` still returns a
+  row for every input row.
+
+Units: kpc for ``x``, ``z`` and ``R`` (Galactocentric, the paper's frame), km/s for ``v_z``,
+kpc km/s for the actions, dex for ``LOGG``.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from ._validation import require_columns
+
+__all__ = [
+    "PAPER_TRAINING_BOUNDS",
+    "within_bounds",
+    "bounds_cuts",
+    "training_mask",
+    "disk_sample_cuts",
+    "disk_sample_mask",
+    "cut_counts",
+]
+
+#: The paper's training filter (section 3.2): strict bounds ``low < value < high`` per column
+#: (``None`` = unbounded): 0 < J_R < 400, -5000 < L_z < 1000, 0 < J_z < 100 (kpc km/s), and x < 0 kpc
+#: (stars behind the Galactic centre are left out).  Read-only.
+PAPER_TRAINING_BOUNDS = MappingProxyType({
+    "J_R": (0.0, 400.0),
+    "L_z": (-5000.0, 1000.0),
+    "J_z": (0.0, 100.0),
+    "x": (None, 0.0),
+})
+
+
+def within_bounds(values, low=None, high=None):
+    """``low < values < high`` elementwise (strict; ``None`` = unbounded; NaN is outside).
+
+    Parameters
+    ----------
+    values : array-like of float
+    low, high : float or None
+
+    Returns
+    -------
+    mask : ndarray of bool
+    """
+    values = np.asarray(values, dtype=float)
+    mask = ~np.isnan(values)
+    if low is not None:
+        mask &= values > low
+    if high is not None:
+        mask &= values < high
+    return mask
+
+
+def _column(X, name):
+    col = X[name]
+    if isinstance(col, pd.Series):
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    return np.asarray(col, dtype=float)
+
+
+def _index(X):
+    if isinstance(X, pd.DataFrame):
+        return X.index
+    first = next(iter(X.values()))
+    return pd.RangeIndex(len(first))
+
+
+def _columns_of(X):
+    return list(X.columns) if isinstance(X, pd.DataFrame) else list(X.keys())
+
+
+def _fmt(v):
+    return f"{v:g}"
+
+
+def bounds_cuts(X, bounds=PAPER_TRAINING_BOUNDS):
+    """One boolean column per bounded column: ``low < X[column] < high``.
+
+    Parameters
+    ----------
+    X : DataFrame or mapping of str -> array-like
+        Table holding the bounded columns (units as in ``bounds``).
+    bounds : mapping of str -> (float or None, float or None), default PAPER_TRAINING_BOUNDS
+        Strict lower and upper bound per column, ``None`` for unbounded.
+
+    Returns
+    -------
+    cuts : DataFrame of bool, shape (n_rows, len(bounds))
+        Columns named as the bounded columns, index of ``X``; ``cuts.attrs["conditions"]`` maps each
+        to a readable condition such as ``"0 < J_R < 400"``.
+
+    Raises
+    ------
+    KeyError
+        Naming the bounded columns absent from ``X``.
+    """
+    require_columns(_columns_of(X), list(bounds), what="bounds_cuts")
+    cuts, conditions = {}, {}
+    for name, (low, high) in bounds.items():
+        cuts[name] = within_bounds(_column(X, name), low, high)
+        conditions[name] = " ".join(
+            ([_fmt(low), "<"] if low is not None else []) + [name]
+            + (["<", _fmt(high)] if high is not None else [])
+        )
+    out = pd.DataFrame(cuts, index=_index(X))
+    out.attrs["conditions"] = conditions
+    return out
+
+
+def training_mask(X, bounds=PAPER_TRAINING_BOUNDS):
+    """Stars inside all ``bounds`` (default: the paper's training filter).
+
+    Parameters
+    ----------
+    X : DataFrame or mapping of str -> array-like
+    bounds : mapping of str -> (low, high), default PAPER_TRAINING_BOUNDS
+        See :func:`bounds_cuts`.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (n_rows,)
+    """
+    return bounds_cuts(X, bounds).to_numpy().all(axis=1)
+
+
+def disk_sample_cuts(X, *, z_max=1.0, wedge_angle=6.0, vz_max=100.0, logg_max=2.2,
+                     exclude_ids=None, z_column="z", R_column="R", vz_column="v_z",
+                     logg_column="LOGG", id_column="APOGEE_ID"):
+    """The paper's disk-sample cuts (section 3), one boolean column per cut.
+
+    Parameters
+    ----------
+    X : DataFrame or mapping of str -> array-like
+        Needs ``z_column`` and ``R_column`` (Galactocentric height and cylindrical radius, kpc),
+        ``vz_column`` (km/s), ``logg_column`` (dex) and, when ``exclude_ids`` is given, ``id_column``.
+    z_max : float, default 1.0
+        Disk cut: keep ``|z| <= z_max`` (kpc) ...
+    wedge_angle : float, default 6.0
+        ... or inside the wedge ``|z| <= R tan(wedge_angle)`` opening from the Galactic centre
+        (degrees), which follows the flaring outer disk.  ``None`` disables the wedge.
+    vz_max : float, default 100.0
+        Keep ``|v_z| < vz_max`` (km/s) to remove halo stars.  The paper writes ``v_z < 100``; the cut
+        is applied to the absolute value here.
+    logg_max : float, default 2.2
+        Keep ``LOGG <= logg_max`` (dex): giants more luminous than the red clump.
+    exclude_ids : iterable of str, optional
+        IDs to remove (the paper removes 77 omega Cen members).  Compared after stripping
+        surrounding blanks, since FITS string columns are blank-padded.
+    z_column, R_column, vz_column, logg_column, id_column : str
+        Column names (defaults: the names ``ActionTransformer`` and APOGEE allStar use).
+
+    Returns
+    -------
+    cuts : DataFrame of bool
+        Columns ``"disk"``, ``"v_z"``, ``"logg"`` and, when ``exclude_ids`` is given,
+        ``"exclude_ids"``; index of ``X``.  Any NaN input fails its cut.
+        ``cuts.attrs["conditions"]`` holds readable conditions.
+
+    Raises
+    ------
+    KeyError
+        Naming the needed columns absent from ``X``.
+    """
+    needed = [z_column, R_column, vz_column, logg_column]
+    if exclude_ids is not None:
+        needed.append(id_column)
+    require_columns(_columns_of(X), needed, what="disk_sample_cuts")
+    z = np.abs(_column(X, z_column))
+    disk = z <= z_max
+    disk_cond = f"|{z_column}| <= {_fmt(z_max)} kpc"
+    if wedge_angle is not None:
+        R = _column(X, R_column)
+        disk |= z <= R * np.tan(np.deg2rad(wedge_angle))
+        disk_cond += f" or |{z_column}| <= {R_column} tan({_fmt(wedge_angle)} deg)"
+    cuts = {
+        "disk": disk,
+        "v_z": np.abs(_column(X, vz_column)) < vz_max,
+        "logg": _column(X, logg_column) <= logg_max,
+    }
+    conditions = {
+        "disk": disk_cond,
+        "v_z": f"|{vz_column}| < {_fmt(vz_max)} km/s",
+        "logg": f"{logg_column} <= {_fmt(logg_max)}",
+    }
+    if exclude_ids is not None:
+        excluded = {str(i).strip() for i in exclude_ids}
+        ids = pd.Series(np.asarray(X[id_column], dtype=object)).astype(str).str.strip()
+        cuts["exclude_ids"] = ~ids.isin(excluded).to_numpy()
+        conditions["exclude_ids"] = f"{id_column} not among {len(excluded)} excluded IDs"
+    out = pd.DataFrame(cuts, index=_index(X))
+    out.attrs["conditions"] = conditions
+    return out
+
+
+def disk_sample_mask(X, **kwargs):
+    """Stars passing every cut of :func:`disk_sample_cuts` (same keyword arguments).
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (n_rows,)
+    """
+    return disk_sample_cuts(X, **kwargs).to_numpy().all(axis=1)
+
+
+def cut_counts(*cuts):
+    """How many rows each cut keeps and removes, alone and applied in column order.
+
+    Parameters
+    ----------
+    *cuts : DataFrame of bool
+        One or more outputs of :func:`disk_sample_cuts` or :func:`bounds_cuts` (aligned rows), e.g.
+        ``cut_counts(disk_sample_cuts(frame), bounds_cuts(frame))``; applied in the order given.
+
+    Returns
+    -------
+    counts : DataFrame
+        Indexed by cut, with columns ``condition``, ``n_pass`` and ``n_fail`` (the cut alone),
+        ``n_removed`` (rows this cut removes after the previous ones) and ``n_remaining``
+        (rows left after this and all previous cuts).  A last row ``"all"`` gives the total.
+    """
+    conditions = {}
+    for c in cuts:
+        conditions.update(c.attrs.get("conditions", {}))
+    cuts = pd.concat(cuts, axis=1)
+    if cuts.columns.duplicated().any():
+        raise ValueError(f"cut names must be unique, got {list(cuts.columns)}")
+    values = cuts.to_numpy(dtype=bool)
+    n = values.shape[0]
+    rows, remaining = [], np.ones(n, dtype=bool)
+    for j, name in enumerate(cuts.columns):
+        before = int(remaining.sum())
+        remaining &= values[:, j]
+        rows.append({
+            "cut": name, "condition": conditions.get(name, name),
+            "n_pass": int(values[:, j].sum()), "n_fail": int(n - values[:, j].sum()),
+            "n_removed": before - int(remaining.sum()), "n_remaining": int(remaining.sum()),
+        })
+    rows.append({"cut": "all", "condition": "all cuts", "n_pass": int(remaining.sum()),
+                 "n_fail": int(n - remaining.sum()), "n_removed": int(n - remaining.sum()),
+                 "n_remaining": int(remaining.sum())})
+    return pd.DataFrame(rows).set_index("cut")

@@ -1,0 +1,535 @@
+"""Tests of NuisanceCalibrator (sklearn_selfcal.calibration) and its kernels (design, wls)."""
+
+import functools
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_selfcal import NuisanceCalibrator
+from sklearn_selfcal._apogee import ABUNDANCE_COLUMNS
+from sklearn_selfcal._kernels import design as kdesign
+from sklearn_selfcal._kernels import wls as kwls
+from sklearn_selfcal.calibration import trend_summary
+from sklearn_selfcal.datasets import make_survey
+from sklearn_selfcal.selection import disk_sample_mask, training_mask
+
+PAPER_DESIGN = ["1", "J_R", "J_z", "L_z", "J_R^2", "J_R J_z", "J_R L_z", "J_z^2", "J_z L_z",
+                "L_z^2", "(LOGG-2.2)", "(LOGG-2.2)^2"]
+NUIS = ["(LOGG-2.2)", "(LOGG-2.2)^2"]
+ORBIT_COLUMNS = ["J_R", "J_z", "L_z", "x"]
+P_STRICT = 1e-3  # chi2(2 dof) > 13.8: (lg, lg2) jointly excluded
+
+
+# --------------------------------------------------------------------------- simulated data
+def simulate(n=3000, seed=0, n_abund=4, intrinsic=0.03, systematics=None, missing=0.1):
+    """A small survey with exactly quadratic true abundances in the actions, log g correlated with
+    the orbit (confounding), a quadratic log g systematic and reported errors (dex)."""
+    rng = np.random.default_rng(seed)
+    R_guide = rng.uniform(3, 18, n)
+    X = pd.DataFrame({
+        "J_R": rng.exponential(40, n), "J_z": rng.exponential(12, n), "L_z": -230.0 * R_guide,
+        "x": -R_guide * np.cos(rng.normal(0, 0.4, n)),
+    })
+    X["LOGG"] = np.clip(2.0 - 0.12 * (np.abs(R_guide - 8.2) + rng.exponential(1, n))
+                        + rng.normal(0, 0.3, n), 0.0, 2.2)
+    X["TEFF"] = 4500 + 400 * (X["LOGG"] - 2) + rng.normal(0, 60, n)
+    lg = X["LOGG"].to_numpy() - 2.2
+    design = kdesign.evaluate_monomials(X[["J_R", "J_z", "L_z"]].to_numpy(),
+                                        kdesign.monomial_powers(3, 2, include_bias=True))
+    names = ["FE_H"] + [f"E{i}_FE" for i in range(n_abund - 1)]
+    truth, sys_ = {}, {}
+    scales = np.array([0.1, 1e-4, 2e-3, 5e-5, 1e-7, 1e-6, 1e-8, 1e-5, 1e-7, 1e-9])
+    for name in names:
+        true = design @ (rng.normal(0, 1, 10) * scales) + rng.normal(0, intrinsic, n)
+        s = (rng.normal(0, 0.1), rng.normal(0, 0.05)) if systematics is None else systematics
+        err = rng.uniform(0.01, 0.05, n)
+        value = true + s[0] * lg + s[1] * lg**2 + err * rng.normal(size=n)
+        lost = rng.random(n) < missing
+        value[lost] = np.nan
+        err[lost] = np.where(rng.random(lost.sum()) < 0.5, np.nan, -1.0)  # anything goes there
+        X[name], X[f"{name}_ERR"] = value, err
+        truth[name], sys_[name] = true, s
+    return X, pd.DataFrame(truth), pd.DataFrame(sys_, index=["lg", "lg2"]).T
+
+
+def _paper_sample(seed, n_stars):
+    """A simulated APOGEE x Gaia survey (default physics) cut to the paper's disk sample, with the
+    true Galactocentric coordinates and actions attached.  ActionTransformer is tested on its own;
+    the true actions isolate the calibrator here."""
+    s = make_survey(n_stars=n_stars, n_pixels=0, random_state=seed)
+    X = pd.concat([s.frame, s.truth[ORBIT_COLUMNS + ["z", "R", "v_z"]]], axis=1)
+    keep = disk_sample_mask(X)
+    return X[keep], s.truth[keep], s.params["systematics"]
+
+
+@pytest.fixture(scope="module")
+def surveys():
+    """Three surveys of 4,000 stars (~2,550 training stars each): the log g standard errors
+    (0.004-0.02 dex/dex) are well below the injected systematics (0.02-0.12 dex/dex)."""
+    return [_paper_sample(seed, 4000) for seed in (0, 1, 2)]
+
+
+@pytest.fixture(scope="module")
+def big_survey():
+    """30,000 stars (~19,000 training stars): the orbit-log g confounding of the simulated survey
+    is a few hundredths of a dex per dex in [Fe/H], which takes this many stars to see clearly."""
+    return _paper_sample(1, 30000)
+
+
+def nuisance_pulls(cal, injected):
+    inj = injected.loc[cal.abundance_columns_, ["lg", "lg2"]].to_numpy()
+    est = cal.coef_[NUIS].to_numpy()
+    return (est - inj) / cal.coef_stderr_[NUIS].to_numpy(), est - inj
+
+
+def nuisance_chi2(cal, injected):
+    """Per abundance, (est - inj)^T C^-1 (est - inj) over the two log g terms (chi2 with 2 dof)."""
+    _, d = nuisance_pulls(cal, injected)
+    idx = [cal.design_names_.index(t) for t in NUIS]
+    C = cal.coef_cov_[:, idx][:, :, idx]
+    return np.einsum("ki,kij,kj->k", d, np.linalg.inv(C), d)
+
+
+# --------------------------------------------------------------------------- kernels
+def test_monomial_order_and_names_are_the_papers():
+    powers = kdesign.block_powers([kdesign.monomial_powers(3, 2, include_bias=True),
+                                   kdesign.monomial_powers(1, 2, include_bias=False)])
+    names = kdesign.monomial_names(["J_R", "J_z", "L_z", "(LOGG-2.2)"], powers)
+    assert names == PAPER_DESIGN
+    two = kdesign.monomial_powers(2, 2, include_bias=False)
+    assert kdesign.monomial_names(["a", "b"], two) == ["a", "b", "a^2", "a b", "b^2"]
+
+
+def test_change_of_basis_is_exact():
+    rng = np.random.default_rng(0)
+    powers = kdesign.block_powers([kdesign.monomial_powers(3, 3, include_bias=True),
+                                   kdesign.monomial_powers(2, 2, include_bias=False)])
+    X = rng.normal(size=(50, 5)) * [50, 10, 800, 0.5, 300] + [40, 10, -2000, -0.8, 100]
+    c, s = X.mean(0), X.std(0)
+    T = kdesign.change_of_basis(powers, c, s)
+    np.testing.assert_allclose(kdesign.evaluate_monomials((X - c) / s, powers),
+                               kdesign.evaluate_monomials(X, powers) @ T, rtol=1e-9, atol=1e-9)
+    # a nuisance block without a constant cannot be centred unless the design has one
+    with pytest.raises(ValueError, match="not part of the design"):
+        kdesign.change_of_basis(kdesign.monomial_powers(1, 2, include_bias=False), [1.0], [1.0])
+
+
+def test_batched_wls_equals_per_problem_lstsq_with_missing_values():
+    rng = np.random.default_rng(1)
+    n, D, K = 400, 6, 5
+    Y = rng.normal(size=(n, D))
+    A = rng.normal(size=(K, n))
+    W = rng.uniform(0.5, 2.0, size=(K, n))
+    W[rng.random((K, n)) < 0.2] = 0.0
+    A[W == 0] = np.nan  # missing values never leak into the answer
+    res = kwls.solve_many(np.ascontiguousarray(Y.T), A, W)
+    for k in range(K):
+        m = W[k] > 0
+        sw = np.sqrt(W[k, m])
+        coef = np.linalg.lstsq(Y[m] * sw[:, None], A[k, m] * sw, rcond=None)[0]
+        np.testing.assert_allclose(res.coef[k], coef, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(res.gram_inv[k], np.linalg.inv((Y[m] * W[k, m, None]).T @ Y[m]),
+                                   rtol=1e-10)
+        r = A[k, m] - Y[m] @ coef
+        assert res.chi2[k] == pytest.approx((W[k, m] * r**2).sum(), rel=1e-10)
+        assert res.n_obs[k] == m.sum()
+        meat = kwls.sandwich_meat(np.ascontiguousarray(Y.T), res.resid, W)[k]
+        np.testing.assert_allclose(meat, (Y[m] * (W[k, m] * r)[:, None] ** 2).T @ Y[m], rtol=1e-10)
+
+
+def test_rank_deficiency_names_the_collinear_terms():
+    rng = np.random.default_rng(2)
+    Y = rng.normal(size=(100, 4))
+    Y[:, 3] = 2 * Y[:, 1] - Y[:, 0]
+    gram, _ = kwls.normal_equations(np.ascontiguousarray(Y.T), np.zeros((2, 100)),
+                                    np.ones((2, 100)))
+    assert kwls.rank_deficiencies(gram) == {0: [0, 1, 3], 1: [0, 1, 3]}
+    gram, _ = kwls.normal_equations(np.ascontiguousarray(rng.normal(size=(4, 100))),
+                                    np.zeros((1, 100)), np.ones((1, 100)))
+    assert kwls.rank_deficiencies(gram) == {}
+
+
+# --------------------------------------------------------------------------- injection / recovery
+def test_recovers_injected_logg_systematics_on_make_survey(surveys, big_survey):
+    pulls = []
+    for X, _, injected in surveys + [big_survey]:
+        cal = NuisanceCalibrator().fit(X)
+        assert cal.design_names_ == PAPER_DESIGN
+        assert cal.abundance_columns_ == list(ABUNDANCE_COLUMNS)
+        p, _ = nuisance_pulls(cal, injected)
+        # every element, both terms, within 3 standard errors (the issue's criterion).  For an
+        # unbiased fit with exact errors a pull beyond 3 has probability 0.27% per coefficient,
+        # i.e. ~20% somewhere among these 168; the seeds are fixed, so the test is deterministic,
+        # and a failure on a new simulator version should be read with that in mind (measured
+        # over 12 seeds of 4,000 stars: pull spread 1.04, largest |pull| 2.7).
+        bad = {a: p[k].round(2).tolist() for k, a in enumerate(cal.abundance_columns_)
+               if np.abs(p[k]).max() >= 3}
+        assert not bad, f"log g coefficients off by >= 3 SE (pulls): {bad}"
+        # ... and the test has power: the standard errors are far below the injected sizes
+        assert np.median(cal.coef_stderr_[NUIS].to_numpy()) < 0.02
+        pulls.append(p)
+    # The errors are not inflated either: the pulls spread as a unit normal would (0.6 is far
+    # below the 1.04 measured; within one survey the elements' pulls are correlated, because all
+    # abundances derive from the same [Fe/H] and [alpha/M], so the spread of 168 pulls is only
+    # known to about +-0.15).
+    assert np.concatenate(pulls).std() > 0.6
+
+
+def test_logg_only_fit_is_confounded(big_survey):
+    # Without the orbit part, log g stands in for position (luminous giants are seen farther
+    # away): the log g coefficients absorb the abundance gradients.  The effect is largest in
+    # [Fe/H] (measured: (lg, lg2) excluded at chi2 = 41 with 2 dof, -0.062 dex/dex off in lg, for
+    # this survey; 69 for seed 2), while the full model recovers every element.
+    X, _, injected = big_survey
+    full = nuisance_chi2(NuisanceCalibrator().fit(X), injected)
+    only = nuisance_chi2(NuisanceCalibrator(orbit_features=()).fit(X), injected)
+    threshold = stats.chi2.isf(P_STRICT, 2)
+    assert (full < threshold).all()
+    assert only[0] > stats.chi2.isf(1e-6, 2)  # FE_H is the first abundance
+    assert (only > threshold).sum() >= 3
+
+
+def test_calibrated_abundances_have_no_logg_trend_on_independent_stars(surveys, big_survey):
+    # Fit on the big survey, apply to three other surveys (same injected systematics, new stars).
+    # Relative to the true abundances, a remaining log g trend is estimated by weighted least
+    # squares of (calibrated - true) on [1, lg, lg^2]; it must be consistent with zero given both
+    # the calibration's coefficient covariance and this regression's own noise (chi2 with 2 dof
+    # per element and survey; P_STRICT keeps the false-alarm rate over 63 tests near 6%).  The
+    # input abundances, by contrast, show the injected trend.
+    cal = NuisanceCalibrator().fit(big_survey[0])
+    injected = big_survey[2]
+    idx = [cal.design_names_.index(t) for t in NUIS]
+    for Xb, truth_b, _ in surveys:
+        calibrated = cal.transform(Xb)
+        lg = Xb["LOGG"].to_numpy() - 2.2
+        for k, name in enumerate(cal.abundance_columns_):
+            err = Xb[f"{name}_ERR"].to_numpy()
+            for values, raw in ((calibrated[:, k], False), (Xb[name].to_numpy(), True)):
+                d = values - truth_b[name].to_numpy()
+                m = np.isfinite(d)
+                Y = np.column_stack([np.ones(m.sum()), lg[m], lg[m] ** 2])
+                w = 1 / err[m] ** 2
+                G_inv = np.linalg.inv((Y * w[:, None]).T @ Y)
+                beta = G_inv @ (Y * w[:, None]).T @ d[m]
+                r = d[m] - Y @ beta
+                C = (G_inv @ ((Y * (w * r)[:, None] ** 2).T @ Y) @ G_inv)[1:, 1:]
+                if raw:  # the input abundances carry the injected trend
+                    np.testing.assert_allclose(beta[1:], injected.loc[name, ["lg", "lg2"]],
+                                               atol=4 * np.sqrt(np.diag(C)).max())
+                else:
+                    C = C + cal.coef_cov_[k][np.ix_(idx, idx)]
+                    chi2 = beta[1:] @ np.linalg.solve(C, beta[1:])
+                    assert stats.chi2.sf(chi2, 2) > P_STRICT, (name, beta)
+
+
+def test_nuisance_trend_before_and_after(surveys):
+    X, _, injected = surveys[0]
+    cal = NuisanceCalibrator().fit(X)
+    trend = cal.nuisance_trend(X)
+    K = len(cal.abundance_columns_)
+    assert len(trend) == K * 2 * 4
+    assert {"abundance", "stage", "bin", "LOGG_low", "LOGG_high", "LOGG_median", "n_stars",
+            "mean_residual", "stderr", "pull"} <= set(trend.columns)
+    fe = trend[(trend.abundance == "FE_H") & (trend.stage == "before")]
+    # four equal-count bins of the training stars' log g
+    assert fe["n_stars"].max() - fe["n_stars"].min() <= 0.02 * fe["n_stars"].sum()
+    assert (np.diff(fe["LOGG_median"]) > 0).all()
+    summary = trend_summary(trend)
+    assert list(summary.index) == cal.abundance_columns_
+    # before: the bin means follow the injected systematic.  Its mean over each bin's stars is
+    # compared after removing the overall weighted mean (the fit's constant absorbs a level);
+    # the tolerance is 3x the bin's scatter-based standard error plus 0.01 dex for the
+    # coefficient errors of the fitted orbit part.
+    train = training_mask(X) & X["LOGG"].notna().to_numpy()
+    lg = X["LOGG"].to_numpy() - 2.2
+    edges = np.quantile(X["LOGG"][train], np.linspace(0, 1, 5))
+    b = np.clip(np.searchsorted(edges, X["LOGG"], side="right") - 1, 0, 3)
+    for name in cal.abundance_columns_:
+        inj = injected.loc[name, "lg"] * lg + injected.loc[name, "lg2"] * lg**2
+        m = train & X[name].notna().to_numpy()
+        w = 1 / X[f"{name}_ERR"].to_numpy() ** 2
+        expected = np.array([np.average(inj[m & (b == j)], weights=w[m & (b == j)])
+                             for j in range(4)])
+        got = trend[(trend.abundance == name) & (trend.stage == "before")]
+        shift = np.average(expected - got["mean_residual"], weights=got["n_stars"])
+        np.testing.assert_array_less(np.abs(got["mean_residual"] + shift - expected),
+                                     3 * got["stderr"] + 0.01)
+    # after: nothing left in any bin (training stars; see nuisance_trend's Notes)
+    after = trend[trend.stage == "after"]
+    assert after["pull"].abs().max() < 3
+    assert not summary["residual_trend"].any()
+    # split further by an orbit variable
+    by = cal.nuisance_trend(X, by="L_z", n_by_bins=3, n_bins=2)
+    assert len(by) == K * 2 * 3 * 2
+    assert {"by_bin", "L_z_low", "L_z_high"} <= set(by.columns)
+
+
+def test_trend_summary_flags_an_uncorrected_element():
+    X, _, _ = simulate(n=4000, seed=3, systematics=(0.1, 0.05))
+    cal = NuisanceCalibrator().fit(X)
+    # pretend FE_H was never calibrated: its "after" bins keep the log g trend
+    cal.coef_.loc["FE_H", NUIS] = 0.0
+    summary = trend_summary(cal.nuisance_trend(X))
+    assert summary.loc["FE_H", "residual_trend"]
+    assert not summary.drop("FE_H")["residual_trend"].any()
+
+
+def test_standard_errors_are_honest_under_intrinsic_scatter():
+    # Intrinsic scatter (0.03 dex) not proportional to the reported errors (0.01-0.05 dex): the
+    # default sandwich covariance gives pulls of unit spread, the chi2-scaled one under-states
+    # the errors.  200 pulls: the standard deviation is known to about +-0.05.
+    pulls = {"sandwich": [], "chi2": []}
+    for seed in range(20):
+        X, _, injected = simulate(n=2000, seed=seed, n_abund=5)
+        for cov in pulls:
+            p, _ = nuisance_pulls(NuisanceCalibrator(covariance=cov).fit(X), injected)
+            pulls[cov].append(p)
+    assert 0.85 < np.std(pulls["sandwich"]) < 1.15
+    assert np.std(pulls["chi2"]) > 1.2
+
+
+def test_exact_polynomial_gives_physical_coefficients_and_covariance():
+    X, _, _ = simulate(n=500, seed=4, n_abund=1, intrinsic=0.0, missing=0.0)
+    theta = np.array([0.3, 1e-4, -2e-3, -5e-5, 1e-7, -1e-6, 1e-8, 1e-5, -1e-7, -1e-9, 0.07, -0.04])
+    powers = kdesign.block_powers([kdesign.monomial_powers(3, 2, include_bias=True),
+                                   kdesign.monomial_powers(1, 2, include_bias=False)])
+    Yp = kdesign.evaluate_monomials(np.column_stack([X[["J_R", "J_z", "L_z"]], X["LOGG"] - 2.2]),
+                                    powers)
+    X["FE_H"] = Yp @ theta
+    cal = NuisanceCalibrator(training_filter=None, covariance="reported").fit(X)
+    np.testing.assert_allclose(cal.coef_.loc["FE_H"].to_numpy(), theta, rtol=1e-7, atol=1e-14)
+    w = 1 / X["FE_H_ERR"].to_numpy() ** 2
+    np.testing.assert_allclose(cal.coef_cov_[0], np.linalg.inv((Yp * w[:, None]).T @ Yp),
+                               rtol=1e-6)
+    # transform subtracts exactly the nuisance part: what is left is the orbit polynomial
+    np.testing.assert_allclose(cal.transform(X)[:, 0], Yp[:, :10] @ theta[:10], atol=1e-12)
+
+
+def test_several_nuisance_parameters():
+    rng = np.random.default_rng(5)
+    X, truth, _ = simulate(n=4000, seed=5, n_abund=2, systematics=(0.0, 0.0), missing=0.0)
+    lg, tf = X["LOGG"] - 2.2, (X["TEFF"] - 4500) / 1000  # TEFF offset in units of 1000 K
+    inj = np.array([0.05, 0.08, -0.03, 0.02, 0.04])  # lg, tf, lg^2, lg tf, tf^2
+    for name in truth:
+        X[name] = (truth[name] + inj[0] * lg + inj[1] * tf + inj[2] * lg**2 + inj[3] * lg * tf
+                   + inj[4] * tf**2 + X[f"{name}_ERR"] * rng.normal(size=4000))
+    cal = NuisanceCalibrator(nuisance_columns=("LOGG", "TEFF"), nuisance_reference=(2.2, 4500))
+    cal.fit(X)
+    terms = ["(LOGG-2.2)", "(TEFF-4500)", "(LOGG-2.2)^2", "(LOGG-2.2) (TEFF-4500)",
+             "(TEFF-4500)^2"]
+    assert cal.nuisance_terms_ == terms
+    # coefficients per K of TEFF offset (physical units): teff terms scale by 1/1000
+    expected = inj / np.array([1, 1000, 1, 1000, 1e6])
+    pulls = (cal.coef_[terms].to_numpy() - expected) / cal.coef_stderr_[terms].to_numpy()
+    assert np.abs(pulls).max() < 3.5  # 10 pulls; 3.5 sigma keeps a chance failure below 0.5%
+
+
+# --------------------------------------------------------------------------- missing data, rows
+def test_missing_values_fit_on_valid_stars_only_and_rows_kept():
+    X, _, _ = simulate(n=2000, seed=6)
+    X.index = np.random.default_rng(0).permutation(np.arange(1000, 3000))  # not a RangeIndex
+    before = X.copy()
+    cal = NuisanceCalibrator().set_output(transform="pandas").fit(X)
+    out = cal.transform(X)
+    pd.testing.assert_frame_equal(X, before)  # nothing mutated
+    assert out.index.equals(X.index)
+    assert list(out.columns) == [f"{a}_NEW" for a in cal.abundance_columns_]
+    for name in cal.abundance_columns_:
+        np.testing.assert_array_equal(out[f"{name}_NEW"].isna(), X[name].isna())
+        # fitting this abundance alone on its valid stars gives the same coefficients
+        alone = NuisanceCalibrator(abundance_columns=[name]).fit(X.dropna(subset=[name]))
+        np.testing.assert_allclose(alone.coef_.loc[name], cal.coef_.loc[name], rtol=1e-9,
+                                   atol=1e-15)
+        assert alone.n_stars_[name] == cal.n_stars_[name]
+    assert (cal.n_stars_ < cal.n_training_stars_).all()
+
+
+def test_nan_logg_gives_nan_and_nan_actions_are_still_calibrated():
+    X, _, _ = simulate(n=2000, seed=7, missing=0.0)
+    X.loc[[3, 4], "LOGG"] = np.nan
+    X.loc[[5, 6], ["J_R", "L_z"]] = np.nan  # actions failed: left out of the fit only
+    cal = NuisanceCalibrator().fit(X)
+    out = cal.transform(X)
+    assert np.isnan(out[[3, 4]]).all()
+    assert np.isfinite(np.delete(out, [3, 4], axis=0)).all()
+    assert cal.n_training_stars_ == int((training_mask(X) & X["LOGG"].notna()).sum())
+    ref = NuisanceCalibrator().fit(X.drop(index=[3, 4, 5, 6]))
+    np.testing.assert_allclose(cal.coef_, ref.coef_, rtol=1e-9, atol=1e-15)
+
+
+def test_training_filter_options():
+    X, _, _ = simulate(n=2000, seed=8)
+    X.loc[:100, "x"] = 1.0  # behind the Galactic centre: not trained on by default
+    paper = NuisanceCalibrator().fit(X)
+    assert paper.n_training_stars_ == training_mask(X).sum()
+    as_dict = NuisanceCalibrator(training_filter={"J_R": (0, 400), "L_z": (-5000, 1000),
+                                                  "J_z": (0, 100), "x": (None, 0)}).fit(X)
+    as_func = NuisanceCalibrator(training_filter=functools.partial(training_mask)).fit(X)
+    for other in (as_dict, as_func):
+        np.testing.assert_array_equal(other.coef_, paper.coef_)
+    everyone = NuisanceCalibrator(training_filter=None).fit(X)
+    assert everyone.n_training_stars_ == len(X)
+    # transform applies to every row whatever the filter
+    assert np.isfinite(paper.transform(X)[:101, 0][X["FE_H"].notna()[:101]]).all()
+    with pytest.raises(ValueError, match="expected booleans"):
+        NuisanceCalibrator(training_filter=lambda X: np.ones(3, bool)).fit(X)
+    with pytest.raises(KeyError, match="R_gal"):
+        NuisanceCalibrator(training_filter={"R_gal": (5, None)}).fit(X)
+
+
+# --------------------------------------------------------------------------- errors
+@pytest.fixture
+def small():
+    return simulate(n=600, seed=9, n_abund=3)[0]
+
+
+def test_missing_column_is_named(small):
+    with pytest.raises(KeyError, match="J_z"):
+        NuisanceCalibrator().fit(small.drop(columns="J_z"))
+    with pytest.raises(KeyError, match="E0_FE_ERR"):
+        NuisanceCalibrator().fit(small.drop(columns="E0_FE_ERR"))
+    with pytest.raises(KeyError, match="MG_FE"):
+        NuisanceCalibrator(abundance_columns=["MG_FE"]).fit(small)
+
+
+def test_all_nan_abundance_is_named(small):
+    with pytest.raises(ValueError, match="'E1_FE' has no finite value"):
+        NuisanceCalibrator().fit(small.assign(E1_FE=np.nan))
+
+
+def test_bad_uncertainties_are_named(small):
+    X = small.copy()
+    row = int(np.flatnonzero(X["E0_FE"].notna())[5])
+    X.loc[row, "E0_FE_ERR"] = 0.0
+    with pytest.raises(ValueError, match=rf"'E0_FE_ERR' must be positive.*row {row}"):
+        NuisanceCalibrator().fit(X)
+    X.loc[row, "E0_FE_ERR"] = np.nan
+    with pytest.raises(ValueError, match="'E0_FE_ERR' must be positive"):
+        NuisanceCalibrator().fit(X)
+    # where the abundance itself is missing the uncertainty does not matter (simulate puts -1
+    # and NaN there)
+    assert (small["E0_FE_ERR"][small["E0_FE"].isna()] <= 0).any()
+    NuisanceCalibrator().fit(small)
+
+
+def test_infinite_values_are_named(small):
+    with pytest.raises(ValueError, match="'LOGG' must not be infinite"):
+        NuisanceCalibrator().fit(small.assign(LOGG=np.where(small.index == 7, np.inf,
+                                                              small.LOGG)))
+
+
+def test_rank_deficient_design_names_the_columns(small):
+    with pytest.raises(ValueError, match=r"rank deficient.*'1', '\(LOGG-2.2\)'"):
+        NuisanceCalibrator().fit(small.assign(LOGG=2.0))
+    X = small.assign(J_z2=2 * small["J_z"])
+    with pytest.raises(ValueError, match=r"rank deficient.*'J_z', 'J_z2'"):
+        NuisanceCalibrator(orbit_features=("J_R", "J_z", "J_z2"), orbit_degree=1).fit(X)
+
+
+def test_too_few_stars(small):
+    with pytest.raises(ValueError, match="too few training stars"):
+        NuisanceCalibrator().fit(small.iloc[:12])
+
+
+def test_bad_parameters(small):
+    for params, match in [({"orbit_degree": -1}, "orbit_degree"),
+                          ({"nuisance_degree": 0}, "nuisance_degree"),
+                          ({"covariance": "hc3"}, "covariance"),
+                          ({"training_filter": "none"}, "training_filter"),
+                          ({"nuisance_reference": (2.2, 3.0)}, "nuisance_reference"),
+                          ({"error_columns": ["FE_H_ERR"]}, "error_columns"),
+                          ({"abundance_columns": ["FE_H", "LOGG"]}, "both as abundances")]:
+        with pytest.raises(ValueError, match=match):
+            NuisanceCalibrator(**params).fit(small)
+
+
+# --------------------------------------------------------------------------- API
+def test_array_input_with_positions_matches_dataframe(small):
+    cols = ["FE_H", "E0_FE", "FE_H_ERR", "E0_FE_ERR", "J_R", "J_z", "L_z", "LOGG"]
+    ref = NuisanceCalibrator(abundance_columns=["FE_H", "E0_FE"], training_filter=None)
+    ref.fit(small[cols])
+    arr = NuisanceCalibrator(abundance_columns=[0, 1], error_columns=[2, 3],
+                             orbit_features=[4, 5, 6], nuisance_columns=[7], training_filter=None)
+    arr.fit(small[cols].to_numpy())
+    np.testing.assert_allclose(arr.coef_.to_numpy(), ref.coef_.to_numpy())
+    assert list(arr.get_feature_names_out()) == ["x0_NEW", "x1_NEW"]
+    np.testing.assert_allclose(arr.transform(small[cols].to_numpy()), ref.transform(small[cols]))
+    with pytest.raises(ValueError, match="no column names"):
+        NuisanceCalibrator().fit(small[cols].to_numpy())
+    # error rule as a callable
+    cal = NuisanceCalibrator(abundance_columns=["FE_H"], error_columns=lambda c: c + "_ERR")
+    np.testing.assert_allclose(cal.fit(small).coef_.loc["FE_H"],
+                               NuisanceCalibrator(abundance_columns=["FE_H"]).fit(small)
+                               .coef_.loc["FE_H"])
+
+
+def test_fitted_attributes_and_feature_names(small):
+    cal = NuisanceCalibrator().fit(small)
+    K = 3
+    assert cal.coef_.shape == (K, 12) and list(cal.coef_.columns) == PAPER_DESIGN
+    assert cal.coef_cov_.shape == (K, 12, 12)
+    np.testing.assert_allclose(cal.coef_cov_, np.swapaxes(cal.coef_cov_, 1, 2))
+    assert (np.linalg.eigvalsh(cal.coef_cov_) > 0).all()
+    np.testing.assert_allclose(cal.coef_stderr_.to_numpy() ** 2,
+                               np.einsum("kii->ki", cal.coef_cov_))
+    assert cal.nuisance_terms_ == NUIS
+    assert cal.error_columns_ == ["FE_H_ERR", "E0_FE_ERR", "E1_FE_ERR"]
+    assert list(cal.get_feature_names_out()) == ["FE_H_NEW", "E0_FE_NEW", "E1_FE_NEW"]
+    assert cal.n_features_in_ == small.shape[1]
+    with pytest.raises(ValueError):
+        cal.get_feature_names_out(["a", "b"])
+
+
+def test_pickle_round_trip(small):
+    cal = NuisanceCalibrator().fit(small)
+    clone = pickle.loads(pickle.dumps(cal))
+    np.testing.assert_array_equal(clone.transform(small), cal.transform(small))
+    pd.testing.assert_frame_equal(clone.coef_, cal.coef_)
+
+
+def test_pipeline_with_pandas_output(small):
+    pipe = Pipeline([("calibrate", NuisanceCalibrator()), ("scale", StandardScaler())])
+    pipe.set_output(transform="pandas")
+    out = pipe.fit_transform(small)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["FE_H_NEW", "E0_FE_NEW", "E1_FE_NEW"]
+    assert out.index.equals(small.index)
+    np.testing.assert_allclose(out.mean(), 0, atol=1e-12)
+    assert list(pipe.get_feature_names_out()) == list(out.columns)
+
+
+# --------------------------------------------------------------------------- estimator checks
+def _check_instances():
+    # The estimator checks feed plain numpy arrays with as few as one or two columns, so the
+    # instances name columns by position and fit unweighted (random check data has no positive
+    # uncertainty column) without the paper's training filter (no action columns).
+    common = dict(abundance_columns=[0], weighted=False, nuisance_columns=[1],
+                  nuisance_reference=[0.0], nuisance_degree=1, training_filter=None)
+    return [NuisanceCalibrator(orbit_features=(), **common),
+            NuisanceCalibrator(orbit_features=[2], orbit_degree=1, **common)]
+
+
+#: Checks expected to fail, with the reason (per instance, keyed by its number of orbit features).
+EXPECTED_FAILED_CHECKS = {
+    0: {},
+    1: {check: "the check fits on X with 2 columns; this instance reads column 2 (its orbit "
+               "feature), so it raises an out-of-range column error"
+        for check in ("check_estimators_overwrite_params", "check_estimators_fit_returns_self",
+                      "check_readonly_memmap_input", "check_fit_idempotent",
+                      "check_fit_check_is_fitted", "check_n_features_in")},
+}
+
+
+def expected_failed_checks(estimator):
+    return EXPECTED_FAILED_CHECKS[len(estimator.orbit_features)]
+
+
+@parametrize_with_checks(_check_instances(), expected_failed_checks=expected_failed_checks)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
