@@ -20,12 +20,12 @@ import numpy as np
 
 __all__ = [
     "R0_KPC",
-    "Z_SUN_KPC",
     "V_SUN_KMS",
-    "galactocentric_frame",
-    "icrs_to_galactocentric",
-    "galactocentric_to_icrs",
+    "Z_SUN_KPC",
     "cylindrical_from_cartesian",
+    "galactocentric_frame",
+    "galactocentric_to_icrs",
+    "icrs_to_galactocentric",
 ]
 
 #: Distance from the Sun to the Galactic centre (kpc; GRAVITY Collaboration 2019), paper section 3.1.

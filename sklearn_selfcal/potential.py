@@ -7,7 +7,7 @@ import warnings
 import gala.potential as gp
 import numpy as np
 
-__all__ = ["default_potential", "check_axisymmetric"]
+__all__ = ["check_axisymmetric", "default_potential"]
 
 
 def default_potential():
@@ -51,9 +51,9 @@ def check_axisymmetric(potential, *, rtol=1e-8):
     Raises
     ------
     TypeError
-        If ``potential`` is not a gala potential.
+        If ``potential`` is not a gala potential or has no physical unit system.
     ValueError
-        If it has no physical units, is not 3-dimensional, or varies with azimuth.
+        If it is not 3-dimensional or varies with azimuth.
     """
     import astropy.units as u
 
@@ -67,7 +67,7 @@ def check_axisymmetric(potential, *, rtol=1e-8):
     from gala.units import DimensionlessUnitSystem
 
     if isinstance(potential.units, DimensionlessUnitSystem):
-        raise ValueError("potential must have a physical unit system (e.g. gala.units.galactic)")
+        raise TypeError("potential must have a physical unit system (e.g. gala.units.galactic)")
     R, z, phi = np.meshgrid([0.5, 2.0, 5.0, 8.0, 15.0, 30.0], [-3.0, -0.5, 0.0, 0.2, 1.0, 3.0],
                             np.linspace(0.0, 2.0 * np.pi, 8, endpoint=False), indexing="ij")
     xyz = np.array([R * np.cos(phi), R * np.sin(phi), z]).reshape(3, -1)

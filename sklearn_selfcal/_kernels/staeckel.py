@@ -24,12 +24,12 @@ __all__ = [
     "DEFAULT_DELTA_KPC",
     "GALPY_RO_KPC",
     "GALPY_VO_KMS",
+    "cached_staeckel",
+    "estimate_delta",
     "galpy_potential",
     "make_staeckel",
-    "cached_staeckel",
-    "staeckel_actions",
     "orbital_energy",
-    "estimate_delta",
+    "staeckel_actions",
 ]
 
 #: One focal distance for the whole sample (kpc). A per-star focal distance makes J_R vary by tens of
@@ -134,6 +134,11 @@ def make_staeckel(potential, delta=DEFAULT_DELTA_KPC, ro=GALPY_RO_KPC, vo=GALPY_
 _CACHE = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 4
+# galpy's C code switches GSL's process-global error handler off and back on around each call; two
+# threads inside it at once can restore the aborting handler under the other's feet (observed: a
+# "gsl: brent.c: endpoints do not straddle y=0" abort with joblib's threading backend). One call
+# at a time per process; processes (loky, dask workers) run in parallel.
+_GALPY_LOCK = threading.Lock()
 
 
 def cached_staeckel(potential, delta, key, ro=GALPY_RO_KPC, vo=GALPY_VO_KMS):
@@ -200,7 +205,8 @@ def staeckel_actions(finder, R, z, v_R, v_phi, v_z, ro=GALPY_RO_KPC, vo=GALPY_VO
         The unit scales ``finder`` was built with (kpc, km/s).
     max_threads : int, optional
         Limit galpy's OpenMP threads for this call (``None``: galpy's default, all cores). Parallel
-        callers pass 1 so that the number of cores used is set by their own workers.
+        callers pass 1 so that the number of cores used is set by their own workers. Calls from
+        several threads of one process are serialised (galpy's C code is not thread-safe).
 
     Returns
     -------
@@ -219,7 +225,7 @@ def staeckel_actions(finder, R, z, v_R, v_phi, v_z, ro=GALPY_RO_KPC, vo=GALPY_VO
 
         limit = threadpool_limits(limits=int(max_threads), user_api="openmp")
     # galpy's frame is left-handed (disk stars have v_T > 0): flip v_phi.
-    with limit:
+    with limit, _GALPY_LOCK:
         J_R, J_z = _call_finder(
             finder,
             R / ro,

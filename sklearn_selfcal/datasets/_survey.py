@@ -12,7 +12,7 @@ from .._apogee import ELEMENTS, N_ASPCAP_PIXELS
 from ..coordinates import (R0_KPC, V_SUN_KMS, Z_SUN_KPC, cylindrical_from_cartesian,
                            galactocentric_frame, galactocentric_to_icrs)
 from ..potential import default_potential
-from .._kernels.staeckel import DEFAULT_DELTA_KPC, make_staeckel, orbital_energy, staeckel_actions
+from .._kernels.staeckel import DEFAULT_DELTA_KPC, cached_staeckel, orbital_energy, staeckel_actions
 from . import _astrometry, _chemistry, _dust, _galaxy, _spectra, _stars, _targeting
 from ._random import seed_sequence
 
@@ -235,9 +235,8 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
     c = _take(_concat(batches), slice(0, n_stars))
 
     R, phi, v_R, v_phi, L_z = cylindrical_from_cartesian(c["xyz"], c["vxyz"])
-    # galpy's C code is not thread-safe (GSL's global error handler), so no threads here
-    J_R, J_z = staeckel_actions(make_staeckel(potential, DEFAULT_DELTA_KPC), R, c["xyz"][2], v_R, v_phi,
-                                c["vxyz"][2])
+    finder = cached_staeckel(potential, DEFAULT_DELTA_KPC, key="default_potential")
+    J_R, J_z = staeckel_actions(finder, R, c["xyz"][2], v_R, v_phi, c["vxyz"][2])
     chem = physics["chemistry"]
     rc = rngs["chemistry"]
     R_guide = _chemistry.guiding_radius(L_z, vc_table)
