@@ -1,0 +1,421 @@
+"""Tests of the spectro-photometric parallax model (section 3.1): solver, estimators, tuning."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+
+from sklearn_selfcal import (SpectroPhotometricParallaxRegressor,
+                             SpectroPhotometricParallaxRegressorCV)
+from sklearn_selfcal._kernels.explinear_l1 import (ExpLinearChi2, RowSubset, WeightedL1,
+                                                   alpha_max, kkt_residual, matvec, rmatvec,
+                                                   solve_fista, solve_gauss_newton)
+from sklearn_selfcal.datasets import make_survey
+from sklearn_selfcal.parallax import (PAPER_ALPHA, PAPER_ZERO_POINT, ChiSquaredScorer,
+                                      chi_squared, fractional_scatter, make_parallax_pipeline)
+from sklearn_selfcal.parallax_features import (MAGNITUDE_COLUMNS, SpectroPhotometricFeatures,
+                                               gaia_training_mask, join_spectra)
+
+
+# ------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------
+def _toy_problem(n=400, p=40, seed=0, dtype=np.float64):
+    """ln(parallax) linear in 3 latent labels seen through correlated 'pixels' and magnitudes."""
+    rng = np.random.default_rng(seed)
+    labels = rng.normal(size=(n, 3))
+    pixels = labels @ rng.normal(scale=0.1, size=(3, p)) + rng.normal(scale=0.01, size=(n, p))
+    dist_mod = rng.uniform(9.0, 14.0, n)
+    mags = dist_mod[:, None] + labels[:, :1] * np.array([[0.5, 0.3]]) + rng.normal(0, 0.02, (n, 2))
+    true = np.exp(-0.2 * np.log(10) * (dist_mod - 10) + 0.3 * labels[:, 0] - 0.5)
+    sigma = 0.01 + 0.03 * rng.random(n)
+    y = true + sigma * rng.normal(size=n) - PAPER_ZERO_POINT
+    X = np.column_stack([pixels, mags]).astype(dtype)
+    names = [f"LOGFLUX_{i:04d}" for i in range(p)] + ["phot_g_mean_mag", "K"]
+    return X, y, sigma, true, names
+
+
+@pytest.fixture(scope="module")
+def survey():
+    """A small simulated survey: training-quality stars, their table and features."""
+    s = make_survey(n_stars=3000, n_pixels=300, random_state=3)
+    keep = gaia_training_mask(s.frame)
+    table = join_spectra(s.frame, s.spectra, s.spectra_err)[keep].reset_index(drop=True)
+    return dict(table=table, y=table["parallax"].to_numpy(),
+                sigma=table["parallax_error"].to_numpy(),
+                true=s.truth["parallax"].to_numpy()[keep])
+
+
+@pytest.fixture(scope="module")
+def survey_features(survey):
+    features = SpectroPhotometricFeatures().set_output(transform="pandas")
+    return features.fit_transform(survey["table"])
+
+
+def _pieces(X, y, sigma, n_unpen=2):
+    U = np.column_stack([np.ones(len(y)), X[:, -n_unpen:]])
+    pen = np.arange(X.shape[1] - n_unpen)
+    return pen, U, ExpLinearChi2(y + PAPER_ZERO_POINT, 1.0 / (sigma**2 * len(y)))
+
+
+# ------------------------------------------------------------------------------------------
+# the kernel
+# ------------------------------------------------------------------------------------------
+def test_solver_reaches_the_optimum_found_by_an_independent_method():
+    X, y, sigma, _, _ = _toy_problem()
+    pen, U, datafit = _pieces(X, y, sigma)
+    alpha = 0.02 * alpha_max(X, pen, U, datafit,
+                             solve_gauss_newton(X, pen[:0], U, datafit, 0.0, tol=1e-12).coef_u)
+    res = solve_gauss_newton(X, pen, U, datafit, alpha, tol=1e-9)
+    assert res.converged and res.kkt <= 1e-9
+    assert 0 < np.count_nonzero(res.coef_p) < len(pen)      # exact zeros, and not all of them
+
+    # smooth bound-constrained reformulation theta = u - v, u, v >= 0, solved by L-BFGS-B
+    k, p = U.shape[1], len(pen)
+
+    def fun(z):
+        a, b = z[:k], z[k:k + p] - z[k + p:]
+        eta = U @ a + X[:, pen] @ b
+        v = datafit.raw_grad(eta)
+        g_b = X[:, pen].T @ v
+        return (datafit.value(eta) + alpha * z[k:].sum(),
+                np.concatenate([U.T @ v, g_b + alpha, -g_b + alpha]))
+
+    z0 = np.concatenate([res.coef_u * 0.9, np.zeros(2 * p)])
+    ref = minimize(fun, z0, jac=True, method="L-BFGS-B",
+                   bounds=[(None, None)] * k + [(0, None)] * (2 * p),
+                   options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12})
+    # the working-set Gauss-Newton optimum is at least as good as the reference
+    assert res.objective <= ref.fun + 1e-12 * abs(ref.fun)
+    assert res.objective == pytest.approx(ref.fun, rel=1e-7)
+
+
+def test_kkt_residual_detects_a_perturbed_solution():
+    X, y, sigma, _, _ = _toy_problem(seed=1)
+    pen, U, datafit = _pieces(X, y, sigma)
+    res = solve_gauss_newton(X, pen, U, datafit, 1e-3, tol=1e-8)
+    assert res.converged
+    penalty = WeightedL1(1e-3, np.ones(len(pen)))
+
+    def kkt(coef_u, coef_p):
+        eta = U @ coef_u + matvec(X, pen, coef_p)
+        v = datafit.raw_grad(eta)
+        return kkt_residual(U.T @ v, coef_p, rmatvec(X, v)[pen], penalty)
+
+    assert kkt(res.coef_u, res.coef_p) <= 1e-8
+    j = np.flatnonzero(res.coef_p == 0)[0]
+    moved = res.coef_p.copy()
+    moved[j] = 1e-4           # leaving a zero coefficient violates the optimality conditions
+    assert kkt(res.coef_u, moved) > 1e-3
+
+
+def test_fista_and_gauss_newton_agree_and_alpha_max_zeroes_everything():
+    X, y, sigma, _, _ = _toy_problem(n=300, p=20, seed=2)
+    pen, U, datafit = _pieces(X, y, sigma)
+    warm = solve_gauss_newton(X, pen[:0], U, datafit, 0.0, tol=1e-12)
+    amax = alpha_max(X, pen, U, datafit, warm.coef_u)
+    above = solve_gauss_newton(X, pen, U, datafit, amax * 1.0001, coef_u=warm.coef_u, tol=1e-8)
+    assert np.all(above.coef_p == 0)
+    below = solve_gauss_newton(X, pen, U, datafit, amax * 0.9, coef_u=warm.coef_u, tol=1e-8)
+    assert np.count_nonzero(below.coef_p) >= 1
+    alpha = 0.2 * amax
+    gn = solve_gauss_newton(X, pen, U, datafit, alpha, coef_u=warm.coef_u, tol=1e-8)
+    fista = solve_fista(X, pen, U, datafit, alpha, coef_u=warm.coef_u, tol=1e-5,
+                        max_iter=200000, shrink=0.8)
+    assert fista.converged
+    assert gn.objective <= fista.objective * (1 + 1e-12)
+    assert fista.objective == pytest.approx(gn.objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["fisher", "coordinate_descent"])
+def test_solver_variants_reach_the_same_optimum(variant, monkeypatch):
+    X, y, sigma, _, _ = _toy_problem(seed=3)
+    pen, U, datafit = _pieces(X, y, sigma)
+    ref = solve_gauss_newton(X, pen, U, datafit, 1e-3, tol=1e-8)
+    if variant == "coordinate_descent":
+        # the inner Lasso's fallback: scikit-learn's Gram coordinate descent
+        from sklearn_selfcal._kernels import explinear_l1
+        monkeypatch.setattr(explinear_l1, "_lasso_active_set", lambda *args, **kw: None)
+        res = solve_gauss_newton(X, pen, U, datafit, 1e-3, tol=1e-6)
+    else:
+        res = solve_gauss_newton(X, pen, U, datafit, 1e-3, tol=1e-8, curvature="fisher")
+    assert res.converged
+    assert res.objective == pytest.approx(ref.objective, rel=1e-9)
+    np.testing.assert_array_equal(res.coef_p != 0, ref.coef_p != 0)
+
+
+def test_float32_data_and_row_subsets_give_the_float64_solution():
+    X, y, sigma, _, _ = _toy_problem(seed=4)
+    pen, U, datafit = _pieces(X, y, sigma)
+    r64 = solve_gauss_newton(X, pen, U, datafit, 1e-3, tol=1e-8)
+    X32 = X.astype(np.float32)
+    U32 = np.column_stack([np.ones(len(y)), X32[:, -2:].astype(np.float64)])
+    r32 = solve_gauss_newton(X32, pen, U32, datafit, 1e-3, tol=1e-8)
+    assert r32.converged      # float32 storage, float64 arithmetic: KKT still certifiable
+    assert r32.objective == pytest.approx(r64.objective, rel=1e-5)
+    rows = np.arange(0, len(y), 2)
+    sub = ExpLinearChi2(datafit.y[rows], 1.0 / (sigma[rows] ** 2 * rows.size))
+    a = solve_gauss_newton(RowSubset(X, rows), pen, U[rows], sub, 1e-3, tol=1e-8)
+    b = solve_gauss_newton(X[rows], pen, U[rows], sub, 1e-3, tol=1e-8)
+    np.testing.assert_allclose(a.coef_p, b.coef_p, rtol=1e-8, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# the regressor
+# ------------------------------------------------------------------------------------------
+def test_alpha_is_per_star_and_sample_weight_is_repetition():
+    X, y, sigma, _, names = _toy_problem(n=200, seed=5)
+    df = pd.DataFrame(X, columns=names)
+    once = SpectroPhotometricParallaxRegressor(alpha=2e-3, tol=1e-8).fit(df, y, sigma=sigma)
+    twice = SpectroPhotometricParallaxRegressor(alpha=2e-3, tol=1e-8).fit(
+        pd.concat([df, df]), np.r_[y, y], sigma=np.r_[sigma, sigma])
+    np.testing.assert_allclose(twice.coef_, once.coef_, rtol=1e-6, atol=1e-9)
+    # weight 2 = the star twice, weight 0 = the star left out
+    w = np.where(np.arange(200) < 50, 2.0, 1.0)
+    w[50:60] = 0.0
+    weighted = SpectroPhotometricParallaxRegressor(alpha=2e-3, tol=1e-8).fit(
+        df, y, sigma=sigma, sample_weight=w)
+    rows = np.r_[np.arange(200), np.arange(50)]
+    rows = rows[(rows < 50) | (rows >= 60)]
+    rep = SpectroPhotometricParallaxRegressor(alpha=2e-3, tol=1e-8).fit(
+        df.iloc[rows], y[rows], sigma=sigma[rows])
+    np.testing.assert_allclose(weighted.coef_, rep.coef_, rtol=1e-6, atol=1e-9)
+
+
+def test_penalized_auto_leaves_magnitudes_unpenalised():
+    X, y, sigma, true, names = _toy_problem(seed=6)
+    df = pd.DataFrame(X, columns=names)
+    strong = SpectroPhotometricParallaxRegressor(alpha=10.0).fit(df, y, sigma=sigma)
+    np.testing.assert_array_equal(strong.penalized_, [n.startswith("LOGFLUX") for n in names])
+    assert np.all(strong.coef_[:-2] == 0) and np.all(strong.coef_[-2:] != 0)
+    # without feature names every feature is penalised (documented): magnitudes shrink too
+    plain = SpectroPhotometricParallaxRegressor(alpha=10.0).fit(X, y, sigma=sigma)
+    assert plain.penalized_.all()
+    assert np.abs(plain.coef_[-2:]).sum() < 0.9 * np.abs(strong.coef_[-2:]).sum()
+    # by name, by index and by mask give the same model
+    by_name = SpectroPhotometricParallaxRegressor(alpha=1e-3, penalized=names[:-2]).fit(
+        df, y, sigma=sigma)
+    by_index = SpectroPhotometricParallaxRegressor(alpha=1e-3, penalized=np.arange(40)).fit(
+        X, y, sigma=sigma)
+    by_mask = SpectroPhotometricParallaxRegressor(alpha=1e-3, penalized=strong.penalized_).fit(
+        X, y, sigma=sigma)
+    np.testing.assert_allclose(by_name.coef_, by_index.coef_, rtol=1e-10)
+    np.testing.assert_allclose(by_mask.coef_, by_index.coef_, rtol=1e-10)
+    with pytest.raises(KeyError, match="nope"):
+        SpectroPhotometricParallaxRegressor(penalized=["nope"]).fit(df, y, sigma=sigma)
+
+
+def test_negative_parallaxes_stay_in_the_fit_and_no_overflow():
+    X, y, sigma, _, names = _toy_problem(seed=7)
+    y = y.copy()
+    y[:40] = -np.abs(y[:40])                 # negative observed parallaxes carry information
+    model = SpectroPhotometricParallaxRegressor(alpha=1e-3, tol=1e-6)
+    with np.errstate(over="raise", invalid="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(pd.DataFrame(X * 30.0, columns=names), y, sigma=sigma)   # steep exponent
+    pred = model.predict(pd.DataFrame(X * 30.0, columns=names))
+    assert np.all(np.isfinite(pred)) and np.all(pred > 0)
+    objective = (np.mean((y + PAPER_ZERO_POINT - pred) ** 2 / (2 * sigma**2))
+                 + 1e-3 * np.abs(model.coef_[model.penalized_]).sum())
+    assert model.objective_ == pytest.approx(objective, rel=1e-9)   # every star counted
+    dropped = SpectroPhotometricParallaxRegressor(alpha=1e-3, tol=1e-6).fit(
+        pd.DataFrame(X[40:] * 30.0, columns=names), y[40:], sigma=sigma[40:])
+    assert not np.allclose(dropped.coef_, model.coef_)
+
+
+def test_input_errors_name_the_culprit():
+    X, y, sigma, _, names = _toy_problem(n=50, p=5)
+    df = pd.DataFrame(X, columns=names)
+    model = SpectroPhotometricParallaxRegressor()
+    bad = sigma.copy()
+    bad[3] = 0.0
+    with pytest.raises(ValueError, match="sigma"):
+        model.fit(df, y, sigma=bad)
+    with pytest.raises(ValueError, match="sigma"):
+        model.fit(df, y, sigma=sigma[:-1])
+    nan = df.copy()
+    nan.iloc[4, 2] = np.nan
+    with pytest.raises(ValueError, match="LOGFLUX_0002"):
+        model.fit(nan, y, sigma=sigma)
+    ynan = y.copy()
+    ynan[7] = np.nan
+    with pytest.raises(ValueError, match="parallax"):
+        model.fit(df, ynan, sigma=sigma)
+    with pytest.raises(ValueError):
+        model.fit(df, y[:-2], sigma=sigma)
+    with pytest.raises(ValueError, match="alpha"):
+        SpectroPhotometricParallaxRegressor(alpha=-1.0).fit(df, y, sigma=sigma)
+    fitted = SpectroPhotometricParallaxRegressor().fit(df, y, sigma=sigma)
+    with pytest.raises(ValueError, match="X_err"):
+        fitted.predict(df, return_std=True)
+    with pytest.raises(ValueError, match="X_err"):
+        fitted.predict(df, X_err=np.zeros((50, 3)), return_std=True)
+
+
+def test_does_not_modify_or_copy_float32_input():
+    X, y, sigma, _, names = _toy_problem(dtype=np.float32)
+    before = X.copy()
+    model = SpectroPhotometricParallaxRegressor(alpha=1e-3).fit(X, y, sigma=sigma)
+    np.testing.assert_array_equal(X, before)
+    m64 = SpectroPhotometricParallaxRegressor(alpha=1e-3).fit(X.astype(np.float64), y, sigma=sigma)
+    np.testing.assert_allclose(model.predict(X), m64.predict(X.astype(np.float64)), rtol=1e-4)
+
+
+def test_convergence_warning_and_warm_start():
+    X, y, sigma, _, names = _toy_problem(seed=8)
+    df = pd.DataFrame(X, columns=names)
+    with pytest.warns(ConvergenceWarning, match="KKT"):
+        SpectroPhotometricParallaxRegressor(alpha=1e-4, max_iter=1).fit(df, y, sigma=sigma)
+    model = SpectroPhotometricParallaxRegressor(alpha=1e-3, warm_start=True, tol=1e-6)
+    model.fit(df, y, sigma=sigma)
+    coef = model.coef_.copy()
+    model.fit(df, y, sigma=sigma)        # restarting at the optimum: nothing left to do
+    assert model.n_iter_ == 0
+    np.testing.assert_allclose(model.coef_, coef)
+
+
+def test_predict_std_propagates_feature_errors_and_scatter():
+    X, y, sigma, true, names = _toy_problem(seed=9)
+    df = pd.DataFrame(X, columns=names)
+    model = SpectroPhotometricParallaxRegressor(alpha=1e-3).fit(df, y, sigma=sigma)
+    X_err = np.full_like(X, 0.01)
+    pred, std = model.predict(df, X_err=X_err, return_std=True)
+    np.testing.assert_allclose(std, pred * np.sqrt(np.sum((0.01 * model.coef_) ** 2)))
+    s = model.estimate_intrinsic_scatter(df, y, sigma)
+    assert model.intrinsic_scatter_ == s
+    _, std2 = model.predict(df, X_err=X_err, return_std=True)
+    np.testing.assert_allclose(std2, np.sqrt(std**2 + (s * pred) ** 2))
+
+
+def test_fractional_scatter_recovers_an_injected_scatter():
+    rng = np.random.default_rng(10)
+    pred = rng.uniform(0.1, 1.0, 20000)
+    sigma = rng.uniform(0.02, 0.2, 20000)
+    y = pred * (1 + 0.09 * rng.normal(size=pred.size)) + sigma * rng.normal(size=pred.size)
+    # 20,000 stars: the ML estimate's standard error is ~0.001, so 0.005 is a 5-sigma band
+    assert fractional_scatter(y, pred, sigma) == pytest.approx(0.09, abs=0.005)
+    assert fractional_scatter(pred + sigma * rng.normal(size=pred.size), pred, sigma) < 0.01
+
+
+# ------------------------------------------------------------------------------------------
+# injection and recovery on make_survey; tuning with scikit-learn's tools
+# ------------------------------------------------------------------------------------------
+def test_two_halves_recover_true_parallaxes(survey):
+    """The paper's scheme: each half predicted by the model trained on the other half."""
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(SpectroPhotometricFeatures(),
+                             SpectroPhotometricParallaxRegressor(alpha=PAPER_ALPHA))
+        pipe.set_output(transform="pandas")
+        halves = KFold(2, shuffle=True, random_state=0)
+        pred = cross_val_predict(pipe, survey["table"], survey["y"], cv=halves,
+                                 params={"sigma": survey["sigma"]})
+    frac = np.median(np.abs(pred / survey["true"] - 1))
+    gaia = np.median(np.abs((survey["y"] + PAPER_ZERO_POINT) / survey["true"] - 1))
+    # reached: ~6.3 % with ~1,500 training stars per half and 300 pixels (Gaia alone: ~12 %); the
+    # paper quotes ~9 % on real data. 9 % bounds it, and beating Gaia's own parallaxes by a
+    # quarter shows the spectra and photometry carry the distance information.
+    assert frac < 0.09
+    assert frac < 0.75 * gaia
+    # the same two fits by hand: cross_val_predict routed sigma to every fold
+    for train, test in halves.split(survey["table"]):
+        manual = make_pipeline(SpectroPhotometricFeatures(),
+                               SpectroPhotometricParallaxRegressor(alpha=PAPER_ALPHA))
+        manual.set_output(transform="pandas")
+        manual.fit(survey["table"].iloc[train], survey["y"][train],
+                   spectrophotometricparallaxregressor__sigma=survey["sigma"][train])
+        np.testing.assert_allclose(pred[test], manual.predict(survey["table"].iloc[test]),
+                                   rtol=1e-10)
+
+
+def test_grid_search_in_a_pipeline_routes_sigma(survey):
+    table, y, sigma = survey["table"], survey["y"], survey["sigma"]
+    folds = KFold(2, shuffle=True, random_state=1)
+    alphas = [3e-2, 4e-3]
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(SpectroPhotometricFeatures(), SpectroPhotometricParallaxRegressor())
+        pipe.set_output(transform="pandas")
+        grid = GridSearchCV(pipe, {"spectrophotometricparallaxregressor__alpha": alphas},
+                            cv=folds, scoring=ChiSquaredScorer()).fit(table, y, sigma=sigma)
+    # recompute the held-out chi2 of each fold by hand, with each star's own sigma
+    for i, alpha in enumerate(alphas):
+        scores = []
+        for train, test in folds.split(table):
+            model = make_pipeline(SpectroPhotometricFeatures(),
+                                  SpectroPhotometricParallaxRegressor(alpha=alpha))
+            model.set_output(transform="pandas")
+            model.fit(table.iloc[train], y[train],
+                      spectrophotometricparallaxregressor__sigma=sigma[train])
+            scores.append(-chi_squared(y[test], model.predict(table.iloc[test]),
+                                       sigma=sigma[test], zero_point=PAPER_ZERO_POINT))
+        assert grid.cv_results_["mean_test_score"][i] == pytest.approx(np.mean(scores), rel=1e-9)
+    with pytest.raises(ValueError, match="routing"):
+        ChiSquaredScorer()(grid.best_estimator_, table, y)
+
+
+def test_cv_path_matches_fits_at_each_alpha(survey, survey_features):
+    X, y, sigma = survey_features, survey["y"], survey["sigma"]
+    folds = KFold(2, shuffle=True, random_state=2)
+    cv = SpectroPhotometricParallaxRegressorCV(alphas=5, eps=1e-3, cv=folds, tol=1e-6).fit(
+        X, y, sigma=sigma)
+    assert np.all(np.diff(cv.alphas_) < 0) and cv.alphas_[0] == pytest.approx(cv.alpha_max_)
+    assert cv.chi2_path_.shape == (5, 2)
+    assert cv.alpha_ in cv.alphas_
+    # alpha_max: nothing penalised survives; the chosen model has pixels switched on
+    top = SpectroPhotometricParallaxRegressor(alpha=cv.alpha_max_ * 1.0001).fit(X, y, sigma=sigma)
+    assert np.all(top.coef_[top.penalized_] == 0)
+    assert np.count_nonzero(cv.coef_[cv.penalized_]) > 0
+    # the warm-started path gives the cold fits' held-out chi2
+    train, test = next(folds.split(X))
+    for i in (1, 3):
+        cold = SpectroPhotometricParallaxRegressor(alpha=cv.alphas_[i], tol=1e-6).fit(
+            X.iloc[train], y[train], sigma=sigma[train])
+        chi2 = chi_squared(y[test], cold.predict(X.iloc[test]), sigma=sigma[test],
+                           zero_point=PAPER_ZERO_POINT)
+        assert cv.chi2_path_[i, 0] == pytest.approx(chi2, rel=1e-5)
+    refit = SpectroPhotometricParallaxRegressor(alpha=cv.alpha_, tol=1e-6).fit(X, y, sigma=sigma)
+    assert cv.objective_ == pytest.approx(refit.objective_, rel=1e-8)
+    # a grid that stops above the optimum is reported
+    with pytest.warns(UserWarning, match="smallest of the grid"):
+        SpectroPhotometricParallaxRegressorCV(alphas=[cv.alphas_[1], cv.alphas_[2]], cv=folds).fit(
+            X, y, sigma=sigma)
+    # out-of-fold predictions give the model's intrinsic fractional scatter (~8.6 % here)
+    assert 0.03 < cv.intrinsic_scatter_ < 0.15
+    assert np.all(np.isfinite(cv.cv_prediction_))
+
+
+def test_pipeline_predicts_with_propagated_uncertainties(survey):
+    table, y, sigma = survey["table"].iloc[:800], survey["y"][:800], survey["sigma"][:800]
+    pipe = make_parallax_pipeline()
+    pipe.fit(table, y, spectrophotometricparallaxregressor__sigma=sigma)
+    model, names = pipe[-1], pipe[0].get_feature_names_out()
+    # feature names reached the regressor: magnitudes and LSF moments unpenalised, pixels penalised
+    np.testing.assert_array_equal(model.penalized_, [n.startswith("LOGFLUX_") for n in names])
+    assert np.all(model.coef_[np.isin(names, MAGNITUDE_COLUMNS)] != 0)
+    X_err = pipe[0].transform_err(table)
+    pred, std = pipe.predict(table, X_err=X_err, return_std=True)
+    expected = pred * np.sqrt(np.sum((X_err * model.coef_) ** 2, axis=1))   # the paper's recipe
+    np.testing.assert_allclose(std, expected, rtol=1e-6)
+    with sklearn.config_context(enable_metadata_routing=True):
+        model.set_predict_request(X_err=True, return_std=True)
+        pred2, std2 = pipe.predict(table, X_err=X_err, return_std=True)
+        model.set_predict_request(X_err=None, return_std=None)
+    np.testing.assert_allclose(std2, std)
+
+
+def test_pickle_round_trip(survey, survey_features):
+    table, y, sigma = survey["table"].iloc[:600], survey["y"][:600], survey["sigma"][:600]
+    pipe = make_pipeline(SpectroPhotometricFeatures(),
+                         SpectroPhotometricParallaxRegressor()).set_output(transform="pandas")
+    pipe.fit(table, y, spectrophotometricparallaxregressor__sigma=sigma)
+    cv = SpectroPhotometricParallaxRegressorCV(alphas=3, cv=2).fit(
+        survey_features.iloc[:600], y, sigma=sigma)
+    for fitted, X in [(pipe, table), (cv, survey_features.iloc[:600])]:
+        clone = pickle.loads(pickle.dumps(fitted))
+        np.testing.assert_array_equal(clone.predict(X), fitted.predict(X))
