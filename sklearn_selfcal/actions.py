@@ -299,7 +299,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
     check_units : bool, default=True
         Guard against columns in the wrong units: raise a ``ValueError`` if the median
         heliocentric distance of the valid rows is outside 0.01-100 kpc (a parallax in arcsec or
-        micro-arcsec, a distance in pc) or the median |line-of-sight velocity| or tangential
+        micro-arcsec, a distance in pc) or the median ``|line-of-sight velocity|`` or tangential
         velocity exceeds 1000 km/s (velocities in m/s, proper motions in micro-arcsec/yr).
     chunk_size : int or None, default=None
         Stars per chunk of work; ``None``: ``50_000 // (1 + n_samples)``. Results never depend on

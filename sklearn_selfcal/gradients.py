@@ -127,7 +127,7 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
         chain.
     n_features_in_ : int
         Number of columns of ``X`` (1 unless ``radius_column`` selects one of several).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of the columns of ``X`` when it was a DataFrame with string column names.
 
     See Also

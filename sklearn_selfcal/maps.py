@@ -750,7 +750,7 @@ def binned_abundance_planes(x, y, row, col, *, row_edges, col_edges, x_edges, y_
     x, y : array_like of shape (n_stars,)
         Histogrammed quantities (e.g. [Fe/H] and [alpha/M], dex).
     row, col : array_like of shape (n_stars,)
-        Quantities selecting the panel row and column (e.g. |z| and R in kpc).
+        Quantities selecting the panel row and column (e.g. ``|z|`` and R in kpc).
     row_edges, col_edges : array_like
         Increasing panel edges (half-open bins, units of ``row`` and ``col``).
     x_edges, y_edges : array_like
@@ -810,7 +810,7 @@ def alpha_iron_by_position(frame, *, x=None, y=None, R_edges=(0.0, 5.0, 7.0, 9.0
     R_edges : sequence of float, default=(0, 5, 7, 9, 11, 13, 25)
         Panel columns: bins of R (kpc).
     abs_z_edges : sequence of float, default=(0, 0.5, 1, 2)
-        Panel rows: bins of |z| (kpc).
+        Panel rows: bins of ``|z|`` (kpc).
     x_edges, y_edges : array_like
         Histogram edges (dex); default 0.04 dex bins over -1 to 0.6 in [Fe/H] and 0.0125 dex bins
         over -0.1 to 0.4 in [alpha/M].

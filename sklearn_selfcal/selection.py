@@ -38,6 +38,7 @@ __all__ = [
     "training_mask",
     "disk_sample_cuts",
     "disk_sample_mask",
+    "disk_training_mask",
     "cut_counts",
 ]
 
@@ -222,6 +223,29 @@ def disk_sample_mask(X, **kwargs):
     mask : ndarray of bool, shape (n_rows,)
     """
     return disk_sample_cuts(X, **kwargs).to_numpy().all(axis=1)
+
+
+def disk_training_mask(X, bounds=PAPER_TRAINING_BOUNDS, **disk_kwargs):
+    """The disk sample's training stars: :func:`disk_sample_mask` and :func:`training_mask`.
+
+    For a ``NuisanceCalibrator`` inside a ``Pipeline`` that starts from the whole catalogue (the
+    disk sample cannot be selected beforehand when positions come from an earlier step), pass
+    ``training_filter=disk_training_mask`` (or a ``functools.partial`` of it with other thresholds):
+    the coefficients are fitted on the paper's training stars of the disk sample, and ``transform``
+    still calibrates every row.
+
+    Parameters
+    ----------
+    X : DataFrame or mapping of str -> array-like
+    bounds : mapping of str -> (low, high), default PAPER_TRAINING_BOUNDS
+    **disk_kwargs
+        Of :func:`disk_sample_cuts`.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (n_rows,)
+    """
+    return disk_sample_mask(X, **disk_kwargs) & training_mask(X, bounds)
 
 
 def cut_counts(*cuts):

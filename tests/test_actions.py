@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from gala.units import galactic
 from sklearn.compose import ColumnTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_selfcal import ActionTransformer
 from sklearn_selfcal._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
@@ -58,40 +57,6 @@ def catalogue(xyz, vxyz, frac_err=0.1, seed=0):
 def stars():
     xyz, vxyz = disk_phase_space(400)
     return catalogue(xyz, vxyz), xyz, vxyz
-
-
-# --------------------------------------------------------------------------- estimator checks
-def expected_failed_checks(estimator):
-    """Estimator checks expected to fail, with the reason.
-
-    The checks feed random arrays with 1-5 columns, so the instances read every role (ra, dec,
-    parallax, pmra, pmdec, radial velocity, and the uncertainties) from column 0 by position.
-    """
-    if estimator.check_units:
-        return {
-            "check_fit_idempotent": (
-                "its data (values up to ~100) read as parallaxes in mas put the median star 10 pc "
-                "from the Sun, which the unit guard rejects by design (check_units=True)"
-            ),
-        }
-    return {}
-
-
-_COL0 = {"ra": 0, "dec": 0, "parallax": 0, "pmra": 0, "pmdec": 0, "radial_velocity": 0}
-
-
-@parametrize_with_checks(
-    [
-        ActionTransformer(**_COL0),
-        ActionTransformer(**_COL0, n_samples=3, random_state=0, parallax_error=0, pmra_error=0,
-                          pmdec_error=0, radial_velocity_error=0, check_units=False),
-    ],
-    expected_failed_checks=expected_failed_checks,
-)
-def test_sklearn_compatible_estimator(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BadRowsWarning)  # random data: negative parallaxes
-        check(estimator)
 
 
 def test_tags_and_feature_names():

@@ -9,7 +9,6 @@ import pytest
 from scipy import stats
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_selfcal import NuisanceCalibrator
 from sklearn_selfcal._apogee import ABUNDANCE_COLUMNS
@@ -502,34 +501,3 @@ def test_pipeline_with_pandas_output(small):
     assert out.index.equals(small.index)
     np.testing.assert_allclose(out.mean(), 0, atol=1e-12)
     assert list(pipe.get_feature_names_out()) == list(out.columns)
-
-
-# --------------------------------------------------------------------------- estimator checks
-def _check_instances():
-    # The estimator checks feed plain numpy arrays with as few as one or two columns, so the
-    # instances name columns by position and fit unweighted (random check data has no positive
-    # uncertainty column) without the paper's training filter (no action columns).
-    common = dict(abundance_columns=[0], weighted=False, nuisance_columns=[1],
-                  nuisance_reference=[0.0], nuisance_degree=1, training_filter=None)
-    return [NuisanceCalibrator(orbit_features=(), **common),
-            NuisanceCalibrator(orbit_features=[2], orbit_degree=1, **common)]
-
-
-#: Checks expected to fail, with the reason (per instance, keyed by its number of orbit features).
-EXPECTED_FAILED_CHECKS = {
-    0: {},
-    1: {check: "the check fits on X with 2 columns; this instance reads column 2 (its orbit "
-               "feature), so it raises an out-of-range column error"
-        for check in ("check_estimators_overwrite_params", "check_estimators_fit_returns_self",
-                      "check_readonly_memmap_input", "check_fit_idempotent",
-                      "check_fit_check_is_fitted", "check_n_features_in")},
-}
-
-
-def expected_failed_checks(estimator):
-    return EXPECTED_FAILED_CHECKS[len(estimator.orbit_features)]
-
-
-@parametrize_with_checks(_check_instances(), expected_failed_checks=expected_failed_checks)
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)

@@ -168,7 +168,7 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
         ``logg_range`` ((0.3, 2.35) dex), ``absmag_scatter`` (0.10 mag), ``mass`` (1.2 Msun),
         ``high_alpha_orbit`` (dict jz0=35 kpc km/s, width=0.45 dex, rg_slope=0.1 dex/kpc),
         ``a_k_per_kpc`` (0.10 mag/kpc of K-band extinction in the plane at R0),
-        ``h_faint`` (12.2 mag), ``bulge_h_faint`` (11.0 mag in |l| < 15, |b| < 12 deg fields),
+        ``h_faint`` (12.2 mag), ``bulge_h_faint`` (11.0 mag in the bulge fields, ``|l| < 15``, ``|b| < 12`` deg),
         ``feh_gradient`` (dict m1=-0.057 dex/kpc, b=0.41 dex, k=14.5 kpc, m2=-0.019 dex/kpc),
         ``feh_scatter`` (0.05 dex), ``systematics`` (DataFrame/dict of per-abundance ``lg``,
         ``lg2`` coefficients, or a scale factor on the defaults; 0 switches them off),

@@ -1,0 +1,305 @@
+"""Cross-fitting: a regressor's out-of-fold predictions as a pipeline step (paper section 3.1).
+
+The paper splits its parent sample into two random halves and predicts every star's parallax with
+the model trained on the *other* half. :class:`CrossFitTransformer` does this inside a scikit-learn
+``Pipeline``: ``fit_transform`` appends out-of-fold predictions (no star is predicted by a model that
+saw it), while ``transform`` on new data uses the model refitted on every training star, as
+scikit-learn's ``TargetEncoder`` and ``StackingRegressor`` do.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
+from sklearn.model_selection import KFold, check_cv
+from sklearn.pipeline import Pipeline
+from sklearn.utils._indexing import _safe_indexing
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._progress import progress
+
+__all__ = ["CrossFitTransformer", "predict_with_std"]
+
+
+def predict_with_std(estimator, X):
+    """Predictions and their 1-sigma uncertainties from a fitted regressor or pipeline.
+
+    For a ``Pipeline`` whose last transformer has a ``transform_err`` method (such as
+    :class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`), the feature
+    uncertainties it returns are passed to the final regressor's ``predict(X, X_err=...,
+    return_std=True)``, which propagates them; otherwise ``predict(X, return_std=True)`` is called.
+
+    Parameters
+    ----------
+    estimator : fitted regressor or Pipeline
+    X : array-like or DataFrame of shape (n_samples, n_features)
+
+    Returns
+    -------
+    y_pred, y_std : ndarray of shape (n_samples,)
+        In the target's units (mas for parallaxes).
+    """
+    if not isinstance(estimator, Pipeline):
+        return estimator.predict(X, return_std=True)
+    *transformers, (_, final) = estimator.steps
+    Xt, X_err = X, None
+    for i, (_, step) in enumerate(transformers):
+        if step is None or step == "passthrough":
+            continue
+        if i == len(transformers) - 1 and hasattr(step, "transform_err"):
+            X_err = step.transform_err(Xt)
+        Xt = step.transform(Xt)
+    if X_err is None:
+        return final.predict(Xt, return_std=True)
+    return final.predict(Xt, X_err=X_err, return_std=True)
+
+
+def _slice_params(params, indices, n_samples):
+    """Index every per-sample array of ``params`` (nested dicts allowed) with ``indices``."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out[key] = _slice_params(value, indices, n_samples)
+        elif hasattr(value, "__len__") and not isinstance(value, str) and len(value) == n_samples:
+            out[key] = _safe_indexing(value, indices)
+        else:
+            out[key] = value
+    return out
+
+
+def _fit_fold(estimator, X, y, train, test, fit_params, return_std):
+    n = len(y)
+    est = clone(estimator).fit(
+        _safe_indexing(X, train), _safe_indexing(y, train), **_slice_params(fit_params, train, n)
+    )
+    X_test = _safe_indexing(X, test)
+    if return_std:
+        return predict_with_std(est, X_test)
+    return est.predict(X_test), None
+
+
+class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+    """Append a regressor's predictions to a table; out of fold when fitting.
+
+    Parameters
+    ----------
+    estimator : regressor or Pipeline ending in a regressor
+        The model, e.g. ``make_pipeline(SpectroPhotometricFeatures(),
+        SpectroPhotometricParallaxRegressor()).set_output(transform="pandas")``. It receives the
+        whole input table.
+    cv : int or cross-validation splitter, default=2
+        Folds for the out-of-fold predictions. An int ``k`` means ``KFold(k, shuffle=True,
+        random_state=random_state)``; 2 is the paper's two random halves.
+    output : str, default="spec_parallax"
+        Name of the appended prediction column.
+    return_std : bool, default=True
+        Also append ``<output>_err``, the 1-sigma uncertainty from :func:`predict_with_std`.
+    passthrough : bool, default=True
+        Keep the input columns in front of the new ones (False: return only the new ones).
+    refit : bool, default=True
+        In ``fit_transform``, also refit the estimator on every star (``estimator_``, needed by
+        :meth:`transform` for new stars). ``False`` saves that fit when only the out-of-fold
+        predictions are wanted.
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the folds when ``cv`` is an int.
+    n_jobs : int, default=None
+        Folds fitted in parallel (joblib convention).
+    verbose : int, default=0
+        Progress bar over the folds.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        ``estimator`` refitted on every star given to ``fit`` (and to ``fit_transform`` when
+        ``refit``); used by :meth:`transform`.
+    oof_indices_ : list of ndarray
+        Test indices of each fold, from the last ``fit_transform``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only for DataFrame input.
+
+    Notes
+    -----
+    ``fit_transform(X, y)`` differs from ``fit(X, y).transform(X)``, exactly as for scikit-learn's
+    ``TargetEncoder``: the former returns predictions for every star from a model that did not see
+    it (its fold was held out), the latter would predict stars with a model trained on them. Stars
+    with zero ``sample_weight`` are predicted but never influence any model: this is how a training
+    subset (e.g. the Gaia quality cuts) is expressed while every star still gets a prediction.
+
+    Metadata (``sigma``, ``sample_weight``) reaches the inner estimator through scikit-learn's
+    metadata routing when it is enabled (``sklearn.set_config(enable_metadata_routing=True)``);
+    without routing, keyword arguments of ``fit``/``fit_transform`` are passed to the inner
+    estimator's ``fit`` as they are (``stepname__param`` for a Pipeline). Per-star arrays are split
+    with the folds.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from sklearn_selfcal.crossfit import CrossFitTransformer
+    >>> X = pd.DataFrame({"a": np.arange(10.0), "b": np.ones(10)})
+    >>> y = 2 * X["a"] + 1
+    >>> step = CrossFitTransformer(LinearRegression(), output="pred", return_std=False,
+    ...                            random_state=0)
+    >>> list(step.fit_transform(X, y).columns)
+    ['a', 'b', 'pred']
+    """
+
+    def __init__(self, estimator, *, cv=2, output="spec_parallax", return_std=True,
+                 passthrough=True, refit=True, random_state=None, n_jobs=None, verbose=0):
+        self.estimator = estimator
+        self.cv = cv
+        self.output = output
+        self.return_std = return_std
+        self.passthrough = passthrough
+        self.refit = refit
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ---------------------------------------------------------------- metadata routing
+    def get_metadata_routing(self):
+        """Route ``fit`` / ``fit_transform`` metadata to the inner estimator's ``fit``."""
+        return MetadataRouter(owner=self.__class__.__name__).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit")
+            .add(caller="fit_transform", callee="fit"),
+        )
+
+    def _fit_params(self, method, params):
+        if _routing_enabled():
+            return process_routing(self, method, **params).estimator.fit
+        return params
+
+    # ---------------------------------------------------------------- fitting
+    def _splitter(self):
+        if isinstance(self.cv, numbers.Integral):
+            if self.cv < 2:
+                raise ValueError(f"cv must be >= 2 folds, got {self.cv}")
+            return KFold(n_splits=int(self.cv), shuffle=True, random_state=self.random_state)
+        return check_cv(self.cv)
+
+    def _check_input(self, X, *, reset):
+        if sp.issparse(X):
+            raise TypeError("CrossFitTransformer does not accept sparse input; pass a DataFrame or "
+                            "a dense array")
+        if not isinstance(X, pd.DataFrame):
+            X = np.asarray(X)
+            if X.ndim != 2:
+                raise ValueError(f"Expected a 2D array of shape (n_stars, n_features), got shape "
+                                 f"{X.shape}. Reshape your data with X.reshape(-1, 1) for a single feature")
+        # names and widths are recorded and checked here; values are the inner estimator's business
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return X
+
+    def fit(self, X, y, **params):
+        """Fit the inner estimator on every star.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_stars, n_features)
+        y : array-like of shape (n_stars,)
+            Target (observed parallaxes, mas, for the parallax model).
+        **params : dict
+            Metadata for the inner ``fit`` (e.g. ``sigma``, ``sample_weight``).
+
+        Returns
+        -------
+        self : CrossFitTransformer
+        """
+        fit_params = self._fit_params("fit", params)
+        X = self._check_input(X, reset=True)
+        self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        return self
+
+    def fit_transform(self, X, y, **params):
+        """Fit on every star and return out-of-fold predictions appended to ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_stars, n_features)
+        y : array-like of shape (n_stars,)
+        **params : dict
+            Metadata for the inner ``fit``; per-star arrays are split with the folds.
+
+        Returns
+        -------
+        Xt : DataFrame or ndarray
+            ``X`` (if ``passthrough``) followed by ``<output>`` (and ``<output>_err``), every value
+            predicted by a model that did not see that star.
+        """
+        fit_params = self._fit_params("fit_transform", params)
+        X = self._check_input(X, reset=True)
+        y = np.asarray(y)
+        splits = list(self._splitter().split(X, y))
+        jobs = (delayed(_fit_fold)(self.estimator, X, y, train, test, fit_params, self.return_std)
+                for train, test in splits)
+        results = Parallel(n_jobs=self.n_jobs)(
+            progress(jobs, total=len(splits), desc="cross-fit folds", verbose=self.verbose)
+        )
+        pred = np.full(len(y), np.nan)
+        std = np.full(len(y), np.nan) if self.return_std else None
+        for (_, test), (p, s) in zip(splits, results):
+            pred[test] = p
+            if self.return_std:
+                std[test] = s
+        self.oof_indices_ = [test for _, test in splits]
+        if self.refit:
+            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        return self._append(X, pred, std)
+
+    def transform(self, X):
+        """Append the refitted model's predictions to ``X`` (for new stars).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_stars, n_features)
+
+        Returns
+        -------
+        Xt : DataFrame or ndarray
+        """
+        check_is_fitted(self, "estimator_")
+        X = self._check_input(X, reset=False)
+        if self.return_std:
+            pred, std = predict_with_std(self.estimator_, X)
+        else:
+            pred, std = self.estimator_.predict(X), None
+        return self._append(X, pred, std)
+
+    def _append(self, X, pred, std):
+        new = {self.output: np.asarray(pred, dtype=float)}
+        if std is not None:
+            new[f"{self.output}_err"] = np.asarray(std, dtype=float)
+        if isinstance(X, pd.DataFrame):
+            added = pd.DataFrame(new, index=X.index)
+            return pd.concat([X, added], axis=1) if self.passthrough else added
+        added = np.column_stack(list(new.values()))
+        return np.hstack([np.asarray(X), added]) if self.passthrough else added
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns: the input's (if ``passthrough``) then the new ones."""
+        check_is_fitted(self, "n_features_in_")
+        new = [self.output] + ([f"{self.output}_err"] if self.return_std else [])
+        if not self.passthrough:
+            return np.asarray(new, dtype=object)
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_",
+                                     [f"x{i}" for i in range(self.n_features_in_)])
+        return np.asarray(list(input_features) + new, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags

@@ -1,0 +1,106 @@
+"""Apply fitted estimators to catalogues larger than memory with Dask.
+
+A fitted pipeline is a function of one row at a time (``transform``/``predict`` never look at other
+rows), so a catalogue that does not fit in memory can be processed partition by partition:
+:func:`transform_partitions` maps a fitted estimator over the partitions of a
+``dask.dataframe.DataFrame`` and :func:`apply_to_parquet` does it from Parquet files to Parquet
+files. With a ``dask.distributed`` client the partitions are processed on its workers (a
+``LocalCluster`` on one machine or a multi-machine cluster: the code is the same, see
+:doc:`/scaling`); the fitted estimator is shipped to each worker once.
+
+Dask is an optional dependency (``pip install "sklearn-selfcal[dask]"``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["transform_partitions", "apply_to_parquet"]
+
+
+def _apply(partition, estimator, method, keep=()):
+    """Run ``estimator.<method>`` on one partition; a DataFrame on its index (``keep`` in front)."""
+    result = getattr(estimator, method)(partition)
+    if isinstance(result, pd.DataFrame):
+        result = result.set_axis(partition.index, axis=0)
+    elif getattr(result, "ndim", 2) == 1:
+        result = pd.DataFrame({method: result}, index=partition.index)
+    else:
+        names = getattr(estimator, "get_feature_names_out", lambda: None)()
+        result = pd.DataFrame(result, index=partition.index, columns=names)
+    if keep:
+        result = pd.concat([partition[list(keep)], result], axis=1)
+    return result
+
+
+def transform_partitions(estimator, ddf, *, method="transform", keep_columns=(), meta=None,
+                         client=None):
+    """Lazily apply a fitted estimator to every partition of a Dask DataFrame.
+
+    Parameters
+    ----------
+    estimator : fitted estimator or Pipeline
+        Must work row by row (every transformer and predictor of this package does). Its output
+        should be a DataFrame (``set_output(transform="pandas")``) so columns keep their names.
+    ddf : dask.dataframe.DataFrame
+        The catalogue, partitioned by rows.
+    method : str, default="transform"
+        ``"transform"`` or ``"predict"``.
+    keep_columns : sequence of str, default=()
+        Input columns copied in front of the estimator's output (e.g. ``APOGEE_ID``).
+    meta : DataFrame, optional
+        Empty DataFrame with the output's columns and dtypes; by default computed by applying the
+        estimator to the first rows of the first partition (one small eager computation).
+    client : dask.distributed.Client, optional
+        If given, the estimator is scattered to every worker once instead of being embedded in each
+        task.
+
+    Returns
+    -------
+    result : dask.dataframe.DataFrame
+        One row per input row, same index and partitions; nothing is computed until asked.
+    """
+    keep = tuple(keep_columns)
+    if meta is None:
+        head = ddf.head(64, npartitions=1)
+        if len(head) == 0:
+            raise ValueError("the first partition is empty; pass meta= explicitly")
+        meta = _apply(head, estimator, method, keep).iloc[:0]
+    if client is not None:
+        estimator = client.scatter(estimator, broadcast=True)
+    return ddf.map_partitions(_apply, estimator, method, keep, meta=meta)
+
+
+def apply_to_parquet(estimator, source, destination, *, columns=None, method="transform",
+                     keep_columns=(), client=None, **read_kwargs):
+    """Apply a fitted estimator to a Parquet catalogue and write the result as Parquet.
+
+    Parameters
+    ----------
+    estimator : fitted estimator or Pipeline
+    source : str or path-like
+        A Parquet file, a directory of Parquet files or a glob (anything
+        ``dask.dataframe.read_parquet`` reads, local or remote).
+    destination : str or path-like
+        Output directory (one Parquet file per partition).
+    columns : sequence of str, optional
+        Columns to read (default: all); reading only what the estimator needs saves I/O.
+    method : str, default="transform"
+    keep_columns : sequence of str, default=()
+        See :func:`transform_partitions`.
+    client : dask.distributed.Client, optional
+        See :func:`transform_partitions`; without one Dask's default scheduler is used.
+    **read_kwargs
+        Passed to ``dask.dataframe.read_parquet`` (e.g. ``blocksize``, ``split_row_groups``).
+
+    Returns
+    -------
+    destination : str
+    """
+    import dask.dataframe as dd
+
+    ddf = dd.read_parquet(source, columns=list(columns) if columns is not None else None, **read_kwargs)
+    result = transform_partitions(estimator, ddf, method=method, keep_columns=keep_columns,
+                                  client=client)
+    result.to_parquet(str(destination), write_index=True)
+    return str(destination)
