@@ -481,6 +481,15 @@ def _line_search(datafit, eta, mu, Xd, b_old, b_new, alpha, delta, armijo=1e-4, 
     return 0.0
 
 
+def _starting_point(pen_cols, U, alpha, pen_weights, coef_u, coef_p):
+    """Penalised column indices, the penalty, and float64 copies of the starting coefficients."""
+    pen_cols = np.asarray(pen_cols, dtype=np.intp)
+    w = np.ones(len(pen_cols)) if pen_weights is None else np.asarray(pen_weights, dtype=np.float64)
+    coef_u = np.zeros(U.shape[1]) if coef_u is None else np.array(coef_u, dtype=np.float64)
+    coef_p = np.zeros(len(pen_cols)) if coef_p is None else np.array(coef_p, dtype=np.float64)
+    return pen_cols, WeightedL1(alpha, w), coef_u, coef_p
+
+
 def solve_gauss_newton(X, pen_cols, U, datafit, alpha, *, pen_weights=None, coef_u=None,
                        coef_p=None, tol=1e-4, max_iter=100, max_newton=25, ws_start=64,
                        inner_max_iter=20000, curvature="hessian", callback=None):
@@ -544,12 +553,9 @@ def solve_gauss_newton(X, pen_cols, U, datafit, alpha, *, pen_weights=None, coef
         ``history`` (list of the callback dicts).
     """
     t0 = time.perf_counter()
-    pen_cols = np.asarray(pen_cols, dtype=np.intp)
-    p, k = len(pen_cols), U.shape[1]
-    w = np.ones(p) if pen_weights is None else np.asarray(pen_weights, dtype=np.float64)
-    penalty = WeightedL1(alpha, w)
-    coef_u = np.zeros(k) if coef_u is None else np.array(coef_u, dtype=np.float64)
-    coef_p = np.zeros(p) if coef_p is None else np.array(coef_p, dtype=np.float64)
+    pen_cols, penalty, coef_u, coef_p = _starting_point(pen_cols, U, alpha, pen_weights, coef_u,
+                                                        coef_p)
+    p = len(pen_cols)
     scale = alpha if alpha > 0 else 1.0
 
     history, total_newton, converged, stalled = [], 0, False, False
@@ -740,12 +746,9 @@ def solve_fista(X, pen_cols, U, datafit, alpha, *, pen_weights=None, coef_u=None
     """
     t0 = time.perf_counter()
     n = X.shape[0]
-    pen_cols = np.asarray(pen_cols, dtype=np.intp)
+    pen_cols, penalty, coef_u, coef_p = _starting_point(pen_cols, U, alpha, pen_weights, coef_u,
+                                                        coef_p)
     p, k = len(pen_cols), U.shape[1]
-    w = np.ones(p) if pen_weights is None else np.asarray(pen_weights, dtype=np.float64)
-    penalty = WeightedL1(alpha, w)
-    coef_u = np.zeros(k) if coef_u is None else np.array(coef_u, dtype=np.float64)
-    coef_p = np.zeros(p) if coef_p is None else np.array(coef_p, dtype=np.float64)
 
     Q, R, kept = _orthonormal_basis(U)
     Ut = Q * np.sqrt(n)
