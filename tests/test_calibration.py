@@ -485,6 +485,14 @@ def test_fitted_attributes_and_feature_names(small):
         cal.get_feature_names_out(["a", "b"])
 
 
+def test_verbose_reports_the_fit(small, capsys):
+    NuisanceCalibrator(verbose=1).fit(small)
+    out = capsys.readouterr().out
+    assert "abundances fitted on" in out and "sigma" in out
+    NuisanceCalibrator().fit(small)
+    assert capsys.readouterr().out == ""
+
+
 def test_pickle_round_trip(small):
     cal = NuisanceCalibrator().fit(small)
     clone = pickle.loads(pickle.dumps(cal))
