@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sklearn_selfcal import NuisanceCalibrator
-from sklearn_selfcal._apogee import ABUNDANCE_COLUMNS
+from sklearn_selfcal._paper import ABUNDANCE_COLUMNS
 from sklearn_selfcal._kernels import design as kdesign
 from sklearn_selfcal._kernels import wls as kwls
 

@@ -43,7 +43,8 @@ from sklearn_selfcal._kernels.explinear_l1 import (
     ExpLinearChi2, WeightedL1, kkt_residual, matvec, rmatvec, safe_exp, solve_fista,
     solve_gauss_newton)
 from sklearn_selfcal.datasets import make_survey
-from sklearn_selfcal.parallax import PAPER_ALPHA, PAPER_ZERO_POINT, ChiSquaredScorer, chi_squared
+from sklearn_selfcal._paper import GAIA_PARALLAX_ZERO_POINT, PAPER_ALPHA
+from sklearn_selfcal.parallax import ChiSquaredScorer, chi_squared
 from sklearn_selfcal.parallax_features import (SpectroPhotometricFeatures, gaia_training_mask,
                                                join_spectra)
 
@@ -76,7 +77,7 @@ def problem_pieces(X, names, y, sigma, zero_point):
     mask = probe._penalized_mask(X.shape[1])
     pen, unpen = np.flatnonzero(mask), np.flatnonzero(~mask)
     U = np.column_stack([np.ones(X.shape[0]), X[:, unpen].astype(np.float64)])
-    datafit = ExpLinearChi2(y + zero_point, 1.0 / (sigma**2 * len(y)))
+    datafit = ExpLinearChi2(y - zero_point, 1.0 / (sigma**2 * len(y)))
     return pen, unpen, U, datafit
 
 
@@ -91,7 +92,7 @@ def evaluate(X, pen, U, datafit, alpha, coef_u, coef_p):
 
 def heldout_chi2(X, pen, U, y, sigma, coef_u, coef_p, zero_point):
     pred = safe_exp(U @ coef_u + matvec(X, pen, coef_p))
-    return chi_squared(y, pred, sigma=sigma, zero_point=zero_point), pred
+    return chi_squared(y, pred, sigma=sigma, parallax_zero_point=zero_point), pred
 
 
 def paper_lbfgsb(X, pen, U, datafit, alpha, max_time):
@@ -174,7 +175,7 @@ def main():
               f"simulated in {time.perf_counter() - t:.0f} s; alpha = {args.alpha:.4g}, "
               f"tol = {args.tol:g}, {args.threads} BLAS thread(s)", flush=True)
 
-        pen, unpen, U, datafit = problem_pieces(X, names, y, sigma, PAPER_ZERO_POINT)
+        pen, unpen, U, datafit = problem_pieces(X, names, y, sigma, GAIA_PARALLAX_ZERO_POINT)
         Ute = np.column_stack([np.ones(len(yte)), Xte[:, unpen].astype(np.float64)])
 
         # 1. this package (a DataFrame view of X carries the feature names, so that the
@@ -187,7 +188,7 @@ def main():
         cu = np.concatenate([[model.intercept_], model.coef_[unpen]])
         cp = model.coef_[pen]
         obj, kkt, zeros = evaluate(X, pen, U, datafit, args.alpha, cu, cp)
-        chi2, pred = heldout_chi2(Xte, pen, Ute, yte, sigte, cu, cp, PAPER_ZERO_POINT)
+        chi2, pred = heldout_chi2(Xte, pen, Ute, yte, sigte, cu, cp, GAIA_PARALLAX_ZERO_POINT)
         report("working-set Newton (ours)", t_ours, obj, kkt, zeros, len(pen), chi2,
                f"{model.n_iter_} outer iterations; held-out median |pred/true - 1| = "
                f"{np.median(np.abs(pred / truete - 1)):.4f}; peak memory +{extra_gb:.2f} GB")
@@ -198,13 +199,13 @@ def main():
         lu, lp, note = paper_lbfgsb(X, pen, U, datafit, args.alpha, args.lbfgs_max_time)
         t_lb = time.perf_counter() - t
         obj_lb, kkt_lb, zeros_lb = evaluate(X, pen, U, datafit, args.alpha, lu, lp)
-        chi2_lb, _ = heldout_chi2(Xte, pen, Ute, yte, sigte, lu, lp, PAPER_ZERO_POINT)
+        chi2_lb, _ = heldout_chi2(Xte, pen, Ute, yte, sigte, lu, lp, GAIA_PARALLAX_ZERO_POINT)
         report("paper: L-BFGS-B + sign(theta)", t_lb, obj_lb, kkt_lb, zeros_lb, len(pen), chi2_lb,
                f"{note}; objective / optimum = {obj_lb / best:.3g}")
 
         # 3. FISTA with backtracking from the same unpenalised optimum
         warm = solve_gauss_newton(X, pen[:0], U, datafit, 0.0,
-                                  coef_u=np.r_[np.log(np.mean(y + PAPER_ZERO_POINT)),
+                                  coef_u=np.r_[np.log(np.mean(y - GAIA_PARALLAX_ZERO_POINT)),
                                                np.zeros(U.shape[1] - 1)], tol=1e-10)
         t = time.perf_counter()
         fista = solve_fista(X, pen, U, datafit, args.alpha, coef_u=warm.coef_u, tol=args.tol,
@@ -214,7 +215,7 @@ def main():
         obj_fi, kkt_fi, zeros_fi = evaluate(X, pen, U, datafit, args.alpha, fista.coef_u,
                                             fista.coef_p)
         chi2_fi, _ = heldout_chi2(Xte, pen, Ute, yte, sigte, fista.coef_u, fista.coef_p,
-                                  PAPER_ZERO_POINT)
+                                  GAIA_PARALLAX_ZERO_POINT)
         report(f"FISTA + backtracking (shrink {args.fista_shrink:g})", t_fi, obj_fi, kkt_fi,
                zeros_fi, len(pen), chi2_fi,
                f"{fista.n_iter} iterations, converged={fista.converged}")
@@ -242,7 +243,7 @@ def alpha_scan(Xdf, y, sigma, Xte, yte, sigte, truete, names, args):
             alpha=alpha, tol=args.tol, max_iter=300).fit(Xdf, y, sigma=sigma))
         seconds = time.perf_counter() - t
         pred = model.predict(Xte)
-        chi2 = chi_squared(yte, pred, sigma=sigte, zero_point=PAPER_ZERO_POINT)
+        chi2 = chi_squared(yte, pred, sigma=sigte, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT)
         print(f"  alpha {alpha:9.3g}: {seconds:7.1f} s  KKT {model.kkt_residual_:8.1e}  "
               f"{np.count_nonzero(model.coef_[model.penalized_]):5d} non-zero pixels  peak memory "
               f"+{extra_gb:.2f} GB ({extra_gb / x_gb:.2f} x X)  held-out chi2 {chi2:.4f}  "
@@ -264,7 +265,7 @@ def cv_benchmark(Xdf, y, sigma, args):
         grid = GridSearchCV(
             SpectroPhotometricParallaxRegressor(tol=args.tol, max_iter=200),
             {"alpha": list(cv_model.alphas_)}, cv=folds,
-            scoring=ChiSquaredScorer(zero_point=PAPER_ZERO_POINT))
+            scoring=ChiSquaredScorer(parallax_zero_point=GAIA_PARALLAX_ZERO_POINT))
         t = time.perf_counter()
         grid.fit(Xdf, y, sigma=sigma)
         t_grid = time.perf_counter() - t

@@ -5,19 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "ELEMENTS",
-    "ABUNDANCE_COLUMNS",
     "ASPCAP_CHIP_RANGES",
     "N_ASPCAP_PIXELS",
     "aspcap_wavelength",
-    "abundance_error_column",
 ]
-
-#: The 19 [X/Fe] elements of the paper (with [Fe/H] the paper's 20 elements), in DR16 column spelling.
-ELEMENTS = ("C", "N", "O", "NA", "MG", "AL", "SI", "P", "S", "K", "CA", "TI", "V", "CR", "MN",
-            "CO", "NI", "CU", "CE")
-#: Abundance columns calibrated by default: FE_H, the 19 ``<X>_FE`` and ALPHA_M.
-ABUNDANCE_COLUMNS = ("FE_H",) + tuple(f"{x}_FE" for x in ELEMENTS) + ("ALPHA_M",)
 
 #: apStar pixel ranges [start, stop) of the three detector chips kept on the ASPCAP grid (blue, green,
 #: red); the chip gaps between them are not part of the 7,514-pixel grid.
@@ -39,7 +30,3 @@ def aspcap_wavelength():
     pix = np.concatenate([np.arange(a, b) for a, b in ASPCAP_CHIP_RANGES])
     return 10.0 ** (LOG10_LAMBDA0 + DLOG10_LAMBDA * pix)
 
-
-def abundance_error_column(column):
-    """APOGEE's uncertainty column for an abundance column (``MG_FE`` -> ``MG_FE_ERR``)."""
-    return f"{column}_ERR"

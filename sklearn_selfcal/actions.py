@@ -251,8 +251,9 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
     radial_velocity : str, default="VHELIO_AVG"
         Column of the heliocentric line-of-sight velocity (km/s).
     parallax_zero_point : float, default=0.0
-        Subtracted from the parallax column before inverting it (mas). For Gaia EDR3 parallaxes
-        the paper's global offset corresponds to ``-0.017``; leave 0 for ``spec_parallax``.
+        Zero point of the parallax column (mas), ``observed = true + zero point``, subtracted
+        before inverting it: ``-0.017`` (:data:`sklearn_selfcal._paper.GAIA_PARALLAX_ZERO_POINT`)
+        for Gaia EDR3 parallaxes, as the paper corrects them; leave 0 for ``spec_parallax``.
     r0 : float, default=8.178
         Distance of the Sun from the Galactic centre (kpc).
     z_sun : float, default=0.025

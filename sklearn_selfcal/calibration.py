@@ -21,11 +21,12 @@ from scipy import stats
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ._apogee import abundance_error_column
+from ._paper import LOGG_REFERENCE, abundance_error_column, calibrated_name
 from ._kernels import design as _design
 from ._kernels import wls as _wls
 from ._validation import check_positive_column, require_columns
-from .selection import PAPER_TRAINING_BOUNDS, within_bounds
+from ._paper import PAPER_TRAINING_BOUNDS
+from .selection import within_bounds
 
 __all__ = ["NuisanceCalibrator", "trend_summary"]
 
@@ -247,7 +248,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
 
     def __init__(self, abundance_columns=None, *, error_columns=None, weighted=True,
                  orbit_features=("J_R", "J_z", "L_z"), orbit_degree=2,
-                 nuisance_columns=("LOGG",), nuisance_reference=(2.2,), nuisance_degree=2,
+                 nuisance_columns=("LOGG",), nuisance_reference=(LOGG_REFERENCE,), nuisance_degree=2,
                  training_filter="paper", covariance="sandwich", verbose=0):
         self.abundance_columns = abundance_columns
         self.error_columns = error_columns
@@ -553,7 +554,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "coef_")
         names = _check_feature_names_in(self, input_features)
-        return np.asarray([f"{names[p]}_NEW" for p in self._cols.abundance], dtype=object)
+        return np.asarray([calibrated_name(names[p]) for p in self._cols.abundance], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -93,6 +93,7 @@ def _truth_gradient(survey, result, config, random_state):
 
 
 def _demo(args):
+    from ._paper import correct_parallax
     from .datasets import make_survey
     from .workflow import load_config, prepare_output_dir, run_method, write_outputs
 
@@ -110,7 +111,8 @@ def _demo(args):
     extra_truth = _truth_gradient(survey, result, config, args.random_state)
     parent = result.catalogue["PARENT_SAMPLE"].to_numpy()
     true = survey.truth["parallax"].to_numpy()[parent]
-    gaia = survey.frame["parallax"].to_numpy()[parent] + config["parallax"]["zero_point"]
+    gaia = correct_parallax(survey.frame["parallax"].to_numpy()[parent],
+                           config["parallax"]["parallax_zero_point"])
     spec = result.catalogue["spec_parallax"].to_numpy()[parent]
     extra = {
         "injected_feh_gradient": survey.params["feh_gradient"],

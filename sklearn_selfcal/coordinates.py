@@ -18,6 +18,8 @@ import astropy.coordinates as coord
 import astropy.units as u
 import numpy as np
 
+from ._paper import R0_KPC, V_SUN_KMS, Z_SUN_KPC
+
 __all__ = [
     "R0_KPC",
     "V_SUN_KMS",
@@ -28,13 +30,6 @@ __all__ = [
     "icrs_to_galactocentric",
 ]
 
-#: Distance from the Sun to the Galactic centre (kpc; GRAVITY Collaboration 2019), paper section 3.1.
-R0_KPC = 8.178
-#: Height of the Sun above the Galactic mid-plane (kpc; Juric et al. 2008).
-Z_SUN_KPC = 0.025
-#: Galactocentric velocity of the Sun in astropy's frame (km/s); the paper quotes v_x = -11.1 in
-#: its own sign convention.
-V_SUN_KMS = (11.1, 245.8, 7.8)
 
 
 def galactocentric_frame(r0=R0_KPC, z_sun=Z_SUN_KPC, v_sun=V_SUN_KMS):

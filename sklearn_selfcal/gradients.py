@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels import broken_line as _bl
+from ._paper import ALPHA_SPLIT, MEDIAN_EFFICIENCY, PAPER_RADIUS_BINS
 from ._validation import check_finite_column, check_positive_column, column_index, require_columns
 
 __all__ = [
@@ -30,12 +31,6 @@ __all__ = [
     "PAPER_RADIUS_BINS",
 ]
 
-#: ``sqrt(pi / 2)``: the standard error of the median of N Gaussian draws is ``1.253 sigma /
-#: sqrt(N)``.
-MEDIAN_EFFICIENCY = float(np.sqrt(np.pi / 2.0))
-
-#: Bin edges (kpc) of the paper's radial profiles: 2-kpc bins centred on 1, 3, ..., 21 kpc.
-PAPER_RADIUS_BINS = np.arange(0.0, 23.0, 2.0)
 
 # Upper bound on the number of (posterior sample x radius) model evaluations held at once in
 # predict.
@@ -506,7 +501,7 @@ def radial_abundance_profile(
     radius="R",
     bins=PAPER_RADIUS_BINS,
     split="ALPHA_M",
-    split_value=0.12,
+    split_value=ALPHA_SPLIT,
     min_stars=4,
 ):
     """Median abundances in bins of Galactocentric radius, for all, low-alpha and high-alpha stars.

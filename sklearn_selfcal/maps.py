@@ -34,7 +34,9 @@ from sklearn.utils import Bunch, check_random_state
 
 from ._kernels import binned as _binned
 from ._validation import require_columns
-from .coordinates import R0_KPC
+from ._paper import ALPHA_SPLIT, BAR_AXIS_RATIO, R0_KPC
+from ._paper import BAR_ANGLE_DEG as BAR_ANGLE
+from ._paper import BAR_HALF_LENGTH_KPC as BAR_HALF_LENGTH
 
 __all__ = [
     "ALPHA_SPLIT",
@@ -66,15 +68,6 @@ __all__ = [
     "velocity_map",
 ]
 
-#: [alpha/M] (dex) separating the low-alpha (below) from the high-alpha (at or above) disk.
-ALPHA_SPLIT = 0.12
-#: Half-length of the bar's major axis (kpc), paper Figure 5.
-BAR_HALF_LENGTH = 5.0
-#: Minor-to-major axis ratio of the bar outline, paper Figure 5.
-BAR_AXIS_RATIO = 0.4
-#: Angle (deg) between the bar's major axis and the Sun-Galactic centre line; the near end of the bar
-#: is at positive Galactic longitude (``y > 0``).
-BAR_ANGLE = 25.0
 #: Galactocentric (x, y) of the Sun (kpc).
 SUN_XY = (-R0_KPC, 0.0)
 #: The four abundances of the paper's Figure 6 (reported names; ``_NEW`` for the calibrated ones).

@@ -5,7 +5,7 @@ Model (Hogg, Eilers & Rix 2019; eq. 5-7 of the paper): a star's Gaia parallax is
 2MASS / WISE magnitudes and the five LSF moments (see
 :class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`). The fitted objective is ::
 
-    F(theta, b) = 1/S sum_n s_n (y_n + zero_point - exp(theta . x_n + b))**2 / (2 sigma_n**2)
+    F(theta, b) = 1/S sum_n s_n (y_n - parallax_zero_point - exp(theta . x_n + b))**2 / (2 sigma_n**2)
                   + alpha sum_{j penalised} |theta_j|
 
 with per-star Gaia parallax uncertainty ``sigma_n`` (mas) and sample weights ``s_n``
@@ -39,15 +39,12 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ._kernels.explinear_l1 import (ExpLinearChi2, RowSubset, alpha_max, matvec, safe_exp,
                                     solve_gauss_newton)
+from ._paper import GAIA_PARALLAX_ZERO_POINT, PAPER_ALPHA
 from ._progress import progress
 from ._validation import check_positive_column
 from .parallax_features import LSF_COLUMNS, MAGNITUDE_COLUMNS, SpectroPhotometricFeatures
 
 __all__ = [
-    "PAPER_LAMBDA",
-    "PAPER_N_TRAIN",
-    "PAPER_ALPHA",
-    "PAPER_ZERO_POINT",
     "UNPENALIZED_FEATURES",
     "SpectroPhotometricParallaxRegressor",
     "SpectroPhotometricParallaxRegressorCV",
@@ -57,15 +54,6 @@ __all__ = [
     "make_parallax_pipeline",
 ]
 
-#: The paper's regularisation strength (eq. 7, objective ``chi2 / 2 + lambda |P theta|_1``).
-PAPER_LAMBDA = 160.0
-#: Training stars per half in the paper: 79,529 parents split in two.
-PAPER_N_TRAIN = 79529 / 2
-#: ``lambda / N``: the paper's strength in this module's per-star normalisation (~4.02e-3).
-PAPER_ALPHA = PAPER_LAMBDA / PAPER_N_TRAIN
-#: Added to Gaia eDR3 parallaxes before fitting (mas): minus the median parallax bias
-#: (Lindegren et al. 2021), as in the paper.
-PAPER_ZERO_POINT = 0.017
 #: Feature names left unpenalised by ``penalized="auto"``: the magnitudes and the LSF moments.
 UNPENALIZED_FEATURES = MAGNITUDE_COLUMNS + LSF_COLUMNS
 
@@ -73,7 +61,7 @@ UNPENALIZED_FEATURES = MAGNITUDE_COLUMNS + LSF_COLUMNS
 # ------------------------------------------------------------------------------------------
 # metric, scorer, scatter
 # ------------------------------------------------------------------------------------------
-def chi_squared(y_true, y_pred, *, sigma, zero_point=0.0, sample_weight=None):
+def chi_squared(y_true, y_pred, *, sigma, parallax_zero_point=0.0, sample_weight=None):
     """Mean chi-squared per star of predicted against observed parallaxes.
 
     Parameters
@@ -84,14 +72,15 @@ def chi_squared(y_true, y_pred, *, sigma, zero_point=0.0, sample_weight=None):
         Predicted true parallaxes (mas).
     sigma : array-like of shape (n_stars,)
         Uncertainty of ``y_true`` (mas, > 0).
-    zero_point : float, default=0.0
-        Added to ``y_true`` (mas); use the model's ``zero_point``.
+    parallax_zero_point : float, default=0.0
+        Zero point of ``y_true`` (mas), subtracted from it (``observed = true + zero point``);
+        use the model's ``parallax_zero_point``.
     sample_weight : array-like of shape (n_stars,), optional
 
     Returns
     -------
     chi2 : float
-        ``average(((y_true + zero_point - y_pred) / sigma)**2, weights=sample_weight)``.
+        ``average(((y_true - parallax_zero_point - y_pred) / sigma)**2, weights=sample_weight)``.
     """
     y_true = np.asarray(y_true, dtype=float)
     y_pred = np.asarray(y_pred, dtype=float)
@@ -99,7 +88,7 @@ def chi_squared(y_true, y_pred, *, sigma, zero_point=0.0, sample_weight=None):
     if not (y_true.shape == y_pred.shape == sigma.shape):
         raise ValueError(f"y_true, y_pred and sigma must have one shape, got {y_true.shape}, "
                          f"{y_pred.shape}, {sigma.shape}")
-    z = (y_true + zero_point - y_pred) / sigma
+    z = (y_true - parallax_zero_point - y_pred) / sigma
     return float(np.average(z * z, weights=sample_weight))
 
 
@@ -112,12 +101,13 @@ class ChiSquaredScorer:
 
     Parameters
     ----------
-    zero_point : float, default=PAPER_ZERO_POINT
-        Added to the observed parallaxes (mas), as the model does when fitting.
+    parallax_zero_point : float, default=GAIA_PARALLAX_ZERO_POINT
+        Zero point of the observed parallaxes (mas, -0.017 for Gaia EDR3), subtracted from them as
+        the model does when fitting.
     """
 
-    def __init__(self, zero_point=PAPER_ZERO_POINT):
-        self.zero_point = zero_point
+    def __init__(self, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT):
+        self.parallax_zero_point = parallax_zero_point
         self._sample_weight_request = None
 
     def __call__(self, estimator, X, y, sigma=None, sample_weight=None):
@@ -125,7 +115,7 @@ class ChiSquaredScorer:
             raise ValueError(
                 "ChiSquaredScorer needs the held-out stars' sigma: enable metadata routing "
                 "(sklearn.set_config(enable_metadata_routing=True)) and pass sigma to fit")
-        return -chi_squared(y, estimator.predict(X), sigma=sigma, zero_point=self.zero_point,
+        return -chi_squared(y, estimator.predict(X), sigma=sigma, parallax_zero_point=self.parallax_zero_point,
                             sample_weight=sample_weight)
 
     def set_score_request(self, *, sample_weight=None):
@@ -141,14 +131,14 @@ class ChiSquaredScorer:
         return request
 
     def __repr__(self):
-        return f"ChiSquaredScorer(zero_point={self.zero_point!r})"
+        return f"ChiSquaredScorer(parallax_zero_point={self.parallax_zero_point!r})"
 
 
-def fractional_scatter(y, y_pred, sigma, *, zero_point=0.0, y_pred_frac_err=None,
+def fractional_scatter(y, y_pred, sigma, *, parallax_zero_point=0.0, y_pred_frac_err=None,
                        sample_weight=None):
     """Maximum-likelihood fractional scatter of true about predicted parallaxes.
 
-    The model for held-out stars is ``y_n + zero_point ~ Normal(pred_n, sigma_n**2 +
+    The model for held-out stars is ``y_n - parallax_zero_point ~ Normal(pred_n, sigma_n**2 +
     pred_n**2 (e_n**2 + s**2))``, with ``e_n`` the propagated fractional uncertainty of the
     prediction (0 if not given); ``s`` (dimensionless, in [0, 2]) is found by bounded 1-D
     maximisation of the (weighted) Gaussian likelihood.
@@ -157,8 +147,8 @@ def fractional_scatter(y, y_pred, sigma, *, zero_point=0.0, y_pred_frac_err=None
     ----------
     y, y_pred, sigma : array-like of shape (n_stars,)
         Observed parallaxes, predictions and observed uncertainties (mas).
-    zero_point : float
-        Added to ``y`` (mas).
+    parallax_zero_point : float
+        Zero point of ``y`` (mas), subtracted from it.
     y_pred_frac_err : array-like of shape (n_stars,), optional
         Fractional uncertainty of each prediction already accounted for.
     sample_weight : array-like of shape (n_stars,), optional
@@ -168,7 +158,7 @@ def fractional_scatter(y, y_pred, sigma, *, zero_point=0.0, y_pred_frac_err=None
     s : float
         Fractional intrinsic scatter (e.g. 0.09 for 9 per cent).
     """
-    y = np.asarray(y, dtype=float) + zero_point
+    y = np.asarray(y, dtype=float) - parallax_zero_point
     pred = np.asarray(y_pred, dtype=float)
     var0 = np.asarray(sigma, dtype=float) ** 2
     if y_pred_frac_err is not None:
@@ -253,8 +243,8 @@ class _ParallaxModelMixin:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not isinstance(self.zero_point, numbers.Real) or not np.isfinite(self.zero_point):
-            raise ValueError(f"zero_point must be a finite number (mas), got {self.zero_point!r}")
+        if not isinstance(self.parallax_zero_point, numbers.Real) or not np.isfinite(self.parallax_zero_point):
+            raise ValueError(f"parallax_zero_point must be a finite number (mas), got {self.parallax_zero_point!r}")
 
     def _penalized_mask(self, n_features):
         """Boolean mask of penalised features from ``penalized`` and the seen feature names."""
@@ -298,7 +288,7 @@ class _ParallaxModelMixin:
         return U
 
     def _datafit(self, y, sigma, sw):
-        return ExpLinearChi2(y + self.zero_point, sw / (sigma**2 * sw.sum()))
+        return ExpLinearChi2(y - self.parallax_zero_point, sw / (sigma**2 * sw.sum()))
 
     def _initial_coef_u(self, datafit, k):
         coef_u = np.zeros(k)
@@ -432,7 +422,7 @@ class _ParallaxModelMixin:
         nz = np.flatnonzero(self.coef_)
         pred = safe_exp(self.intercept_ + matvec(X, nz, self.coef_[nz]))
         frac = None if X_err is None else self._propagated_frac_err(X_err, X.shape[0])
-        self.intrinsic_scatter_ = fractional_scatter(y, pred, sigma, zero_point=self.zero_point,
+        self.intrinsic_scatter_ = fractional_scatter(y, pred, sigma, parallax_zero_point=self.parallax_zero_point,
                                                      y_pred_frac_err=frac, sample_weight=sw)
         return self.intrinsic_scatter_
 
@@ -452,7 +442,7 @@ class _ParallaxModelMixin:
 class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, BaseEstimator):
     """The paper's spectro-photometric parallax model, ``parallax = exp(x @ theta + b)`` (mas).
 
-    Minimises ``1/S sum_n s_n (y_n + zero_point - exp(theta . x_n + b))**2 / (2 sigma_n**2) +
+    Minimises ``1/S sum_n s_n (y_n - parallax_zero_point - exp(theta . x_n + b))**2 / (2 sigma_n**2) +
     alpha sum_{j penalised} |theta_j|`` (module docstring), to its exact optimum: working sets of
     pixels, Newton steps (clipped-Hessian IRLS) whose Lasso subproblems are solved exactly, and a
     line search on the true objective (:func:`sklearn_selfcal._kernels.explinear_l1.
@@ -475,9 +465,10 @@ class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, B
         the names reach the model. The intercept is never penalised.
     fit_intercept : bool, default=True
         Fit the unpenalised constant ``b``.
-    zero_point : float, default=PAPER_ZERO_POINT
-        Added to the observed parallaxes before fitting (mas); +0.017 mas corrects the median
-        Gaia eDR3 parallax bias of -0.017 mas (``make_survey`` injects -0.017 mas).
+    parallax_zero_point : float, default=GAIA_PARALLAX_ZERO_POINT
+        Zero point of the observed parallaxes (mas), ``observed = true + zero point``, subtracted
+        before fitting; -0.017 mas is the median Gaia EDR3 zero point the paper corrects for
+        (``make_survey`` injects it). See :mod:`sklearn_selfcal._paper`.
     tol : float, default=1e-4
         Target relative KKT residual.
     max_iter : int, default=100
@@ -535,12 +526,12 @@ class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, B
     """
 
     def __init__(self, alpha=PAPER_ALPHA, *, penalized="auto", fit_intercept=True,
-                 zero_point=PAPER_ZERO_POINT, tol=1e-4, max_iter=100, warm_start=False,
+                 parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, tol=1e-4, max_iter=100, warm_start=False,
                  dtype=None, verbose=0):
         self.alpha = alpha
         self.penalized = penalized
         self.fit_intercept = fit_intercept
-        self.zero_point = zero_point
+        self.parallax_zero_point = parallax_zero_point
         self.tol = tol
         self.max_iter = max_iter
         self.warm_start = warm_start
@@ -614,7 +605,7 @@ def _fold_path(model, X, U, y, sigma, sw, train, test, pen_cols, alphas, copy_ro
         coef_u, coef_p = res.coef_u, res.coef_p
         nz = np.flatnonzero(coef_p)
         pred = safe_exp(U[test] @ coef_u + matvec(Xte, pen_cols[nz], coef_p[nz]))
-        chi2.append(chi_squared(y[test], pred, sigma=sigma[test], zero_point=model.zero_point,
+        chi2.append(chi_squared(y[test], pred, sigma=sigma[test], parallax_zero_point=model.parallax_zero_point,
                                 sample_weight=sw[test]))
         preds.append(pred)
         coefs.append((coef_u.copy(), coef_p.copy()))
@@ -643,7 +634,7 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
     cv : int, cross-validation generator or iterable, default=None
         As in scikit-learn (None: 5-fold). The paper's two random halves are
         ``KFold(2, shuffle=True, random_state=...)``.
-    penalized, fit_intercept, zero_point, tol, max_iter, dtype, verbose
+    penalized, fit_intercept, parallax_zero_point, tol, max_iter, dtype, verbose
         As for :class:`SpectroPhotometricParallaxRegressor`.
     n_jobs : int, default=None
         Folds fitted in parallel threads. Sequentially (None or 1) each fold's training rows
@@ -669,14 +660,14 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
     """
 
     def __init__(self, alphas=8, *, eps=1e-3, cv=None, penalized="auto", fit_intercept=True,
-                 zero_point=PAPER_ZERO_POINT, tol=1e-4, max_iter=100, dtype=None, n_jobs=None,
+                 parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, tol=1e-4, max_iter=100, dtype=None, n_jobs=None,
                  verbose=0):
         self.alphas = alphas
         self.eps = eps
         self.cv = cv
         self.penalized = penalized
         self.fit_intercept = fit_intercept
-        self.zero_point = zero_point
+        self.parallax_zero_point = parallax_zero_point
         self.tol = tol
         self.max_iter = max_iter
         self.dtype = dtype
@@ -748,7 +739,7 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
             self.cv_prediction_[test] = o[1][best]
         held = np.isfinite(self.cv_prediction_)
         self.intrinsic_scatter_ = fractional_scatter(
-            y[held], self.cv_prediction_[held], sigma[held], zero_point=self.zero_point,
+            y[held], self.cv_prediction_[held], sigma[held], parallax_zero_point=self.parallax_zero_point,
             sample_weight=sw[held])
 
         # refit on all stars, warm started from the first fold's solution at alpha_

@@ -24,11 +24,11 @@ kpc km/s for the actions, dex for ``LOGG``.
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import numpy as np
 import pandas as pd
 
+from ._paper import (DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG, DISK_Z_MAX_KPC, LOGG_MAX,
+                     PAPER_TRAINING_BOUNDS)
 from ._validation import require_columns
 
 __all__ = [
@@ -42,15 +42,6 @@ __all__ = [
     "cut_counts",
 ]
 
-#: The paper's training filter (section 3.2): strict bounds ``low < value < high`` per column
-#: (``None`` = unbounded): 0 < J_R < 400, -5000 < L_z < 1000, 0 < J_z < 100 (kpc km/s), and x < 0 kpc
-#: (stars behind the Galactic centre are left out).  Read-only.
-PAPER_TRAINING_BOUNDS = MappingProxyType({
-    "J_R": (0.0, 400.0),
-    "L_z": (-5000.0, 1000.0),
-    "J_z": (0.0, 100.0),
-    "x": (None, 0.0),
-})
 
 
 def within_bounds(values, low=None, high=None):
@@ -146,7 +137,8 @@ def training_mask(X, bounds=PAPER_TRAINING_BOUNDS):
     return bounds_cuts(X, bounds).to_numpy().all(axis=1)
 
 
-def disk_sample_cuts(X, *, z_max=1.0, wedge_angle=6.0, vz_max=100.0, logg_max=2.2,
+def disk_sample_cuts(X, *, z_max=DISK_Z_MAX_KPC, wedge_angle=DISK_WEDGE_ANGLE_DEG,
+                     vz_max=DISK_VZ_MAX_KMS, logg_max=LOGG_MAX,
                      exclude_ids=None, z_column="z", R_column="R", vz_column="v_z",
                      logg_column="LOGG", id_column="APOGEE_ID"):
     """The paper's disk-sample cuts (section 3), one boolean column per cut.

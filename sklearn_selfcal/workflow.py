@@ -33,13 +33,15 @@ import pandas as pd
 from sklearn import config_context
 from sklearn.utils import Bunch
 
-from ._apogee import ABUNDANCE_COLUMNS
+
 from .actions import ActionTransformer
 from .calibration import NuisanceCalibrator
 from .crossfit import CrossFitTransformer
 from .gradients import BrokenPowerLawRegressor, radial_abundance_profile
 from .io import atomic_write, write_catalogue, write_table
-from .parallax import PAPER_ALPHA, fractional_scatter, make_parallax_pipeline
+from ._paper import (ABUNDANCE_COLUMNS, GAIA_PARALLAX_ZERO_POINT, LOGG_MAX, LOGG_REFERENCE,
+                     PAPER_ALPHA)
+from .parallax import fractional_scatter, make_parallax_pipeline
 from .parallax_features import MAGNITUDE_COLUMNS, gaia_training_mask, join_spectra
 from .selection import disk_sample_mask
 
@@ -51,18 +53,18 @@ __all__ = ["DEFAULT_CONFIG", "ORBIT_INPUT_COLUMNS", "make_method_pipeline", "loa
 #: Every setting of the main job, with the paper's values. A config file (TOML or JSON) overrides
 #: any of them by section and key.
 DEFAULT_CONFIG = {
-    "sample": {"logg_max": 2.2},
+    "sample": {"logg_max": LOGG_MAX},
     "parallax": {
         "alpha": PAPER_ALPHA,       # L1 strength per training star (the paper's lambda = 160)
         "n_folds": 2,               # the paper's two halves
-        "zero_point": 0.017,        # mas, added to Gaia parallaxes
+        "parallax_zero_point": GAIA_PARALLAX_ZERO_POINT,  # mas, subtracted from Gaia parallaxes
         "dtype": "float32",
         "tol": 1e-4,
         "max_iter": 100,
     },
     "actions": {"n_samples": 0, "n_jobs": None},
     "disk": {"z_max": 1.0, "wedge_angle": 6.0, "vz_max": 100.0, "exclude_ids": []},
-    "calibration": {"nuisance_columns": ["LOGG"], "nuisance_reference": [2.2],
+    "calibration": {"nuisance_columns": ["LOGG"], "nuisance_reference": [LOGG_REFERENCE],
                     "orbit_degree": 2, "nuisance_degree": 2},
     "gradient": {"column": "FE_H_NEW", "population": "low_alpha", "radius": "R_MEDIAN",
                  "n_walkers": 32, "n_steps": 5000, "burn_in": 1000, "thin": 10},
@@ -77,7 +79,8 @@ _PACKAGES = ("sklearn-selfcal", "numpy", "scipy", "scikit-learn", "pandas", "ast
              "galpy", "emcee", "joblib", "matplotlib", "pyarrow")
 
 
-def make_method_pipeline(*, alpha=PAPER_ALPHA, n_folds=2, zero_point=0.017, n_samples=0,
+def make_method_pipeline(*, alpha=PAPER_ALPHA, n_folds=2,
+                         parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, n_samples=0,
                          random_state=None, **calibrator_params):
     """The whole method as one scikit-learn ``Pipeline`` (parallaxes -> orbits -> calibration).
 
@@ -100,7 +103,7 @@ def make_method_pipeline(*, alpha=PAPER_ALPHA, n_folds=2, zero_point=0.017, n_sa
 
     Parameters
     ----------
-    alpha, zero_point : float
+    alpha, parallax_zero_point : float
         Of :class:`~sklearn_selfcal.SpectroPhotometricParallaxRegressor`.
     n_folds : int, default=2
         Cross-fitting folds (the paper's halves).
@@ -121,7 +124,7 @@ def make_method_pipeline(*, alpha=PAPER_ALPHA, n_folds=2, zero_point=0.017, n_sa
     from .selection import disk_training_mask
 
     with config_context(enable_metadata_routing=True):
-        model = make_parallax_pipeline(alpha=alpha, zero_point=zero_point)
+        model = make_parallax_pipeline(alpha=alpha, parallax_zero_point=parallax_zero_point)
         model[-1].set_fit_request(sigma=True, sample_weight=True)
         calibrator = NuisanceCalibrator(training_filter=disk_training_mask, **calibrator_params)
     orbits = ColumnTransformer(
@@ -229,7 +232,7 @@ def parent_sample_mask(frame, has_spectrum=None, *, logg_max=2.2):
 
 
 def cross_fitted_parallaxes(frame, spectra, spectra_err, *, alpha=PAPER_ALPHA, n_folds=2,
-                            zero_point=0.017, dtype="float32", tol=1e-4, max_iter=100,
+                            parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, dtype="float32", tol=1e-4, max_iter=100,
                             random_state=None, verbose=0):
     """Spectro-photometric parallaxes, each star predicted by a model that did not see it.
 
@@ -247,7 +250,7 @@ def cross_fitted_parallaxes(frame, spectra, spectra_err, *, alpha=PAPER_ALPHA, n
         quality columns.
     spectra, spectra_err : ndarray of shape (n_stars, n_pixels)
         Continuum-normalised flux and its uncertainty.
-    alpha, zero_point, tol, max_iter : float
+    alpha, parallax_zero_point, tol, max_iter : float
         Of :class:`~sklearn_selfcal.SpectroPhotometricParallaxRegressor`.
     n_folds : int, default=2
     dtype : str, default="float32"
@@ -265,7 +268,7 @@ def cross_fitted_parallaxes(frame, spectra, spectra_err, *, alpha=PAPER_ALPHA, n
     train = gaia_training_mask(frame)
     y = np.where(train, frame["parallax"].to_numpy(dtype=float), 0.0)
     sigma = np.where(train, frame["parallax_error"].to_numpy(dtype=float), 1.0)
-    model = make_parallax_pipeline(alpha=alpha, zero_point=zero_point, tol=tol, max_iter=max_iter,
+    model = make_parallax_pipeline(alpha=alpha, parallax_zero_point=parallax_zero_point, tol=tol, max_iter=max_iter,
                                    dtype=np.dtype(dtype).type, verbose=max(verbose - 1, 0))
     with config_context(enable_metadata_routing=True):
         model[-1].set_fit_request(sigma=True, sample_weight=True)
@@ -275,7 +278,8 @@ def cross_fitted_parallaxes(frame, spectra, spectra_err, *, alpha=PAPER_ALPHA, n
         out = step.fit_transform(table, y, sigma=sigma, sample_weight=train.astype(float))
     pred = out["spec_parallax"].to_numpy()
     feature_frac = out["spec_parallax_err"].to_numpy() / pred
-    scatter = fractional_scatter(y[train], pred[train], sigma[train], zero_point=zero_point,
+    scatter = fractional_scatter(y[train], pred[train], sigma[train],
+                                 parallax_zero_point=parallax_zero_point,
                                  y_pred_frac_err=feature_frac[train])
     err = pred * np.sqrt(feature_frac**2 + scatter**2)
     return Bunch(spec_parallax=pred, spec_parallax_err=err, intrinsic_scatter=float(scatter),
@@ -405,7 +409,7 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
             pcfg = config["parallax"]
             plx = cross_fitted_parallaxes(
                 frame[parent], spectra[parent], spectra_err[parent], alpha=pcfg["alpha"],
-                n_folds=pcfg["n_folds"], zero_point=pcfg["zero_point"], dtype=pcfg["dtype"],
+                n_folds=pcfg["n_folds"], parallax_zero_point=pcfg["parallax_zero_point"], dtype=pcfg["dtype"],
                 tol=pcfg["tol"], max_iter=pcfg["max_iter"], random_state=random_state,
                 verbose=verbose)
             for col in ("spec_parallax", "spec_parallax_err"):

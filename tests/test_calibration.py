@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_selfcal import NuisanceCalibrator
-from sklearn_selfcal._apogee import ABUNDANCE_COLUMNS
+from sklearn_selfcal._paper import ABUNDANCE_COLUMNS
 from sklearn_selfcal._kernels import design as kdesign
 from sklearn_selfcal._kernels import wls as kwls
 from sklearn_selfcal.calibration import trend_summary

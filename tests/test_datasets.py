@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn_selfcal._apogee import ABUNDANCE_COLUMNS, ELEMENTS
+from sklearn_selfcal._paper import ABUNDANCE_COLUMNS, ELEMENTS
 from sklearn_selfcal.datasets import make_survey
 from sklearn_selfcal.datasets._chemistry import broken_line
 

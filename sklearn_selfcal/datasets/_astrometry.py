@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._paper import GAIA_PARALLAX_ZERO_POINT
+
 __all__ = ["DEFAULT_ASTROMETRY", "GAIA_COLUMNS", "drop_undetected", "parallax_uncertainty", "observe_astrometry", "observe_photometry"]
 
 DEFAULT_ASTROMETRY = {
-    "parallax_zero_point": -0.017,   # mas, added to the true parallax (Lindegren et al. 2021)
+    "parallax_zero_point": GAIA_PARALLAX_ZERO_POINT,  # mas, added to the true parallax
     "parallax_error_scale": 1.0,
     "pm_error_ratio": 1.1,           # sigma_pm / sigma_parallax ((mas/yr) / mas)
     "binary_fraction": 0.04,         # stars with RUWE > 1.4 and inflated astrometric noise

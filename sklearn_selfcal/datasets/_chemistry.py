@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from .._apogee import ABUNDANCE_COLUMNS, ELEMENTS
-from ..coordinates import R0_KPC
+from .._paper import ABUNDANCE_COLUMNS, ELEMENTS, LOGG_REFERENCE
+from .._paper import R0_KPC
 
 __all__ = ["DEFAULT_CHEMISTRY", "DEFAULT_SYSTEMATICS", "broken_line", "guiding_radius",
            "high_alpha_probability", "true_metallicity", "true_abundances", "measure_abundances"]
@@ -121,7 +121,7 @@ def measure_abundances(rng, truth, logg_reported, snr, chem):
         ``<X>_FE``, ``FE_H``, ``ALPHA_M``, ``M_H`` and their ``_ERR`` columns.
     """
     sys = chem["systematics"]
-    lg = logg_reported - 2.2
+    lg = logg_reported - LOGG_REFERENCE
     noise_scale = np.clip(100.0 / snr, 0.3, 3.0)
     specs = {"FE_H": (chem["feh_error"], chem["feh_missing"]),
              "ALPHA_M": (chem["alpha_error"], chem["feh_missing"]),

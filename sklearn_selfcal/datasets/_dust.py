@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coordinates import R0_KPC, Z_SUN_KPC
+from .._paper import R0_KPC, Z_SUN_KPC
 
 __all__ = ["DEFAULT_DUST", "extinction_k"]
 

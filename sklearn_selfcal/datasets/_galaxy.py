@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coordinates import R0_KPC
+from .._paper import R0_KPC
 
 __all__ = ["POPULATIONS", "DEFAULT_GALAXY", "sample_positions", "sample_velocities",
            "circular_velocity_table"]

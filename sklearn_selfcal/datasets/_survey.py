@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from .._apogee import ELEMENTS, N_ASPCAP_PIXELS
-from ..coordinates import (R0_KPC, V_SUN_KMS, Z_SUN_KPC, cylindrical_from_cartesian,
+from .._apogee import N_ASPCAP_PIXELS
+from .._paper import ELEMENTS, LOGG_REFERENCE, R0_KPC, V_SUN_KMS, Z_SUN_KPC
+from ..coordinates import (cylindrical_from_cartesian,
                            galactocentric_frame, galactocentric_to_icrs)
 from ..potential import default_potential
 from .._kernels.staeckel import DEFAULT_DELTA_KPC, cached_staeckel, orbital_energy, staeckel_actions
@@ -302,7 +303,7 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
 
     params = {
         "systematics": chem["systematics"].copy(),
-        "logg_ref": 2.2,
+        "logg_ref": LOGG_REFERENCE,
         "feh_gradient": dict(chem["feh_gradient"]),
         "parallax_zero_point": physics["astrometry"]["parallax_zero_point"],
         "frame": {"R0": R0_KPC, "z_sun": Z_SUN_KPC, "v_sun": V_SUN_KMS},
