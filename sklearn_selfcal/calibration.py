@@ -24,6 +24,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from ._paper import LOGG_REFERENCE, abundance_error_column, calibrated_name
 from ._kernels import design as _design
 from ._kernels import wls as _wls
+from ._kernels.binned import equal_count_bins
 from ._validation import check_positive_column, require_columns
 from ._paper import PAPER_TRAINING_BOUNDS
 from .selection import within_bounds
@@ -635,7 +636,9 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         stages = {"before": A - orbit_part, "after": A - nuis_part - orbit_part}
 
         nuis_values = V[:, len(cols.orbit) + nuis_j] + cols.reference[nuis_j]
-        nbin = _equal_count_bins(nuis_values, rows, n_bins)
+        if not rows.any():
+            raise ValueError("no star has finite orbit features and nuisance values to bin")
+        nbin, _ = equal_count_bins(nuis_values, n_bins, where=rows)
         groups = [(None, np.ones(len(A), dtype=bool), None, None)]
         by_name = None
         if by is not None:
@@ -643,7 +646,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
             by_name = _display_names([pb], feature_names)[0]
             by_values = _values(X, [pb], [by_name])[:, 0]
             rows_by = rows & np.isfinite(by_values)
-            bbin = _equal_count_bins(by_values, rows_by, n_by_bins)
+            bbin, _ = equal_count_bins(by_values, n_by_bins, where=rows_by)
             weights[~rows_by] = 0.0
             groups = []
             for b in range(n_by_bins):
@@ -666,17 +669,6 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
                                                 b, nuis_name))
                         records.append(rec)
         return pd.DataFrame.from_records(records)
-
-
-def _equal_count_bins(values, rows, n_bins):
-    """Bin index (0..n_bins-1) of each value from equal-count edges over ``values[rows]``; -1 outside."""
-    if not isinstance(n_bins, Integral) or n_bins < 1:
-        raise ValueError(f"the number of bins must be a positive integer, got {n_bins!r}")
-    if not rows.any():
-        raise ValueError("no star has finite orbit features and nuisance values to bin")
-    edges = np.quantile(values[rows], np.linspace(0, 1, n_bins + 1))
-    idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, n_bins - 1)
-    return np.where(rows, idx, -1)
 
 
 def _binned_mean(resid, w, nuis, b, nuis_name):

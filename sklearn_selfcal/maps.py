@@ -33,6 +33,7 @@ from scipy.spatial import distance
 from sklearn.utils import Bunch, check_random_state
 
 from ._kernels import binned as _binned
+from ._kernels.binned import equal_count_bins
 from ._validation import require_columns
 from ._paper import ALPHA_SPLIT, BAR_AXIS_RATIO, R0_KPC
 from ._paper import BAR_ANGLE_DEG as BAR_ANGLE
@@ -869,39 +870,6 @@ def alpha_iron_by_actions(frame, *, x=None, y=None,
 
 
 # ---------------------------------------------------------------------------- log g diagnostics
-
-
-def equal_count_bins(values, n_bins=4):
-    """Split values into ``n_bins`` bins holding equal numbers of them (within one).
-
-    Bins are assigned by rank (ties broken by position), so the counts differ by at most one even
-    when values repeat.
-
-    Parameters
-    ----------
-    values : array_like of shape (n,)
-        E.g. log g (dex). Non-finite values get label -1.
-    n_bins : int, default=4
-        Number of bins.
-
-    Returns
-    -------
-    labels : ndarray of int of shape (n,)
-        Bin of every value, 0 for the lowest values, -1 for non-finite ones.
-    ranges : ndarray of shape (n_bins, 2)
-        Smallest and largest value in every bin.
-    """
-    if not isinstance(n_bins, numbers.Integral) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}")
-    values = np.asarray(values, dtype=float)
-    finite = np.flatnonzero(np.isfinite(values))
-    if finite.size < n_bins:
-        raise ValueError(f"need at least n_bins={n_bins} finite values to bin; got {finite.size}")
-    order = finite[np.argsort(values[finite], kind="stable")]
-    labels = np.full(values.shape, -1, dtype=int)
-    labels[order] = (np.arange(order.size) * n_bins) // order.size
-    ranges = np.array([[values[labels == i].min(), values[labels == i].max()] for i in range(n_bins)])
-    return labels, ranges
 
 
 #: Features of the paper's Figures 2-4 and their axis labels with units.

@@ -9,9 +9,12 @@ groups, so maps with thousands of bins over 10^5-10^6 stars take milliseconds.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 
-__all__ = ["bin_index", "bin_index_2d", "grouped_count", "grouped_mean", "grouped_median", "grouped_std"]
+__all__ = ["bin_index", "bin_index_2d", "equal_count_bins", "grouped_count", "grouped_mean",
+           "grouped_median", "grouped_std"]
 
 
 def bin_index(values, edges):
@@ -185,3 +188,42 @@ def grouped_std(group, values, n_groups, ddof=1):
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.where(count > ddof, np.sqrt(ss / np.maximum(count - ddof, 1)), np.nan)
     return std, count
+
+
+def equal_count_bins(values, n_bins=4, *, where=None):
+    """Split values into ``n_bins`` bins holding equal numbers of them (within one).
+
+    Bins are assigned by rank (ties broken by position), so the counts differ by at most one even
+    when values repeat.
+
+    Parameters
+    ----------
+    values : array_like of shape (n,)
+        E.g. log g (dex). Non-finite values get label -1.
+    n_bins : int, default=4
+        Number of bins.
+    where : array_like of bool of shape (n,), optional
+        Only these values are binned (the others get label -1 and do not count).
+
+    Returns
+    -------
+    labels : ndarray of int of shape (n,)
+        Bin of every value, 0 for the lowest values, -1 for non-finite ones (and those outside
+        ``where``).
+    ranges : ndarray of shape (n_bins, 2)
+        Smallest and largest value in every bin.
+    """
+    if not isinstance(n_bins, Integral) or isinstance(n_bins, bool) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}")
+    values = np.asarray(values, dtype=float)
+    keep = np.isfinite(values)
+    if where is not None:
+        keep &= np.asarray(where, dtype=bool)
+    finite = np.flatnonzero(keep)
+    if finite.size < n_bins:
+        raise ValueError(f"need at least n_bins={n_bins} finite values to bin; got {finite.size}")
+    order = finite[np.argsort(values[finite], kind="stable")]
+    labels = np.full(values.shape, -1, dtype=int)
+    labels[order] = (np.arange(order.size) * n_bins) // order.size
+    ranges = np.array([[values[labels == i].min(), values[labels == i].max()] for i in range(n_bins)])
+    return labels, ranges
