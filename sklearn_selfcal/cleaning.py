@@ -1,0 +1,340 @@
+"""One cleaning for every input path: sentinels, masks, physical ranges and per-element flags.
+
+Survey files are dirty in the same few ways whatever their format: "no measurement" written as a
+number (-9999.99, 99.999 mag), masked entries whose hidden value is garbage, values that cannot be
+physical (a declination of 120 deg, a log g of -9999), strings in a numeric column, abundances whose
+per-element ``_FLAG`` says they are unreliable, duplicate column names. Every reader of
+:mod:`sklearn_selfcal.io` and the workflow pass their tables through :func:`clean_catalogue`, so
+a catalogue gives the same result as FITS, Parquet, CSV, HDF5 or a DataFrame. Bad values become
+NaN with one :class:`~sklearn_selfcal.exceptions.DataQualityWarning` per column naming how many rows
+and the first rows; rows are never dropped or reordered, and the input is never modified.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .columns import MAGNITUDE_SENTINELS, ROLES, check_unique, resolve_columns, role_of
+from .exceptions import DataQualityWarning
+
+__all__ = ["GENERIC_SENTINELS", "MAGNITUDE_SENTINELS", "as_frame", "clean_values",
+           "clean_catalogue", "sentinel_mask", "masked_to_nan"]
+
+#: Values written for "no measurement" in floating-point columns of APOGEE, Gaia cross-matches and
+#: VizieR tables: -9999 (Gaia columns of DR16), -9999.99 (parameters, abundances, photometry),
+#: -999.99 / -999 (uncertainties) and -9999.9999. Matched to a relative tolerance of 1e-6, which
+#: absorbs float32 storage (float32(-9999.99) = -9999.990234...).
+GENERIC_SENTINELS = (-9999.0, -9999.99, -9999.9999, -999.0, -999.99)
+_SENTINEL_RTOL = 1e-6
+_BLANKS = frozenset(["", "nan", "NaN", "NAN", "--", "null", "NULL", "None", "N/A", "NA"])
+_N_SHOWN = 5
+
+
+def sentinel_mask(values, sentinels=GENERIC_SENTINELS):
+    """Which finite values equal one of ``sentinels`` (to a relative 1e-6).
+
+    Parameters
+    ----------
+    values : ndarray of float
+    sentinels : sequence of float
+
+    Returns
+    -------
+    mask : ndarray of bool
+    """
+    values = np.asarray(values)
+    bad = np.zeros(values.shape, dtype=bool)
+    finite = np.isfinite(values)
+    for s in sentinels:
+        with np.errstate(invalid="ignore"):
+            bad |= finite & (np.abs(values - s) <= _SENTINEL_RTOL * abs(s))
+    return bad
+
+
+def _row_labels(ids, bad):
+    """``"3 (2M...), 7 (2M...) and 12 more"``: the first bad positions, with ids when given."""
+    rows = np.flatnonzero(bad)
+    shown = [f"{i}" if ids is None else f"{i} ({str(ids[i]).strip()})" for i in rows[:_N_SHOWN]]
+    more = rows.size - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def masked_to_nan(values):
+    """Float64 copy of ``values`` with masked / missing entries NaN, and a mask of non-numbers.
+
+    Numpy masked arrays, astropy masked columns and pandas ``NA`` give NaN (never the hidden
+    value); strings are parsed as numbers, blanks (``""``, ``"nan"``, ``"--"``, ...) are missing and
+    anything else is flagged as not a number (and NaN).
+
+    Parameters
+    ----------
+    values : array-like or Series
+
+    Returns
+    -------
+    out : ndarray of float64
+    not_numbers : ndarray of bool
+    """
+    mask = None
+    if isinstance(values, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(values)
+        values = np.ma.getdata(values)
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        out = np.array(series.to_numpy(dtype=np.float64, na_value=np.nan))
+        not_numbers = np.zeros(out.shape, dtype=bool)
+    else:
+        text = series.astype(object).map(
+            lambda v: v.decode("ascii", "replace") if isinstance(v, bytes) else v)
+        out = np.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64,
+                                                                    na_value=np.nan))
+        blank = text.isna().to_numpy() | text.map(lambda v: str(v).strip() in _BLANKS).to_numpy()
+        not_numbers = np.isnan(out) & ~blank
+    if mask is not None:
+        out[mask] = np.nan
+        not_numbers &= ~mask
+    return out, not_numbers
+
+
+def _outside(values, role):
+    low, high = role.valid
+    with np.errstate(invalid="ignore"):
+        out = np.isinf(values)
+        if low is not None:
+            out |= values < low
+        if high is not None:
+            out |= (values >= high) if role.high_open else (values > high)
+    return out
+
+
+def _range_text(role):
+    low, high = role.valid
+    text = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}"
+    return text + (")" if role.high_open else "]") + (f" {role.unit}" if role.unit else "")
+
+
+def clean_values(values, column, role=None, *, ids=None, warn=True, stacklevel=2):
+    """One column as float64 with every value that cannot be physical set to NaN.
+
+    Parameters
+    ----------
+    values : array-like or Series of shape (n_rows,)
+        Not modified.
+    column : str
+        Column name, for the messages and to find the role (:func:`~sklearn_selfcal.columns.role_of`)
+        when ``role`` is None.
+    role : Role, optional
+        Gives the physical range and the extra sentinels (magnitudes: 99.999).
+    ids : array-like of shape (n_rows,), optional
+        Star identifiers shown next to the row positions in the messages.
+    warn : bool, default=True
+        Emit one :class:`~sklearn_selfcal.exceptions.DataQualityWarning` per kind of bad value.
+    stacklevel : int
+
+    Returns
+    -------
+    cleaned : ndarray of float64 of shape (n_rows,)
+        A new array.
+    counts : dict of str to int
+        Rows set to NaN by kind: ``"not_a_number"``, ``"sentinel"``, ``"out_of_range"`` (non-zero
+        entries only).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     cleaned, counts = clean_values([2.1, -9999.99, 7.0], "LOGG")
+    >>> cleaned.tolist(), counts
+    ([2.1, nan, nan], {'sentinel': 1, 'out_of_range': 1})
+    >>> print(caught[0].message)
+    column 'LOGG': 1 row(s) hold a 'no measurement' value (-9999.99); set to NaN (row 1)
+    """
+    role = role_of(column) if role is None else role
+    out, not_numbers = masked_to_nan(values)
+    found = []
+    if not_numbers.any():
+        found.append(("not_a_number", not_numbers, "are not numbers"))
+    bad = sentinel_mask(out, GENERIC_SENTINELS + (role.sentinels if role is not None else ()))
+    if bad.any():
+        shown = ", ".join(f"{v:.7g}" for v in np.unique(out[bad])[:4])
+        found.append(("sentinel", bad, f"hold a 'no measurement' value ({shown})"))
+        out[bad] = np.nan
+    if role is not None and role.valid is not None:
+        bad = _outside(out, role)
+        if bad.any():
+            found.append(("out_of_range", bad, f"are outside the physical range {_range_text(role)}"))
+            out[bad] = np.nan
+    counts = {kind: int(mask.sum()) for kind, mask, _ in found}
+    if warn:
+        for _, mask, what in found:
+            rows = "row" if mask.sum() == 1 else "rows"
+            warnings.warn(f"column {column!r}: {int(mask.sum())} row(s) {what}; set to NaN "
+                          f"({rows} {_row_labels(ids, mask)})", DataQualityWarning,
+                          stacklevel=stacklevel + 1)
+    return out, counts
+
+
+def _ids(frame, column_map):
+    """Star identifiers for messages (``None`` when the catalogue has no id column)."""
+    id_col = column_map.get("star_id")
+    return None if id_col is None else frame[id_col].to_numpy(dtype=object)
+
+
+def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel=2):
+    """Clean every column that plays a role, and the sentinels of every other float column.
+
+    * Role columns (found by ``column_map`` or :func:`~sklearn_selfcal.columns.resolve_columns`):
+      masked entries, non-numbers, sentinels (:data:`GENERIC_SENTINELS`, plus 99.999-style
+      values for magnitudes) and values outside the role's physical range become NaN, one
+      warning per column.
+    * Other floating-point columns: sentinels become NaN (one summary warning for all of them).
+    * With ``flags``, every abundance whose ``<X>_FLAG`` column is non-zero (or missing) becomes
+      NaN together with its uncertainty, one warning per abundance.
+
+    Parameters
+    ----------
+    frame : DataFrame or astropy Table
+        Not modified.
+    column_map : ColumnMap, optional
+        From :func:`~sklearn_selfcal.columns.resolve_columns` (default: resolved here).
+    flags : bool, default=True
+        Honour the per-element ``_FLAG`` columns.
+    warn : bool, default=True
+    stacklevel : int
+
+    Returns
+    -------
+    cleaned : DataFrame
+        Same rows, order, index and columns; cleaned columns are new float64 arrays.
+    report : dict of str to dict
+        Per column, the rows set to NaN by kind (``"sentinel"``, ``"out_of_range"``,
+        ``"not_a_number"``, ``"flagged"``); also stored in ``cleaned.attrs["cleaning"]``.
+
+    Raises
+    ------
+    ValueError
+        If a column name appears twice (naming it).
+    """
+    frame = as_frame(frame)
+    check_unique(list(frame.columns))
+    column_map = resolve_columns(frame.columns) if column_map is None else column_map
+    ids = _ids(frame, column_map)
+    replaced, report = {}, {}
+    role_columns = {}
+    for role in ROLES:
+        column = column_map.get(role.name)
+        if column is not None and role.kind == "float":
+            role_columns[column] = role
+    for column, role in role_columns.items():
+        values, counts = clean_values(frame[column], column, role, ids=ids, warn=warn,
+                                      stacklevel=stacklevel + 1)
+        replaced[column] = values
+        if counts:
+            report[column] = counts
+    other = {}
+    for column in frame.columns:
+        if column in role_columns or not pd.api.types.is_float_dtype(frame[column]):
+            continue
+        values = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = sentinel_mask(values)
+        if bad.any():
+            values = values.copy()
+            values[bad] = np.nan
+            replaced[column] = values
+            report[column] = {"sentinel": int(bad.sum())}
+            other[column] = int(bad.sum())
+    if other and warn:
+        listed = ", ".join(f"{c} ({n})" for c, n in list(other.items())[:8])
+        warnings.warn(f"'no measurement' sentinels (-9999, -9999.99, ...) set to NaN in "
+                      f"{len(other)} other column(s): {listed}"
+                      + (" ..." if len(other) > 8 else ""), DataQualityWarning,
+                      stacklevel=stacklevel + 1)
+    if flags:
+        for column, flag in _flag_columns(column_map):
+            value_col = column_map[column]
+            flagged = _flagged(frame[column_map[flag]])
+            current = replaced.get(value_col, frame[value_col].to_numpy(dtype=float))
+            newly = flagged & np.isfinite(current)
+            if not newly.any():
+                continue
+            for target in (value_col, column_map.get(f"{column}_ERR")):
+                if target is None:
+                    continue
+                values = replaced.get(target, frame[target].to_numpy(dtype=float)).copy()
+                values[flagged] = np.nan
+                replaced[target] = values
+            report.setdefault(value_col, {})["flagged"] = int(newly.sum())
+            if warn:
+                warnings.warn(f"column {value_col!r}: {int(newly.sum())} row(s) flagged unreliable by "
+                              f"{column_map[flag]!r}; set to NaN with their uncertainty (rows "
+                              f"{_row_labels(ids, newly)})", DataQualityWarning,
+                              stacklevel=stacklevel + 1)
+    out = frame.copy(deep=False)
+    for column, values in replaced.items():
+        out[column] = values
+    out.attrs = {**frame.attrs, "cleaning": report}
+    return out, report
+
+
+def _flag_columns(column_map):
+    """``(abundance role, flag role)`` pairs present in ``column_map``."""
+    return [(role.name, f"{role.name}_FLAG") for role in ROLES
+            if role.unit == "dex" and f"{role.name}_FLAG" in column_map and role.name in column_map]
+
+
+def _flagged(values):
+    """Non-zero (or missing) flag values."""
+    numeric, not_numbers = masked_to_nan(values)
+    return ~(numeric == 0) | not_numbers
+
+
+def as_frame(table):
+    """A DataFrame from a DataFrame (returned as is) or an astropy Table (masked -> NaN / NA).
+
+    Parameters
+    ----------
+    table : DataFrame or astropy.table.Table
+
+    Returns
+    -------
+    frame : DataFrame
+    """
+    if isinstance(table, pd.DataFrame):
+        return table
+    try:
+        from astropy.table import Table
+    except ImportError:  # pragma: no cover - astropy is a dependency
+        Table = ()
+    if isinstance(table, Table):
+        check_unique(table.colnames, "the table")
+        columns = {}
+        for name in table.colnames:
+            col = table[name]
+            if col.ndim > 1:
+                continue
+            data = np.ma.getdata(col)
+            mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
+            if data.dtype.kind == "f":
+                values = np.array(data, dtype=data.dtype.newbyteorder("="))
+                if mask is not None:
+                    values[mask] = np.nan
+            elif data.dtype.kind in "iu":
+                values = data.astype(data.dtype.newbyteorder("="))
+                if mask is not None and mask.any():
+                    values = pd.array(values, dtype=f"{'Int' if data.dtype.kind == 'i' else 'UInt'}"
+                                                    f"{8 * data.dtype.itemsize}")
+                    values[mask] = pd.NA
+            elif data.dtype.kind in "SU":
+                values = np.char.strip(data.astype(str)).astype(object)
+                if mask is not None:
+                    values[mask] = None
+            else:
+                values = np.asarray(data)
+            columns[name] = values
+        return pd.DataFrame(columns)
+    raise TypeError(f"expected a pandas DataFrame or an astropy Table, got {type(table).__name__}")
+
