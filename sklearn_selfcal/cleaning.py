@@ -223,7 +223,8 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
     check_unique(list(frame.columns))
     column_map = resolve_columns(frame.columns) if column_map is None else column_map
     ids = _ids(frame, column_map)
-    replaced, report = {}, {}
+    replaced = {}
+    report = {c: dict(v) for c, v in frame.attrs.get("cleaning", {}).items()}  # earlier readers
     role_columns = {}
     for role in ROLES:
         column = column_map.get(role.name)
@@ -233,8 +234,8 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
         values, counts = clean_values(frame[column], column, role, ids=ids, warn=warn,
                                       stacklevel=stacklevel + 1)
         replaced[column] = values
-        if counts:
-            report[column] = counts
+        for kind, n in counts.items():
+            report.setdefault(column, {})[kind] = report.get(column, {}).get(kind, 0) + n
     other = {}
     for column in frame.columns:
         if column in role_columns or not pd.api.types.is_float_dtype(frame[column]):
@@ -245,7 +246,7 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
             values = values.copy()
             values[bad] = np.nan
             replaced[column] = values
-            report[column] = {"sentinel": int(bad.sum())}
+            report.setdefault(column, {})["sentinel"] = int(bad.sum())
             other[column] = int(bad.sum())
     if other and warn:
         listed = ", ".join(f"{c} ({n})" for c, n in list(other.items())[:8])
@@ -269,8 +270,9 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
                 replaced[target] = values
             report.setdefault(value_col, {})["flagged"] = int(newly.sum())
             if warn:
+                rows = "row" if newly.sum() == 1 else "rows"
                 warnings.warn(f"column {value_col!r}: {int(newly.sum())} row(s) flagged unreliable by "
-                              f"{column_map[flag]!r}; set to NaN with their uncertainty (rows "
+                              f"{column_map[flag]!r}; set to NaN with their uncertainty ({rows} "
                               f"{_row_labels(ids, newly)})", DataQualityWarning,
                               stacklevel=stacklevel + 1)
     out = frame.copy(deep=False)

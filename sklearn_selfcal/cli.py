@@ -1,10 +1,19 @@
-"""The ``sklearn-selfcal`` command: ``demo`` on a simulated survey, ``run`` on a user's catalogue."""
+"""The ``sklearn-selfcal`` command: ``demo``, ``check`` and ``run``.
+
+* ``demo`` -- the whole method on the built-in simulated survey (no download);
+* ``check CATALOGUE`` -- in seconds and before any computation: the column used for every role, the
+  distance source, the stars passing each cut of the paper, the abundances to calibrate, and the
+  configuration key that fixes anything missing; exits 1 when ``run`` could not proceed;
+* ``run CATALOGUE --out DIR`` -- the same checks, then the method, then every output that can be
+  made, written into a private directory moved onto ``DIR`` at the end.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,74 +29,109 @@ def build_parser():
                     "(Eilers, Hogg, Rix et al. 2022).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--out", required=True, type=Path, help="output directory")
-    common.add_argument("--config", type=Path, help="TOML or JSON file overriding the defaults")
-    common.add_argument("--random-state", type=int, default=0, help="seed of every random step")
-    common.add_argument("--overwrite", action="store_true",
-                        help="replace the files of a non-empty output directory")
-    common.add_argument("--quiet", action="store_true", help="no progress report")
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, help="TOML or JSON file overriding the defaults")
+    config.add_argument("--random-state", type=int, default=0, help="seed of every random step")
 
-    demo = sub.add_parser("demo", parents=[common],
+    outputs = argparse.ArgumentParser(add_help=False)
+    outputs.add_argument("--out", required=True, type=Path, help="output directory")
+    outputs.add_argument("--overwrite", action="store_true",
+                         help="replace the results of an earlier run in --out")
+    outputs.add_argument("--quiet", action="store_true", help="no progress report")
+
+    catalogue = argparse.ArgumentParser(add_help=False)
+    catalogue.add_argument("catalogue", type=Path,
+                           help="APOGEE + Gaia catalogue: allStar FITS (DR16/DR17), other FITS, "
+                                "Parquet, CSV, ECSV or HDF5, in any recognised column spelling")
+    catalogue.add_argument("--spectra", type=Path,
+                           help="spectra aligned with the catalogue rows: .npy (+ <stem>_err.npy), "
+                                "HDF5 (flux, flux_err), a text file listing aspcapStar files or a "
+                                "glob pattern; the spectro-photometric parallax model is trained")
+    catalogue.add_argument("--distance", metavar="COLUMN",
+                           help="use this distance column (unit and uncertainty from [distance] "
+                                "or from the recognised catalogue) instead of the ones found")
+
+    demo = sub.add_parser("demo", parents=[config, outputs],
                           help="run the whole method on the built-in simulated survey")
     demo.add_argument("--n-stars", type=int, default=20_000, help="stars in the survey (20,000)")
     demo.add_argument("--n-pixels", type=int, default=7_514,
                       help="pixels per spectrum (7,514: the ASPCAP grid)")
-
-    run = sub.add_parser("run", parents=[common], help="run the method on a catalogue")
-    run.add_argument("catalogue", type=Path,
-                     help="APOGEE + Gaia catalogue: allStar FITS, other FITS, Parquet or CSV")
-    run.add_argument("--spectra", type=Path,
-                     help="spectra aligned with the catalogue rows: .npy (+ <stem>_err.npy), HDF5 "
-                          "(flux, flux_err) or a text file listing aspcapStar files; without it "
-                          "the catalogue must hold spec_parallax and spec_parallax_err")
+    sub.add_parser("check", parents=[catalogue, config],
+                   help="check a catalogue for run: columns, distances, cuts; exit 1 if run "
+                        "could not proceed")
+    sub.add_parser("run", parents=[catalogue, config, outputs],
+                   help="run the method on a catalogue")
     return parser
 
 
-def _print_summary(result, extra, paths, seconds):
+def _print(lines, file=None):
+    print("\n".join(lines), file=file or sys.stdout, flush=True)
+
+
+def _summary_lines(result, extra, paths, seconds):
     s = result.summary
-    print("\nsklearn-selfcal summary")
-    print(f"  stars: {s['n_input']} in, {s['n_parent']} parent sample, {s['n_disk']} disk sample")
+    lines = ["", "sklearn-selfcal summary",
+             f"  stars: {s['n_input']:,} in, {s['n_parent']:,} parent sample, "
+             f"{s['n_disk']:,} disk sample",
+             f"  distances: {s['distance_source']['description']}"]
     if "parallax_intrinsic_scatter" in s:
-        print(f"  spectro-photometric parallaxes: trained on {s['parallax_training_stars']} stars, "
-              f"intrinsic scatter {100 * s['parallax_intrinsic_scatter']:.1f} %")
+        lines.append(f"  spectro-photometric parallaxes: trained on "
+                     f"{s['parallax_training_stars']:,} stars, intrinsic scatter "
+                     f"{100 * s['parallax_intrinsic_scatter']:.1f} %")
     if "parallax_precision" in extra:
         p = extra["parallax_precision"]
-        print(f"  parallax precision vs truth (median |pred/true - 1|): spectro-photometric "
-              f"{100 * p['spectro_photometric']:.1f} %, Gaia {100 * p['gaia']:.1f} %")
-    fit = s["feh_gradient"]
-    injected = extra.get("injected_feh_gradient", {})
-    truth = extra.get("truth_feh_gradient", {})
-    print("  [Fe/H] broken power law of the low-alpha disk (posterior median and 16-84 % range):")
-    header = f"    {'':>2}   {'recovered':>27}"
-    if truth:
-        header += f"   {'truth, same fit':>16}"
-    if injected:
-        header += f"   {'injected':>8}"
-    print(header + "   unit")
-    for name, unit in (("m1", "dex/kpc"), ("m2", "dex/kpc"), ("k", "kpc"), ("b", "dex")):
-        f = fit[name]
-        line = f"    {name:>2} = {f['median']:+9.4f} -{f['err_minus']:.4f} +{f['err_plus']:.4f}"
-        if truth:
-            line += f"   {truth[name]['median']:+16.4f}"
+        lines.append(f"  parallax precision vs truth (median |pred/true - 1|): spectro-photometric "
+                     f"{100 * p['spectro_photometric']:.1f} %, Gaia {100 * p['gaia']:.1f} %")
+    excluded = {k: v for k, v in s.get("excluded_by_flags", {}).items() if v}
+    if excluded:
+        lines.append("  excluded by allStar flags: " + ", ".join(f"{k} {v:,}" for k, v in
+                                                                excluded.items()))
+    cleaned = {c: sum(v.values()) for c, v in s.get("cleaning", {}).items()}
+    if cleaned:
+        top = sorted(cleaned.items(), key=lambda kv: -kv[1])[:6]
+        lines.append(f"  values set to NaN (sentinels, out of range, flags) in {len(cleaned)} "
+                     "column(s), e.g. " + ", ".join(f"{c} {n:,}" for c, n in top))
+    if "n_calibration_training" in s:
+        n = s["n_calibration_training"]
+        lines.append(f"  calibration: {len(n)} abundances, {min(n.values()):,}-{max(n.values()):,}"
+                     " training stars each")
+    fit = s.get("feh_gradient")
+    if fit is not None:
+        injected = extra.get("injected_feh_gradient", {})
+        truth = extra.get("truth_feh_gradient", {})
+        lines.append("  [Fe/H] broken power law of the low-alpha disk (posterior median and 16-84 "
+                     "% range):")
+        header = f"    {'':>2}   {'recovered':>27}"
+        header += f"   {'truth, same fit':>16}" if truth else ""
+        header += f"   {'injected':>8}" if injected else ""
+        lines.append(header + "   unit")
+        for name, unit in (("m1", "dex/kpc"), ("m2", "dex/kpc"), ("k", "kpc"), ("b", "dex")):
+            f = fit[name]
+            line = f"    {name:>2} = {f['median']:+9.4f} -{f['err_minus']:.4f} +{f['err_plus']:.4f}"
+            line += f"   {truth[name]['median']:+16.4f}" if truth else ""
+            line += f"   {injected[name]:+8.4f}" if injected else ""
+            lines.append(line + f"   {unit}")
         if injected:
-            line += f"   {injected[name]:+8.4f}"
-        print(line + f"   {unit}")
-    if injected:
-        print("    (injected: in guiding radius; truth, same fit: the same binned fit to the true\n"
-              "     [Fe/H] at the true radius of the same stars, what a perfect method recovers)")
-    print(f"  outputs in {Path(paths['provenance']).parent} ({len(paths)} files), "
-          f"{seconds:.0f} s")
+            lines.append("    (injected: in guiding radius; truth, same fit: the same binned fit to "
+                         "the true\n     [Fe/H] at the true radius of the same stars, what a "
+                         "perfect method recovers)")
+    for step, why in result.skipped.items():
+        lines.append(f"  skipped {step}: {why}")
+    out = Path(paths["provenance"]).parent if paths else None
+    lines.append(f"  outputs in {out} ({len(paths)} files), {seconds:.0f} s")
+    return lines
 
 
 def _truth_gradient(survey, result, config, random_state):
     """The same binned broken power-law fit on the true [Fe/H] at the true radius (same stars)."""
-    from .workflow import gradients
+    from .workflow import profiles_and_fit
 
     disk = result.catalogue["DISK_SAMPLE"].to_numpy()
     truth = survey.truth[disk]
     frame = truth[["R"]].assign(FE_H_NEW=truth["FE_H"], ALPHA_M_NEW=truth["ALPHA_M"])
-    _, regressor = gradients(frame, random_state=random_state, **config["gradient"])
+    _, regressor, _ = profiles_and_fit(frame, config["gradient"], random_state=random_state)
+    if regressor is None:
+        return {}
     return {name: {"median": float(row["median"]), "err_minus": float(row["err_minus"]),
                    "err_plus": float(row["err_plus"])} for name, row in regressor.summary_.iterrows()}
 
@@ -95,14 +139,17 @@ def _truth_gradient(survey, result, config, random_state):
 def _demo(args):
     from ._paper import correct_parallax
     from .datasets import make_survey
-    from .workflow import load_config, prepare_output_dir, run_method, write_outputs
+    from .io.outdir import OutputDirectory
+    from .outputs import write_outputs
+    from .workflow import load_config, run_method
 
     t0 = time.perf_counter()
-    out = prepare_output_dir(args.out, args.overwrite)
+    outdir = OutputDirectory(args.out, args.overwrite)
+    outdir.check()
     config = load_config(args.config)
     verbose = 0 if args.quiet else 1
     if verbose:
-        print(f"[sklearn-selfcal] simulating {args.n_stars} stars x {args.n_pixels} pixels ...",
+        print(f"[sklearn-selfcal] simulating {args.n_stars:,} stars x {args.n_pixels:,} pixels ...",
               flush=True)
     survey = make_survey(args.n_stars, n_pixels=args.n_pixels, random_state=args.random_state,
                          n_jobs=-1)
@@ -112,7 +159,7 @@ def _demo(args):
     parent = result.catalogue["PARENT_SAMPLE"].to_numpy()
     true = survey.truth["parallax"].to_numpy()[parent]
     gaia = correct_parallax(survey.frame["parallax"].to_numpy()[parent],
-                           config["parallax"]["parallax_zero_point"])
+                            config["parallax"]["parallax_zero_point"])
     spec = result.catalogue["spec_parallax"].to_numpy()[parent]
     extra = {
         "injected_feh_gradient": survey.params["feh_gradient"],
@@ -124,40 +171,98 @@ def _demo(args):
         "simulation": {"n_stars": args.n_stars, "n_pixels": args.n_pixels,
                        "random_state": args.random_state},
     }
-    paths = write_outputs(result, out, random_state=args.random_state, command=sys.argv,
-                          extra=extra, verbose=verbose)
-    _print_summary(result, extra, paths, time.perf_counter() - t0)
+    with outdir as tmp:
+        paths = write_outputs(result, tmp, random_state=args.random_state, command=sys.argv,
+                              extra=extra, verbose=verbose)
+    paths = {k: str(outdir.path / Path(v).relative_to(tmp)) for k, v in paths.items()}
+    _print(_summary_lines(result, extra, paths, time.perf_counter() - t0))
     return 0
 
 
-def _run(args):
-    from .io import read_catalogue, read_spectra
-    from .workflow import load_config, prepare_output_dir, run_method, write_outputs
+def _inspect(args, config):
+    """Plan, read, clean and count: what ``check`` prints and ``run`` starts from."""
+    from .io import catalogue_columns, read_catalogue
+    from .io.spectra import spectra_rows
+    from .preflight import count_cuts, plan_and_prepare, plan_run
 
     t0 = time.perf_counter()
-    out = prepare_output_dir(args.out, args.overwrite)
+    columns = catalogue_columns(args.catalogue)
+    plan = plan_run(columns, config, spectra=args.spectra is not None,
+                    distance_column=args.distance)
+    counts = None
+    if args.spectra is not None:
+        n_spectra, has_errors = spectra_rows(args.spectra)
+    read = None if config["output"]["columns"] == "all" else plan.read_columns()
+    frame = read_catalogue(args.catalogue, columns=read, gaia_names=False, clean=False)
+    plan, prepared = plan_and_prepare(frame, config, spectra=args.spectra is not None,
+                                      distance_column=args.distance, columns=columns)
+    if args.spectra is not None and not has_errors:
+        plan.problems.append(f"{args.spectra}: no flux uncertainties (a <stem>_err.npy file or "
+                             "an HDF5 dataset flux_err); they are needed to mask bad pixels")
+    if args.spectra is not None and n_spectra != len(frame):
+        plan.problems.append(f"{args.spectra}: {n_spectra} spectra for {len(frame)} catalogue "
+                             "rows; they must be aligned row by row")
+    if "logg" in plan.column_map:
+        counts = count_cuts(prepared.work, plan, config, random_state=args.random_state)
+        if plan.can_run and not counts.parent.any():
+            plan.problems.append("no star passes the parent-sample cuts (allStar flags, LOGG <= "
+                                 f"{config['sample']['logg_max']}): nothing to do")
+    from .preflight import summary_lines
+
+    lines = summary_lines(plan, counts, path=args.catalogue,
+                          n_rows=len(frame) if frame is not None else 0,
+                          seconds=time.perf_counter() - t0)
+    return plan, frame, prepared, counts, lines
+
+
+def _check(args):
+    from .workflow import load_config
+
     config = load_config(args.config)
-    frame = read_catalogue(args.catalogue)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan, _, prepared, _, lines = _inspect(args, config)
+    quality = sorted({str(w.message) for w in caught
+                      if w.category.__name__ == "DataQualityWarning"})
+    if quality:
+        lines[-1:-1] = [f"cleaning: {len(quality)} column(s) with values set to NaN:"] + \
+                       [f"  {q}" for q in quality[:40]]
+    _print(lines)
+    return 0 if plan.can_run else 1
+
+
+def _run(args):
+    from .io.outdir import OutputDirectory
+    from .io.spectra import read_spectra
+    from .outputs import write_outputs
+    from .workflow import load_config, run_method
+
+    t0 = time.perf_counter()
+    outdir = OutputDirectory(args.out, args.overwrite)
+    outdir.check()
+    config = load_config(args.config)
+    verbose = 0 if args.quiet else 1
+    plan, frame, prepared, counts, lines = _inspect(args, config)
+    if verbose or not plan.can_run:
+        _print(lines, file=None if plan.can_run else sys.stderr)
+    if not plan.can_run:
+        return 1
     inputs = [args.catalogue]
     flux = flux_err = None
     if args.spectra is not None:
         spectra = read_spectra(args.spectra)
         flux, flux_err = spectra.flux, spectra.flux_err
-        if flux.shape[0] != len(frame):
-            raise ValueError(f"{args.spectra}: {flux.shape[0]} spectra for {len(frame)} catalogue "
-                             "rows; they must be aligned row by row")
-        if flux_err is None:
-            raise ValueError(f"{args.spectra}: no flux uncertainties found (needed to mask bad "
-                             "pixels and propagate feature errors)")
         inputs += [Path(p) for p in (spectra.get("paths") or [args.spectra])]
     if args.config is not None:
         inputs.append(args.config)
-    verbose = 0 if args.quiet else 1
     result = run_method(frame, flux, flux_err, config=config, random_state=args.random_state,
-                        verbose=verbose)
-    paths = write_outputs(result, out, random_state=args.random_state, inputs=inputs,
-                          command=sys.argv, verbose=verbose)
-    _print_summary(result, {}, paths, time.perf_counter() - t0)
+                        verbose=verbose, plan=plan, prepared=prepared)
+    checks = counts.table.to_dict(orient="records") if counts is not None else None
+    with outdir as tmp:
+        paths = write_outputs(result, tmp, random_state=args.random_state, inputs=inputs,
+                              command=sys.argv, checks=checks, verbose=verbose)
+    paths = {k: str(outdir.path / Path(v).relative_to(tmp)) for k, v in paths.items()}
+    _print(_summary_lines(result, {}, paths, time.perf_counter() - t0))
     return 0
 
 
@@ -167,12 +272,16 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success; 1 with a one-line message on a user error (bad input, non-empty output
-        directory).
+        0 on success; 1 with a message on a user error (bad input, output directory in use or
+        not empty, a catalogue the method cannot run on).
     """
+    from .io.outdir import OutputLockedError
+
     args = build_parser().parse_args(argv)
     try:
-        return {"demo": _demo, "run": _run}[args.command](args)
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError, NotADirectoryError) as err:
-        print(f"sklearn-selfcal {args.command}: error: {err}", file=sys.stderr)
+        return {"demo": _demo, "check": _check, "run": _run}[args.command](args)
+    except (FileExistsError, FileNotFoundError, KeyError, ValueError, NotADirectoryError,
+            OutputLockedError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"sklearn-selfcal {args.command}: error: {message}", file=sys.stderr)
         return 1

@@ -343,6 +343,13 @@ class ColumnMap:
         """Column of ``role`` or ``default``."""
         return self.columns.get(role, default)
 
+    def restrict(self, columns):
+        """The same map without the roles whose column is not among ``columns``."""
+        columns = set(columns)
+        kept = {r: c for r, c in self.columns.items() if c in columns}
+        return ColumnMap(kept, self.explicit & set(kept),
+                         [r.name for r in ROLES if r.name not in kept])
+
     def renames(self):
         """``{catalogue column: canonical name}`` for the roles found (identity entries left out)."""
         return {col: _BY_NAME[role].canonical for role, col in self.columns.items()

@@ -29,10 +29,17 @@ import pandas as pd
 
 from ._paper import (DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG, DISK_Z_MAX_KPC, LOGG_MAX,
                      PAPER_TRAINING_BOUNDS)
+from .cleaning import masked_to_nan
 from ._validation import require_columns
 
 __all__ = [
     "PAPER_TRAINING_BOUNDS",
+    "STAR_BAD_BIT",
+    "DUPLICATE_BIT",
+    "quality_cuts",
+    "parent_sample_cuts",
+    "gaia_training_cuts",
+    "gaia_training_mask",
     "within_bounds",
     "bounds_cuts",
     "training_mask",
@@ -85,6 +92,197 @@ def _columns_of(X):
 
 def _fmt(v):
     return f"{v:g}"
+
+
+def _cuts_frame(cuts, conditions, index):
+    out = pd.DataFrame(cuts, index=index)
+    out.attrs["conditions"] = conditions
+    return out
+
+
+#: ASPCAPFLAG bit set when ASPCAP's fit of the star is unreliable (APOGEE DR16/DR17).
+STAR_BAD_BIT = 23
+#: EXTRATARG bit marking the lower-S/N entry of a star observed more than once (DR16/DR17).
+DUPLICATE_BIT = 4
+
+
+def _bit_set(X, column, bit):
+    """Rows whose integer ``column`` has ``bit`` set (missing values: not set)."""
+    values, _ = masked_to_nan(X[column])
+    ok = np.isfinite(values)
+    out = np.zeros(values.shape, dtype=bool)
+    out[ok] = (values[ok].astype(np.int64) >> bit) & 1 == 1
+    return out
+
+
+def quality_cuts(X, *, star_bad=True, duplicates=True):
+    """allStar's own flags, one boolean column per cut (True = keep).
+
+    - ``"star_bad"``: the ``ASPCAPFLAG`` bit ``STAR_BAD`` (23) is not set;
+    - ``"duplicate"``: the ``EXTRATARG`` bit 4 is not set (the star's other, higher-S/N entry is
+      kept).
+
+    A cut whose column is absent (a catalogue that is not an allStar file) is left out and listed
+    in ``cuts.attrs["skipped"]``; the per-element ``<X>_FLAG`` columns are honoured by the cleaning
+    (:func:`sklearn_selfcal.cleaning.clean_catalogue`), not here.
+
+    Parameters
+    ----------
+    X : DataFrame
+        With ``ASPCAPFLAG`` and ``EXTRATARG`` (integers) if present.
+    star_bad, duplicates : bool, default=True
+        Apply the cut.
+
+    Returns
+    -------
+    cuts : DataFrame of bool
+        Index of ``X``; ``attrs["conditions"]`` and ``attrs["skipped"]``.
+    """
+    cuts, conditions, skipped = {}, {}, []
+    for name, wanted, column, bit, text in (
+            ("star_bad", star_bad, "ASPCAPFLAG", STAR_BAD_BIT, "ASPCAPFLAG bit 23 (STAR_BAD) unset"),
+            ("duplicate", duplicates, "EXTRATARG", DUPLICATE_BIT,
+             "EXTRATARG bit 4 (duplicate entry) unset")):
+        if not wanted:
+            continue
+        if column not in _columns_of(X):
+            skipped.append(f"{name} (no {column} column)")
+            continue
+        cuts[name] = ~_bit_set(X, column, bit)
+        conditions[name] = text
+    out = _cuts_frame(cuts, conditions, _index(X))
+    out.attrs["skipped"] = skipped
+    return out
+
+
+def parent_sample_cuts(X, *, logg_max=LOGG_MAX, magnitude_columns=(), has_spectrum=None):
+    """The parent sample of paper section 3.1, one boolean column per cut (True = keep).
+
+    - ``"logg"``: ``LOGG <= logg_max`` (dex): giants more luminous than the red clump;
+    - ``"complete_photometry"`` (if ``magnitude_columns``): every magnitude finite;
+    - ``"spectrum"`` (if ``has_spectrum`` is given): the star has a spectrum.
+
+    Parameters
+    ----------
+    X : DataFrame
+    logg_max : float, default=2.2
+    magnitude_columns : sequence of str, default=()
+        The parallax model's magnitudes (mag); empty when no model is trained.
+    has_spectrum : array-like of bool, optional
+
+    Returns
+    -------
+    cuts : DataFrame of bool
+    """
+    require_columns(_columns_of(X), ["LOGG", *magnitude_columns], what="parent_sample_cuts")
+    cuts = {"logg": _column(X, "LOGG") <= logg_max}
+    conditions = {"logg": f"LOGG <= {_fmt(logg_max)}"}
+    if len(magnitude_columns):
+        cuts["complete_photometry"] = np.column_stack(
+            [np.isfinite(_column(X, c)) for c in magnitude_columns]).all(axis=1)
+        conditions["complete_photometry"] = "all of " + ", ".join(magnitude_columns) + " finite"
+    if has_spectrum is not None:
+        cuts["spectrum"] = np.asarray(has_spectrum, dtype=bool)
+        conditions["spectrum"] = "a spectrum"
+    return _cuts_frame(cuts, conditions, _index(X))
+
+
+def gaia_training_cuts(X, *, min_parallax_over_error=None, min_visibility_periods=8,
+                       chi2_factor=1.2, max_ruwe=None, magnitude_columns=(), missing="error"):
+    """Astrometric quality cuts of the parallax model's training stars, one boolean column each.
+
+    - ``"finite_parallax"``: ``parallax`` finite and ``parallax_error`` finite and > 0 (mas).
+      Negative parallaxes are kept: they carry information and removing them biases the model
+      towards nearby stars (Hogg et al. 2019; section 5 of the paper).
+    - ``"parallax_over_error"`` (only if ``min_parallax_over_error`` is given):
+      ``parallax / parallax_error > min_parallax_over_error``. Off by default: the model needs no
+      parallax signal-to-noise cut, and such a cut biases the training set.
+    - ``"visibility_periods"``: ``visibility_periods_used >= min_visibility_periods`` (8 in
+      Lindegren et al. 2018).
+    - ``"astrometric_chi2"``: the unit-weight-error cut of Lindegren et al. (2018, eq. C.1),
+      ``sqrt(astrometric_chi2_al / (astrometric_n_good_obs_al - 5)) < chi2_factor *
+      max(1, exp(-0.2 (phot_g_mean_mag - 19.5)))``.
+    - ``"ruwe"`` (only if ``max_ruwe`` is given): ``ruwe < max_ruwe``.
+    - ``"complete_photometry"`` (if ``magnitude_columns``): every magnitude finite.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Catalogue with the Gaia columns named above (Gaia archive spelling).
+    min_parallax_over_error : float, optional
+    min_visibility_periods : int, default=8
+    chi2_factor : float, default=1.2
+    max_ruwe : float, optional
+    magnitude_columns : sequence of str, default=()
+    missing : {"error", "skip"}, default="error"
+        A cut whose columns are absent raises a ``KeyError`` naming them, or (``"skip"``; APOGEE
+        allStar files ship no visibility periods nor chi-square) is left out and listed in
+        ``cuts.attrs["skipped"]``.
+
+    Returns
+    -------
+    cuts : DataFrame of bool
+        Index of ``X``; ``attrs["conditions"]`` for :func:`cut_counts`, ``attrs["skipped"]``.
+    """
+    names = set(_columns_of(X))
+    require_columns(names, ["parallax", "parallax_error", *magnitude_columns],
+                    what="gaia_training_cuts")
+
+    def col(name):
+        return masked_to_nan(X[name])[0]
+
+    wanted = {
+        "visibility_periods": ["visibility_periods_used"],
+        "astrometric_chi2": ["astrometric_chi2_al", "astrometric_n_good_obs_al", "phot_g_mean_mag"],
+        "ruwe": ["ruwe"] if max_ruwe is not None else [],
+    }
+    skipped = []
+    for cut, needed in wanted.items():
+        absent = [c for c in needed if c not in names]
+        if absent and missing == "error":
+            raise KeyError(f"gaia_training_cuts: missing column(s) {absent} for the {cut!r} cut "
+                           "(pass missing='skip' to leave it out)")
+        if absent:
+            skipped.append(f"{cut} (no {', '.join(absent)})")
+    plx, plx_err = col("parallax"), col("parallax_error")
+    cuts, conditions = {}, {}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        cuts["finite_parallax"] = np.isfinite(plx) & np.isfinite(plx_err) & (plx_err > 0)
+        conditions["finite_parallax"] = "parallax finite, parallax_error finite and > 0"
+        if min_parallax_over_error is not None:
+            cuts["parallax_over_error"] = plx / plx_err > min_parallax_over_error
+            conditions["parallax_over_error"] = (
+                f"parallax/parallax_error > {_fmt(min_parallax_over_error)}")
+        if "visibility_periods_used" in names:
+            cuts["visibility_periods"] = col("visibility_periods_used") >= min_visibility_periods
+            conditions["visibility_periods"] = f"visibility_periods_used >= {min_visibility_periods}"
+        if {"astrometric_chi2_al", "astrometric_n_good_obs_al", "phot_g_mean_mag"} <= names:
+            uwe = np.sqrt(col("astrometric_chi2_al") / (col("astrometric_n_good_obs_al") - 5.0))
+            g = col("phot_g_mean_mag")
+            cuts["astrometric_chi2"] = uwe < chi2_factor * np.maximum(1.0, np.exp(-0.2 * (g - 19.5)))
+            conditions["astrometric_chi2"] = (
+                "sqrt(astrometric_chi2_al/(astrometric_n_good_obs_al-5)) "
+                f"< {_fmt(chi2_factor)} max(1, exp(-0.2 (G - 19.5)))")
+        if max_ruwe is not None and "ruwe" in names:
+            cuts["ruwe"] = col("ruwe") < max_ruwe
+            conditions["ruwe"] = f"ruwe < {_fmt(max_ruwe)}"
+        if len(magnitude_columns):
+            cuts["complete_photometry"] = np.column_stack(
+                [np.isfinite(col(c)) for c in magnitude_columns]).all(axis=1)
+            conditions["complete_photometry"] = "all of " + ", ".join(magnitude_columns) + " finite"
+    out = _cuts_frame(cuts, conditions, _index(X))
+    out.attrs["skipped"] = skipped
+    return out
+
+
+def gaia_training_mask(X, **kwargs):
+    """Stars passing every cut of :func:`gaia_training_cuts` (same keyword arguments).
+
+    Returns
+    -------
+    mask : ndarray of bool of shape (n_stars,)
+    """
+    return gaia_training_cuts(X, **kwargs).to_numpy().all(axis=1)
 
 
 def bounds_cuts(X, bounds=PAPER_TRAINING_BOUNDS):

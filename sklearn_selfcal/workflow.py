@@ -1,59 +1,56 @@
-"""The whole method end to end: catalogue + spectra -> calibrated catalogue, tables, fit, figures.
+"""The whole method as ONE scikit-learn Pipeline, then the radial profiles and the gradient fit.
 
-Each step is a small function working on a DataFrame (one row per star, never dropped or
-reordered); :func:`run_method` chains them and :func:`write_outputs` writes the results. The command
-line (:mod:`sklearn_selfcal.cli`) is a thin layer over these two.
+:func:`make_method_pipeline` builds the method: the distances (spectro-photometric parallaxes
+cross-fitted on the spectra, paper section 3.1, or the distances the user already has), the orbits
+(section 3.2) and the self-calibration (section 2), each step appending its columns to the table.
+:func:`run_method` is that pipeline's ``fit_transform`` on the parent sample, followed by
+:func:`profiles_and_fit` (section 4: Tables 1-3 and the broken power law); the command line runs
+exactly this function, so the CLI and a user's own Pipeline give identical catalogues for the same
+seed. :func:`~sklearn_selfcal.outputs.write_outputs` writes the results.
 
-Steps (paper sections in brackets):
-
-1. :func:`parent_sample_mask` -- giants with log g <= 2.2, complete photometry and a spectrum [3.1];
-2. :func:`cross_fitted_parallaxes` -- spectro-photometric parallaxes, every star predicted by the
-   model trained on the other half of the parent sample [3.1];
-3. :func:`orbits` -- Galactocentric phase space and actions from those parallaxes [3.2];
-4. :func:`~sklearn_selfcal.selection.disk_sample_mask` -- the disk sample [3];
-5. :func:`self_calibrate` -- ``NuisanceCalibrator`` fitted on the disk sample's training stars [2];
-6. :func:`gradients` -- radial profiles (Tables 1-3) and the broken power-law fit of [Fe/H] [4];
-7. figures (:func:`sklearn_selfcal.plotting.render_all_figures`) [4, 5.2].
+Steps that need more stars than a catalogue has (the calibration needs a few times as many training
+stars as it has coefficients; the broken power law needs enough populated radial bins) are skipped
+with a recorded reason; every output that can be made is made.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
+import functools
 import json
-import platform
-import sys
 import time
 import tomllib
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn import config_context
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import Bunch
 
-
+from ._paper import (ABUNDANCE_COLUMNS, CALIBRATED_SUFFIX, DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG,
+                     DISK_Z_MAX_KPC, GAIA_PARALLAX_ZERO_POINT, LOGG_MAX, LOGG_REFERENCE,
+                     PAPER_ALPHA, abundance_error_column, calibrated_name)
 from .actions import ActionTransformer
 from .calibration import NuisanceCalibrator
-from .crossfit import CrossFitTransformer
+from .cleaning import as_frame
+from .columns import ROLES
+from .distances import DEFAULT_PARALLAX_OVER_ERROR, DISTANCE_COLUMNS, distance_transformer
 from .gradients import BrokenPowerLawRegressor, radial_abundance_profile
-from .io import atomic_write, write_catalogue, write_table
-from ._paper import (ABUNDANCE_COLUMNS, GAIA_PARALLAX_ZERO_POINT, LOGG_MAX, LOGG_REFERENCE,
-                     PAPER_ALPHA)
-from .parallax import fractional_scatter, make_parallax_pipeline
-from .parallax_features import MAGNITUDE_COLUMNS, gaia_training_mask, join_spectra
-from .selection import disk_sample_mask
+from .preflight import plan_and_prepare, prepare_catalogue
+from .selection import disk_sample_mask, disk_training_mask, parent_sample_cuts, quality_cuts
 
-__all__ = ["DEFAULT_CONFIG", "ORBIT_INPUT_COLUMNS", "make_method_pipeline", "load_config",
-           "parent_sample_mask", "cross_fitted_parallaxes",
-           "orbits", "self_calibrate", "gradients", "run_method", "write_outputs",
-           "prepare_output_dir", "provenance"]
+__all__ = ["DEFAULT_CONFIG", "load_config", "make_method_pipeline", "pipeline_from_config",
+           "run_method", "profiles_and_fit"]
 
 #: Every setting of the main job, with the paper's values. A config file (TOML or JSON) overrides
-#: any of them by section and key.
+#: any of them by section and key; ``[columns]`` maps roles to column names (see
+#: :data:`sklearn_selfcal.columns.ROLES`). An empty string means "not set".
 DEFAULT_CONFIG = {
-    "sample": {"logg_max": LOGG_MAX},
+    "columns": {},
+    "distance": {"source": "auto", "column": "", "error": "", "lo": "", "hi": "", "unit": "auto",
+                 "parallax_over_error": DEFAULT_PARALLAX_OVER_ERROR},
+    "sample": {"logg_max": LOGG_MAX, "exclude_star_bad": True, "exclude_duplicates": True},
     "parallax": {
         "alpha": PAPER_ALPHA,       # L1 strength per training star (the paper's lambda = 160)
         "n_folds": 2,               # the paper's two halves
@@ -61,82 +58,21 @@ DEFAULT_CONFIG = {
         "dtype": "float32",
         "tol": 1e-4,
         "max_iter": 100,
+        "magnitudes": "auto",       # the paper's 8 bands that the catalogue has, or a list
+        "lsf_moments": "auto",      # LSF_1..LSF_5 if present, or a list
     },
     "actions": {"n_samples": 0, "n_jobs": None},
-    "disk": {"z_max": 1.0, "wedge_angle": 6.0, "vz_max": 100.0, "exclude_ids": []},
+    "disk": {"z_max": DISK_Z_MAX_KPC, "wedge_angle": DISK_WEDGE_ANGLE_DEG,
+             "vz_max": DISK_VZ_MAX_KMS, "exclude_ids": []},
     "calibration": {"nuisance_columns": ["LOGG"], "nuisance_reference": [LOGG_REFERENCE],
-                    "orbit_degree": 2, "nuisance_degree": 2},
+                    "orbit_degree": 2, "nuisance_degree": 2, "weighted": True,
+                    "min_stars_per_coefficient": 3},
     "gradient": {"column": "FE_H_NEW", "population": "low_alpha", "radius": "R_MEDIAN",
-                 "n_walkers": 32, "n_steps": 5000, "burn_in": 1000, "thin": 10},
+                 "n_walkers": 32, "n_steps": 5000, "burn_in": 1000, "thin": 10, "min_bins": 5},
     "figures": {"enabled": True, "dpi": 110},
+    "output": {"columns": "used"},
 }
-
-#: Catalogue columns the orbit step of :func:`make_method_pipeline` reads.
-ORBIT_INPUT_COLUMNS = ("ra", "dec", "spec_parallax", "spec_parallax_err", "pmra", "pmra_error",
-                       "pmdec", "pmdec_error", "VHELIO_AVG", "VERR")
-
-_PACKAGES = ("sklearn-selfcal", "numpy", "scipy", "scikit-learn", "pandas", "astropy", "gala",
-             "galpy", "emcee", "joblib", "matplotlib", "pyarrow")
-
-
-def make_method_pipeline(*, alpha=PAPER_ALPHA, n_folds=2,
-                         parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, n_samples=0,
-                         random_state=None, **calibrator_params):
-    """The whole method as one scikit-learn ``Pipeline`` (parallaxes -> orbits -> calibration).
-
-    Steps:
-
-    1. ``"parallax"``: :class:`~sklearn_selfcal.crossfit.CrossFitTransformer` around
-       :func:`~sklearn_selfcal.parallax.make_parallax_pipeline`, appending ``spec_parallax`` and
-       ``spec_parallax_err`` (out of fold in ``fit_transform``, from the refitted model in
-       ``transform``);
-    2. ``"orbits"``: a ``ColumnTransformer`` running :class:`~sklearn_selfcal.ActionTransformer` on
-       :data:`ORBIT_INPUT_COLUMNS`, dropping the spectral pixel columns and passing every other
-       column through;
-    3. ``"calibrate"``: :class:`~sklearn_selfcal.NuisanceCalibrator` fitted on the disk sample's
-       training stars (:func:`~sklearn_selfcal.selection.disk_training_mask`), returning ``<X>_NEW``.
-
-    Fit it with metadata routing enabled (``sklearn.set_config(enable_metadata_routing=True)``):
-    ``pipe.fit_transform(table, parallax, sigma=parallax_error, sample_weight=training_mask)``
-    where ``table`` is :func:`~sklearn_selfcal.parallax_features.join_spectra` of the catalogue and
-    its spectra; ``sample_weight`` (e.g. the Gaia quality cuts) reaches the parallax model only.
-
-    Parameters
-    ----------
-    alpha, parallax_zero_point : float
-        Of :class:`~sklearn_selfcal.SpectroPhotometricParallaxRegressor`.
-    n_folds : int, default=2
-        Cross-fitting folds (the paper's halves).
-    n_samples : int, default=0
-        Monte Carlo samples of :class:`~sklearn_selfcal.ActionTransformer` (0: no ``_err`` columns).
-    random_state : int or None
-    **calibrator_params
-        Other parameters of :class:`~sklearn_selfcal.NuisanceCalibrator`.
-
-    Returns
-    -------
-    pipeline : sklearn.pipeline.Pipeline
-        With pandas output.
-    """
-    from sklearn.compose import ColumnTransformer, make_column_selector
-    from sklearn.pipeline import Pipeline
-
-    from .selection import disk_training_mask
-
-    with config_context(enable_metadata_routing=True):
-        model = make_parallax_pipeline(alpha=alpha, parallax_zero_point=parallax_zero_point)
-        model[-1].set_fit_request(sigma=True, sample_weight=True)
-        calibrator = NuisanceCalibrator(training_filter=disk_training_mask, **calibrator_params)
-    orbits = ColumnTransformer(
-        [("actions", ActionTransformer(parallax="spec_parallax", n_samples=n_samples,
-                                       random_state=random_state), list(ORBIT_INPUT_COLUMNS)),
-         ("spectra", "drop", make_column_selector(pattern=r"^FLUX_"))],
-        remainder="passthrough", verbose_feature_names_out=False)
-    return Pipeline([
-        ("parallax", CrossFitTransformer(model, cv=n_folds, random_state=random_state)),
-        ("orbits", orbits),
-        ("calibrate", calibrator),
-    ]).set_output(transform="pandas")
+_ROLE_NAMES = {r.name for r in ROLES} | {r.canonical for r in ROLES}
 
 
 def load_config(path=None, overrides=None):
@@ -156,7 +92,13 @@ def load_config(path=None, overrides=None):
     Raises
     ------
     KeyError
-        For a section or key that :data:`DEFAULT_CONFIG` does not have (typos are not ignored).
+        For a section or key that :data:`DEFAULT_CONFIG` does not have, or a ``[columns]`` entry
+        that is not a role (typos are not ignored).
+
+    Examples
+    --------
+    >>> load_config(overrides={"columns": {"parallax": "Plx"}})["columns"]
+    {'parallax': 'Plx'}
     """
     config = copy.deepcopy(DEFAULT_CONFIG)
     updates = []
@@ -174,12 +116,128 @@ def load_config(path=None, overrides=None):
         for section, values in update.items():
             if section not in config:
                 raise KeyError(f"config: unknown section [{section}]; sections are {sorted(config)}")
-            unknown = sorted(set(values) - set(config[section]))
-            if unknown:
-                raise KeyError(f"config [{section}]: unknown key(s) {unknown}; keys are "
-                               f"{sorted(config[section])}")
+            if section == "columns":
+                unknown = sorted(set(values) - _ROLE_NAMES)
+                if unknown:
+                    raise KeyError(f"config [columns]: {unknown} are not roles; roles are "
+                                   f"{sorted(r.name for r in ROLES)}")
+            else:
+                unknown = sorted(set(values) - set(config[section]))
+                if unknown:
+                    raise KeyError(f"config [{section}]: unknown key(s) {unknown}; keys are "
+                                   f"{sorted(config[section])}")
             config[section].update(values)
     return config
+
+
+def _append(name, transformer):
+    """A step that appends ``transformer``'s columns to its input table."""
+    return FeatureUnion([("input", "passthrough"), (name, transformer)],
+                        verbose_feature_names_out=False)
+
+
+def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=None,
+                         alpha=PAPER_ALPHA, n_folds=2, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
+                         dtype="float32", tol=1e-4, max_iter=100, n_samples=0, n_jobs=None,
+                         logg_max=LOGG_MAX, disk=None, abundance_columns=None, weighted=True,
+                         nuisance_columns=("LOGG",), nuisance_reference=(LOGG_REFERENCE,),
+                         orbit_degree=2, nuisance_degree=2, random_state=None, verbose=0):
+    """The whole method as one scikit-learn ``Pipeline`` (distances -> orbits -> calibration).
+
+    Steps (each appends its columns to the table it receives, so the output holds the input
+    columns, the distances, the phase space and actions, and ``<X>_NEW``):
+
+    1. the distances: ``"parallax"``, the spectro-photometric parallax model cross-fitted on the
+       stars (:func:`~sklearn_selfcal.parallax.make_parallax_step`: ``spec_parallax`` and a
+       complete ``spec_parallax_err``), when ``distance`` is None or of kind ``"spectra"``; or
+       ``"distance"``, a :class:`~sklearn_selfcal.distances.DistanceTransformer` giving
+       ``distance_kpc``/``distance_kpc_err`` from the user's distances or Gaia parallaxes; nothing
+       when the table already holds ``spec_parallax``;
+    2. ``"orbits"``: :class:`~sklearn_selfcal.ActionTransformer` (phase space, actions, energy);
+    3. ``"calibrate"``: :class:`~sklearn_selfcal.NuisanceCalibrator`, fitted on the disk sample's
+       training stars (:func:`~sklearn_selfcal.selection.disk_training_mask`), giving ``<X>_NEW``.
+
+    Fit it as ``pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])`` with
+    metadata routing enabled (``sklearn.set_config(enable_metadata_routing=True)``) when the
+    parallax model is trained (``table`` from :func:`~sklearn_selfcal.parallax_features.join_spectra`
+    on the parent sample, canonical column names), or ``pipe.fit_transform(table)`` otherwise.
+
+    Parameters
+    ----------
+    distance : DistanceChoice, optional
+        From :func:`~sklearn_selfcal.distances.choose_distance_source`; None trains the parallax
+        model on spectra.
+    magnitude_columns, lsf_columns : sequence of str, optional
+        The parallax model's magnitudes (mag) and LSF moments (default: the paper's).
+    alpha, n_folds, parallax_zero_point, dtype, tol, max_iter
+        Of the parallax model (L1 strength per star, cross-fitting folds, Gaia zero point in mas).
+    n_samples, n_jobs
+        Of :class:`~sklearn_selfcal.ActionTransformer` (Monte Carlo samples; 0: no ``_err``).
+    logg_max : float, default=2.2
+        Giant cut of the disk sample (dex).
+    disk : dict, optional
+        Keyword arguments of :func:`~sklearn_selfcal.selection.disk_sample_cuts` (``z_max``,
+        ``wedge_angle``, ``vz_max``, ``exclude_ids``).
+    abundance_columns, weighted, nuisance_columns, nuisance_reference, orbit_degree, nuisance_degree
+        Of :class:`~sklearn_selfcal.NuisanceCalibrator`.
+    random_state : int or None
+        Seeds the cross-fitting halves and the Monte Carlo draws.
+    verbose : int
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        With pandas output.
+    """
+    steps = []
+    if distance is None or distance.kind == "spectra":
+        from .parallax import make_parallax_step
+
+        options = {}
+        if magnitude_columns is not None:
+            options["magnitude_columns"] = tuple(magnitude_columns)
+        if lsf_columns is not None:
+            options["lsf_columns"] = tuple(lsf_columns)
+        steps.append(("parallax", make_parallax_step(
+            alpha=alpha, parallax_zero_point=parallax_zero_point, n_folds=n_folds,
+            dtype=np.dtype(dtype).type, tol=tol, max_iter=max_iter, random_state=random_state,
+            verbose=verbose, **options)))
+        orbit_source = {"parallax": "spec_parallax"}
+    elif distance.kind == "spec_parallax":
+        orbit_source = {"parallax": "spec_parallax"}
+    else:
+        steps.append(("distance", _append("distance", distance_transformer(distance))))
+        orbit_source = {"distance": DISTANCE_COLUMNS[0]}
+    steps.append(("orbits", _append("orbits", ActionTransformer(
+        **orbit_source, n_samples=n_samples, n_jobs=n_jobs, random_state=random_state,
+        verbose=verbose))))
+    disk_kwargs = {"logg_max": logg_max, **(disk or {})}
+    if not disk_kwargs.get("exclude_ids"):
+        disk_kwargs["exclude_ids"] = None
+    calibrator = NuisanceCalibrator(
+        abundance_columns=None if abundance_columns is None else list(abundance_columns),
+        weighted=weighted, nuisance_columns=tuple(nuisance_columns),
+        nuisance_reference=tuple(nuisance_reference), orbit_degree=orbit_degree,
+        nuisance_degree=nuisance_degree,
+        training_filter=functools.partial(disk_training_mask, **disk_kwargs))
+    steps.append(("calibrate", _append("calibrate", calibrator)))
+    return Pipeline(steps).set_output(transform="pandas")
+
+
+def pipeline_from_config(config, plan, *, random_state=None, verbose=0):
+    """:func:`make_method_pipeline` with the settings of a configuration and a run plan."""
+    pcfg, ccfg = config["parallax"], config["calibration"]
+    disk = {k: v for k, v in config["disk"].items()}
+    return make_method_pipeline(
+        distance=plan.distance, magnitude_columns=plan.magnitudes or None,
+        lsf_columns=plan.lsf if plan.spectra else None, alpha=pcfg["alpha"],
+        n_folds=pcfg["n_folds"], parallax_zero_point=pcfg["parallax_zero_point"],
+        dtype=pcfg["dtype"], tol=pcfg["tol"], max_iter=pcfg["max_iter"],
+        n_samples=config["actions"]["n_samples"], n_jobs=config["actions"]["n_jobs"],
+        logg_max=config["sample"]["logg_max"], disk=disk, abundance_columns=plan.abundances or None,
+        weighted=ccfg["weighted"], nuisance_columns=ccfg["nuisance_columns"],
+        nuisance_reference=ccfg["nuisance_reference"], orbit_degree=ccfg["orbit_degree"],
+        nuisance_degree=ccfg["nuisance_degree"], random_state=random_state, verbose=verbose)
 
 
 class _Steps:
@@ -206,378 +264,294 @@ class _Steps:
 
         return _Step()
 
-
-def parent_sample_mask(frame, has_spectrum=None, *, logg_max=2.2):
-    """The parallax model's parent sample (paper section 3.1).
-
-    Giants with ``LOGG <= logg_max`` (dex), every magnitude of the model finite and a spectrum.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        Catalogue with ``LOGG`` and the magnitude columns.
-    has_spectrum : array-like of bool, optional
-        Which rows have a spectrum (default: all).
-    logg_max : float, default=2.2
-
-    Returns
-    -------
-    mask : ndarray of bool of shape (n_stars,)
-    """
-    mask = (frame["LOGG"].to_numpy(dtype=float) <= logg_max)
-    mask &= np.isfinite(frame[list(MAGNITUDE_COLUMNS)].to_numpy(dtype=float)).all(axis=1)
-    if has_spectrum is not None:
-        mask &= np.asarray(has_spectrum, dtype=bool)
-    return mask
+    def note(self, text):
+        """Print a line of the report (when verbose)."""
+        if self.verbose:
+            print(f"[sklearn-selfcal] {text}", flush=True)
 
 
-def cross_fitted_parallaxes(frame, spectra, spectra_err, *, alpha=PAPER_ALPHA, n_folds=2,
-                            parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, dtype="float32", tol=1e-4, max_iter=100,
-                            random_state=None, verbose=0):
-    """Spectro-photometric parallaxes, each star predicted by a model that did not see it.
+def _n_coefficients(calibrator):
+    """Coefficients of one abundance's calibration model (orbit part + nuisance part)."""
+    from math import comb
 
-    The stars are split into ``n_folds`` random parts (the paper's two halves); the model
-    (:func:`~sklearn_selfcal.parallax.make_parallax_pipeline`) is trained on the stars of the other
-    parts that pass the Gaia quality cuts (:func:`~sklearn_selfcal.parallax_features.gaia_training_mask`;
-    stars failing them, e.g. without a Gaia parallax, get a prediction but never train a model).
-    The uncertainty combines the propagated feature uncertainties with the model's fractional
-    intrinsic scatter, estimated on the same out-of-fold predictions.
-
-    Parameters
-    ----------
-    frame : DataFrame of shape (n_stars, n_columns)
-        Catalogue: magnitudes, LSF moments, ``parallax``, ``parallax_error`` (mas) and the Gaia
-        quality columns.
-    spectra, spectra_err : ndarray of shape (n_stars, n_pixels)
-        Continuum-normalised flux and its uncertainty.
-    alpha, parallax_zero_point, tol, max_iter : float
-        Of :class:`~sklearn_selfcal.SpectroPhotometricParallaxRegressor`.
-    n_folds : int, default=2
-    dtype : str, default="float32"
-    random_state : int or None
-        Fold assignment.
-    verbose : int
-
-    Returns
-    -------
-    result : Bunch
-        ``spec_parallax``, ``spec_parallax_err`` (mas, arrays aligned with ``frame``),
-        ``intrinsic_scatter`` (fractional), ``train`` (bool mask of training stars).
-    """
-    table = join_spectra(frame, np.asarray(spectra, dtype=dtype), np.asarray(spectra_err, dtype=dtype))
-    train = gaia_training_mask(frame)
-    y = np.where(train, frame["parallax"].to_numpy(dtype=float), 0.0)
-    sigma = np.where(train, frame["parallax_error"].to_numpy(dtype=float), 1.0)
-    model = make_parallax_pipeline(alpha=alpha, parallax_zero_point=parallax_zero_point, tol=tol, max_iter=max_iter,
-                                   dtype=np.dtype(dtype).type, verbose=max(verbose - 1, 0))
-    with config_context(enable_metadata_routing=True):
-        model[-1].set_fit_request(sigma=True, sample_weight=True)
-        step = CrossFitTransformer(model, cv=n_folds, output="spec_parallax", return_std=True,
-                                   passthrough=False, refit=False, random_state=random_state,
-                                   verbose=verbose)
-        out = step.fit_transform(table, y, sigma=sigma, sample_weight=train.astype(float))
-    pred = out["spec_parallax"].to_numpy()
-    feature_frac = out["spec_parallax_err"].to_numpy() / pred
-    scatter = fractional_scatter(y[train], pred[train], sigma[train],
-                                 parallax_zero_point=parallax_zero_point,
-                                 y_pred_frac_err=feature_frac[train])
-    err = pred * np.sqrt(feature_frac**2 + scatter**2)
-    return Bunch(spec_parallax=pred, spec_parallax_err=err, intrinsic_scatter=float(scatter),
-                 train=train)
+    n_orbit = len(calibrator.orbit_features)
+    n_nuis = len(calibrator.nuisance_columns)
+    orbit = comb(n_orbit + calibrator.orbit_degree, calibrator.orbit_degree)
+    nuisance = comb(n_nuis + calibrator.nuisance_degree, calibrator.nuisance_degree) - 1
+    return orbit + nuisance
 
 
-def orbits(frame, *, n_samples=0, n_jobs=None, random_state=None, verbose=0):
-    """Galactocentric phase space and actions from the spectro-photometric parallaxes.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        ``ra, dec`` (deg), ``spec_parallax`` (+ ``spec_parallax_err`` for Monte Carlo errors, mas),
-        ``pmra, pmdec`` (mas/yr) and ``VHELIO_AVG`` (km/s).
-    n_samples, n_jobs, random_state, verbose
-        Of :class:`~sklearn_selfcal.ActionTransformer`.
-
-    Returns
-    -------
-    phase_space : DataFrame
-        ``x, y, z, v_x, v_y, v_z, R, phi, v_R, v_phi, J_R, L_z, J_z, E`` (and ``_err`` columns), index
-        of ``frame``.
-    """
-    transformer = ActionTransformer(parallax="spec_parallax", n_samples=n_samples, n_jobs=n_jobs,
-                                    random_state=random_state, verbose=verbose)
-    return transformer.set_output(transform="pandas").fit_transform(frame)
-
-
-def self_calibrate(frame, train_rows, *, nuisance_columns=("LOGG",), nuisance_reference=(2.2,),
-                   orbit_degree=2, nuisance_degree=2):
-    """Fit :class:`~sklearn_selfcal.NuisanceCalibrator` on ``train_rows`` and calibrate every row.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        Actions ``J_R, J_z, L_z`` (kpc km/s), the nuisance columns and the abundances with errors.
-    train_rows : array-like of bool
-        The disk sample; the calibrator's own training filter (the paper's action bounds and x < 0)
-        applies within it.
-
-    Returns
-    -------
-    calibrated : DataFrame
-        ``<X>_NEW`` for every abundance present, index of ``frame``.
-    calibrator : NuisanceCalibrator
-        Fitted.
-    """
-    abundances = [c for c in ABUNDANCE_COLUMNS if c in frame.columns]
-    calibrator = NuisanceCalibrator(abundance_columns=abundances,
-                                    nuisance_columns=tuple(nuisance_columns),
-                                    nuisance_reference=tuple(nuisance_reference),
-                                    orbit_degree=orbit_degree, nuisance_degree=nuisance_degree)
-    calibrator.set_output(transform="pandas").fit(frame[np.asarray(train_rows, dtype=bool)])
-    return calibrator.transform(frame), calibrator
+def _calibration_check(Xt, calibrator, min_per_coefficient):
+    """``None`` if the calibration can be fitted, else the reason it is skipped."""
+    columns = calibrator.abundance_columns
+    if not columns:
+        return "no abundance column to calibrate"
+    train = np.asarray(calibrator.training_filter(Xt), dtype=bool)
+    needed = min_per_coefficient * _n_coefficients(calibrator)
+    n = {c: int((train & np.isfinite(Xt[c].to_numpy(dtype=float))).sum()) for c in columns}
+    best = max(n.values())
+    if best < needed:
+        return (f"too few training stars for the calibration: {best} (at most, over the "
+                f"abundances) pass the disk sample and the training filter, and the model has "
+                f"{_n_coefficients(calibrator)} coefficients per abundance (at least "
+                f"{min_per_coefficient} stars per coefficient, {needed}, are needed; "
+                "[calibration] min_stars_per_coefficient)")
+    too_few = [c for c, k in n.items() if k < needed]
+    if too_few:
+        return too_few
+    return None
 
 
-def gradients(frame, *, column="FE_H_NEW", population="low_alpha", radius="R_MEDIAN", n_walkers=32,
-              n_steps=5000, burn_in=1000, thin=10, random_state=None, verbose=0):
-    """Radial abundance profiles (Tables 1-3) and the broken power-law fit of one of them.
-
-    The fit uses the profile's medians with their ``1.253 sigma / sqrt(N)`` uncertainties, placed at
-    ``radius`` (``"R_MEDIAN"``, the median radius of the bin's stars, avoids the bias of placing
-    them at the bin centre ``"R"`` when the star density changes across a bin).
-
-    Returns
-    -------
-    profile : DataFrame
-        Of :func:`~sklearn_selfcal.gradients.radial_abundance_profile` for every ``<X>_NEW``.
-    regressor : BrokenPowerLawRegressor
-        Fitted to ``column`` of ``population``.
-    """
-    columns = [c for c in frame.columns if c.endswith("_NEW")]
-    split = "ALPHA_M_NEW" if "ALPHA_M_NEW" in frame.columns else "ALPHA_M"
-    profile = radial_abundance_profile(frame, columns, split=split)
-    rows = profile[(profile["population"] == population) & profile[column].notna()
-                   & (profile[f"{column}_ERR"] > 0)]
-    regressor = BrokenPowerLawRegressor(n_walkers=n_walkers, n_steps=n_steps, burn_in=burn_in,
-                                        thin=thin, random_state=random_state, verbose=verbose)
-    regressor.fit(rows[[radius]].to_numpy(), rows[column].to_numpy(),
-                  sigma=rows[f"{column}_ERR"].to_numpy())
-    return profile, regressor
-
-
-def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_state=0, verbose=1):
+def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_state=0, verbose=1,
+               distance_column=None, plan=None, prepared=None):
     """Run the paper's method on a catalogue (and its spectra).
 
+    The catalogue's columns are mapped to roles (:mod:`sklearn_selfcal.columns`, with the
+    ``[columns]`` configuration), cleaned (:mod:`sklearn_selfcal.cleaning`), and the parent sample
+    (allStar's flags, ``LOGG <= logg_max``, and complete photometry and a spectrum when spectra are
+    given) goes through :func:`make_method_pipeline`'s ``fit_transform``; then the radial profiles
+    and the broken power-law fit of the disk sample (:func:`profiles_and_fit`).
+
     Parameters
     ----------
-    frame : DataFrame of shape (n_stars, n_columns)
-        APOGEE + Gaia catalogue (see :doc:`/conventions` for the column names). Not modified.
+    frame : DataFrame or astropy Table of shape (n_stars, n_columns)
+        APOGEE + Gaia catalogue in any recognised spelling (allStar DR16/DR17, Gaia archive,
+        VizieR, ...). Not modified.
     spectra, spectra_err : ndarray of shape (n_stars, n_pixels), optional
-        Continuum-normalised spectra aligned with ``frame``. Without them the catalogue must already
-        hold ``spec_parallax`` and ``spec_parallax_err`` (e.g. the paper's public catalogue) and the
-        parallax step is skipped.
+        Continuum-normalised spectra aligned with ``frame``: the parallax model is trained.
+        Without them the distances come from the catalogue (``spec_parallax``, a distance
+        catalogue or Gaia parallaxes; see :mod:`sklearn_selfcal.distances`).
     config : dict, optional
         From :func:`load_config` (default :data:`DEFAULT_CONFIG`).
     random_state : int, default=0
         Seeds every random step (halves, Monte Carlo errors, MCMC, figure subsampling).
     verbose : int, default=1
         Report each step and show progress bars.
+    distance_column : str, optional
+        A distance column to use (``--distance``).
+    plan : RunPlan, optional
+        From :func:`~sklearn_selfcal.preflight.plan_run` (made here if not given).
+    prepared : Bunch, optional
+        From :func:`~sklearn_selfcal.preflight.prepare_catalogue` of ``frame`` with ``plan``
+        (made here if not given), so that a caller that checked the catalogue first does not
+        clean it twice.
 
     Returns
     -------
     result : Bunch
-        ``catalogue`` (DataFrame: the input columns plus ``PARENT_SAMPLE``, ``spec_parallax``,
-        ``spec_parallax_err``, phase space, actions, ``DISK_SAMPLE`` and ``<X>_NEW``),
-        ``profile`` (DataFrame), ``regressor`` (fitted BrokenPowerLawRegressor), ``calibrator``,
-        ``summary`` (dict of numbers) and ``timings`` (s per step).
-    """
-    config = load_config() if config is None else config
-    steps = _Steps(verbose)
-    out = frame.copy()
-    summary = {"n_input": int(len(frame))}
-
-    with steps("parent sample"):
-        parent = parent_sample_mask(frame, **config["sample"])
-        if spectra is not None:
-            parent &= np.isfinite(np.asarray(spectra[:, :1], dtype=float)).ravel()
-        out["PARENT_SAMPLE"] = parent
-        summary["n_parent"] = int(parent.sum())
-    if summary["n_parent"] < 100:
-        raise ValueError(f"only {summary['n_parent']} stars pass the parent-sample cuts (LOGG <= "
-                         f"{config['sample']['logg_max']}, complete photometry); at least 100 needed")
-
-    if spectra is not None:
-        with steps("spectro-photometric parallaxes"):
-            pcfg = config["parallax"]
-            plx = cross_fitted_parallaxes(
-                frame[parent], spectra[parent], spectra_err[parent], alpha=pcfg["alpha"],
-                n_folds=pcfg["n_folds"], parallax_zero_point=pcfg["parallax_zero_point"], dtype=pcfg["dtype"],
-                tol=pcfg["tol"], max_iter=pcfg["max_iter"], random_state=random_state,
-                verbose=verbose)
-            for col in ("spec_parallax", "spec_parallax_err"):
-                out[col] = np.nan
-                out.loc[parent, col] = plx[col]
-            summary["parallax_training_stars"] = int(plx.train.sum())
-            summary["parallax_intrinsic_scatter"] = plx.intrinsic_scatter
-    elif not {"spec_parallax", "spec_parallax_err"} <= set(frame.columns):
-        raise KeyError("no spectra given and the catalogue has no 'spec_parallax' / "
-                       "'spec_parallax_err' columns: pass spectra or a catalogue with them")
-
-    with steps("phase space and actions"):
-        acfg = config["actions"]
-        phase = orbits(out[parent], n_samples=acfg["n_samples"], n_jobs=acfg["n_jobs"],
-                       random_state=random_state, verbose=verbose)
-        for col in phase.columns:
-            out[col] = np.nan
-            out.loc[parent, col] = phase[col].to_numpy()
-
-    with steps("disk sample"):
-        dcfg = dict(config["disk"])
-        dcfg["exclude_ids"] = dcfg["exclude_ids"] or None
-        disk = parent & disk_sample_mask(out, logg_max=config["sample"]["logg_max"], **dcfg)
-        out["DISK_SAMPLE"] = disk
-        summary["n_disk"] = int(disk.sum())
-
-    with steps("self-calibration"):
-        calibrated, calibrator = self_calibrate(out[parent], disk[parent], **config["calibration"])
-        for col in calibrated.columns:
-            out[col] = np.nan
-            out.loc[parent, col] = calibrated[col].to_numpy()
-        summary["n_calibration_training"] = {k: int(v) for k, v in calibrator.n_stars_.items()}
-
-    with steps("gradients and broken power-law fit"):
-        gcfg = config["gradient"]
-        profile, regressor = gradients(out[disk], random_state=random_state, verbose=verbose,
-                                       **gcfg)
-        summary["feh_gradient"] = {name: {"median": float(row["median"]),
-                                          "err_minus": float(row["err_minus"]),
-                                          "err_plus": float(row["err_plus"])}
-                                   for name, row in regressor.summary_.iterrows()}
-
-    return Bunch(catalogue=out, profile=profile, regressor=regressor, calibrator=calibrator,
-                 summary=summary, timings=steps.times, config=config)
-
-
-def prepare_output_dir(path, overwrite=False):
-    """Create the output directory; refuse a non-empty one unless ``overwrite``.
+        ``catalogue`` (DataFrame: the catalogue's cleaned columns, then ``QUALITY_OK``,
+        ``PARENT_SAMPLE``, the distances, phase space, actions, ``<X>_NEW`` and ``DISK_SAMPLE``),
+        ``pipeline`` (the fitted Pipeline, to apply to new stars), ``profile`` (DataFrame or None),
+        ``regressor`` (fitted BrokenPowerLawRegressor or None), ``calibrator`` (or None),
+        ``disk_sample`` (the disk sample's rows with canonical column names, for figures),
+        ``plan``, ``summary`` (dict of numbers and choices), ``skipped`` (step -> reason),
+        ``timings`` (s per step) and ``config``.
 
     Raises
     ------
-    FileExistsError
-        If ``path`` holds files and ``overwrite`` is False.
+    ValueError
+        When the run could not make anything (no orbit column, no distances, no star in the parent
+        sample), with what would fix it.
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"{path} exists and is not a directory")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"output directory {path} is not empty; pass --overwrite to replace "
-                              "its files")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    config = load_config() if config is None else config
+    frame = as_frame(frame)
+    steps = _Steps(verbose)
+    if plan is None:
+        plan, prepared = plan_and_prepare(frame, config, spectra=spectra is not None,
+                                          distance_column=distance_column)
+    if not plan.can_run:
+        raise ValueError("the run cannot proceed: " + "; ".join(plan.problems))
+    prep = prepared if prepared is not None else prepare_catalogue(frame, plan)
+    work = prep.work
+    skipped = {}
+    summary = {"n_input": int(len(frame)), "distance_source": plan.distance.as_dict(),
+               "cleaning": prep.cleaning, "left_out_of_parallax_model": plan.left_out}
+
+    with steps("parent sample"):
+        scfg = config["sample"]
+        quality = quality_cuts(work, star_bad=scfg["exclude_star_bad"],
+                               duplicates=scfg["exclude_duplicates"])
+        summary["excluded_by_flags"] = {c: int((~quality[c]).sum()) for c in quality.columns}
+        has_spectrum = None
+        if spectra is not None:
+            spectra, spectra_err = _aligned_spectra(spectra, spectra_err, len(work))
+            has_spectrum = np.isfinite(np.asarray(spectra[:, :1], dtype=float)).ravel()
+        cuts = parent_sample_cuts(work, logg_max=scfg["logg_max"],
+                                  magnitude_columns=plan.magnitudes if plan.spectra else (),
+                                  has_spectrum=has_spectrum)
+        quality_ok = quality.to_numpy().all(axis=1)
+        parent = quality_ok & cuts.to_numpy().all(axis=1)
+        summary["n_parent"] = int(parent.sum())
+    if not parent.any():
+        raise ValueError(f"no star passes the parent-sample cuts (allStar flags, LOGG <= "
+                         f"{scfg['logg_max']}" + (", complete photometry, a spectrum" if
+                                                   plan.spectra else "") + "): nothing to do")
+    for line in plan.left_out:
+        steps.note(line)
+
+    pipe = pipeline_from_config(config, plan, random_state=random_state, verbose=verbose)
+    X = work.loc[parent]
+    fit_params = {}
+    if plan.spectra:
+        from .parallax_features import join_spectra
+
+        X = join_spectra(X, spectra[parent], spectra_err[parent])
+        fit_params = {"sigma": X["parallax_error"].to_numpy(dtype=float)}
+    y = X["parallax"].to_numpy(dtype=float) if plan.spectra else None
+    Xt = X
+    with config_context(enable_metadata_routing=True):
+        for name, step in pipe.steps[:-1]:
+            with steps(_STEP_LABELS[name]):
+                Xt = step.fit_transform(Xt, y, **(fit_params if name == "parallax" else {}))
+        calibrator = pipe.named_steps["calibrate"].transformer_list[1][1]
+        reason = _calibration_check(Xt, calibrator,
+                                    config["calibration"]["min_stars_per_coefficient"])
+        if isinstance(reason, list):
+            steps.note(f"calibration: too few training stars for {reason}; they are not "
+                       "calibrated")
+            calibrator.set_params(abundance_columns=[c for c in calibrator.abundance_columns
+                                                     if c not in reason])
+            skipped["calibration of " + ", ".join(reason)] = "too few training stars"
+            reason = None
+        if reason is None:
+            with steps(_STEP_LABELS["calibrate"]):
+                Xt = pipe.named_steps["calibrate"].fit_transform(Xt)
+        else:
+            skipped["calibration"] = reason
+            steps.note(f"calibration skipped: {reason}")
+            pipe = Pipeline(pipe.steps[:-1]).set_output(transform="pandas")
+            calibrator = None
+
+    if plan.spectra:
+        parallax_step = pipe.named_steps["parallax"]
+        summary["parallax_training_stars"] = int(np.sum(parallax_step.training_mask_))
+        summary["parallax_intrinsic_scatter"] = float(parallax_step.intrinsic_scatter_)
+    catalogue = _catalogue(prep.table, Xt, X, parent, quality_ok)
+    view = _disk_view(catalogue, work)
+    disk = parent & disk_sample_mask(view, logg_max=scfg["logg_max"], **_disk_kwargs(config))
+    catalogue["DISK_SAMPLE"] = disk
+    summary["n_disk"] = int(disk.sum())
+    if calibrator is not None:
+        summary["n_calibration_training"] = {k: int(v) for k, v in calibrator.n_stars_.items()}
+
+    with steps("radial profiles and broken power-law fit"):
+        profile, regressor, why = profiles_and_fit(view[disk], config["gradient"],
+                                                   random_state=random_state, verbose=verbose)
+    skipped.update(why)
+    for step, text in why.items():
+        steps.note(f"{step} skipped: {text}")
+    if regressor is not None:
+        summary["feh_gradient"] = _posterior(regressor)
+    return Bunch(catalogue=catalogue, pipeline=pipe, profile=profile, regressor=regressor,
+                 calibrator=calibrator, disk_sample=view[disk], plan=plan, summary=summary, skipped=skipped,
+                 timings=steps.times, config=config)
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_STEP_LABELS = {"parallax": "spectro-photometric parallaxes", "distance": "distances",
+                "orbits": "phase space and actions", "calibrate": "self-calibration"}
 
 
-def provenance(*, config, random_state, inputs=(), command=None, timings=None, extra=None):
-    """A record of how a result was made: versions, parameters, seed, input checksums.
+def _aligned_spectra(spectra, spectra_err, n):
+    spectra = np.asarray(spectra)
+    if spectra.ndim != 2 or spectra.shape[0] != n:
+        raise ValueError(f"{spectra.shape[0] if spectra.ndim else 0} spectra for {n} catalogue "
+                         "rows; they must be aligned row by row")
+    if spectra_err is None:
+        raise ValueError("spectra without flux uncertainties: they are needed to mask bad pixels "
+                         "and to propagate feature errors")
+    return spectra, np.asarray(spectra_err)
+
+
+def _disk_kwargs(config):
+    dcfg = dict(config["disk"])
+    dcfg["exclude_ids"] = dcfg["exclude_ids"] or None
+    return dcfg
+
+
+def _catalogue(table, Xt, X, parent, quality_ok):
+    """The catalogue's cleaned columns, then every column the pipeline added (NaN off-parent)."""
+    added = [c for c in Xt.columns if c not in X.columns]
+    out = table.copy()
+    clash = [c for c in added if c in out.columns]
+    if clash:
+        out = out.rename(columns={c: f"{c}_input" for c in clash})
+    out["QUALITY_OK"] = quality_ok
+    out["PARENT_SAMPLE"] = parent
+    new = Xt[added].reindex(table.index[parent])
+    full = pd.DataFrame(np.nan, index=table.index, columns=added)
+    full.loc[table.index[parent], added] = new.to_numpy(dtype=float)
+    return pd.concat([out, full], axis=1)
+
+
+def _disk_view(catalogue, work):
+    """Canonical columns the disk cuts and the profiles need, aligned with the catalogue."""
+    view = catalogue.copy(deep=False)
+    for name in ("LOGG", "APOGEE_ID", *ABUNDANCE_COLUMNS):
+        if name in work.columns:
+            view[name] = work[name].to_numpy()
+    return view
+
+
+def _posterior(regressor):
+    return {name: {"median": float(row["median"]), "err_minus": float(row["err_minus"]),
+                   "err_plus": float(row["err_plus"])} for name, row in
+            regressor.summary_.iterrows()}
+
+
+def profiles_and_fit(frame, gradient_config=None, *, random_state=None, verbose=0):
+    """Radial abundance profiles (Tables 1-3) and the broken power-law fit of one of them.
+
+    The profiles are those of the calibrated ``<X>_NEW`` columns (of the reported abundances when
+    the calibration was skipped); the fit uses the profile's medians with their ``1.253 sigma /
+    sqrt(N)`` uncertainties, placed at ``radius`` (``"R_MEDIAN"``, the median radius of the bin's
+    stars, avoids the bias of placing them at the bin centre ``"R"``).
 
     Parameters
     ----------
-    config : dict
+    frame : DataFrame
+        The disk sample: ``R`` (kpc), abundances (dex) and ``ALPHA_M`` (or ``ALPHA_M_NEW``).
+    gradient_config : dict, optional
+        The ``[gradient]`` configuration (default: :data:`DEFAULT_CONFIG`'s).
     random_state : int or None
-    inputs : sequence of path-like
-        Files read; their SHA-256 checksums are recorded.
-    command : list of str, optional
-        The command line.
-    timings : dict, optional
-    extra : dict, optional
+    verbose : int
 
     Returns
     -------
-    record : dict (JSON-serialisable)
+    profile : DataFrame or None
+    regressor : BrokenPowerLawRegressor or None
+        Fitted to ``column`` of ``population``; None when there are too few populated bins.
+    skipped : dict of str to str
+        Why a product was not made.
     """
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": command if command is not None else sys.argv,
-        "python": sys.version,
-        "platform": platform.platform(),
-        "versions": versions,
-        "random_state": random_state,
-        "config": config,
-        "inputs": {str(p): {"sha256": _sha256(p), "bytes": Path(p).stat().st_size} for p in inputs},
-        "timings_s": timings or {},
-        **(extra or {}),
-    }
-
-
-def _write_json(obj, path):
-    with atomic_write(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, pd.DataFrame):
-        return value.to_dict(orient="index")
-    return str(value)
-
-
-def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, extra=None,
-                  verbose=1):
-    """Write the calibrated catalogue, tables, fit summary, figures and provenance.
-
-    Files (each written atomically: an interrupted run never leaves a half-written file under its
-    final name): ``catalogue.parquet`` and ``catalogue.fits`` (input columns + ``spec_parallax``,
-    ``spec_parallax_err``, phase space, actions, ``<X>_NEW``, sample flags),
-    ``radial_profiles.ecsv`` (Tables 1-3), ``feh_gradient_fit.json``, ``figures/*.png`` and
-    ``provenance.json``.
-
-    Returns
-    -------
-    paths : dict of str to str
-    """
-    out_dir = Path(out_dir)
-    paths = {}
-    catalogue = result.catalogue
-    paths["catalogue_parquet"] = str(out_dir / "catalogue.parquet")
-    write_catalogue(catalogue, paths["catalogue_parquet"])
-    paths["catalogue_fits"] = str(out_dir / "catalogue.fits")
-    write_catalogue(catalogue, paths["catalogue_fits"])
-    paths["profiles"] = str(out_dir / "radial_profiles.ecsv")
-    write_table(result.profile, paths["profiles"],
-                meta={"description": "median abundances (dex) in bins of Galactocentric radius "
-                      "(kpc); uncertainties 1.253 sigma / sqrt(N)"})
-    paths["fit"] = str(out_dir / "feh_gradient_fit.json")
-    _write_json({"model": "broken power law, eq. 9 of Eilers et al. 2022",
-                 "units": {"m1": "dex/kpc", "m2": "dex/kpc", "b": "dex", "k": "kpc"},
-                 "posterior": result.summary["feh_gradient"],
-                 "acceptance_fraction": float(np.mean(result.regressor.acceptance_fraction_)),
-                 "autocorr_time": result.regressor.autocorr_time_.tolist(),
-                 **(extra or {})}, paths["fit"])
-    if result.config["figures"]["enabled"]:
-        from .plotting import render_all_figures
-
-        disk = catalogue[catalogue["DISK_SAMPLE"]]
-        figures = render_all_figures(disk, out_dir / "figures", regressor=result.regressor,
-                                     random_state=random_state,
-                                     dpi=result.config["figures"]["dpi"], verbose=verbose)
-        paths.update({f"figure_{k}": v for k, v in figures.items()})
-    paths["provenance"] = str(out_dir / "provenance.json")
-    _write_json(provenance(config=result.config, random_state=random_state, inputs=inputs,
-                           command=command, timings=result.timings,
-                           extra={"summary": result.summary, **(extra or {})}),
-                paths["provenance"])
-    return paths
+    g = {**DEFAULT_CONFIG["gradient"], **(gradient_config or {})}
+    skipped = {}
+    columns = [c for c in frame.columns if c.endswith(CALIBRATED_SUFFIX)
+               and c[:-len(CALIBRATED_SUFFIX)] in ABUNDANCE_COLUMNS]
+    if not columns:
+        columns = [c for c in ABUNDANCE_COLUMNS if c in frame.columns]
+    if not columns or len(frame) == 0 or not np.isfinite(frame["R"].to_numpy(float)).any():
+        skipped["radial profiles"] = "no disk star with a radius and an abundance"
+        skipped["broken power-law fit"] = "no radial profile"
+        return None, None, skipped
+    split = next((c for c in (calibrated_name("ALPHA_M"), "ALPHA_M") if c in frame.columns), None)
+    with_radius = frame[np.isfinite(frame["R"].to_numpy(float))]
+    profile = radial_abundance_profile(with_radius, columns, split=split)
+    column = g["column"] if g["column"] in columns else (
+        g["column"][:-len(CALIBRATED_SUFFIX)] if g["column"].endswith(CALIBRATED_SUFFIX) and
+        g["column"][:-len(CALIBRATED_SUFFIX)] in columns else None)
+    if column is None:
+        skipped["broken power-law fit"] = f"no {g['column']} column in the profile"
+        return profile, None, skipped
+    rows = profile[(profile["population"] == g["population"]) & profile[column].notna()
+                   & (profile[f"{column}_ERR"] > 0)]
+    if len(rows) < g["min_bins"]:
+        skipped["broken power-law fit"] = (
+            f"{len(rows)} populated radial bin(s) of {column} for the {g['population']} "
+            f"population; the fit needs at least {g['min_bins']} ([gradient] min_bins)")
+        return profile, None, skipped
+    regressor = BrokenPowerLawRegressor(n_walkers=g["n_walkers"], n_steps=g["n_steps"],
+                                        burn_in=g["burn_in"], thin=g["thin"],
+                                        random_state=random_state, verbose=verbose)
+    regressor.fit(rows[[g["radius"]]].to_numpy(), rows[column].to_numpy(),
+                  sigma=rows[f"{column}_ERR"].to_numpy())
+    return profile, regressor, skipped

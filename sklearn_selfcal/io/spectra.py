@@ -20,7 +20,7 @@ from .._apogee import (
 from .._progress import progress
 from ._formats import FITS, HDF5, LISTS, NPY, kind_of
 
-__all__ = ["load_aspcap_spectra", "read_spectra"]
+__all__ = ["load_aspcap_spectra", "read_spectra", "spectra_rows"]
 
 
 def _aspcap_file_index(header, path):
@@ -257,3 +257,63 @@ def _load_npy(path):
         return np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
         raise ValueError(f"{path}: corrupt or truncated .npy file ({exc})") from None
+
+
+def _spectra_files(path):
+    """aspcapStar files of a glob pattern or a list file (``None`` for array files)."""
+    if glob.has_magic(path):
+        return sorted(glob.glob(path))
+    kind = kind_of(path, {"npy": NPY, "hdf5": HDF5, "fits": FITS, "list": LISTS})
+    if kind == "fits":
+        return [path]
+    if kind == "list":
+        base = Path(path).parent
+        with open(path) as fh:
+            return [str(base / ln.strip()) for ln in fh if ln.strip() and not
+                    ln.strip().startswith("#")]
+    return None
+
+
+def spectra_rows(path):
+    """How many spectra a file holds and whether it has uncertainties, without reading the flux.
+
+    Parameters
+    ----------
+    path : str or path-like
+        As for :func:`read_spectra`.
+
+    Returns
+    -------
+    n_rows : int
+    has_errors : bool
+
+    Raises
+    ------
+    ValueError
+        For a damaged file, an unsupported suffix or a pattern matching nothing (naming it).
+    FileNotFoundError
+        For a missing file.
+    """
+    path = os.fspath(path)
+    files = _spectra_files(path)
+    if files is not None:
+        if not files:
+            raise ValueError(f"{path}: no aspcapStar file found")
+        return len(files), True
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"spectra file {path} does not exist")
+    if path.endswith(".npy"):
+        try:
+            shape = np.load(path, mmap_mode="r").shape
+        except (ValueError, EOFError, OSError) as exc:
+            raise ValueError(f"{path}: corrupt or truncated .npy file ({exc})") from None
+        return shape[0], os.path.exists(f"{path[:-4]}_err.npy")
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            if "flux" not in fh:
+                raise ValueError(f"{path}: no dataset 'flux' (found {list(fh.keys())})")
+            return fh["flux"].shape[0], "flux_err" in fh
+    except OSError as exc:
+        raise ValueError(f"{path}: corrupt or truncated HDF5 file ({exc})") from None

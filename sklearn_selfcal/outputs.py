@@ -1,0 +1,188 @@
+"""The files a run writes, and the record of how they were made.
+
+:func:`write_outputs` writes, into a directory the caller owns (the command line gives it a private
+one that is moved into place at the end, :class:`~sklearn_selfcal.io.outdir.OutputDirectory`):
+``catalogue.parquet`` and ``catalogue.fits``, ``radial_profiles.ecsv`` (Tables 1-3),
+``feh_gradient_fit.json``, ``figures/*.png`` and ``provenance.json`` -- each only when it could be
+made, the reason of any missing one recorded in ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_write, write_catalogue, write_table
+
+__all__ = ["write_outputs", "provenance"]
+
+_PACKAGES = ("sklearn-selfcal", "numpy", "scipy", "scikit-learn", "pandas", "astropy", "gala",
+             "galpy", "emcee", "joblib", "matplotlib", "pyarrow")
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provenance(*, config, random_state, inputs=(), command=None, timings=None, extra=None):
+    """A record of how a result was made: versions, parameters, seed, input checksums.
+
+    Parameters
+    ----------
+    config : dict
+    random_state : int or None
+    inputs : sequence of path-like
+        Files read; their SHA-256 checksums are recorded.
+    command : list of str, optional
+        The command line.
+    timings : dict, optional
+        Seconds per step.
+    extra : dict, optional
+
+    Returns
+    -------
+    record : dict (JSON-serialisable)
+    """
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": command if command is not None else sys.argv,
+        "python": sys.version,
+        "platform": platform.platform(),
+        "versions": versions,
+        "random_state": random_state,
+        "config": config,
+        "inputs": {str(p): {"sha256": _sha256(p), "bytes": Path(p).stat().st_size} for p in inputs},
+        "timings_s": timings or {},
+        **(extra or {}),
+    }
+
+
+def _write_json(obj, path):
+    with atomic_write(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, pd.DataFrame):
+        return value.to_dict(orient="records")
+    return str(value)
+
+
+_UNITS = {"spec_parallax": "mas", "spec_parallax_err": "mas", "distance_kpc": "kpc",
+          "distance_kpc_err": "kpc", "x": "kpc", "y": "kpc", "z": "kpc", "R": "kpc",
+          "v_x": "km/s", "v_y": "km/s", "v_z": "km/s", "v_R": "km/s", "v_phi": "km/s",
+          "phi": "rad", "J_R": "kpc km/s", "L_z": "kpc km/s", "J_z": "kpc km/s",
+          "E": "km2 / s2"}
+
+
+def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, extra=None,
+                  checks=None, verbose=1):
+    """Write the calibrated catalogue, tables, fit summary, figures and provenance.
+
+    Parameters
+    ----------
+    result : Bunch
+        Of :func:`~sklearn_selfcal.workflow.run_method`.
+    out_dir : str or path-like
+        An existing directory.
+    random_state : int
+    inputs : sequence of path-like
+        Files read (checksummed in ``provenance.json``).
+    command : list of str, optional
+    extra : dict, optional
+        Added to ``provenance.json`` and ``feh_gradient_fit.json`` (e.g. the simulation's truth).
+    checks : DataFrame, optional
+        The preflight's cut counts, recorded in ``provenance.json``.
+    verbose : int
+
+    Returns
+    -------
+    paths : dict of str to str
+        What was written.
+    """
+    out_dir = Path(out_dir)
+    paths = {}
+    skipped = dict(result.skipped)
+    catalogue = result.catalogue
+    paths["catalogue_parquet"] = str(out_dir / "catalogue.parquet")
+    write_catalogue(catalogue, paths["catalogue_parquet"])
+    paths["catalogue_fits"] = str(out_dir / "catalogue.fits")
+    units = {c: u for c, u in _UNITS.items() if c in catalogue.columns}
+    units.update({f"{c}_err": u for c, u in _UNITS.items() if f"{c}_err" in catalogue.columns})
+    write_catalogue(catalogue, paths["catalogue_fits"], units=units, non_ascii="escape")
+    if result.profile is not None:
+        paths["profiles"] = str(out_dir / "radial_profiles.ecsv")
+        write_table(result.profile, paths["profiles"],
+                    meta={"description": "median abundances (dex) in bins of Galactocentric radius "
+                          "(kpc); uncertainties 1.253 sigma / sqrt(N)"})
+    if result.regressor is not None:
+        paths["fit"] = str(out_dir / "feh_gradient_fit.json")
+        _write_json({"model": "broken power law, eq. 9 of Eilers et al. 2022",
+                     "units": {"m1": "dex/kpc", "m2": "dex/kpc", "b": "dex", "k": "kpc"},
+                     "posterior": result.summary["feh_gradient"],
+                     "acceptance_fraction": float(np.mean(result.regressor.acceptance_fraction_)),
+                     "autocorr_time": result.regressor.autocorr_time_.tolist(),
+                     **(extra or {})}, paths["fit"])
+    if result.config["figures"]["enabled"]:
+        figures, why = _figures(result, out_dir / "figures", random_state, verbose)
+        paths.update({f"figure_{k}": v for k, v in figures.items()})
+        skipped.update(why)
+    else:
+        skipped["figures"] = "[figures] enabled = false"
+    paths["provenance"] = str(out_dir / "provenance.json")
+    record = {"summary": result.summary, "skipped": skipped,
+              "distance_source": result.summary.get("distance_source"),
+              "files": sorted(Path(p).name for p in paths.values()), **(extra or {})}
+    if checks is not None:
+        record["cut_counts"] = checks
+    _write_json(provenance(config=result.config, random_state=random_state, inputs=inputs,
+                           command=command, timings=result.timings, extra=record),
+                paths["provenance"])
+    return paths
+
+
+def _figures(result, out_dir, random_state, verbose):
+    """The figures of the disk sample; figure 8 only from the fitted regressor."""
+    import warnings
+
+    from .plotting import FIGURES, render_all_figures
+
+    disk = result.disk_sample
+    names = [s.name for s in FIGURES]
+    why = {}
+    if result.regressor is None:
+        names = [n for n in names if not n.startswith("fig08")]
+        why["figure fig08_feh_broken_power_law"] = "no broken power-law fit"
+    if len(disk) == 0:
+        return {}, {"figures": "no star in the disk sample"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = render_all_figures(disk, out_dir, figures=names, regressor=result.regressor,
+                                   random_state=random_state, dpi=result.config["figures"]["dpi"],
+                                   verbose=verbose)
+    for w in caught:
+        if str(w.message).startswith("skipping figure"):
+            why[str(w.message).split(":")[0].replace("skipping ", "")] = str(w.message)
+    return paths, why

@@ -1,0 +1,489 @@
+"""Before any computation: which columns, which distances, how many stars pass each cut.
+
+:func:`plan_run` decides, from a catalogue's column names and the configuration alone, which
+column plays each role, where the distances come from, which magnitudes and LSF moments the
+parallax model can use, which abundances will be calibrated and what is missing (with the
+configuration key that fixes it). :func:`prepare_catalogue` reads nothing but cleans and renames
+a table for the run, and :func:`count_cuts` counts the stars passing each cut of the paper in order.
+The ``check`` command prints all of it in seconds; ``run`` performs the same checks first and stops
+before the first expensive step when it could not proceed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import Bunch
+
+from ._paper import ABUNDANCE_COLUMNS, abundance_error_column
+from .cleaning import as_frame, clean_catalogue
+from .columns import DISTANCE_SOURCES, ROLES, as_mapping, canonical_frame, resolve_columns
+from .distances import DistanceTransformer, choose_distance_source, distance_transformer
+from .selection import (bounds_cuts, cut_counts, disk_sample_cuts, gaia_training_cuts,
+                        parent_sample_cuts, quality_cuts)
+
+__all__ = ["RunPlan", "plan_run", "plan_and_prepare", "empty_columns", "prepare_catalogue", "count_cuts", "PAPER_BANDS", "LSF_ROLES",
+           "ORBIT_ROLES"]
+
+_ROLE = {role.name: role for role in ROLES}
+#: The paper's eight magnitudes (Gaia G, BP, RP; 2MASS J, H, Ks; WISE W1, W2), as roles.
+PAPER_BANDS = ("g_mag", "bp_mag", "rp_mag", "j_mag", "h_mag", "k_mag", "w1_mag", "w2_mag")
+#: The five LSF moments of the paper's parallax model, as roles.
+LSF_ROLES = tuple(f"lsf_{i}" for i in range(1, 6))
+#: Roles every run needs: the orbits (sky position, proper motions, line-of-sight velocity) and
+#: the giant cut (log g).
+ORBIT_ROLES = ("ra", "dec", "pmra", "pmdec", "radial_velocity", "logg")
+_ORBIT_ERROR_ROLES = ("pmra_error", "pmdec_error", "radial_velocity_error")
+_KEEP_ROLES = ("star_id", "source_id", "telescope", "teff", "teff_error", "logg_error", "snr",
+               "aspcapflag", "starflag", "extratarg", "M_H", "M_H_ERR", "spec_parallax",
+               "spec_parallax_err", "pm_correlation")
+#: At most this many disk stars get actions in ``check`` (the training-filter count is scaled).
+CHECK_MAX_ACTIONS = 20_000
+
+
+@dataclass
+class RunPlan:
+    """What a run will use, decided from the column names and the configuration.
+
+    Attributes
+    ----------
+    columns : list of str
+        The catalogue's columns.
+    column_map : ColumnMap
+    distance : DistanceChoice or None
+    magnitudes, lsf : list of str
+        Canonical names of the magnitudes and LSF moments of the parallax model (spectra only).
+    left_out : list of str
+        One line per band left out of the model, saying which catalogue provides it.
+    abundances : list of str
+        Abundance columns (canonical names) to calibrate.
+    problems : list of str
+        Why ``run`` could not proceed, each with the fix; empty when it can.
+    notes : list of str
+    spectra : bool
+    """
+
+    columns: list
+    column_map: object
+    distance: object = None
+    magnitudes: list = field(default_factory=list)
+    lsf: list = field(default_factory=list)
+    left_out: list = field(default_factory=list)
+    abundances: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    spectra: bool = False
+
+    @property
+    def can_run(self):
+        """No blocking problem was found."""
+        return not self.problems
+
+    def roles_used(self):
+        """Every role whose column the run reads."""
+        roles = list(ORBIT_ROLES) + list(_ORBIT_ERROR_ROLES) + list(_KEEP_ROLES)
+        if self.spectra:
+            roles += ["parallax", "parallax_error", "visibility_periods_used",
+                      "astrometric_chi2_al", "astrometric_n_good_obs_al", "ruwe"]
+            roles += [r for r in PAPER_BANDS if r in self.column_map]
+            roles += [f"{r}_error" for r in PAPER_BANDS if f"{r}_error" in self.column_map]
+            roles += [r for r in LSF_ROLES if r in self.column_map]
+        if self.distance is not None and self.distance.kind == "parallax":
+            roles += ["parallax", "parallax_error"]
+        roles += [r for r in self.abundances]
+        roles += [abundance_error_column(r) for r in self.abundances]
+        roles += [f"{r}_FLAG" for r in self.abundances]
+        return [r for r in dict.fromkeys(roles) if r in self.column_map]
+
+    def read_columns(self, extra=()):
+        """The catalogue columns ``run`` reads: the roles used, the distance columns, ``extra``."""
+        cols = [self.column_map[r] for r in self.roles_used()]
+        d = self.distance
+        if d is not None and d.kind == "distance":
+            cols += [c for c in (d.column, d.error, d.lo, d.hi) if c is not None]
+        for s in DISTANCE_SOURCES:  # candidates too, so that an empty one can be passed over
+            cols += [c for c in (s.column, s.error, s.lo, s.hi) if c in self.columns]
+        cols += [self.column_map[r] for r in ("parallax", "parallax_error")
+                 if r in self.column_map]
+        cols += [c for c in extra if c in self.columns]
+        return list(dict.fromkeys(cols))
+
+
+def _configured_roles(value, defaults, what):
+    """``"auto"`` -> (defaults, auto=True); a list of roles or canonical names -> (roles, False)."""
+    if isinstance(value, str) and value == "auto":
+        return list(defaults), True
+    by_canonical = {r.canonical: r.name for r in ROLES}
+    roles = []
+    for item in value:
+        name = item if item in _ROLE else by_canonical.get(item)
+        if name is None:
+            raise KeyError(f"[parallax] {what}: {item!r} is not a role or column name of the "
+                           f"table of roles (e.g. {', '.join(defaults[:3])})")
+        roles.append(name)
+    return roles, False
+
+
+def empty_columns(frame):
+    """Columns of ``frame`` without a single usable value (all NaN, masked or sentinel)."""
+    from .cleaning import masked_to_nan, sentinel_mask
+
+    empty = []
+    for name in frame.columns:
+        col = frame[name]
+        if not (pd.api.types.is_numeric_dtype(col) or col.dtype == object):
+            continue
+        values = masked_to_nan(col)[0]
+        if not (np.isfinite(values) & ~sentinel_mask(values)).any():
+            empty.append(name)
+    return empty
+
+
+def plan_run(columns, config, *, spectra=False, distance_column=None, empty=()):
+    """Decide what a run will use from the catalogue's column names and the configuration.
+
+    Parameters
+    ----------
+    columns : list of str
+        The catalogue's columns (as in the file).
+    config : dict
+        From :func:`~sklearn_selfcal.workflow.load_config`.
+    spectra : bool, default=False
+        Spectra are given (the parallax model is trained).
+    distance_column : str, optional
+        ``--distance``.
+    empty : iterable of str, optional
+        Columns known to hold no value (:func:`empty_columns`): a distance catalogue found among
+        them is passed over (and noted) when the source is chosen automatically.
+
+    Returns
+    -------
+    plan : RunPlan
+    """
+    columns = list(columns)
+    mapping = as_mapping(config.get("columns"))
+    column_map = resolve_columns(columns, mapping)
+    plan = RunPlan(columns=columns, column_map=column_map, spectra=spectra)
+    for role in ORBIT_ROLES:
+        if role not in column_map:
+            plan.problems.append(f"no {_ROLE[role].description} column: map it with [columns] "
+                                 f"{role} = \"<column>\" (provided by {_ROLE[role].provider})")
+    if config["actions"]["n_samples"] > 0:
+        for role in _ORBIT_ERROR_ROLES:
+            if role not in column_map:
+                plan.problems.append(f"[actions] n_samples > 0 needs the {_ROLE[role].description}"
+                                     f": map it with [columns] {role} = \"<column>\"")
+    dcfg = config["distance"]
+    empty = [c for c in empty if c in columns]
+    usable = [c for c in columns if c not in empty]
+    skipped = [s.column for s in DISTANCE_SOURCES if s.column in empty]
+    if skipped:
+        plan.notes.append(f"distance column(s) {skipped} hold no value for the candidate parent-sample stars: passed over")
+    try:
+        plan.distance = choose_distance_source(
+            usable, column_map.restrict(usable), spectra=spectra, source=dcfg["source"],
+            column=distance_column or dcfg["column"] or None, error=dcfg["error"] or None,
+            lo=dcfg["lo"] or None, hi=dcfg["hi"] or None, unit=dcfg["unit"],
+            parallax_over_error=dcfg["parallax_over_error"],
+            parallax_zero_point=config["parallax"]["parallax_zero_point"])
+    except ValueError as exc:
+        plan.problems.append(str(exc))
+    if spectra:
+        _plan_parallax_model(plan, config)
+    plan.abundances = [c for c in ABUNDANCE_COLUMNS if c in column_map]
+    missing_err = [c for c in plan.abundances if abundance_error_column(c) not in column_map]
+    if missing_err and config["calibration"]["weighted"]:
+        plan.notes.append(f"abundances without an uncertainty column are not calibrated: "
+                          f"{missing_err} (map them with [columns] <X>_ERR = \"<column>\")")
+        plan.abundances = [c for c in plan.abundances if c not in missing_err]
+    if not plan.abundances:
+        plan.notes.append("no abundance column (FE_H, <X>_FE, ALPHA_M): the calibration, profiles "
+                          "and fit are skipped; map them with [columns] FE_H = \"<column>\"")
+    return plan
+
+
+def _plan_parallax_model(plan, config):
+    pcfg = config["parallax"]
+    cmap = plan.column_map
+    for role in ("parallax", "parallax_error"):
+        if role not in cmap:
+            plan.problems.append(f"the parallax model is trained on Gaia parallaxes: no "
+                                 f"{_ROLE[role].description} column; map it with [columns] "
+                                 f"{role} = \"<column>\"")
+    bands, auto = _configured_roles(pcfg["magnitudes"], PAPER_BANDS, "magnitudes")
+    for role in bands:
+        r = _ROLE[role]
+        if role in cmap:
+            plan.magnitudes.append(r.canonical)
+        elif auto:
+            plan.left_out.append(f"{r.description.split(' (')[0]} left out of the parallax model: "
+                                 f"not in the catalogue (provided by {r.provider}; map it with "
+                                 f"[columns] {role} = \"<column>\")")
+        else:
+            plan.problems.append(f"[parallax] magnitudes lists {role} ({r.description}), which the "
+                                 f"catalogue lacks: it is provided by {r.provider}; map it with "
+                                 f"[columns] {role} = \"<column>\" or remove it from the list")
+    lsf, auto = _configured_roles(pcfg["lsf_moments"], LSF_ROLES, "lsf_moments")
+    present = [r for r in lsf if r in cmap]
+    plan.lsf = [_ROLE[r].canonical for r in present]
+    absent = [r for r in lsf if r not in cmap]
+    if absent and auto:
+        plan.left_out.append(f"LSF moments {', '.join(absent)} left out of the parallax model: not "
+                             f"in the catalogue (provided by {_ROLE[absent[0]].provider})")
+    elif absent:
+        plan.problems.append(f"[parallax] lsf_moments lists {absent}, which the catalogue lacks; "
+                             "map them with [columns] lsf_1 = \"<column>\" ... or set "
+                             "lsf_moments = []")
+    if not plan.magnitudes:
+        plan.problems.append("the parallax model has no magnitude at all; map at least one with "
+                             "[columns] (e.g. h_mag = \"H\")")
+
+
+def prepare_catalogue(frame, plan, *, warn=True):
+    """The cleaned catalogue (its own names) and the canonical table the method works on.
+
+    Parameters
+    ----------
+    frame : DataFrame or astropy Table
+        The catalogue (not modified).
+    plan : RunPlan
+
+    Returns
+    -------
+    prepared : Bunch
+        ``table`` (cleaned, the catalogue's own column names), ``work`` (the same values under
+        the canonical names of :data:`~sklearn_selfcal.columns.ROLES`), ``cleaning`` (counts of
+        values set to NaN per column).
+    """
+    frame = as_frame(frame)
+    column_map = plan.column_map.restrict(frame.columns)
+    table, report = clean_catalogue(frame, column_map, warn=warn, stacklevel=3)
+    work = canonical_frame(table, column_map)
+    return Bunch(table=table, work=work, cleaning=report)
+
+
+def plan_and_prepare(frame, config, *, spectra=False, distance_column=None, columns=None):
+    """:func:`plan_run`, :func:`prepare_catalogue`, then the plan again with the distance columns
+    that hold no value for the candidate parent stars passed over.
+
+    Parameters
+    ----------
+    frame : DataFrame or astropy Table
+        The catalogue (or the columns of it that were read).
+    config : dict
+    spectra : bool
+    distance_column : str, optional
+    columns : list of str, optional
+        All the catalogue's columns (default: ``frame``'s).
+
+    Returns
+    -------
+    plan : RunPlan
+    prepared : Bunch
+    """
+    frame = as_frame(frame)
+    columns = list(frame.columns) if columns is None else list(columns)
+    first = plan_run(columns, config, spectra=spectra, distance_column=distance_column)
+    prepared = prepare_catalogue(frame, first)
+    work = prepared.work
+    rows = np.ones(len(work), dtype=bool)
+    if "LOGG" in work.columns:
+        scfg = config["sample"]
+        rows = quality_cuts(work, star_bad=scfg["exclude_star_bad"],
+                            duplicates=scfg["exclude_duplicates"]).to_numpy().all(axis=1)
+        rows &= parent_sample_cuts(work, logg_max=scfg["logg_max"]).to_numpy().all(axis=1)
+    plan = plan_run(columns, config, spectra=spectra, distance_column=distance_column,
+                    empty=empty_columns(prepared.table.loc[rows]))
+    return plan, prepared
+
+
+def count_cuts(work, plan, config, *, has_spectrum=None, random_state=0):
+    """How many stars pass each cut of the paper, in order, and the positions used for them.
+
+    The cuts: allStar's flags (:func:`~sklearn_selfcal.selection.quality_cuts`), the parent
+    sample (log g, complete photometry and a spectrum when the parallax model is trained), the
+    Gaia training cuts of the parallax model (spectra only; counted within the parent sample),
+    the disk sample (positions and vertical velocities from the chosen distances; with spectra,
+    *estimated* from Gaia parallaxes with parallax/error > 5, since the spectro-photometric ones are
+    not fitted yet) and the calibration's training filter (actions computed for at most
+    :data:`CHECK_MAX_ACTIONS` disk stars; the count is scaled when they are a subsample).
+
+    Parameters
+    ----------
+    work : DataFrame
+        The canonical table (:func:`prepare_catalogue`).
+    plan : RunPlan
+    config : dict
+    has_spectrum : array-like of bool, optional
+    random_state : int
+
+    Returns
+    -------
+    counts : Bunch
+        ``table`` (DataFrame: ``stage, cut, condition, n_remaining``), ``parent`` (mask),
+        ``notes`` (list of str).
+    """
+    rows, notes = [], []
+
+    def add(stage, cuts, start):
+        kept = start.copy()
+        for name in cuts.columns:
+            kept &= cuts[name].to_numpy()
+            rows.append({"stage": stage, "cut": name,
+                         "condition": cuts.attrs.get("conditions", {}).get(name, name),
+                         "n_remaining": int(kept.sum())})
+        notes.extend(f"{stage}: cut skipped, {s}" for s in cuts.attrs.get("skipped", []))
+        return kept
+
+    n = len(work)
+    everyone = np.ones(n, dtype=bool)
+    rows.append({"stage": "input", "cut": "all rows", "condition": "", "n_remaining": n})
+    scfg = config["sample"]
+    quality = add("quality", quality_cuts(work, star_bad=scfg["exclude_star_bad"],
+                                          duplicates=scfg["exclude_duplicates"]), everyone)
+    parent_cuts = parent_sample_cuts(work, logg_max=scfg["logg_max"],
+                                     magnitude_columns=plan.magnitudes if plan.spectra else (),
+                                     has_spectrum=has_spectrum)
+    parent = add("parent sample", parent_cuts, quality)
+    if plan.spectra and plan.can_run:
+        add("parallax training (Gaia)", gaia_training_cuts(work, missing="skip"), parent)
+    if plan.can_run:
+        disk = _estimated_disk(work, plan, config, parent, add, notes)
+        if plan.distance.kind != "spectra" and parent.any() and not disk.with_distance.any():
+            plan.problems.append(f"no star of the parent sample has a distance from "
+                                 f"{plan.distance.describe()}")
+        _training_filter(work, config, disk, rows, notes, random_state)
+    return Bunch(table=pd.DataFrame(rows), parent=parent, notes=notes)
+
+
+def _estimated_disk(work, plan, config, parent, add, notes):
+    from .coordinates import cylindrical_from_cartesian, icrs_to_galactocentric
+
+    d = plan.distance
+    if d.kind == "spec_parallax":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plx = work["spec_parallax"].to_numpy(dtype=float)
+            dist = np.where(plx > 0, 1.0 / plx, np.nan)
+    else:
+        if d.kind == "spectra":
+            step = DistanceTransformer(parallax_zero_point=config["parallax"]["parallax_zero_point"])
+            notes.append("disk sample estimated with Gaia parallaxes (parallax/error > 5); the run "
+                         "uses the spectro-photometric ones")
+        else:
+            step = distance_transformer(d)
+        dist = step.fit_transform(work)[:, 0]
+    has = np.isfinite(dist)
+    kept = add("distances", pd.DataFrame({"distance": has}, index=work.index).pipe(
+        _with_condition, "distance", "a finite, positive distance"), parent)
+    rows = np.flatnonzero(kept)
+    if rows.size == 0:
+        return Bunch(mask=kept, positions=None, distance=dist, with_distance=kept)
+    sub = work.iloc[rows]
+    xyz, vxyz = icrs_to_galactocentric(sub["ra"].to_numpy(float), sub["dec"].to_numpy(float),
+                                       dist[rows], sub["pmra"].to_numpy(float),
+                                       sub["pmdec"].to_numpy(float),
+                                       sub["VHELIO_AVG"].to_numpy(float))
+    R = cylindrical_from_cartesian(xyz, vxyz)[0]
+    pos = pd.DataFrame({"x": xyz[0], "y": xyz[1], "z": xyz[2], "v_z": vxyz[2], "R": R,
+                        "LOGG": sub["LOGG"].to_numpy(float)}, index=sub.index)
+    dcfg = config["disk"]
+    cuts = disk_sample_cuts(pos, z_max=dcfg["z_max"], wedge_angle=dcfg["wedge_angle"],
+                            vz_max=dcfg["vz_max"], logg_max=config["sample"]["logg_max"])
+    full = pd.DataFrame(False, index=work.index, columns=cuts.columns)
+    full.iloc[rows] = cuts.to_numpy()
+    full.attrs = cuts.attrs
+    disk = add("disk sample", full, kept)
+    return Bunch(mask=disk, positions=pos, distance=dist, with_distance=kept)
+
+
+def _with_condition(frame, name, condition):
+    frame.attrs["conditions"] = {name: condition}
+    return frame
+
+
+def _training_filter(work, config, disk, rows, notes, random_state):
+    """The calibration's training filter on (a subsample of) the disk sample."""
+    import warnings
+
+    from .actions import ActionTransformer
+
+    idx = np.flatnonzero(disk.mask)
+    if idx.size == 0:
+        rows.append({"stage": "calibration training", "cut": "bounds", "condition":
+                     "actions within the paper's bounds, x < 0", "n_remaining": 0})
+        return
+    rng = np.random.default_rng(random_state)
+    sub = np.sort(rng.choice(idx, CHECK_MAX_ACTIONS, replace=False)) if idx.size > \
+        CHECK_MAX_ACTIONS else idx
+    frame = work.iloc[sub][["ra", "dec", "pmra", "pmdec", "VHELIO_AVG"]].copy()
+    frame["distance_kpc"] = disk.distance[sub]
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        phase = ActionTransformer(distance="distance_kpc", n_jobs=config["actions"]["n_jobs"]) \
+            .set_output(transform="pandas").fit_transform(frame)
+    cuts = bounds_cuts(phase)
+    kept = cuts.to_numpy().all(axis=1)
+    n = int(round(kept.sum() * idx.size / sub.size))
+    approx = "" if sub.size == idx.size else f" (~, from {sub.size:,} of {idx.size:,} stars)"
+    rows.append({"stage": "calibration training", "cut": "bounds" + approx,
+                 "condition": "; ".join(cuts.attrs["conditions"].values()), "n_remaining": n})
+    notes.append(f"actions of {sub.size:,} disk stars computed in {time.perf_counter() - t0:.1f} s "
+                 "for the training-filter count")
+
+
+def summary_lines(plan, counts=None, *, path=None, n_rows=None, seconds=None, roles=None):
+    """The text ``check`` prints (and ``run`` prints before it starts).
+
+    Returns
+    -------
+    lines : list of str
+        The last line starts with ``OK:`` or ``ERROR:``.
+    """
+    lines = []
+    if path is not None:
+        lines.append(f"catalogue: {path} ({n_rows:,} rows, {len(plan.columns)} columns)")
+    lines.append("columns used (role -> column):")
+    if roles is None:
+        roles = [*ORBIT_ROLES, *_ORBIT_ERROR_ROLES, "star_id", "telescope", "teff",
+                 "aspcapflag", "extratarg"]
+        if plan.spectra or (plan.distance is not None and plan.distance.kind == "parallax"):
+            roles += ["parallax", "parallax_error"]
+        if plan.spectra:
+            roles += [*PAPER_BANDS, *(f"{b}_error" for b in PAPER_BANDS), *LSF_ROLES,
+                      "visibility_periods_used", "astrometric_chi2_al",
+                      "astrometric_n_good_obs_al", "ruwe"]
+    lines += ["  " + line for line in plan.column_map.report(roles)]
+    found = [c for c in ABUNDANCE_COLUMNS if c in plan.column_map]
+    lines.append(f"  abundances               {len(found)} of the paper's {len(ABUNDANCE_COLUMNS)}"
+                 + (f" ({', '.join(plan.column_map[c] for c in found)}), with _ERR and _FLAG "
+                    "where present" if found else ""))
+    lines.append("distances: " + (plan.distance.describe() if plan.distance else "none"))
+    if plan.spectra:
+        lines.append("parallax model: magnitudes " + (", ".join(plan.magnitudes) or "none")
+                     + "; LSF moments " + (", ".join(plan.lsf) or "none"))
+        lines += ["  " + line for line in plan.left_out]
+    lines.append(f"abundances to calibrate ({len(plan.abundances)}): "
+                 + (", ".join(plan.abundances) or "none"))
+    if counts is not None:
+        lines.append("stars passing each cut, in order:")
+        for _, row in counts.table.iterrows():
+            lines.append(f"  {row['stage']:<26} {row['cut']:<24} {row['n_remaining']:>9,}"
+                         + (f"   ({row['condition']})" if row["condition"] else ""))
+    for note in plan.notes + (counts.notes if counts is not None else []):
+        lines.append(f"note: {note}")
+    for problem in plan.problems:
+        lines.append(f"problem: {problem}")
+    if seconds is not None:
+        lines.append(f"checked in {seconds:.1f} s")
+    if plan.problems:
+        lines.append(f"ERROR: run cannot proceed: {plan.problems[0]}")
+    else:
+        n_parent = int(counts.parent.sum()) if counts is not None else None
+        lines.append("OK: run can proceed" + (f" ({n_parent:,} stars in the parent sample; "
+                                              f"distances from {plan.distance.kind})"
+                                              if n_parent is not None else ""))
+    return lines
