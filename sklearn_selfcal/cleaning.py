@@ -194,6 +194,8 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
     * Other floating-point columns: sentinels become NaN (one summary warning for all of them).
     * With ``flags``, every abundance whose ``<X>_FLAG`` column is non-zero (or missing) becomes
       NaN together with its uncertainty, one warning per abundance.
+    * An abundance whose uncertainty is missing or not positive becomes NaN (it cannot be
+      weighted), one warning per abundance.
 
     Parameters
     ----------
@@ -275,11 +277,37 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
                               f"{column_map[flag]!r}; set to NaN with their uncertainty ({rows} "
                               f"{_row_labels(ids, newly)})", DataQualityWarning,
                               stacklevel=stacklevel + 1)
+    for role, error_role in _error_columns(column_map):
+        value_col, error_col = column_map[role], column_map[error_role]
+        values = replaced.get(value_col, frame[value_col].to_numpy(dtype=float))
+        errors = replaced.get(error_col, frame[error_col].to_numpy(dtype=float))
+        with np.errstate(invalid="ignore"):
+            unusable = np.isfinite(values) & ~(errors > 0)
+        if not unusable.any():
+            continue
+        values = values.copy()
+        values[unusable] = np.nan
+        replaced[value_col] = values
+        report.setdefault(value_col, {})["no_uncertainty"] = int(unusable.sum())
+        if warn:
+            rows = "row" if unusable.sum() == 1 else "rows"
+            warnings.warn(f"column {value_col!r}: {int(unusable.sum())} row(s) have no usable "
+                          f"uncertainty in {error_col!r} (missing or <= 0); set to NaN, since an "
+                          f"abundance cannot be weighted without it ({rows} "
+                          f"{_row_labels(ids, unusable)})", DataQualityWarning,
+                          stacklevel=stacklevel + 1)
     out = frame.copy(deep=False)
     for column, values in replaced.items():
         out[column] = values
     out.attrs = {**frame.attrs, "cleaning": report}
     return out, report
+
+
+def _error_columns(column_map):
+    """``(abundance role, its _ERR role)`` pairs present in ``column_map``."""
+    return [(role.name, f"{role.name}_ERR") for role in ROLES
+            if role.unit == "dex" and role.name.endswith(("_FE", "_H", "_M"))
+            and role.name in column_map and f"{role.name}_ERR" in column_map]
 
 
 def _flag_columns(column_map):

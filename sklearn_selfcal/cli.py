@@ -144,10 +144,10 @@ def _demo(args):
     from .workflow import load_config, run_method
 
     t0 = time.perf_counter()
-    outdir = OutputDirectory(args.out, args.overwrite)
-    outdir.check()
     config = load_config(args.config)
     verbose = 0 if args.quiet else 1
+    outdir = OutputDirectory(args.out, args.overwrite)
+    outdir.check()
     if verbose:
         print(f"[sklearn-selfcal] simulating {args.n_stars:,} stars x {args.n_pixels:,} pixels ...",
               flush=True)
@@ -238,32 +238,35 @@ def _run(args):
     from .workflow import load_config, run_method
 
     t0 = time.perf_counter()
-    outdir = OutputDirectory(args.out, args.overwrite)
-    outdir.check()
     config = load_config(args.config)
     verbose = 0 if args.quiet else 1
-    plan, frame, prepared, counts, lines = _inspect(args, config)
-    if verbose or not plan.can_run:
-        _print(lines, file=None if plan.can_run else sys.stderr)
-    if not plan.can_run:
-        return 1
-    inputs = [args.catalogue]
-    flux = flux_err = None
-    if args.spectra is not None:
-        spectra = read_spectra(args.spectra)
-        flux, flux_err = spectra.flux, spectra.flux_err
-        inputs += [Path(p) for p in (spectra.get("paths") or [args.spectra])]
-    if args.config is not None:
-        inputs.append(args.config)
-    result = run_method(frame, flux, flux_err, config=config, random_state=args.random_state,
-                        verbose=verbose, plan=plan, prepared=prepared)
-    checks = counts.table.to_dict(orient="records") if counts is not None else None
-    with outdir as tmp:
+    outdir = OutputDirectory(args.out, args.overwrite)
+    with outdir as tmp:  # locked for the whole run; moved into place only if it succeeds
+        plan, frame, prepared, counts, lines = _inspect(args, config)
+        if verbose or not plan.can_run:
+            _print(lines, file=None if plan.can_run else sys.stderr)
+        if not plan.can_run:
+            raise _CannotRun
+        inputs = [args.catalogue]
+        flux = flux_err = None
+        if args.spectra is not None:
+            spectra = read_spectra(args.spectra)
+            flux, flux_err = spectra.flux, spectra.flux_err
+            inputs += [Path(p) for p in (spectra.get("paths") or [args.spectra])]
+        if args.config is not None:
+            inputs.append(args.config)
+        result = run_method(frame, flux, flux_err, config=config, random_state=args.random_state,
+                            verbose=verbose, plan=plan, prepared=prepared)
+        checks = counts.table.to_dict(orient="records") if counts is not None else None
         paths = write_outputs(result, tmp, random_state=args.random_state, inputs=inputs,
                               command=sys.argv, checks=checks, verbose=verbose)
     paths = {k: str(outdir.path / Path(v).relative_to(tmp)) for k, v in paths.items()}
     _print(_summary_lines(result, {}, paths, time.perf_counter() - t0))
     return 0
+
+
+class _CannotRun(Exception):
+    """The preflight found a problem; its report is already printed."""
 
 
 def main(argv=None):
@@ -280,6 +283,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return {"demo": _demo, "check": _check, "run": _run}[args.command](args)
+    except _CannotRun:
+        return 1
     except (FileExistsError, FileNotFoundError, KeyError, ValueError, NotADirectoryError,
             OutputLockedError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
