@@ -10,6 +10,7 @@ __all__ = [
     "column_index",
     "check_finite_column",
     "check_positive_column",
+    "check_numeric_columns",
 ]
 
 
@@ -26,7 +27,8 @@ def require_columns(available, required, *, what="input"):
         What the columns are for, used in the message.
     """
     available = list(available)
-    missing = [c for c in required if c not in available]
+    present = set(available)        # a set: 7,514 pixel names against 15,116 columns stay linear
+    missing = [c for c in required if c not in present]
     if missing:
         raise KeyError(
             f"{what}: missing column(s) {missing}; available columns are {available[:50]}"
@@ -76,3 +78,24 @@ def to_frame(X, feature_names=None):
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D table of shape (n_stars, n_columns), got shape {X.shape}")
     return pd.DataFrame(X, columns=feature_names)
+
+
+def check_numeric_columns(X, columns=None, *, what="input"):
+    """Raise a ``ValueError`` naming the column, rows and values of a DataFrame that are not numbers.
+
+    Only the ``columns`` given (default: all) of a non-numeric dtype (object, string, category)
+    are examined, so numeric frames cost nothing; missing values (None, NaN) are left to the
+    caller's finiteness checks. Arrays and other inputs pass unchanged.
+    """
+    if not isinstance(X, pd.DataFrame):
+        return
+    dtypes = X.dtypes if columns is None else X.dtypes[list(columns)]
+    for name, dtype in dtypes.items():
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            continue
+        values = X[name]
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = (converted.isna() & values.notna()).to_numpy()
+        if bad.any():
+            raise ValueError(f"{what}: " + _bad_rows_message(values.to_numpy(), bad, name,
+                                                             "numeric"))

@@ -10,21 +10,23 @@ scikit-learn's ``TargetEncoder`` and ``StackingRegressor`` do.
 from __future__ import annotations
 
 import numbers
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, _fit_context, clone
 from sklearn.model_selection import KFold, check_cv
 from sklearn.pipeline import Pipeline
 from sklearn.utils._indexing import _safe_indexing
+from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
     _routing_enabled,
     process_routing,
 )
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._progress import progress
@@ -79,6 +81,7 @@ def _slice_params(params, indices, n_samples):
 
 
 def _fit_fold(estimator, X, y, train, test, fit_params, return_std):
+    """Fit a clone on the rows ``train`` (metadata sliced alike); predict the rows ``test``."""
     n = len(y)
     est = clone(estimator).fit(
         _safe_indexing(X, train), _safe_indexing(y, train), **_slice_params(fit_params, train, n)
@@ -101,30 +104,49 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     cv : int or cross-validation splitter, default=2
         Folds for the out-of-fold predictions. An int ``k`` means ``KFold(k, shuffle=True,
         random_state=random_state)``; 2 is the paper's two random halves.
+    training_filter : callable or None, default=None
+        ``f(X) -> bool array of shape (n_stars,)``, evaluated on the input table (e.g.
+        :func:`~sklearn_selfcal.parallax_features.gaia_training_mask`): the stars that train the
+        models. Every star gets an out-of-fold prediction, but stars failing the filter never
+        train any model (nor the refitted ``estimator_``), and their ``y`` and per-star metadata
+        (``sigma``) may be NaN. None: every star trains.
+    scatter : callable or None, default=None
+        Estimates a fractional intrinsic scatter ``s`` from the training stars' out-of-fold
+        predictions, called as ``scatter(y, y_pred, sigma, y_pred_std=std)`` with ``sigma`` the
+        metadata passed to ``fit`` (e.g. ``functools.partial(fractional_scatter,
+        parallax_zero_point=...)``, see :func:`~sklearn_selfcal.parallax.make_parallax_step`).
+        ``<output>_err`` is then ``sqrt(std**2 + (s * prediction)**2)``, in ``fit_transform`` and
+        ``transform`` alike. Needs ``return_std`` and ``sigma``.
     output : str, default="spec_parallax"
         Name of the appended prediction column.
     return_std : bool, default=True
-        Also append ``<output>_err``, the 1-sigma uncertainty from :func:`predict_with_std`.
+        Also append ``<output>_err``, the 1-sigma uncertainty from :func:`predict_with_std`
+        (combined with the intrinsic scatter when ``scatter`` is given).
     passthrough : bool, default=True
         Keep the input columns in front of the new ones (False: return only the new ones).
     refit : bool, default=True
-        In ``fit_transform``, also refit the estimator on every star (``estimator_``, needed by
-        :meth:`transform` for new stars). ``False`` saves that fit when only the out-of-fold
-        predictions are wanted.
+        In ``fit_transform``, also refit the estimator on every training star (``estimator_``,
+        needed by :meth:`transform` for new stars). ``False`` saves that fit when only the
+        out-of-fold predictions are wanted.
     random_state : int, RandomState instance or None, default=None
         Shuffles the folds when ``cv`` is an int.
     n_jobs : int, default=None
-        Folds fitted in parallel (joblib convention).
+        Folds fitted in parallel (:class:`sklearn.utils.parallel.Parallel`, which carries the
+        scikit-learn configuration, such as metadata routing, to the workers).
     verbose : int, default=0
         Progress bar over the folds.
 
     Attributes
     ----------
     estimator_ : estimator
-        ``estimator`` refitted on every star given to ``fit`` (and to ``fit_transform`` when
-        ``refit``); used by :meth:`transform`.
+        ``estimator`` refitted on the training stars given to ``fit`` (and to ``fit_transform``
+        when ``refit``); used by :meth:`transform`.
     oof_indices_ : list of ndarray
         Test indices of each fold, from the last ``fit_transform``.
+    training_mask_ : ndarray of bool of shape (n_stars,)
+        The stars of the last fit that trained models (``training_filter``).
+    intrinsic_scatter_ : float or None
+        The fractional intrinsic scatter found by ``scatter`` (None without one).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only for DataFrame input.
@@ -133,15 +155,16 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     -----
     ``fit_transform(X, y)`` differs from ``fit(X, y).transform(X)``, exactly as for scikit-learn's
     ``TargetEncoder``: the former returns predictions for every star from a model that did not see
-    it (its fold was held out), the latter would predict stars with a model trained on them. Stars
-    with zero ``sample_weight`` are predicted but never influence any model: this is how a training
-    subset (e.g. the Gaia quality cuts) is expressed while every star still gets a prediction.
+    it (its fold was held out), the latter would predict stars with a model trained on them. With
+    a ``scatter``, ``fit`` also runs the cross-fitting, since the scatter is measured on
+    out-of-fold predictions.
 
     Metadata (``sigma``, ``sample_weight``) reaches the inner estimator through scikit-learn's
     metadata routing when it is enabled (``sklearn.set_config(enable_metadata_routing=True)``);
-    without routing, keyword arguments of ``fit``/``fit_transform`` are passed to the inner
-    estimator's ``fit`` as they are (``stepname__param`` for a Pipeline). Per-star arrays are split
-    with the folds.
+    the step itself consumes ``sigma`` (requested by default) for ``scatter``. Without routing,
+    keyword arguments of ``fit``/``fit_transform`` are passed to the inner estimator's ``fit`` as
+    they are (``stepname__param`` for a Pipeline), and ``sigma``, if given, also to ``scatter``.
+    Per-star arrays are split with the folds and the training filter.
 
     Examples
     --------
@@ -156,10 +179,29 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     ['a', 'b', 'pred']
     """
 
-    def __init__(self, estimator, *, cv=2, output="spec_parallax", return_std=True,
-                 passthrough=True, refit=True, random_state=None, n_jobs=None, verbose=0):
+    __metadata_request__fit = {"sigma": True}
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "cv": ["cv_object"],
+        "training_filter": [callable, None],
+        "scatter": [callable, None],
+        "output": [str],
+        "return_std": ["boolean"],
+        "passthrough": ["boolean"],
+        "refit": ["boolean"],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, estimator, *, cv=2, training_filter=None, scatter=None,
+                 output="spec_parallax", return_std=True, passthrough=True, refit=True,
+                 random_state=None, n_jobs=None, verbose=0):
         self.estimator = estimator
         self.cv = cv
+        self.training_filter = training_filter
+        self.scatter = scatter
         self.output = output
         self.return_std = return_std
         self.passthrough = passthrough
@@ -170,23 +212,25 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- metadata routing
     def get_metadata_routing(self):
-        """Route ``fit`` / ``fit_transform`` metadata to the inner estimator's ``fit``."""
-        return MetadataRouter(owner=self.__class__.__name__).add(
+        """Route ``fit`` / ``fit_transform`` metadata to the inner estimator's ``fit``.
+
+        The step also consumes ``sigma`` itself (for ``scatter``).
+        """
+        return MetadataRouter(owner=self.__class__.__name__).add_self_request(self).add(
             estimator=self.estimator,
             method_mapping=MethodMapping().add(caller="fit", callee="fit")
             .add(caller="fit_transform", callee="fit"),
         )
 
     def _fit_params(self, method, params):
+        """(params for the inner fit, sigma for the scatter)."""
         if _routing_enabled():
-            return process_routing(self, method, **params).estimator.fit
-        return params
+            return process_routing(self, method, **params).estimator.fit, params.get("sigma")
+        return params, params.get("sigma")
 
     # ---------------------------------------------------------------- fitting
     def _splitter(self):
         if isinstance(self.cv, numbers.Integral):
-            if self.cv < 2:
-                raise ValueError(f"cv must be >= 2 folds, got {self.cv}")
             return KFold(n_splits=int(self.cv), shuffle=True, random_state=self.random_state)
         return check_cv(self.cv)
 
@@ -203,8 +247,79 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         validate_data(self, X, reset=reset, skip_check_array=True)
         return X
 
+    def _check_target(self, y, X):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is "
+                             "None")
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must have shape ({len(X)},), got {y.shape}")
+        return y
+
+    def _training_mask(self, X, n):
+        if self.training_filter is None:
+            return np.ones(n, dtype=bool)
+        mask = np.asarray(self.training_filter(X))
+        if mask.shape != (n,) or mask.dtype != bool:
+            raise ValueError(f"training_filter must return a boolean array of shape ({n},), got "
+                             f"dtype {mask.dtype} and shape {mask.shape}")
+        if not mask.any():
+            raise ValueError("training_filter: no star passes it, so no model can be trained")
+        return mask
+
+    def _cross_fit(self, X, y, fit_params, sigma):
+        """Out-of-fold predictions (and std) for every star; sets the fitted attributes."""
+        n = len(y)
+        train_mask = self.training_mask_
+        splits = list(self._splitter().split(X, y))
+        jobs = (delayed(_fit_fold)(self.estimator, X, y, train[train_mask[train]], test,
+                                   fit_params, self.return_std)
+                for train, test in splits)
+        results = Parallel(n_jobs=self.n_jobs)(
+            progress(jobs, total=len(splits), desc="cross-fit folds", verbose=self.verbose)
+        )
+        pred = np.full(n, np.nan)
+        std = np.full(n, np.nan) if self.return_std else None
+        for (_, test), (p, s) in zip(splits, results):
+            pred[test] = p
+            if self.return_std:
+                std[test] = s
+        self.oof_indices_ = [test for _, test in splits]
+        self.intrinsic_scatter_ = None
+        if self.scatter is not None:
+            if not self.return_std:
+                raise ValueError("scatter needs return_std=True")
+            if sigma is None:
+                raise ValueError(
+                    "scatter needs the stars' sigma: pass sigma= to fit / fit_transform (with "
+                    "metadata routing enabled, sklearn.set_config(enable_metadata_routing=True))")
+            sigma = np.asarray(sigma, dtype=float)
+            m = train_mask
+            self.intrinsic_scatter_ = float(self.scatter(np.asarray(y, dtype=float)[m], pred[m],
+                                                         sigma[m], y_pred_std=std[m]))
+            std = self._with_scatter(pred, std)
+        return pred, std
+
+    def _with_scatter(self, pred, std):
+        if self.intrinsic_scatter_ is None:
+            return std
+        return np.sqrt(std**2 + (self.intrinsic_scatter_ * pred) ** 2)
+
+    def _refit(self, X, y, fit_params):
+        rows = np.flatnonzero(self.training_mask_)
+        if rows.size == len(y):
+            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        else:
+            self.estimator_ = clone(self.estimator).fit(
+                _safe_indexing(X, rows), _safe_indexing(y, rows),
+                **_slice_params(fit_params, rows, len(y)))
+
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **params):
-        """Fit the inner estimator on every star.
+        """Fit the inner estimator on every training star.
+
+        With a ``scatter``, the cross-fitting of :meth:`fit_transform` is run too, to measure the
+        intrinsic scatter on out-of-fold predictions.
 
         Parameters
         ----------
@@ -218,18 +333,25 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         -------
         self : CrossFitTransformer
         """
-        fit_params = self._fit_params("fit", params)
+        fit_params, sigma = self._fit_params("fit", params)
         X = self._check_input(X, reset=True)
-        self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        y = self._check_target(y, X)
+        self.training_mask_ = self._training_mask(X, len(y))
+        self.intrinsic_scatter_ = None
+        if self.scatter is not None:
+            self._cross_fit(X, y, fit_params, sigma)
+        self._refit(X, y, fit_params)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit_transform(self, X, y, **params):
-        """Fit on every star and return out-of-fold predictions appended to ``X``.
+        """Fit on every training star and return out-of-fold predictions appended to ``X``.
 
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_stars, n_features)
         y : array-like of shape (n_stars,)
+            NaN allowed for stars failing ``training_filter``.
         **params : dict
             Metadata for the inner ``fit``; per-star arrays are split with the folds.
 
@@ -239,24 +361,13 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             ``X`` (if ``passthrough``) followed by ``<output>`` (and ``<output>_err``), every value
             predicted by a model that did not see that star.
         """
-        fit_params = self._fit_params("fit_transform", params)
+        fit_params, sigma = self._fit_params("fit_transform", params)
         X = self._check_input(X, reset=True)
-        y = np.asarray(y)
-        splits = list(self._splitter().split(X, y))
-        jobs = (delayed(_fit_fold)(self.estimator, X, y, train, test, fit_params, self.return_std)
-                for train, test in splits)
-        results = Parallel(n_jobs=self.n_jobs)(
-            progress(jobs, total=len(splits), desc="cross-fit folds", verbose=self.verbose)
-        )
-        pred = np.full(len(y), np.nan)
-        std = np.full(len(y), np.nan) if self.return_std else None
-        for (_, test), (p, s) in zip(splits, results):
-            pred[test] = p
-            if self.return_std:
-                std[test] = s
-        self.oof_indices_ = [test for _, test in splits]
+        y = self._check_target(y, X)
+        self.training_mask_ = self._training_mask(X, len(y))
+        pred, std = self._cross_fit(X, y, fit_params, sigma)
         if self.refit:
-            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+            self._refit(X, y, fit_params)
         return self._append(X, pred, std)
 
     def transform(self, X):
@@ -274,10 +385,10 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         X = self._check_input(X, reset=False)
         if self.return_std:
             pred, std = predict_with_std(self.estimator_, X)
+            std = self._with_scatter(pred, std)
         else:
             pred, std = self.estimator_.predict(X), None
         return self._append(X, pred, std)
-
     def _append(self, X, pred, std):
         new = {self.output: np.asarray(pred, dtype=float)}
         if std is not None:

@@ -25,24 +25,31 @@ capped at 30.
 
 from __future__ import annotations
 
+import functools
 import numbers
+import re
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed
 from scipy.optimize import minimize_scalar
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
+from sklearn.utils import Bunch
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metadata_routing import MetadataRequest
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._kernels.explinear_l1 import (ExpLinearChi2, RowSubset, alpha_max, matvec, safe_exp,
-                                    solve_gauss_newton)
+from ._kernels.explinear_l1 import (ExpLinearChi2, RowSubset, WeightedL1, alpha_max,
+                                    explinear_l1_path, matvec, safe_exp, solve_gauss_newton)
 from ._paper import GAIA_PARALLAX_ZERO_POINT, PAPER_ALPHA
 from ._progress import progress
-from ._validation import check_positive_column
-from .parallax_features import LSF_COLUMNS, MAGNITUDE_COLUMNS, SpectroPhotometricFeatures
+from ._validation import check_numeric_columns, check_positive_column
+from .actions import DISTANCE_RANGE_KPC
+from .parallax_features import (LSF_COLUMNS, MAGNITUDE_COLUMNS, PIXEL_FEATURE_PREFIX,
+                                SpectroPhotometricFeatures, gaia_training_mask)
 
 __all__ = [
     "UNPENALIZED_FEATURES",
@@ -52,10 +59,24 @@ __all__ = [
     "ChiSquaredScorer",
     "fractional_scatter",
     "make_parallax_pipeline",
+    "make_parallax_step",
+    "PARALLAX_RANGE_MAS",
+    "PARALLAX_ERROR_RANGE_MAS",
+    "MAX_PARALLAX_MAS",
 ]
 
 #: Feature names left unpenalised by ``penalized="auto"``: the magnitudes and the LSF moments.
 UNPENALIZED_FEATURES = MAGNITUDE_COLUMNS + LSF_COLUMNS
+_PIXEL_NAME = re.compile(re.escape(PIXEL_FEATURE_PREFIX) + r"\d+$")
+
+#: The unit check accepts training sets whose median parallax (after the zero point) lies in this
+#: range (mas): the median distance of ActionTransformer's unit guard, 0.01-100 kpc, inverted.
+PARALLAX_RANGE_MAS = (1.0 / DISTANCE_RANGE_KPC[1], 1.0 / DISTANCE_RANGE_KPC[0])
+#: ... and whose median parallax uncertainty lies in this range (mas): Gaia's run from ~0.01 mas
+#: (bright stars) to ~1 mas (G ~ 20); outside it sigma is likely in arcsec or micro-arcsec.
+PARALLAX_ERROR_RANGE_MAS = (1e-3, 10.0)
+#: No star can have a larger parallax (mas): 1 pc (the nearest star, Proxima Cen, has 768 mas).
+MAX_PARALLAX_MAS = 1000.0
 
 
 # ------------------------------------------------------------------------------------------
@@ -135,7 +156,7 @@ class ChiSquaredScorer:
 
 
 def fractional_scatter(y, y_pred, sigma, *, parallax_zero_point=0.0, y_pred_frac_err=None,
-                       sample_weight=None):
+                       y_pred_std=None, sample_weight=None):
     """Maximum-likelihood fractional scatter of true about predicted parallaxes.
 
     The model for held-out stars is ``y_n - parallax_zero_point ~ Normal(pred_n, sigma_n**2 +
@@ -151,6 +172,10 @@ def fractional_scatter(y, y_pred, sigma, *, parallax_zero_point=0.0, y_pred_frac
         Zero point of ``y`` (mas), subtracted from it.
     y_pred_frac_err : array-like of shape (n_stars,), optional
         Fractional uncertainty of each prediction already accounted for.
+    y_pred_std : array-like of shape (n_stars,), optional
+        The same as an absolute uncertainty (mas), ``y_pred_frac_err * y_pred``; give one or the
+        other. This is the signature :class:`~sklearn_selfcal.crossfit.CrossFitTransformer`'s
+        ``scatter`` calls.
     sample_weight : array-like of shape (n_stars,), optional
 
     Returns
@@ -161,6 +186,10 @@ def fractional_scatter(y, y_pred, sigma, *, parallax_zero_point=0.0, y_pred_frac
     y = np.asarray(y, dtype=float) - parallax_zero_point
     pred = np.asarray(y_pred, dtype=float)
     var0 = np.asarray(sigma, dtype=float) ** 2
+    if y_pred_std is not None:
+        if y_pred_frac_err is not None:
+            raise ValueError("give y_pred_frac_err or y_pred_std, not both")
+        var0 = var0 + np.asarray(y_pred_std, dtype=float) ** 2
     if y_pred_frac_err is not None:
         var0 = var0 + (pred * np.asarray(y_pred_frac_err, dtype=float)) ** 2
     r2 = (y - pred) ** 2
@@ -176,16 +205,114 @@ def fractional_scatter(y, y_pred, sigma, *, parallax_zero_point=0.0, y_pred_frac
 
 
 # ------------------------------------------------------------------------------------------
-# shared machinery
+# plain functions shared by the estimators
 # ------------------------------------------------------------------------------------------
+def _parallax_datafit(y, sigma, sample_weight, parallax_zero_point):
+    """The chi-squared datafit of the model: ``c_n = s_n / (sigma_n**2 sum_m s_m)``."""
+    return ExpLinearChi2(y - parallax_zero_point,
+                         sample_weight / (sigma**2 * sample_weight.sum()))
+
+
+def _initial_coef_u(datafit, n_unpenalized, fit_intercept):
+    """Start of the unpenalised block: the intercept at the log of the mean (positive) parallax."""
+    coef_u = np.zeros(n_unpenalized)
+    if fit_intercept:
+        mean = np.average(datafit.y, weights=datafit.weights)
+        coef_u[0] = np.log(max(mean, 1e-3))
+    return coef_u
+
+
+def _unpenalized_block(X, unpen_cols, fit_intercept):
+    """``[1, X[:, unpen_cols]]`` (float64); the intercept column only with ``fit_intercept``."""
+    offset = 1 if fit_intercept else 0
+    U = np.empty((X.shape[0], offset + len(unpen_cols)))
+    if fit_intercept:
+        U[:, 0] = 1.0
+    if len(unpen_cols):
+        U[:, offset:] = X[:, unpen_cols]
+    return U
+
+
+def _fold_path(X, U, y, sigma, sw, train, test, pen_cols, alphas, *, parallax_zero_point,
+               fit_intercept, tol, max_iter, copy_rows, callback=None):
+    """The path over ``alphas`` on the training rows; held-out chi2 and predictions at each alpha.
+
+    With ``copy_rows`` the training rows of ``X`` are copied once (fast contiguous passes; one
+    fold at a time keeps the peak at one extra copy of ``X``), otherwise they are gathered block
+    by block on every pass (no copy; used when folds run in parallel).
+    """
+    Xtr = X[train] if copy_rows else RowSubset(X, train)
+    datafit = _parallax_datafit(y[train], sigma[train], sw[train], parallax_zero_point)
+    path = explinear_l1_path(Xtr, pen_cols, U[train], datafit, alphas,
+                             coef_u=_initial_coef_u(datafit, U.shape[1], fit_intercept),
+                             tol=tol, max_iter=max_iter, callback=callback)
+    Xte = RowSubset(X, test)
+    preds = np.empty((len(alphas), len(test)))
+    for i in range(len(alphas)):
+        nz = np.flatnonzero(path.coefs_p[i])
+        preds[i] = safe_exp(U[test] @ path.coefs_u[i] + matvec(Xte, pen_cols[nz],
+                                                               path.coefs_p[i][nz]))
+    chi2 = np.array([chi_squared(y[test], pred, sigma=sigma[test],
+                                 parallax_zero_point=parallax_zero_point,
+                                 sample_weight=sw[test]) for pred in preds])
+    return chi2, preds, path
+
+
+def _check_training_targets(y, sigma, sw, n_unpenalized, parallax_zero_point, *, check_units,
+                            sigma_given):
+    """Data checks of the training stars (positive weight): count, then units of y and sigma."""
+    train = sw > 0
+    n_train = int(train.sum())
+    if n_train < n_unpenalized:
+        raise ValueError(
+            f"{n_train} training star(s) (n_samples = {n_train} with positive weight) for "
+            f"{n_unpenalized} unpenalised parameters (intercept, magnitudes, LSF moments): at least "
+            f"{n_unpenalized} are needed")
+    if not check_units:
+        return
+    lo, hi = PARALLAX_RANGE_MAS
+    far = np.flatnonzero(train & (np.abs(y - parallax_zero_point) > MAX_PARALLAX_MAS))
+    if far.size:
+        raise ValueError(
+            f"y (observed parallax, mas): {far.size} value(s) exceed {MAX_PARALLAX_MAS:g} mas in "
+            f"absolute value, closer than 1 pc (e.g. rows {far[:5].tolist()}: "
+            f"{y[far[:5]].tolist()}); is y in mas? (check_units=False disables this check)")
+    median = float(np.median(y[train]))   # before the zero point, which is in mas itself
+    if not lo <= median <= hi:
+        raise ValueError(
+            f"y (observed parallax, mas) has a median of {median:.4g} mas, a median distance outside {1 / hi:g}-{1 / lo:g} kpc: is it in mas (not arcsec or "
+            "micro-arcsec)? (check_units=False disables this check)")
+    if sigma_given:
+        median = float(np.median(sigma[train]))
+        lo, hi = PARALLAX_ERROR_RANGE_MAS
+        if not lo <= median <= hi:
+            raise ValueError(
+                f"sigma (parallax uncertainty, mas) has a median of {median:.4g} mas, outside the "
+                f"plausible {lo:g}-{hi:g} mas: is it in mas? (check_units=False disables this "
+                "check)")
+
+
 class _ParallaxModelMixin:
-    """Validation, design, solving and prediction shared by the regressor and its CV variant."""
+    """Validation, design and prediction shared by the regressor and its CV variant."""
 
     __metadata_request__fit = {"sigma": True}
+
+    _common_constraints = {
+        "penalized": [StrOptions({"auto"}), "array-like"],
+        "fit_intercept": ["boolean"],
+        # |zero point| <= 1 mas: Gaia's are a few hundredths of a mas
+        "parallax_zero_point": [Interval(Real, -1.0, 1.0, closed="both")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "dtype": [None, Options(type, {np.float32, np.float64})],
+        "check_units": ["boolean"],
+        "verbose": ["verbose"],
+    }
 
     # ---------------------------------------------------------------- validation
     def _validate_X(self, X, *, reset):
         dtype = [np.float64, np.float32] if self.dtype is None else self.dtype
+        check_numeric_columns(X, what=type(self).__name__)
         try:
             return validate_data(self, X, reset=reset, dtype=dtype, ensure_min_samples=1)
         except ValueError as exc:
@@ -210,7 +337,7 @@ class _ParallaxModelMixin:
             bad = np.flatnonzero(~np.isfinite(y))
             raise ValueError(f"y (observed parallax, mas) must be finite; {bad.size} value(s) are "
                              f"not, e.g. rows {bad[:5].tolist()} (select training stars with "
-                             "gaia_training_mask)")
+                             "gaia_training_mask, or CrossFitTransformer's training_filter)")
         if sigma is None:
             sigma = np.ones(n)
         else:
@@ -236,27 +363,18 @@ class _ParallaxModelMixin:
                                  "have a positive weight")
         return y, sigma, sw
 
-    def _check_params(self):
-        for name in ("tol",):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Real) or not v > 0:
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-        if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not isinstance(self.parallax_zero_point, numbers.Real) or not np.isfinite(self.parallax_zero_point):
-            raise ValueError(f"parallax_zero_point must be a finite number (mas), got {self.parallax_zero_point!r}")
-
     def _penalized_mask(self, n_features):
         """Boolean mask of penalised features from ``penalized`` and the seen feature names."""
         names = getattr(self, "feature_names_in_", None)
         spec = self.penalized
-        if isinstance(spec, str):
-            if spec != "auto":
-                raise ValueError(
-                    f"penalized must be 'auto', a mask, names or indices; got {spec!r}")
+        if isinstance(spec, str):          # "auto" (the only string the constraints allow)
             if names is None:
                 return np.ones(n_features, dtype=bool)
-            return ~np.isin(np.asarray(names, dtype=object), list(UNPENALIZED_FEATURES))
+            names = np.asarray(names, dtype=object)
+            pixels = np.array([_PIXEL_NAME.match(str(n)) is not None for n in names])
+            if pixels.any():
+                return pixels
+            return ~np.isin(names, list(UNPENALIZED_FEATURES))
         spec = np.asarray(spec)
         if spec.dtype == bool:
             if spec.shape != (n_features,):
@@ -277,49 +395,31 @@ class _ParallaxModelMixin:
             raise KeyError(f"penalized names not among the features: {missing[:10]}")
         return np.isin(names, spec)
 
-    # ---------------------------------------------------------------- design and solving
-    def _unpenalized_block(self, X, unpen_cols):
-        cols = [np.ones(X.shape[0])] if self.fit_intercept else []
-        U = np.empty((X.shape[0], len(cols) + len(unpen_cols)))
-        if cols:
-            U[:, 0] = 1.0
-        if len(unpen_cols):
-            U[:, len(cols):] = X[:, unpen_cols]
-        return U
-
-    def _datafit(self, y, sigma, sw):
-        return ExpLinearChi2(y - self.parallax_zero_point, sw / (sigma**2 * sw.sum()))
-
-    def _initial_coef_u(self, datafit, k):
-        coef_u = np.zeros(k)
-        if self.fit_intercept:
-            mean = np.average(datafit.y, weights=datafit.weights)
-            coef_u[0] = np.log(max(mean, 1e-3))
-        return coef_u
+    def _prepare(self, X, y, sigma, sample_weight):
+        """The fit prelude of both estimators: validated data, design blocks and datafit."""
+        X = self._validate_X(X, reset=True)
+        sigma_given = sigma is not None
+        y, sigma, sw = self._validate_targets(y, sigma, sample_weight, X.shape[0])
+        mask = self._penalized_mask(X.shape[1])
+        pen_cols, unpen_cols = np.flatnonzero(mask), np.flatnonzero(~mask)
+        n_unpen = len(unpen_cols) + (1 if self.fit_intercept else 0)
+        _check_training_targets(y, sigma, sw, n_unpen, self.parallax_zero_point,
+                                check_units=self.check_units, sigma_given=sigma_given)
+        U = _unpenalized_block(X, unpen_cols, self.fit_intercept)
+        datafit = _parallax_datafit(y, sigma, sw, self.parallax_zero_point)
+        return Bunch(X=X, y=y, sigma=sigma, sw=sw, mask=mask, pen_cols=pen_cols,
+                     unpen_cols=unpen_cols, U=U, datafit=datafit)
 
     def _callback(self, label):
         if not self.verbose:
             return None
 
         def report(info):
-            print(f"[{type(self).__name__}{label}] iteration {info['iteration']}: objective "
-                  f"{info['objective']:.8g}, KKT residual {info['kkt']:.2e}, "
-                  f"{info['n_active']} non-zero pixel coefficients, "
+            print(f"[{type(self).__name__}{label} alpha {info['alpha']:.3g}] iteration "
+                  f"{info['iteration']}: objective {info['objective']:.8g}, KKT residual "
+                  f"{info['kkt']:.2e}, {info['n_active']} non-zero pixel coefficients, "
                   f"{info['n_newton']} Newton steps, {info['time']:.1f} s", flush=True)
         return report
-
-    def _solve(self, X, pen_cols, U, datafit, alpha, coef_u, coef_p, label=""):
-        """Unpenalised warm-up (if ``coef_p`` is None) then the penalised solve."""
-        if coef_p is None or len(pen_cols) == 0:
-            scale = alpha if alpha > 0 else 1.0
-            warm = solve_gauss_newton(X, pen_cols[:0], U, datafit, 0.0, coef_u=coef_u,
-                                      tol=0.1 * self.tol * scale, max_iter=self.max_iter)
-            if len(pen_cols) == 0:
-                return warm
-            coef_u = warm.coef_u
-        return solve_gauss_newton(X, pen_cols, U, datafit, alpha, coef_u=coef_u, coef_p=coef_p,
-                                  tol=self.tol, max_iter=self.max_iter,
-                                  callback=self._callback(label))
 
     def _warn_if_not_converged(self, result, what):
         if not result.converged:
@@ -328,25 +428,25 @@ class _ParallaxModelMixin:
                 f"{result.kkt:.2e} > tol={self.tol:g} after {result.n_iter} iterations; "
                 "increase max_iter or tol", ConvergenceWarning, stacklevel=3)
 
-    def _store(self, n_features, pen_cols, unpen_cols, result):
+    def _store(self, n_features, pen_cols, unpen_cols, coef_u, coef_p, result):
         coef = np.zeros(n_features)
         offset = 1 if self.fit_intercept else 0
-        coef[unpen_cols] = result.coef_u[offset:]
-        coef[pen_cols] = result.coef_p if len(pen_cols) else 0.0
+        coef[unpen_cols] = coef_u[offset:]
+        coef[pen_cols] = coef_p if len(pen_cols) else 0.0
         self.coef_ = coef
-        self.intercept_ = float(result.coef_u[0]) if self.fit_intercept else 0.0
+        self.intercept_ = float(coef_u[0]) if self.fit_intercept else 0.0
         self.n_iter_ = int(result.n_iter)
         self.kkt_residual_ = float(result.kkt)
         self.objective_ = float(result.objective)
 
     # ---------------------------------------------------------------- prediction
     def _propagated_frac_err(self, X_err, n):
-        X_err = np.asarray(X_err, dtype=np.float64)
+        X_err = np.asarray(X_err)           # no copy of a float32 matrix or single-dtype frame
         if X_err.shape != (n, self.n_features_in_):
             raise ValueError(f"X_err must have the shape of X ({n}, {self.n_features_in_}), got "
                              f"{X_err.shape}")
         nz = np.flatnonzero(self.coef_)
-        e = X_err[:, nz]
+        e = X_err[:, nz].astype(np.float64)  # only the columns with non-zero coefficients
         if not np.all(np.isfinite(e)):
             raise ValueError("X_err must be finite where the model has non-zero coefficients")
         return np.sqrt(np.sum((e * self.coef_[nz]) ** 2, axis=1))
@@ -459,7 +559,9 @@ class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, B
     penalized : "auto", array-like of bool, of str or of int, default="auto"
         Features whose coefficients are L1-penalised (a mask over features, feature names, or
         indices). "auto": with feature names, every feature except the magnitudes and LSF
-        moments (:data:`UNPENALIZED_FEATURES`), i.e. the spectral pixels, as the paper's ``P``;
+        moments, i.e. the spectral pixels, as the paper's ``P``: the features named
+        ``LOGFLUX_<digits>`` (:class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`'
+        pixel features) if there are any, else every feature not in :data:`UNPENALIZED_FEATURES`;
         without feature names, every feature. Inside a pipeline use
         ``make_pipeline(SpectroPhotometricFeatures(), model).set_output(transform="pandas")`` so
         the names reach the model. The intercept is never penalised.
@@ -478,6 +580,12 @@ class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, B
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Working dtype of ``X``; None keeps float32 / float64 input as is (no copy). Arithmetic on
         ``X`` is float64 either way (blockwise), so float32 only saves memory.
+    check_units : bool, default=True
+        Check that the training stars' parallaxes are in mas: an error if any ``|y -
+        parallax_zero_point|`` exceeds :data:`MAX_PARALLAX_MAS` (1000 mas, closer than 1 pc), if
+        the median ``y`` lies outside :data:`PARALLAX_RANGE_MAS` (0.01-100 mas, a median distance
+        outside 0.01-100 kpc, as ActionTransformer's unit guard) or if the median ``sigma`` lies
+        outside :data:`PARALLAX_ERROR_RANGE_MAS` (1e-3-10 mas).
     verbose : int, default=0
         Print one line per outer iteration.
 
@@ -525,9 +633,15 @@ class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, B
     True
     """
 
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        **_ParallaxModelMixin._common_constraints,
+    }
+
     def __init__(self, alpha=PAPER_ALPHA, *, penalized="auto", fit_intercept=True,
-                 parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, tol=1e-4, max_iter=100, warm_start=False,
-                 dtype=None, verbose=0):
+                 parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, tol=1e-4, max_iter=100,
+                 warm_start=False, dtype=None, check_units=True, verbose=0):
         self.alpha = alpha
         self.penalized = penalized
         self.fit_intercept = fit_intercept
@@ -536,8 +650,10 @@ class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, B
         self.max_iter = max_iter
         self.warm_start = warm_start
         self.dtype = dtype
+        self.check_units = check_units
         self.verbose = verbose
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sigma=None, sample_weight=None):
         """Fit the model to observed parallaxes.
 
@@ -556,63 +672,30 @@ class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, B
         -------
         self : SpectroPhotometricParallaxRegressor
         """
-        self._check_params()
-        if not isinstance(self.alpha, numbers.Real) or not self.alpha >= 0:
-            raise ValueError(f"alpha must be a non-negative number, got {self.alpha!r}")
         previous = (self.coef_, self.intercept_, self.penalized_) if (
             self.warm_start and hasattr(self, "coef_")) else None
-        X = self._validate_X(X, reset=True)
-        y, sigma, sw = self._validate_targets(y, sigma, sample_weight, X.shape[0])
-        n_features = X.shape[1]
-        mask = self._penalized_mask(n_features)
-        pen_cols, unpen_cols = np.flatnonzero(mask), np.flatnonzero(~mask)
-        U = self._unpenalized_block(X, unpen_cols)
-        datafit = self._datafit(y, sigma, sw)
-
-        coef_u, coef_p = self._initial_coef_u(datafit, U.shape[1]), None
-        if previous is not None and previous[0].shape == (n_features,) and np.array_equal(
-                previous[2], mask):
+        d = self._prepare(X, y, sigma, sample_weight)
+        coef_u = _initial_coef_u(d.datafit, d.U.shape[1], self.fit_intercept)
+        coef_p = None
+        if previous is not None and previous[0].shape == (d.X.shape[1],) and np.array_equal(
+                previous[2], d.mask):
             coef_u = np.concatenate([[previous[1]] if self.fit_intercept else [],
-                                     previous[0][unpen_cols]])
-            coef_p = previous[0][pen_cols]
-        result = self._solve(X, pen_cols, U, datafit, float(self.alpha), coef_u, coef_p)
+                                     previous[0][d.unpen_cols]])
+            coef_p = previous[0][d.pen_cols]
+        path = explinear_l1_path(d.X, d.pen_cols, d.U, d.datafit, [self.alpha], coef_u=coef_u,
+                                 coef_p=coef_p, tol=self.tol, max_iter=self.max_iter,
+                                 callback=self._callback(""))
+        result = path.results[0]
         self._warn_if_not_converged(result, "fit")
-        self.penalized_ = mask
-        self._store(n_features, pen_cols, unpen_cols, result)
+        self.penalized_ = d.mask
+        self._store(d.X.shape[1], d.pen_cols, d.unpen_cols, path.coefs_u[0], path.coefs_p[0],
+                    result)
         return self
 
 
 # ------------------------------------------------------------------------------------------
 # the cross-validated path
 # ------------------------------------------------------------------------------------------
-def _fold_path(model, X, U, y, sigma, sw, train, test, pen_cols, alphas, copy_rows):
-    """Warm-started path over ``alphas`` on the training rows; held-out chi2 and predictions.
-
-    With ``copy_rows`` the training rows of ``X`` are copied once (fast contiguous passes; one
-    fold at a time keeps the peak at one extra copy of ``X``), otherwise they are gathered block
-    by block on every pass (no copy; used when folds run in parallel).
-    """
-    Xtr = X[train] if copy_rows else RowSubset(X, train)
-    datafit = model._datafit(y[train], sigma[train], sw[train])
-    Utr = U[train]
-    coef_u, coef_p = model._initial_coef_u(datafit, U.shape[1]), None
-    Xte = RowSubset(X, test)
-    chi2, preds, coefs, results = [], [], [], []
-    for i, alpha in enumerate(progress(alphas, desc="alpha path", verbose=model.verbose,
-                                       unit="alpha")):
-        res = model._solve(Xtr, pen_cols, Utr, datafit, alpha, coef_u, coef_p,
-                           label=f" alpha {i + 1}/{len(alphas)}")
-        coef_u, coef_p = res.coef_u, res.coef_p
-        nz = np.flatnonzero(coef_p)
-        pred = safe_exp(U[test] @ coef_u + matvec(Xte, pen_cols[nz], coef_p[nz]))
-        chi2.append(chi_squared(y[test], pred, sigma=sigma[test], parallax_zero_point=model.parallax_zero_point,
-                                sample_weight=sw[test]))
-        preds.append(pred)
-        coefs.append((coef_u.copy(), coef_p.copy()))
-        results.append(res)
-    return np.array(chi2), np.array(preds), coefs, results
-
-
 class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin, BaseEstimator):
     """The parallax model with ``alpha`` chosen by K-fold cross-validation along a path.
 
@@ -634,8 +717,9 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
     cv : int, cross-validation generator or iterable, default=None
         As in scikit-learn (None: 5-fold). The paper's two random halves are
         ``KFold(2, shuffle=True, random_state=...)``.
-    penalized, fit_intercept, parallax_zero_point, tol, max_iter, dtype, verbose
-        As for :class:`SpectroPhotometricParallaxRegressor`.
+    penalized, fit_intercept, parallax_zero_point, tol, max_iter, dtype, check_units, verbose
+        As for :class:`SpectroPhotometricParallaxRegressor`; ``alphas`` and ``eps`` are checked
+        before any solve.
     n_jobs : int, default=None
         Folds fitted in parallel threads. Sequentially (None or 1) each fold's training rows
         are copied once (peak: one extra copy of ``X``); in parallel they are shared, not
@@ -659,9 +743,17 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
         Fractional scatter of the out-of-fold predictions beyond the Gaia uncertainties.
     """
 
+    _parameter_constraints = {
+        "alphas": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "eps": [Interval(Real, 0, 1, closed="neither")],
+        "cv": ["cv_object"],
+        "n_jobs": [Integral, None],
+        **_ParallaxModelMixin._common_constraints,
+    }
+
     def __init__(self, alphas=8, *, eps=1e-3, cv=None, penalized="auto", fit_intercept=True,
-                 parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, tol=1e-4, max_iter=100, dtype=None, n_jobs=None,
-                 verbose=0):
+                 parallax_zero_point=GAIA_PARALLAX_ZERO_POINT, tol=1e-4, max_iter=100, dtype=None,
+                 check_units=True, n_jobs=None, verbose=0):
         self.alphas = alphas
         self.eps = eps
         self.cv = cv
@@ -671,9 +763,11 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
         self.tol = tol
         self.max_iter = max_iter
         self.dtype = dtype
+        self.check_units = check_units
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sigma=None, sample_weight=None):
         """Cross-validate ``alpha`` along a warm-started path and refit at the best one.
 
@@ -690,37 +784,37 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
         -------
         self : SpectroPhotometricParallaxRegressorCV
         """
-        self._check_params()
-        X = self._validate_X(X, reset=True)
-        y, sigma, sw = self._validate_targets(y, sigma, sample_weight, X.shape[0])
-        n_features = X.shape[1]
-        mask = self._penalized_mask(n_features)
-        pen_cols, unpen_cols = np.flatnonzero(mask), np.flatnonzero(~mask)
-        U = self._unpenalized_block(X, unpen_cols)
-        datafit = self._datafit(y, sigma, sw)
+        alphas = None
+        if not isinstance(self.alphas, numbers.Integral):   # a grid: checked before any solve
+            alphas = np.sort(np.asarray(self.alphas, dtype=float).ravel())[::-1]
+            if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
+                raise ValueError(f"alphas must be non-empty, finite and non-negative, got "
+                                 f"{self.alphas!r}")
+        d = self._prepare(X, y, sigma, sample_weight)
+        X, y, sigma, sw, pen_cols = d.X, d.y, d.sigma, d.sw, d.pen_cols
+        folds = list(check_cv(self.cv).split(X, y))
 
-        warm = solve_gauss_newton(X, pen_cols[:0], U, datafit, 0.0,
-                                  coef_u=self._initial_coef_u(datafit, U.shape[1]),
-                                  tol=1e-10, max_iter=self.max_iter)
-        self.alpha_max_ = alpha_max(X, pen_cols, U, datafit, warm.coef_u) if len(pen_cols) else 0.0
-        if isinstance(self.alphas, numbers.Integral):
-            if self.alphas < 1 or not 0 < self.eps < 1:
-                raise ValueError("alphas must be >= 1 and 0 < eps < 1")
+        unpen = solve_gauss_newton(X, pen_cols[:0], d.U, d.datafit, WeightedL1(0.0, np.zeros(0)),
+                                   coef_u=_initial_coef_u(d.datafit, d.U.shape[1],
+                                                          self.fit_intercept),
+                                   tol=1e-10, max_iter=self.max_iter)
+        self.alpha_max_ = (alpha_max(X, pen_cols, d.U, d.datafit, unpen.coef_u)
+                           if len(pen_cols) else 0.0)
+        if alphas is None:
             top = self.alpha_max_ if self.alpha_max_ > 0 else 1.0
             alphas = np.geomspace(top, top * self.eps, self.alphas)
-        else:
-            alphas = np.sort(np.asarray(self.alphas, dtype=float))[::-1]
-            if alphas.size == 0 or np.any(alphas < 0):
-                raise ValueError("alphas must be non-negative")
         self.alphas_ = alphas
 
-        folds = list(check_cv(self.cv).split(X, y))
         sequential = self.n_jobs in (None, 1)
         out = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(_fold_path)(self, X, U, y, sigma, sw, train, test, pen_cols, alphas,
-                                copy_rows=sequential)
-            for train, test in folds)
-        self.chi2_path_ = np.column_stack([o[0] for o in out])
+            delayed(_fold_path)(X, d.U, y, sigma, sw, train, test, pen_cols, alphas,
+                                parallax_zero_point=self.parallax_zero_point,
+                                fit_intercept=self.fit_intercept, tol=self.tol,
+                                max_iter=self.max_iter, copy_rows=sequential,
+                                callback=self._callback(f" fold {k}"))
+            for k, (train, test) in enumerate(progress(folds, desc="CV folds",
+                                                       verbose=self.verbose, unit="fold")))
+        self.chi2_path_ = np.column_stack([chi2 for chi2, _, _ in out])
         best = int(np.argmin(self.chi2_path_.mean(axis=1)))
         self.alpha_ = float(alphas[best])
         if best == len(alphas) - 1 and len(alphas) > 1:
@@ -728,27 +822,31 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
                 f"{type(self).__name__}: the best alpha is the smallest of the grid "
                 f"({self.alpha_:.3g}); the optimum may lie below it (decrease eps or pass alphas)",
                 UserWarning, stacklevel=2)
-        for fold_no, o in enumerate(out):
-            for res in o[3]:
+        for fold_no, (_, _, path) in enumerate(out):
+            for res in path.results:
                 if not res.converged:
                     self._warn_if_not_converged(res, f"the path of fold {fold_no}")
                     break
 
         self.cv_prediction_ = np.full(X.shape[0], np.nan)
-        for (train, test), o in zip(folds, out):
-            self.cv_prediction_[test] = o[1][best]
+        for (train, test), (_, preds, _) in zip(folds, out):
+            self.cv_prediction_[test] = preds[best]
         held = np.isfinite(self.cv_prediction_)
         self.intrinsic_scatter_ = fractional_scatter(
-            y[held], self.cv_prediction_[held], sigma[held], parallax_zero_point=self.parallax_zero_point,
-            sample_weight=sw[held])
+            y[held], self.cv_prediction_[held], sigma[held],
+            parallax_zero_point=self.parallax_zero_point, sample_weight=sw[held])
 
-        # refit on all stars, warm started from the first fold's solution at alpha_
-        coef_u, coef_p = out[0][2][best]
-        result = self._solve(X, pen_cols, U, datafit, self.alpha_, coef_u,
-                             coef_p if len(pen_cols) else None, label=" refit")
-        self._warn_if_not_converged(result, "the refit")
-        self.penalized_ = mask
-        self._store(n_features, pen_cols, unpen_cols, result)
+        # refit on all stars: a one-point path warm started from the first fold's solution
+        first = out[0][2]
+        path = explinear_l1_path(X, pen_cols, d.U, d.datafit, [self.alpha_],
+                                 coef_u=first.coefs_u[best],
+                                 coef_p=first.coefs_p[best] if len(pen_cols) else None,
+                                 tol=self.tol, max_iter=self.max_iter,
+                                 callback=self._callback(" refit"))
+        self._warn_if_not_converged(path.results[0], "the refit")
+        self.penalized_ = d.mask
+        self._store(X.shape[1], pen_cols, d.unpen_cols, path.coefs_u[0], path.coefs_p[0],
+                    path.results[0])
         return self
 
 
@@ -781,3 +879,82 @@ def make_parallax_pipeline(alpha=PAPER_ALPHA, *, features=None, **regressor_para
     features = SpectroPhotometricFeatures() if features is None else features
     model = SpectroPhotometricParallaxRegressor(alpha=alpha, **regressor_params)
     return make_pipeline(features, model).set_output(transform="pandas")
+
+
+def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
+                       n_folds=2, magnitude_columns=MAGNITUDE_COLUMNS, lsf_columns=LSF_COLUMNS,
+                       training_filter=gaia_training_mask, dtype=np.float32, tol=1e-4,
+                       max_iter=100, random_state=None, n_jobs=None, verbose=0):
+    """The paper's cross-fitted spectro-photometric parallaxes as one pipeline step.
+
+    A :class:`~sklearn_selfcal.crossfit.CrossFitTransformer` around
+    :func:`make_parallax_pipeline`: the stars are split into ``n_folds`` random parts (the paper's
+    two halves) and each part is predicted by the model trained on the *training stars*
+    (``training_filter``) of the other parts. It appends ``spec_parallax`` and
+    ``spec_parallax_err`` (mas), the latter the whole error budget: the propagated feature
+    uncertainties combined in quadrature with the fractional intrinsic scatter of the
+    out-of-fold predictions (:func:`fractional_scatter`, fitted attribute ``intrinsic_scatter_``).
+
+    Parameters
+    ----------
+    alpha : float, default=PAPER_ALPHA
+        L1 strength per training star.
+    parallax_zero_point : float, default=GAIA_PARALLAX_ZERO_POINT
+        Zero point of the observed parallaxes (mas), ``observed = true + zero point``.
+    n_folds : int, default=2
+        Cross-fitting folds (the paper's two halves).
+    magnitude_columns, lsf_columns : sequence of str
+        Catalogue columns used as unpenalised features (mag; dimensionless LSF moments); drop the
+        bands or moments a catalogue lacks.
+    training_filter : callable or None, default=gaia_training_mask
+        ``f(table) -> bool array``: the stars that train the models; the others are predicted but
+        never trained on, and may have NaN ``parallax`` / ``parallax_error``.
+        :func:`~sklearn_selfcal.parallax_features.gaia_training_mask` is called with
+        ``magnitude_columns``. None: every star trains.
+    dtype : numpy.float32 or numpy.float64, default=numpy.float32
+        Dtype of the feature matrix.
+    tol, max_iter
+        Of :class:`SpectroPhotometricParallaxRegressor`.
+    random_state : int, RandomState instance or None
+        Fold assignment.
+    n_jobs : int, default=None
+        Folds fitted in parallel.
+    verbose : int, default=0
+
+    Returns
+    -------
+    step : CrossFitTransformer
+        Use with metadata routing enabled: ``step.fit_transform(table, table["parallax"],
+        sigma=table["parallax_error"])``; ``step.training_mask_`` tells the training stars.
+
+    Examples
+    --------
+    >>> import numpy as np, sklearn
+    >>> from sklearn_selfcal.datasets import make_survey
+    >>> from sklearn_selfcal.parallax import make_parallax_step
+    >>> from sklearn_selfcal.parallax_features import MAGNITUDE_COLUMNS, join_spectra
+    >>> s = make_survey(n_stars=400, n_pixels=50, random_state=0)
+    >>> photometry = s.frame[list(MAGNITUDE_COLUMNS)].notna().all(axis=1).to_numpy()
+    >>> table = join_spectra(s.frame, s.spectra, s.spectra_err)[photometry]
+    >>> with sklearn.config_context(enable_metadata_routing=True):
+    ...     step = make_parallax_step(random_state=0)
+    ...     out = step.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
+    >>> bool(out[["spec_parallax", "spec_parallax_err"]].notna().all().all())
+    True
+    >>> 0 < step.intrinsic_scatter_ < 1
+    True
+    """
+    from .crossfit import CrossFitTransformer
+
+    if training_filter is gaia_training_mask:
+        training_filter = functools.partial(gaia_training_mask,
+                                            magnitude_columns=tuple(magnitude_columns))
+    features = SpectroPhotometricFeatures(magnitude_columns=tuple(magnitude_columns),
+                                          lsf_columns=tuple(lsf_columns), dtype=dtype)
+    model = make_parallax_pipeline(alpha, features=features,
+                                   parallax_zero_point=parallax_zero_point, tol=tol,
+                                   max_iter=max_iter, verbose=max(verbose - 1, 0))
+    return CrossFitTransformer(
+        model, cv=n_folds, training_filter=training_filter,
+        scatter=functools.partial(fractional_scatter, parallax_zero_point=parallax_zero_point),
+        output="spec_parallax", random_state=random_state, n_jobs=n_jobs, verbose=verbose)

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import re
 import warnings
+from numbers import Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import require_columns
+from ._validation import check_numeric_columns, require_columns
 
 __all__ = [
     "MAGNITUDE_COLUMNS",
@@ -163,6 +165,18 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     True
     """
 
+    _parameter_constraints = {
+        "flux_prefix": [str],
+        "flux_err_prefix": [str, None],
+        "magnitude_columns": ["array-like"],
+        "magnitude_error_columns": [StrOptions({"auto"}), "array-like"],
+        "lsf_columns": ["array-like"],
+        "flux_range": [tuple],
+        "max_flux_err": [Interval(Real, 0, None, closed="neither")],
+        "impute": [StrOptions({"median", "continuum"})],
+        "dtype": [Options(type, {np.float32, np.float64})],
+    }
+
     def __init__(self, flux_prefix="FLUX_", flux_err_prefix="FLUX_ERR_", *,
                  magnitude_columns=MAGNITUDE_COLUMNS, magnitude_error_columns="auto",
                  lsf_columns=LSF_COLUMNS, flux_range=(0.01, 1.5), max_flux_err=1.0,
@@ -178,14 +192,11 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         self.dtype = dtype
 
     # ------------------------------------------------------------------ input handling
-    def _check_params(self):
-        lo, hi = self.flux_range
-        if not 0 < lo < hi:
-            raise ValueError(f"flux_range must satisfy 0 < low < high, got {self.flux_range}")
-        if self.impute not in ("median", "continuum"):
-            raise ValueError(f"impute must be 'median' or 'continuum', got {self.impute!r}")
-        if not self.max_flux_err > 0:
-            raise ValueError(f"max_flux_err must be positive, got {self.max_flux_err}")
+    def _check_flux_range(self):
+        # the relation between the two bounds is beyond what _parameter_constraints express
+        if len(self.flux_range) != 2 or not 0 < self.flux_range[0] < self.flux_range[1]:
+            raise ValueError(f"flux_range must be (low, high) with 0 < low < high, got "
+                             f"{self.flux_range}")
 
     def _catalogue_columns(self):
         return list(self.magnitude_columns) + list(self.lsf_columns)
@@ -215,6 +226,9 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
                                 what="SpectroPhotometricFeatures (flux errors)")
                 err = X[err_cols].to_numpy()
             require_columns(X.columns, self._catalogue_columns(), what="SpectroPhotometricFeatures")
+            check_numeric_columns(X, [*self.pixel_columns_, *(err_cols if err is not None else []),
+                                      *self._catalogue_columns()],
+                                  what="SpectroPhotometricFeatures")
             cat = np.column_stack([_finite_column(X, c) for c in self._catalogue_columns()]) \
                 if self._catalogue_columns() else np.zeros((len(X), 0))
             return flux, err, cat
@@ -245,6 +259,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         return logf, bad
 
     # ------------------------------------------------------------------ estimator API
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Find the pixel columns and the per-pixel imputation values.
 
@@ -258,7 +273,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         -------
         self : SpectroPhotometricFeatures
         """
-        self._check_params()
+        self._check_flux_range()
         flux, err, _ = self._split(X, reset=True)
         n_pix = flux.shape[1]
         self.n_pixels_ = n_pix
@@ -380,6 +395,7 @@ def _row_chunks(a, chunk_bytes=64 * 2**20):
 
 
 def _finite_column(X, name):
+    check_numeric_columns(X, [name], what="SpectroPhotometricFeatures")
     values = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)
     if bad.any():

@@ -77,17 +77,116 @@ def test_predictions_match_manual_cross_fit():
     np.testing.assert_allclose(out["p"], expected)
 
 
+class _WeightCheckRegressor(RegressorMixin, BaseEstimator):
+    """Predicts 1 if every training row came with its own weight (star ``i`` has ``10 i``), else 0.
+
+    ``sample_weight`` must be sliced alike with the rows of ``X``: a fold handed the unsliced array
+    (40 weights for 20 rows) pairs row ``k`` with star ``k``'s weight and predicts 0.
+    """
+
+    def fit(self, X, y, sample_weight=None):
+        ids = np.asarray(X)[:, 0]
+        w = np.asarray(sample_weight, dtype=float)
+        self.ok_ = bool(len(w) == len(ids) and np.array_equal(w, 10.0 * ids))
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), float(self.ok_))
+
+
 def test_per_star_metadata_is_split_with_the_folds():
     X, y = _table()
-    w = np.arange(40, dtype=float)
-    step = CrossFitTransformer(_MemorisingRegressor(), cv=KFold(2), return_std=False)
-    step.fit_transform(X, y, sample_weight=w)
-    np.testing.assert_array_equal(step.estimator_.weights_, w)
+    w = 10.0 * X["id"].to_numpy()
+    for routing in (False, True):
+        with config_context(enable_metadata_routing=routing):
+            est = _WeightCheckRegressor()
+            if routing:
+                est = est.set_fit_request(sample_weight=True)
+            step = CrossFitTransformer(est, cv=KFold(2, shuffle=True, random_state=0),
+                                       output="p", return_std=False)
+            out = step.fit_transform(X, y, sample_weight=w)
+        # every out-of-fold prediction comes from a fold model that got its rows' own weights
+        np.testing.assert_array_equal(out["p"].to_numpy(), np.ones(40))
+        assert step.estimator_.ok_
+
+
+def test_training_filter_stars_are_predicted_but_never_train():
+    X, y = _table()
+    keep = (X["id"].to_numpy() % 3) != 0
+
+    def training_filter(table):
+        return (table["id"].to_numpy() % 3) != 0
+
+    y = np.where(keep, y, np.nan)             # no target for the stars that do not train
+    step = CrossFitTransformer(_MemorisingRegressor(), cv=2, training_filter=training_filter,
+                               output="p", random_state=0)
+    out = step.fit_transform(X, y)
+    np.testing.assert_array_equal(step.training_mask_, keep)
+    assert np.all(out["p"].to_numpy() == -1.0)          # out of fold for everyone
+    # the refitted model saw exactly the training stars
+    assert set(step.estimator_.seen_) == set(X["id"].to_numpy()[keep].tolist())
+    refit = step.transform(X)["p"].to_numpy()
+    np.testing.assert_array_equal(refit[keep], y[keep])
+    assert np.all(refit[~keep] == -1.0)
+    with pytest.raises(ValueError, match="boolean array of shape"):
+        CrossFitTransformer(_MemorisingRegressor(), training_filter=lambda t: np.ones(3, bool)
+                            ).fit_transform(X, y)
+
+
+def test_scatter_completes_the_error_budget_in_fit_transform_and_transform():
+    X, y = _table()
+    sigma = np.full(40, 0.2)
+    calls = []
+
+    def scatter(y_, pred, sigma_, *, y_pred_std):
+        calls.append((y_.copy(), pred.copy(), sigma_.copy(), y_pred_std.copy()))
+        return 0.25
+
+    keep = np.arange(40) >= 5
+    step = CrossFitTransformer(LinearRegression(), cv=2, training_filter=lambda t: keep,
+                               scatter=scatter, output="p", random_state=0)
+    with pytest.raises(ValueError, match="return_std"), config_context(enable_metadata_routing=True):
+        CrossFitTransformer(LinearRegression(), scatter=scatter, return_std=False).fit_transform(
+            X, y, sigma=sigma)
+
+    class StdRegressor(LinearRegression):
+        def predict(self, X, return_std=False):
+            pred = super().predict(X)
+            return (pred, np.full(len(pred), 0.1)) if return_std else pred
+
+    step.set_params(estimator=StdRegressor())
+    with pytest.raises(ValueError, match="sigma"):
+        step.fit_transform(X, y)
     with config_context(enable_metadata_routing=True):
-        est = _MemorisingRegressor().set_fit_request(sample_weight=True)
-        step = CrossFitTransformer(est, cv=KFold(2), return_std=False)
-        step.fit_transform(X, y, sample_weight=w)
-        np.testing.assert_array_equal(step.estimator_.weights_, w)
+        # the step consumes sigma itself; the inner regressor does not ask for it
+        out = step.fit_transform(X, y, sigma=sigma)
+    assert step.intrinsic_scatter_ == 0.25
+    (y_, pred, sigma_, std), = calls
+    # the scatter saw the training stars only, with their out-of-fold predictions
+    np.testing.assert_array_equal(y_, y[keep])
+    np.testing.assert_array_equal(pred, out["p"].to_numpy()[keep])
+    np.testing.assert_array_equal(sigma_, sigma[keep])
+    np.testing.assert_array_equal(std, np.full(keep.sum(), 0.1))
+    p = out["p"].to_numpy()
+    np.testing.assert_allclose(out["p_err"], np.sqrt(0.1**2 + (0.25 * p) ** 2))
+    new = step.transform(X)
+    np.testing.assert_allclose(new["p_err"], np.sqrt(0.1**2 + (0.25 * new["p"]) ** 2))
+
+
+def test_parallel_folds_with_routing_equal_sequential_ones():
+    X, y = _table(n=60, seed=4)
+    w = np.linspace(1.0, 2.0, 60)
+    out = {}
+    with config_context(enable_metadata_routing=True):
+        for n_jobs in (1, 2):
+            # a Pipeline only accepts sample_weight=... when routing is on in the worker too
+            est = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
+                                LinearRegression().set_fit_request(sample_weight=True))
+            step = CrossFitTransformer(est, cv=3, output="p", return_std=False, random_state=0,
+                                       n_jobs=n_jobs)
+            out[n_jobs] = step.fit_transform(X, y + np.sin(X["a"].to_numpy()), sample_weight=w)
+    pd.testing.assert_frame_equal(out[2], out[1])
 
 
 def test_numpy_input_and_no_passthrough():
@@ -128,5 +227,5 @@ def test_pickle_round_trip(tmp_path):
 
 def test_bad_cv():
     X, y = _table()
-    with pytest.raises(ValueError, match="cv must be >= 2"):
+    with pytest.raises(ValueError, match="'cv' parameter"):
         CrossFitTransformer(LinearRegression(), cv=1).fit_transform(X, y)

@@ -13,7 +13,8 @@ sample weights ``s``, so ``F`` is half the weighted mean chi-squared plus the pe
 
 Pieces are kept apart in the manner of skglm: a datafit (:class:`ExpLinearChi2`: value, exact
 value changes, gradient and curvature with respect to ``eta``), a penalty (:class:`WeightedL1`:
-value, proximal operator, optimality violations) and solvers that only talk to those two:
+value, proximal operator, optimality violations) and solvers that only talk to those two (the
+penalty is passed to them as an object):
 
 - :func:`solve_gauss_newton`: the default. Working sets of penalised features (the support plus
   the worst violators of the optimality conditions); on each working set Newton-type steps whose
@@ -22,7 +23,9 @@ value, proximal operator, optimality violations) and solvers that only talk to t
   active-set (orthant) Newton method with Cholesky factorisations (scikit-learn's Gram coordinate
   descent, :func:`sklearn.linear_model.enet_path`, as fallback); a backtracking line search on the
   true objective; convergence on the relative KKT residual of the full problem.
-- :func:`solve_fista`: accelerated proximal gradient with backtracking (the generic baseline).
+- :func:`explinear_l1_path`: the solutions along a decreasing grid of ``alpha``, each warm started
+  from the previous one (as :func:`sklearn.linear_model.enet_path` for the Elastic Net); a single
+  fit is a one-point path.
 
 Overflow safety: every exponential is ``exp(min(eta, EXP_CAP))`` with ``EXP_CAP = 30`` (a
 parallax of 1e13 mas), so trial steps of any length give finite (huge) objectives that a line
@@ -58,7 +61,7 @@ __all__ = [
     "matvec",
     "rmatvec",
     "solve_gauss_newton",
-    "solve_fista",
+    "explinear_l1_path",
     "alpha_max",
 ]
 
@@ -481,18 +484,20 @@ def _line_search(datafit, eta, mu, Xd, b_old, b_new, alpha, delta, armijo=1e-4, 
     return 0.0
 
 
-def _starting_point(pen_cols, U, alpha, pen_weights, coef_u, coef_p):
-    """Penalised column indices, the penalty, and float64 copies of the starting coefficients."""
+def _starting_point(pen_cols, U, penalty, coef_u, coef_p):
+    """Penalised column indices and float64 copies of the starting coefficients."""
     pen_cols = np.asarray(pen_cols, dtype=np.intp)
-    w = np.ones(len(pen_cols)) if pen_weights is None else np.asarray(pen_weights, dtype=np.float64)
+    if penalty.weights.shape != (len(pen_cols),):
+        raise ValueError(f"the penalty has {penalty.weights.size} weights for {len(pen_cols)} "
+                         "penalised columns")
     coef_u = np.zeros(U.shape[1]) if coef_u is None else np.array(coef_u, dtype=np.float64)
     coef_p = np.zeros(len(pen_cols)) if coef_p is None else np.array(coef_p, dtype=np.float64)
-    return pen_cols, WeightedL1(alpha, w), coef_u, coef_p
+    return pen_cols, coef_u, coef_p
 
 
-def solve_gauss_newton(X, pen_cols, U, datafit, alpha, *, pen_weights=None, coef_u=None,
-                       coef_p=None, tol=1e-4, max_iter=100, max_newton=25, ws_start=64,
-                       inner_max_iter=20000, curvature="hessian", callback=None):
+def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=None, tol=1e-4,
+                       max_iter=100, max_newton=25, ws_start=64, inner_max_iter=20000,
+                       curvature="hessian", callback=None):
     """Minimise the L1-penalised exponential-linear chi-squared by working-set Newton steps.
 
     Outer iterations compute the full gradient (one pass over ``X``) and the relative KKT
@@ -523,10 +528,8 @@ def solve_gauss_newton(X, pen_cols, U, datafit, alpha, *, pen_weights=None, coef
     U : ndarray of shape (n_samples, n_unpenalized)
         Unpenalised design (float64), e.g. ``[1, magnitudes, LSF moments]``.
     datafit : ExpLinearChi2
-    alpha : float
-        Penalty strength (>= 0).
-    pen_weights : ndarray of shape (n_penalized,), optional
-        Positive penalty weights (ones by default).
+    penalty : WeightedL1
+        Penalty on the columns ``pen_cols`` (one weight per penalised column).
     coef_u, coef_p : ndarray, optional
         Starting point (warm start); zeros by default.
     tol : float, default=1e-4
@@ -553,10 +556,9 @@ def solve_gauss_newton(X, pen_cols, U, datafit, alpha, *, pen_weights=None, coef
         ``history`` (list of the callback dicts).
     """
     t0 = time.perf_counter()
-    pen_cols, penalty, coef_u, coef_p = _starting_point(pen_cols, U, alpha, pen_weights, coef_u,
-                                                        coef_p)
+    pen_cols, coef_u, coef_p = _starting_point(pen_cols, U, penalty, coef_u, coef_p)
     p = len(pen_cols)
-    scale = alpha if alpha > 0 else 1.0
+    scale = penalty.alpha if penalty.alpha > 0 else 1.0
 
     history, total_newton, converged, stalled = [], 0, False, False
     eta = _eta(X, pen_cols, U, coef_u, coef_p)
@@ -595,6 +597,67 @@ def solve_gauss_newton(X, pen_cols, U, datafit, alpha, *, pen_weights=None, coef
 
     return Bunch(coef_u=coef_u, coef_p=coef_p, objective=objective, kkt=kkt,
                  converged=bool(converged), n_iter=it, n_newton=total_newton, history=history)
+
+
+def explinear_l1_path(X, pen_cols, U, datafit, alphas, *, pen_weights=None, coef_u=None,
+                      coef_p=None, tol=1e-4, max_iter=100, callback=None):
+    """Solutions of the L1-penalised exponential-linear chi-squared along a grid of ``alpha``.
+
+    As :func:`sklearn.linear_model.enet_path` for the Elastic Net: the grid is walked from the
+    largest ``alpha`` down, every solve (:func:`solve_gauss_newton`) warm started from the previous
+    solution. Without a penalised starting point (``coef_p`` None) the unpenalised block is first
+    fitted alone with every penalised coefficient at zero (to a KKT residual ``tol / 10`` in units
+    of the first ``alpha``), which is the exact solution at and above :func:`alpha_max`. A single
+    fit is the one-point path ``alphas=[alpha]``.
+
+    Parameters
+    ----------
+    X, pen_cols, U, datafit
+        As in :func:`solve_gauss_newton`.
+    alphas : array-like of float
+        Penalty strengths (>= 0); solved in decreasing order.
+    pen_weights : ndarray of shape (n_penalized,), optional
+        Positive penalty weights (ones by default); the penalty at each ``alpha`` is
+        ``WeightedL1(alpha, pen_weights)``.
+    coef_u, coef_p : ndarray, optional
+        Starting point. ``coef_u`` defaults to zeros.
+    tol, max_iter
+        Of every solve (relative KKT residual, outer iterations).
+    callback : callable, optional
+        Called as in :func:`solve_gauss_newton`, with the dict's extra keys ``alpha`` and
+        ``alpha_index``.
+
+    Returns
+    -------
+    path : sklearn.utils.Bunch
+        ``alphas`` (decreasing), ``coefs_u`` of shape (n_alphas, n_unpenalized), ``coefs_p`` of
+        shape (n_alphas, n_penalized) and ``results`` (one :func:`solve_gauss_newton` result per
+        alpha, with ``converged``, ``kkt``, ``n_iter``, ``objective``).
+    """
+    alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
+    pen_cols = np.asarray(pen_cols, dtype=np.intp)
+    w = (np.ones(len(pen_cols)) if pen_weights is None
+         else np.asarray(pen_weights, dtype=np.float64))
+    coef_u = np.zeros(U.shape[1]) if coef_u is None else np.asarray(coef_u, dtype=np.float64)
+    if coef_p is None or len(pen_cols) == 0:
+        scale = alphas[0] if alphas.size and alphas[0] > 0 else 1.0
+        warm = solve_gauss_newton(X, pen_cols[:0], U, datafit, WeightedL1(0.0, np.zeros(0)),
+                                  coef_u=coef_u, tol=0.1 * tol * scale, max_iter=max_iter)
+        coef_u, coef_p = warm.coef_u, np.zeros(len(pen_cols))
+    coefs_u, coefs_p, results = [], [], []
+    for i, alpha in enumerate(alphas):
+        hook = None
+        if callback is not None:
+            def hook(info, _alpha=float(alpha), _i=i):
+                callback(dict(info, alpha=_alpha, alpha_index=_i))
+        res = solve_gauss_newton(X, pen_cols, U, datafit, WeightedL1(alpha, w), coef_u=coef_u,
+                                 coef_p=coef_p, tol=tol, max_iter=max_iter, callback=hook)
+        coef_u, coef_p = res.coef_u, res.coef_p
+        coefs_u.append(coef_u.copy())
+        coefs_p.append(coef_p.copy())
+        results.append(res)
+    return Bunch(alphas=alphas, coefs_u=np.array(coefs_u).reshape(len(alphas), U.shape[1]),
+                 coefs_p=np.array(coefs_p).reshape(len(alphas), len(pen_cols)), results=results)
 
 
 def _report(history, callback, it, objective, kkt, coef_p, n_newton, t0):
@@ -705,114 +768,3 @@ def _newton_on_working_set(X, pen_cols, U, datafit, penalty, coef_u, coef_p, eta
         coef_p[ws] = (b_old + t * d_b) * inv_w
         eta += t * Xd
     return max_newton, True
-
-
-# --------------------------------------------------------------------------------------------
-# FISTA with backtracking (generic baseline)
-# --------------------------------------------------------------------------------------------
-def solve_fista(X, pen_cols, U, datafit, alpha, *, pen_weights=None, coef_u=None, coef_p=None,
-                tol=1e-4, max_iter=100000, max_time=np.inf, check_every=10, lipschitz0=None,
-                shrink=1.0, callback=None):
-    """Accelerated proximal gradient (Beck & Teboulle 2009) with backtracking.
-
-    The unpenalised block is reparametrised by an orthonormal basis ``sqrt(n) Q`` of ``U`` (QR),
-    which leaves the optimum and the predictions unchanged and lets a first-order method cope
-    with the near-collinear magnitudes. With ``shrink=1`` the Lipschitz estimate only grows (plain
-    backtracking); ``shrink < 1`` first tries ``shrink * L`` at every iteration, with the momentum
-    sequence of Scheinberg, Goldfarb & Bai (2014) for varying steps. The sufficient-decrease test
-    allows a relative slack of 1e-6 for float32 products. The
-    relative KKT residual (:func:`kkt_residual`, original parametrisation) is checked every
-    ``check_every`` iterations (one extra pass over ``X``).
-
-    Parameters
-    ----------
-    X, pen_cols, U, datafit, alpha, pen_weights, coef_u, coef_p, tol, callback
-        As in :func:`solve_gauss_newton`.
-    max_iter : int
-        Iteration limit.
-    max_time : float
-        Wall-time limit (s).
-    check_every : int
-        KKT check period.
-    lipschitz0 : float, optional
-        Initial Lipschitz estimate (default 1.0).
-    shrink : float, default=1.0
-        Factor applied to the Lipschitz estimate before each backtracking (1: never decreases).
-
-    Returns
-    -------
-    result : sklearn.utils.Bunch
-        As :func:`solve_gauss_newton` (``n_newton`` is 0).
-    """
-    t0 = time.perf_counter()
-    n = X.shape[0]
-    pen_cols, penalty, coef_u, coef_p = _starting_point(pen_cols, U, alpha, pen_weights, coef_u,
-                                                        coef_p)
-    p, k = len(pen_cols), U.shape[1]
-
-    Q, R, kept = _orthonormal_basis(U)
-    Ut = Q * np.sqrt(n)
-    fixed = np.setdiff1d(np.arange(k), kept)
-    offset = U[:, fixed] @ coef_u[fixed] if fixed.size else np.zeros(n)
-    beta = (R @ coef_u[kept]) / np.sqrt(n) if kept.size else np.zeros(0)
-
-    def to_u(beta_):
-        out = coef_u.copy()
-        if kept.size:
-            out[kept] = solve_triangular(R, beta_ * np.sqrt(n), check_finite=False)
-        return out
-
-    def eta_of(beta_, b_):
-        return Ut @ beta_ + offset + _eta(X, pen_cols, np.zeros((n, 0)), np.zeros(0), b_)
-
-    x_beta, x_b = beta.copy(), coef_p.copy()
-    y_beta, y_b = beta.copy(), coef_p.copy()
-    eta_x = eta_of(x_beta, x_b)
-    eta_y = eta_x.copy()
-    L = 1.0 if lipschitz0 is None else float(lipschitz0)
-    t = 1.0
-    history, converged, kkt, it = [], False, np.inf, 0
-    for it in range(1, max_iter + 1):
-        mu = safe_exp(eta_y)
-        v = datafit.raw_grad(eta_y, mu)
-        f_y = datafit.value(eta_y, mu)
-        g_beta = Ut.T @ v
-        g_b = rmatvec(X, v)[pen_cols] if p else np.zeros(0)
-        L_prev = L
-        L *= shrink
-        while True:
-            n_beta = y_beta - g_beta / L
-            n_b = penalty.prox(y_b - g_b / L, 1.0 / L)
-            d_beta, d_b = n_beta - y_beta, n_b - y_b
-            changed = np.flatnonzero(d_b)
-            eta_n = eta_y + Ut @ d_beta
-            if changed.size:
-                eta_n += matvec(X, pen_cols[changed], d_b[changed])
-            f_n = datafit.value(eta_n)
-            quad = f_y + g_beta @ d_beta + g_b @ d_b + 0.5 * L * (d_beta @ d_beta + d_b @ d_b)
-            if f_n <= quad + 1e-6 * abs(f_y) or L > 1e300:
-                break
-            L *= 2.0
-        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t * L / L_prev))
-        mom = (t - 1.0) / t_next
-        y_beta = n_beta + mom * (n_beta - x_beta)
-        y_b = n_b + mom * (n_b - x_b)
-        eta_y = eta_n + mom * (eta_n - eta_x)
-        x_beta, x_b, eta_x, t = n_beta, n_b, eta_n, t_next
-
-        timed_out = time.perf_counter() - t0 > max_time
-        if it % check_every == 0 or timed_out or it == max_iter:
-            mu = safe_exp(eta_x)
-            g_u, g_p = _full_gradient(X, pen_cols, U, datafit.raw_grad(eta_x, mu))
-            kkt = kkt_residual(g_u, x_b, g_p, penalty)
-            objective = datafit.value(eta_x, mu) + penalty.value(x_b)
-            _report(history, callback, it, objective, kkt, x_b, 0, t0)
-            if kkt <= tol:
-                converged = True
-                break
-            if timed_out:
-                break
-    eta_x = eta_of(x_beta, x_b)
-    objective = datafit.value(eta_x) + penalty.value(x_b)
-    return Bunch(coef_u=to_u(x_beta), coef_p=x_b, objective=objective, kkt=kkt,
-                 converged=converged, n_iter=it, n_newton=0, history=history, lipschitz=L)
