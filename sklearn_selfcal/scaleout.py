@@ -28,8 +28,9 @@ def _apply(partition, estimator, method, keep=()):
     else:
         names = getattr(estimator, "get_feature_names_out", lambda: None)()
         result = pd.DataFrame(result, index=partition.index, columns=names)
+    keep = [c for c in keep if c not in result.columns]  # the method pipeline keeps its input
     if keep:
-        result = pd.concat([partition[list(keep)], result], axis=1)
+        result = pd.concat([partition[keep], result], axis=1)
     return result
 
 

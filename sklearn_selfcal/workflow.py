@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn import config_context
+from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import Bunch
 
@@ -38,7 +39,9 @@ from .columns import ROLES
 from .distances import DEFAULT_PARALLAX_OVER_ERROR, DISTANCE_COLUMNS, distance_transformer
 from .gradients import BrokenPowerLawRegressor, radial_abundance_profile
 from .preflight import plan_and_prepare, prepare_catalogue
-from .selection import disk_sample_mask, disk_training_mask, parent_sample_cuts, quality_cuts
+from .parallax_features import MAGNITUDE_COLUMNS
+from .selection import (disk_sample_mask, disk_training_mask, gaia_training_mask,
+                        parent_sample_cuts, quality_cuts)
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "make_method_pipeline", "pipeline_from_config",
            "run_method", "profiles_and_fit"]
@@ -73,6 +76,9 @@ DEFAULT_CONFIG = {
     "output": {"columns": "used"},
 }
 _ROLE_NAMES = {r.name for r in ROLES} | {r.canonical for r in ROLES}
+#: Columns holding the spectra in the method's table (:func:`~sklearn_selfcal.parallax_features.
+#: join_spectra`), dropped once the parallaxes are fitted.
+SPECTRUM_COLUMNS = r"^FLUX_(ERR_)?\d+$"
 
 
 def load_config(path=None, overrides=None):
@@ -198,10 +204,16 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
             options["magnitude_columns"] = tuple(magnitude_columns)
         if lsf_columns is not None:
             options["lsf_columns"] = tuple(lsf_columns)
+        mags = tuple(options.get("magnitude_columns", MAGNITUDE_COLUMNS))
         steps.append(("parallax", make_parallax_step(
             alpha=alpha, parallax_zero_point=parallax_zero_point, n_folds=n_folds,
+            training_filter=functools.partial(gaia_training_mask, magnitude_columns=mags,
+                                              missing="skip"),
             dtype=np.dtype(dtype).type, tol=tol, max_iter=max_iter, random_state=random_state,
             verbose=verbose, **options)))
+        steps.append(("drop_spectra", ColumnTransformer(
+            [("spectra", "drop", make_column_selector(pattern=SPECTRUM_COLUMNS))],
+            remainder="passthrough", verbose_feature_names_out=False)))
         orbit_source = {"parallax": "spec_parallax"}
     elif distance.kind == "spec_parallax":
         orbit_source = {"parallax": "spec_parallax"}
@@ -447,7 +459,8 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
                  timings=steps.times, config=config)
 
 
-_STEP_LABELS = {"parallax": "spectro-photometric parallaxes", "distance": "distances",
+_STEP_LABELS = {"parallax": "spectro-photometric parallaxes", "drop_spectra": "spectra dropped",
+                "distance": "distances",
                 "orbits": "phase space and actions", "calibrate": "self-calibration"}
 
 

@@ -74,21 +74,33 @@ def test_refuses_non_empty_output_dir_without_overwrite(demo_dir, config_file, c
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_run_on_a_catalogue_with_spectro_photometric_parallaxes(demo_dir, tmp_path, config_file):
-    # the paper's public catalogue ships spec_parallax: the parallax step is then skipped
+def test_run_on_a_catalogue_with_spectro_photometric_parallaxes(demo_dir, tmp_path):
+    # the paper's public catalogue ships spec_parallax: the parallax step is then skipped. The
+    # input holds no product of the demo (no actions, no <X>_NEW), so what comes back was
+    # recomputed from spec_parallax alone, and must equal the demo's own products.
+    first = pd.read_parquet(demo_dir / "catalogue.parquet")
+    products = [c for c in first.columns if c.endswith("_NEW")] + [
+        "x", "y", "z", "v_x", "v_y", "v_z", "R", "phi", "v_R", "v_phi", "J_R", "L_z", "J_z", "E",
+        "QUALITY_OK", "PARENT_SAMPLE", "DISK_SAMPLE"]
+    assert "FE_H_NEW" in products
+    parent = first["PARENT_SAMPLE"].to_numpy()
+    source = first.loc[parent].drop(columns=products)
+    source.to_parquet(tmp_path / "paper_catalogue.parquet")
     cfg = tmp_path / "cfg.toml"
     cfg.write_text("[figures]\nenabled = false\n[gradient]\nn_walkers = 16\nn_steps = 400\n"
                    "burn_in = 100\nthin = 2\n")
     out = tmp_path / "run"
-    status = main(["run", str(demo_dir / "catalogue.parquet"), "--out", str(out), "--config", str(cfg),
-                   "--quiet"])
+    status = main(["run", str(tmp_path / "paper_catalogue.parquet"), "--out", str(out),
+                   "--config", str(cfg), "--quiet", "--random-state", "3"])
     assert status == 0
-    first = pd.read_parquet(demo_dir / "catalogue.parquet")
     again = pd.read_parquet(out / "catalogue.parquet")
-    np.testing.assert_allclose(again["FE_H_NEW"], first["FE_H_NEW"], equal_nan=True)
     prov = json.loads((out / "provenance.json").read_text())
-    assert str(demo_dir / "catalogue.parquet") in prov["inputs"]
-    assert len(prov["inputs"][str(demo_dir / "catalogue.parquet")]["sha256"]) == 64
+    assert prov["distance_source"]["kind"] == "spec_parallax"
+    for col in ("J_R", "L_z", "J_z", "FE_H_NEW", "MG_FE_NEW"):
+        np.testing.assert_allclose(again[col].to_numpy(), first.loc[parent, col].to_numpy(),
+                                   rtol=1e-9, equal_nan=True, err_msg=col)
+    assert str(tmp_path / "paper_catalogue.parquet") in prov["inputs"]
+    assert len(prov["inputs"][str(tmp_path / "paper_catalogue.parquet")]["sha256"]) == 64
 
 
 def test_run_with_spectra_files(tmp_path):

@@ -1,48 +1,91 @@
-"""The whole method as a Pipeline: fit, pickle, reload in a new process, scale out on Dask."""
+"""The whole method as a Pipeline: the CLI's path, pickling, a new process, Dask."""
 
+import json
 import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import sklearn
 
+from sklearn_selfcal.cli import main
 from sklearn_selfcal.datasets import make_survey
-from sklearn_selfcal.parallax_features import gaia_training_mask, join_spectra
-from sklearn_selfcal.workflow import make_method_pipeline, parent_sample_mask
+from sklearn_selfcal.parallax_features import MAGNITUDE_COLUMNS, join_spectra
+from sklearn_selfcal.selection import parent_sample_cuts
+from sklearn_selfcal.workflow import make_method_pipeline
+
+FAST = {"figures": {"enabled": False},
+        "gradient": {"n_walkers": 16, "n_steps": 400, "burn_in": 100, "thin": 2}}
+
+
+def _parent(frame):
+    return parent_sample_cuts(frame, magnitude_columns=MAGNITUDE_COLUMNS).to_numpy().all(axis=1)
 
 
 def _table(seed, n_stars=1500, n_pixels=120):
     s = make_survey(n_stars, n_pixels, random_state=seed)
-    keep = parent_sample_mask(s.frame)
-    frame = s.frame[keep]
-    return join_spectra(frame, s.spectra[keep], s.spectra_err[keep]), frame
+    keep = _parent(s.frame)
+    return join_spectra(s.frame[keep], s.spectra[keep], s.spectra_err[keep]), s
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    table, frame = _table(0)
-    train = gaia_training_mask(frame)
-    y = np.where(train, frame["parallax"], 0.0)
-    sigma = np.where(train, frame["parallax_error"], 1.0)
+    table, _ = _table(0)
     with sklearn.config_context(enable_metadata_routing=True):
         pipe = make_method_pipeline(random_state=0)
-        calibrated = pipe.fit_transform(table, y, sigma=sigma, sample_weight=train.astype(float))
+        out = pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
     new_table, _ = _table(1)
-    return pipe, calibrated, new_table
+    return pipe, out, new_table
 
 
-def test_pipeline_outputs_calibrated_abundances(fitted):
-    pipe, calibrated, new_table = fitted
-    assert "FE_H_NEW" in calibrated.columns and "MG_FE_NEW" in calibrated.columns
+def test_pipeline_appends_every_product_to_the_table(fitted):
+    pipe, out, new_table = fitted
+    for col in ("spec_parallax", "spec_parallax_err", "J_R", "L_z", "J_z", "FE_H_NEW",
+                "MG_FE_NEW", "APOGEE_ID", "LOGG"):
+        assert col in out.columns, col
+    assert not any(c.startswith("FLUX_") for c in out.columns)  # spectra dropped once used
     crossfit = pipe.named_steps["parallax"]
     assert len(crossfit.oof_indices_) == 2  # the paper's two halves
     # the calibrator was fitted on the disk sample's training stars only
-    n_train = pipe.named_steps["calibrate"].n_stars_["FE_H"]
-    assert 0 < n_train < len(calibrated)
+    calibrator = pipe.named_steps["calibrate"].transformer_list[1][1]
+    assert 0 < calibrator.n_stars_["FE_H"] < len(out)
+
+
+def test_cli_and_pipeline_give_identical_catalogues(tmp_path):
+    """One path: ``run`` is the pipeline's fit_transform on the parent sample (same seed)."""
+    s = make_survey(1200, 80, random_state=4)
+    s.frame.to_parquet(tmp_path / "cat.parquet")
+    np.save(tmp_path / "spec.npy", s.spectra)
+    np.save(tmp_path / "spec_err.npy", s.spectra_err)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(FAST))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["run", str(tmp_path / "cat.parquet"), "--spectra", str(tmp_path / "spec.npy"),
+                     "--out", str(tmp_path / "out"), "--config", str(cfg), "--random-state", "7",
+                     "--quiet"]) == 0
+    cli = pd.read_parquet(tmp_path / "out" / "catalogue.parquet")
+    parent = _parent(s.frame)
+    np.testing.assert_array_equal(cli["PARENT_SAMPLE"].to_numpy(), parent)
+    table = join_spectra(s.frame[parent], s.spectra[parent], s.spectra_err[parent])
+    with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_method_pipeline(random_state=7)
+        out = pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
+    columns = ["spec_parallax", "spec_parallax_err", "x", "v_z", "J_R", "L_z", "J_z", "E",
+               *[c for c in out.columns if c.endswith("_NEW")]]
+    assert len(columns) > 25
+    np.testing.assert_array_equal(cli.loc[parent, columns].to_numpy(float),
+                                  out[columns].to_numpy(float))
+    # the error budget is complete in both: feature uncertainty (> 0) and intrinsic scatter
+    scatter = pipe.named_steps["parallax"].intrinsic_scatter_
+    frac = (out["spec_parallax_err"] / out["spec_parallax"]).to_numpy()
+    assert 0.02 < scatter < 0.5
+    assert np.all(frac > scatter)
 
 
 def test_pickled_pipeline_gives_identical_results_in_a_new_process(fitted, tmp_path):
@@ -58,10 +101,6 @@ def test_pickled_pipeline_gives_identical_results_in_a_new_process(fitted, tmp_p
     """)
     subprocess.run([sys.executable, "-c", script], check=True)
     pd.testing.assert_frame_equal(pd.read_parquet(out_path), expected)
-    # and the intermediate products (spectro-photometric parallaxes, actions) too
-    inner = pipe[:2]
-    back = pickle.loads(model_path.read_bytes())[:2]
-    pd.testing.assert_frame_equal(back.transform(new_table), inner.transform(new_table))
 
 
 def test_dask_local_cluster_equals_in_memory(fitted, tmp_path):
@@ -75,17 +114,16 @@ def test_dask_local_cluster_equals_in_memory(fitted, tmp_path):
     dd.from_pandas(new_table, npartitions=4).to_parquet(source)
     in_memory = dd.read_parquet(source).compute()  # the same rows the workers read, in memory
     np.testing.assert_array_equal(in_memory.index, new_table.index)
-    expected = pipe[:2].transform(in_memory)
+    expected = pipe[:3].transform(in_memory)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        got = transform_partitions(pipe[:2], dd.read_parquet(source), client=client).compute()
+        got = transform_partitions(pipe[:3], dd.read_parquet(source), client=client).compute()
         dest = apply_to_parquet(pipe, source, tmp_path / "calibrated", keep_columns=["APOGEE_ID"],
                                 client=client)
     # row for row: same index, same values, bit for bit
     pd.testing.assert_frame_equal(got.loc[expected.index], expected)
     calibrated = dd.read_parquet(dest).compute().loc[in_memory.index]
-    pd.testing.assert_frame_equal(calibrated.drop(columns="APOGEE_ID"), pipe.transform(in_memory))
-    assert (calibrated["APOGEE_ID"] == in_memory["APOGEE_ID"]).all()
+    pd.testing.assert_frame_equal(calibrated, pipe.transform(in_memory))
 
 
 def test_actions_under_joblib_dask_backend_equal_serial(fitted):
