@@ -47,10 +47,24 @@ def sentinel_mask(values, sentinels=GENERIC_SENTINELS):
     """
     values = np.asarray(values)
     bad = np.zeros(values.shape, dtype=bool)
-    finite = np.isfinite(values)
-    for s in sentinels:
-        with np.errstate(invalid="ignore"):
-            bad |= finite & (np.abs(values - s) <= _SENTINEL_RTOL * abs(s))
+    if not sentinels or values.size == 0:
+        return bad
+    # one cheap pass finds the candidates (every sentinel is far from typical values)
+    low = max((s for s in sentinels if s < 0), default=None)
+    high = min((s for s in sentinels if s > 0), default=None)
+    with np.errstate(invalid="ignore"):
+        near = np.zeros(values.shape, dtype=bool)
+        if low is not None:
+            near |= values <= low * (1 - _SENTINEL_RTOL)
+        if high is not None:
+            near |= values >= high * (1 - _SENTINEL_RTOL)
+        idx = np.flatnonzero(near)
+        if idx.size:
+            candidates = values[idx]
+            hit = np.zeros(idx.size, dtype=bool)
+            for s in sentinels:
+                hit |= np.abs(candidates - s) <= _SENTINEL_RTOL * abs(s)
+            bad[idx[hit]] = True
     return bad
 
 
@@ -235,7 +249,8 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
     for column, role in role_columns.items():
         values, counts = clean_values(frame[column], column, role, ids=ids, warn=warn,
                                       stacklevel=stacklevel + 1)
-        replaced[column] = values
+        if counts or not pd.api.types.is_float_dtype(frame[column]):
+            replaced[column] = values  # unchanged float columns are shared, not copied
         for kind, n in counts.items():
             report.setdefault(column, {})[kind] = report.get(column, {}).get(kind, 0) + n
     other = {}

@@ -136,7 +136,7 @@ def _native(values):
 
 
 def read_columns(hdu, wanted, info, path):
-    """Read the named columns of ``hdu`` one at a time into native-order arrays.
+    """Read the named columns of ``hdu`` into native-order arrays, in one pass over the file.
 
     Multidimensional columns are flattened (C order of the per-row array).
 
@@ -149,28 +149,98 @@ def read_columns(hdu, wanted, info, path):
     Raises
     ------
     ValueError
-        For a variable-length column, or a file that ends inside a column (naming the file).
+        For a variable-length column, or a file that ends inside the table (naming the file).
     """
-    data = hdu.data  # a memory map: nothing is read until a field is accessed
-    out = {}
     for name in wanted:
         if info[name][1] is None:
             raise ValueError(
                 f"{path}: column {name!r} holds variable-length arrays, which are not supported")
-        try:
-            raw = data.field(name)
-            values = _native(raw)
-        except (TypeError, ValueError, OSError) as exc:
-            raise ValueError(f"{path}: corrupt or truncated FITS file (reading column {name!r}: "
-                             f"{exc})") from None
-        del raw
+    try:
+        columns = _read_by_rows(hdu, wanted, path)
+    except (TypeError, ValueError, OSError) as exc:
+        raise ValueError(f"{path}: corrupt or truncated FITS file ({exc})") from None
+    out = {}
+    for name, values in columns.items():
         if values.ndim == 1:
             out[name] = [("", values)]
         else:
             flat = values.reshape(len(values), -1)
             out[name] = [(f"_{i}", flat[:, i].copy()) for i in range(flat.shape[1])]
-    del data
     return out
+
+
+def _on_disk_dtype(columns, row_bytes):
+    """The record layout of a binary table on disk (big-endian), from its column definitions."""
+    layout = columns.dtype  # native byte order, with the file's offsets
+    names, formats, offsets = [], [], []
+    for name in layout.names:
+        dt, offset = layout.fields[name][:2]
+        base = dt.base
+        if base.kind in "fiuc":
+            base = base.newbyteorder(">")
+        names.append(name)
+        formats.append((base, dt.shape) if dt.shape else base)
+        offsets.append(offset)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": row_bytes})
+
+
+def _read_by_rows(hdu, wanted, path, block_bytes=32 * 2**20):
+    """The ``wanted`` fields of a binary table, read from the file in blocks of whole rows.
+
+    A field of a memory-mapped record array is strided over the whole file: reading columns one at
+    a time touches every page of the file once per column, every page touched counts in the
+    process's memory, and astropy copies the whole table out of the map when the file closes if
+    column objects outlive the data. Here ``hdu.data`` is never touched: the file is read once,
+    sequentially, one block of rows at a time, and only the wanted fields are kept. FITS
+    conventions are applied as astropy does: ``TSCAL``/``TZERO`` (unsigned integers stored with an
+    offset), logical ``'T'``/``'F'`` bytes, blank-padded strings.
+    """
+    columns = hdu.columns
+    header = hdu.header
+    if not isinstance(hdu, fits.BinTableHDU) or path.endswith(".gz") or header.get("PCOUNT", 0):
+        data = hdu.data
+        return {name: _native(data.field(name)) for name in wanted}
+    n, row_bytes = int(header["NAXIS2"]), int(header["NAXIS1"])
+    dtype = _on_disk_dtype(columns, row_bytes)
+    conversions = {name: (columns[name].format.format, columns[name].bscale, columns[name].bzero)
+                   for name in wanted}
+    # blocks of at most ~1/16 of the table (at least 256 kB): memory stays a small part of it
+    block_bytes = max(2**18, min(block_bytes, n * row_bytes // 16))
+    step = max(1, block_bytes // row_bytes)
+    parts = {name: [] for name in wanted}
+    with open(path, "rb") as fh:
+        fh.seek(hdu._data_offset)
+        for start in range(0, n, step):
+            count = min(step, n - start)
+            block = np.fromfile(fh, dtype=dtype, count=count)
+            if block.shape[0] != count:
+                raise ValueError(f"the file ends inside the table, at row {start + block.shape[0]}")
+            for name in wanted:
+                parts[name].append(_convert(block[name], *conversions[name]))
+    out = {}
+    for name, chunks in parts.items():
+        values = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        out[name] = _native(values) if values.dtype.kind == "S" else values
+    return out
+
+
+def _convert(values, code, bscale, bzero):
+    """On-disk FITS values of one column -> what astropy's ``field()`` gives (native order)."""
+    if code == "L":
+        return values == ord("T")
+    if values.dtype.kind == "S":
+        return values.copy()  # decoded once, after the blocks are joined
+    values = values.astype(values.dtype.newbyteorder("="))
+    scale = 1 if bscale in (None, "") else bscale
+    zero = 0 if bzero in (None, "") else bzero
+    if scale == 1 and zero == 0:
+        return values
+    bits = 8 * values.dtype.itemsize
+    if values.dtype.kind == "i" and scale == 1 and zero == 2 ** (bits - 1):
+        unsigned = values.view(f"u{values.dtype.itemsize}")
+        return unsigned ^ np.array(1 << (bits - 1), dtype=unsigned.dtype)
+    return values * scale + zero
 
 
 def int_nulls(values, null):
