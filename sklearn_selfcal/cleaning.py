@@ -271,46 +271,37 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
                       f"{len(other)} other column(s): {listed}"
                       + (" ..." if len(other) > 8 else ""), DataQualityWarning,
                       stacklevel=stacklevel + 1)
-    if flags:
-        for column, flag in _flag_columns(column_map):
-            value_col = column_map[column]
-            flagged = _flagged(frame[column_map[flag]])
-            current = replaced.get(value_col, frame[value_col].to_numpy(dtype=float))
-            newly = flagged & np.isfinite(current)
-            if not newly.any():
-                continue
-            for target in (value_col, column_map.get(f"{column}_ERR")):
-                if target is None:
-                    continue
-                values = replaced.get(target, frame[target].to_numpy(dtype=float)).copy()
-                values[flagged] = np.nan
+    def current(column):
+        return replaced.get(column, frame[column].to_numpy(dtype=float))
+
+    def set_nan(mask, value_col, error_col, kind, what):
+        """NaN in ``value_col`` (and ``error_col``) where ``mask``; counted, one warning."""
+        for target in (value_col, error_col):
+            if target is not None:
+                values = current(target).copy()
+                values[mask] = np.nan
                 replaced[target] = values
-            report.setdefault(value_col, {})["flagged"] = int(newly.sum())
-            if warn:
-                rows = "row" if newly.sum() == 1 else "rows"
-                warnings.warn(f"column {value_col!r}: {int(newly.sum())} row(s) flagged unreliable by "
-                              f"{column_map[flag]!r}; set to NaN with their uncertainty ({rows} "
-                              f"{_row_labels(ids, newly)})", DataQualityWarning,
-                              stacklevel=stacklevel + 1)
-    for role, error_role in _error_columns(column_map):
-        value_col, error_col = column_map[role], column_map[error_role]
-        values = replaced.get(value_col, frame[value_col].to_numpy(dtype=float))
-        errors = replaced.get(error_col, frame[error_col].to_numpy(dtype=float))
-        with np.errstate(invalid="ignore"):
-            unusable = np.isfinite(values) & ~(errors > 0)
-        if not unusable.any():
-            continue
-        values = values.copy()
-        values[unusable] = np.nan
-        replaced[value_col] = values
-        report.setdefault(value_col, {})["no_uncertainty"] = int(unusable.sum())
+        report.setdefault(value_col, {})[kind] = int(mask.sum())
         if warn:
-            rows = "row" if unusable.sum() == 1 else "rows"
-            warnings.warn(f"column {value_col!r}: {int(unusable.sum())} row(s) have no usable "
-                          f"uncertainty in {error_col!r} (missing or <= 0); set to NaN, since an "
-                          f"abundance cannot be weighted without it ({rows} "
-                          f"{_row_labels(ids, unusable)})", DataQualityWarning,
-                          stacklevel=stacklevel + 1)
+            rows = "row" if mask.sum() == 1 else "rows"
+            warnings.warn(f"column {value_col!r}: {int(mask.sum())} row(s) {what}; set to NaN "
+                          f"({rows} {_row_labels(ids, mask)})", DataQualityWarning,
+                          stacklevel=stacklevel + 2)
+
+    if flags:
+        for role, flag in _flag_columns(column_map):
+            flagged = _flagged(frame[column_map[flag]]) & np.isfinite(current(column_map[role]))
+            if flagged.any():
+                set_nan(flagged, column_map[role], column_map.get(f"{role}_ERR"), "flagged",
+                        f"flagged unreliable by {column_map[flag]!r} (its uncertainty too)")
+    for role, error_role in _error_columns(column_map):
+        with np.errstate(invalid="ignore"):
+            unusable = np.isfinite(current(column_map[role])) & \
+                ~(current(column_map[error_role]) > 0)
+        if unusable.any():
+            set_nan(unusable, column_map[role], None, "no_uncertainty",
+                    f"have no usable uncertainty in {column_map[error_role]!r} (missing or <= 0: "
+                    "an abundance cannot be weighted without it)")
     out = frame.copy(deep=False)
     for column, values in replaced.items():
         out[column] = values

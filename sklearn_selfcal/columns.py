@@ -291,24 +291,25 @@ class DistanceSource:
     hi: str | None = None
 
 
+def _bailer_jones(kind, vizier):
+    """Bailer-Jones et al. (2021) distances (pc) as APOGEE DR17, the Gaia archive and VizieR ship
+    them: the median with its 16th and 84th percentiles."""
+    label = f"Bailer-Jones et al. (2021) {'photo-geometric' if kind == 'photogeo' else 'geometric'}"
+    upper = kind.upper()
+    return (DistanceSource(f"GAIAEDR3_R_MED_{upper}", "pc", f"{label}, as shipped in APOGEE DR17",
+                           lo=f"GAIAEDR3_R_LO_{upper}", hi=f"GAIAEDR3_R_HI_{upper}"),
+            DistanceSource(f"r_med_{kind}", "pc", f"{label} (Gaia archive)", lo=f"r_lo_{kind}",
+                           hi=f"r_hi_{kind}"),
+            DistanceSource(vizier, "pc", f"{label} (VizieR I/352)", lo=f"b_{vizier}",
+                           hi=f"B_{vizier}"))
+
+
 #: Distance catalogues recognised without configuration, in order of preference.
 DISTANCE_SOURCES = (
-    DistanceSource("GAIAEDR3_R_MED_PHOTOGEO", "pc",
-                   "Bailer-Jones et al. (2021) photo-geometric, as shipped in APOGEE DR17",
-                   lo="GAIAEDR3_R_LO_PHOTOGEO", hi="GAIAEDR3_R_HI_PHOTOGEO"),
-    DistanceSource("r_med_photogeo", "pc", "Bailer-Jones et al. (2021) photo-geometric (Gaia archive)",
-                   lo="r_lo_photogeo", hi="r_hi_photogeo"),
-    DistanceSource("rpgeo", "pc", "Bailer-Jones et al. (2021) photo-geometric (VizieR I/352)",
-                   lo="b_rpgeo", hi="B_rpgeo"),
+    *_bailer_jones("photogeo", "rpgeo"),
     DistanceSource("dist", "pc", "astroNN (Leung & Bovy 2019)", error="dist_error"),
     DistanceSource("dist50", "kpc", "StarHorse (Queiroz et al.)", lo="dist16", hi="dist84"),
-    DistanceSource("GAIAEDR3_R_MED_GEO", "pc",
-                   "Bailer-Jones et al. (2021) geometric, as shipped in APOGEE DR17",
-                   lo="GAIAEDR3_R_LO_GEO", hi="GAIAEDR3_R_HI_GEO"),
-    DistanceSource("r_med_geo", "pc", "Bailer-Jones et al. (2021) geometric (Gaia archive)",
-                   lo="r_lo_geo", hi="r_hi_geo"),
-    DistanceSource("rgeo", "pc", "Bailer-Jones et al. (2021) geometric (VizieR I/352)",
-                   lo="b_rgeo", hi="B_rgeo"),
+    *_bailer_jones("geo", "rgeo"),
     DistanceSource("GAIA_R_EST", "pc", "Bailer-Jones et al. (2018), as shipped in APOGEE DR16",
                    lo="GAIA_R_LO", hi="GAIA_R_HI"),
 )
