@@ -23,8 +23,8 @@ from ._progress import progress
 from .io import atomic_write
 from .maps.populations import UNMAPPED_COLUMNS
 
-__all__ = ["FIGURES", "FigureInputs", "FigureSkippedWarning", "FigureSpec", "RenderedFigures",
-           "figure_specs", "render_all_figures", "render_figures"]
+__all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning", "FigureSpec",
+           "RenderedFigures", "figure_specs", "render_all_figures", "render_figures"]
 
 #: Abundances of Figures 2, 3 and 4 (reported names).
 TREND_ABUNDANCES = ("FE_H", "MG_FE", "AL_FE")

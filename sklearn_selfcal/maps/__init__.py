@@ -38,7 +38,10 @@ from .bar import bar_axes, bar_outline, on_bar, on_off_bar_samples
 from .comparison import compare_samples, energy_distance
 from .face_on import (
     FIGURE6_ABUNDANCES,
+    MAP_BIN_SIZE_KPC,
+    MAP_COLOR_PERCENTILES,
     MAP_LIMIT_KPC,
+    MAP_MIN_STARS,
     MAX_MAP_BINS,
     SUN_XY,
     binned_map,
@@ -58,7 +61,10 @@ __all__ = [
     "BAR_AXIS_RATIO",
     "BAR_HALF_LENGTH",
     "FIGURE6_ABUNDANCES",
+    "MAP_BIN_SIZE_KPC",
+    "MAP_COLOR_PERCENTILES",
     "MAP_LIMIT_KPC",
+    "MAP_MIN_STARS",
     "MAX_MAP_BINS",
     "SUN_XY",
     "TREND_FEATURES",

@@ -23,7 +23,10 @@ from ._checks import check_edges, check_mask, check_min_stars, check_positive, n
 
 __all__ = [
     "FIGURE6_ABUNDANCES",
+    "MAP_BIN_SIZE_KPC",
+    "MAP_COLOR_PERCENTILES",
     "MAP_LIMIT_KPC",
+    "MAP_MIN_STARS",
     "MAX_MAP_BINS",
     "SUN_XY",
     "binned_map",
@@ -38,6 +41,12 @@ __all__ = [
 SUN_XY = (-R0_KPC, 0.0)
 #: The four abundances of the paper's Figure 6 (reported names; mapped in their calibrated version).
 FIGURE6_ABUNDANCES = ("FE_H", "MG_FE", "O_FE", "NI_FE")
+#: Bin width (kpc) of the paper's abundance maps (Figures 6, 14-17); Figure 5 uses 0.5 kpc.
+MAP_BIN_SIZE_KPC = 0.75
+#: A bin is shown when it holds at least this many stars (the paper: more than 3).
+MAP_MIN_STARS = 4
+#: Percentiles of the binned values that set a map's colour limits (the paper's 7th and 93rd).
+MAP_COLOR_PERCENTILES = (7.0, 93.0)
 #: Half-width (kpc) of the largest map made without an explicit extent: stars with ``|x|`` or
 #: ``|y|`` beyond it are left out with a warning. APOGEE's farthest disk giants are at about 25 kpc.
 MAP_LIMIT_KPC = 30.0
@@ -149,7 +158,7 @@ def _axis_edges(edges, span, bin_size, name):
     return grid_edges(span[0], span[1], bin_size)
 
 
-def binned_map(x, y, values=None, *, bin_size=0.75, statistic="median", min_stars=4,
+def binned_map(x, y, values=None, *, bin_size=MAP_BIN_SIZE_KPC, statistic="median", min_stars=MAP_MIN_STARS,
                x_edges=None, y_edges=None, extent=None, limit=MAP_LIMIT_KPC):
     """A statistic of ``values`` in square bins of the ``(x, y)`` plane.
 
@@ -160,11 +169,11 @@ def binned_map(x, y, values=None, *, bin_size=0.75, statistic="median", min_star
     values : array_like of shape (n_stars,) or None
         The quantity to summarise (e.g. an abundance in dex, a velocity in km/s); stars with a
         non-finite value are left out. ``None`` with ``statistic="count"``.
-    bin_size : float, default=0.75
+    bin_size : float, default=MAP_BIN_SIZE_KPC (0.75 kpc)
         Bin width in x and y (kpc); ignored along an axis whose edges are given.
     statistic : {"median", "mean", "count"}, default="median"
         What to compute per bin; ``"count"`` is the number of stars.
-    min_stars : int, default=4
+    min_stars : int, default=MAP_MIN_STARS (4)
         Bins with fewer stars get NaN (the paper shows bins with more than 3 stars).
     x_edges, y_edges : array_like or None, default=None
         Explicit bin edges (kpc). ``None``: multiples of ``bin_size`` (:func:`grid_edges`) covering
@@ -253,8 +262,8 @@ def _positions(frame, x, y, where, needed, what):
     return np.where(check_mask(where, xs.size), xs, np.nan), ys
 
 
-def face_on_map(frame, column=None, *, minus=None, where=None, bin_size=0.75, statistic="median",
-                min_stars=4, x="x", y="y", extent=None, limit=MAP_LIMIT_KPC):
+def face_on_map(frame, column=None, *, minus=None, where=None, bin_size=MAP_BIN_SIZE_KPC, statistic="median",
+                min_stars=MAP_MIN_STARS, x="x", y="y", extent=None, limit=MAP_LIMIT_KPC):
     """Face-on map of the disk: a statistic of ``column`` (or ``column - minus``) per (x, y) bin.
 
     Figures 6 and 14-15 (median abundance, 0.75 kpc bins, more than 3 stars), Figure 5 (mean
@@ -271,11 +280,11 @@ def face_on_map(frame, column=None, *, minus=None, where=None, bin_size=0.75, st
         Column subtracted from ``column`` before binning (a difference map).
     where : array_like of bool of shape (n_stars,) or None, default=None
         Stars to use (e.g. a mask from :func:`alpha_population_masks`); ``None``: all.
-    bin_size : float, default=0.75
+    bin_size : float, default=MAP_BIN_SIZE_KPC (0.75 kpc)
         Bin width (kpc).
     statistic : {"median", "mean", "count"}, default="median"
         Statistic per bin (:func:`binned_map`).
-    min_stars : int, default=4
+    min_stars : int, default=MAP_MIN_STARS (4)
         Bins with fewer stars get NaN.
     x, y : str, default="x", "y"
         Columns of the Galactocentric Cartesian coordinates (kpc).
@@ -321,7 +330,7 @@ def face_on_map(frame, column=None, *, minus=None, where=None, bin_size=0.75, st
     return result
 
 
-def velocity_map(frame, *, where=None, bin_size=0.5, min_stars=4, x="x", y="y", v_x="v_x", v_y="v_y",
+def velocity_map(frame, *, where=None, bin_size=0.5, min_stars=MAP_MIN_STARS, x="x", y="y", v_x="v_x", v_y="v_y",
                  extent=None, limit=MAP_LIMIT_KPC):
     """Mean in-plane velocity vector of the stars in every (x, y) bin (the arrows of Figure 5).
 
@@ -333,7 +342,7 @@ def velocity_map(frame, *, where=None, bin_size=0.5, min_stars=4, x="x", y="y", 
         Stars to use; ``None``: all.
     bin_size : float, default=0.5
         Bin width (kpc).
-    min_stars : int, default=4
+    min_stars : int, default=MAP_MIN_STARS (4)
         Bins with fewer stars (with finite position and both velocities) get NaN.
     x, y, v_x, v_y : str
         Column names.
@@ -374,14 +383,14 @@ def velocity_map(frame, *, where=None, bin_size=0.5, min_stars=4, x="x", y="y", 
     )
 
 
-def color_limits(image, percentiles=(7.0, 93.0), *, symmetric=False):
+def color_limits(image, percentiles=MAP_COLOR_PERCENTILES, *, symmetric=False):
     """Colour-bar limits from percentiles of the finite values of a map.
 
     Parameters
     ----------
     image : array_like
         Map values (e.g. ``face_on_map(...).statistic``); NaN bins are ignored.
-    percentiles : tuple of 2 float, default=(7, 93)
+    percentiles : tuple of 2 float, default=MAP_COLOR_PERCENTILES (7, 93)
         Lower and upper percentiles (the paper's maps use the 7th and 93rd).
     symmetric : bool, default=False
         Return ``(-m, m)`` with ``m`` the larger absolute value of the two percentiles (for difference

@@ -23,7 +23,7 @@ def plot_alpha_iron_planes(frame, *, by="position", planes=None, figsize=None, *
     frame : pandas.DataFrame
         Catalogue; not modified. Unused when ``planes`` is given.
     by : {"position", "actions"}, default="position"
-        Panels in bins of (|z|, R) (:func:`~sklearn_selfcal.maps.alpha_iron_by_position`) or of
+        Panels in bins of (``|z|``, R) (:func:`~sklearn_selfcal.maps.alpha_iron_by_position`) or of
         (``sqrt(J_R^2 + J_z^2)``, ``L_z``) (:func:`~sklearn_selfcal.maps.alpha_iron_by_actions`).
     planes : sklearn.utils.Bunch or None, default=None
         Precomputed output of one of those functions; computed when ``None``.

@@ -10,8 +10,9 @@ import numpy as np
 from matplotlib.colors import LogNorm
 
 from .. import maps
-from .._paper import ALPHA_SPLIT, CALIBRATED_SUFFIX
+from .._paper import ALPHA_SPLIT, CALIBRATED_SUFFIX, DISK_Z_MAX_KPC
 from .._validation import require_columns
+from ..maps import MAP_BIN_SIZE_KPC, MAP_COLOR_PERCENTILES, MAP_MIN_STARS
 from ..maps._checks import column_values
 from ._common import (
     POPULATION_LABELS,
@@ -29,7 +30,7 @@ from ._common import (
 __all__ = ["plot_abundance_maps", "plot_metallicity_map", "plot_sample_overview"]
 
 
-def plot_sample_overview(frame, *, teff="TEFF", logg="LOGG", color="FE_H", bin_size=0.75, x="x", y="y",
+def plot_sample_overview(frame, *, teff="TEFF", logg="LOGG", color="FE_H", bin_size=MAP_BIN_SIZE_KPC, x="x", y="y",
                          figsize=None):
     """Figure 1: the sample in the Kiel diagram and on the face-on star-count map.
 
@@ -40,7 +41,7 @@ def plot_sample_overview(frame, *, teff="TEFF", logg="LOGG", color="FE_H", bin_s
     teff, logg, color : str
         Columns of the effective temperature (K), surface gravity (dex) and the colour-coded quantity
         (the reported [Fe/H], dex).
-    bin_size : float, default=0.75
+    bin_size : float, default=MAP_BIN_SIZE_KPC (0.75 kpc)
         Bin width of the star-count map (kpc).
     x, y : str
         Galactocentric coordinate columns (kpc).
@@ -91,8 +92,8 @@ def plot_sample_overview(frame, *, teff="TEFF", logg="LOGG", color="FE_H", bin_s
     return fig
 
 
-def plot_metallicity_map(frame, *, column=None, z_max=1.0, bin_size=0.5, statistic="mean", min_stars=4,
-                         percentiles=(7.0, 93.0), arrow_scale=400.0, x="x", y="y", z="z", v_x="v_x",
+def plot_metallicity_map(frame, *, column=None, z_max=DISK_Z_MAX_KPC, bin_size=0.5, statistic="mean",
+                         min_stars=MAP_MIN_STARS, percentiles=MAP_COLOR_PERCENTILES, arrow_scale=400.0, x="x", y="y", z="z", v_x="v_x",
                          v_y="v_y", figsize=None):
     """Figure 5: face-on [Fe/H] map of the disk with the mean in-plane motion per bin.
 
@@ -102,15 +103,15 @@ def plot_metallicity_map(frame, *, column=None, z_max=1.0, bin_size=0.5, statist
         Catalogue with ``x, y, z`` (kpc), ``v_x, v_y`` (km/s) and ``column``; not modified.
     column : str or None, default=None
         Colour-coded abundance (dex); ``None``: the calibrated [Fe/H] if present, else ``FE_H``.
-    z_max : float, default=1.0
+    z_max : float, default=DISK_Z_MAX_KPC (1 kpc)
         Only stars with ``|z| < z_max`` (kpc).
     bin_size : float, default=0.5
         Bin width (kpc).
     statistic : {"mean", "median"}, default="mean"
         Statistic of the abundance per bin (the paper's caption: the mean).
-    min_stars : int, default=4
+    min_stars : int, default=MAP_MIN_STARS (4)
         Bins with fewer stars are blank and carry no arrow.
-    percentiles : tuple of 2 float, default=(7, 93)
+    percentiles : tuple of 2 float, default=MAP_COLOR_PERCENTILES (7, 93)
         Colour limits from these percentiles of the binned values.
     arrow_scale : float, default=400
         Velocity (km/s) drawn as an arrow 1 kpc long.
@@ -160,8 +161,8 @@ def plot_metallicity_map(frame, *, column=None, z_max=1.0, bin_size=0.5, statist
 
 
 def plot_abundance_maps(frame, abundances=maps.FIGURE6_ABUNDANCES, *, populations=("low_alpha", "high_alpha"),
-                        difference=False, calibrated_suffix=CALIBRATED_SUFFIX, n_cols=None, bin_size=0.75,
-                        min_stars=4, percentiles=(7.0, 93.0), alpha=None, split=ALPHA_SPLIT, rings=RINGS,
+                        difference=False, calibrated_suffix=CALIBRATED_SUFFIX, n_cols=None,
+                        bin_size=MAP_BIN_SIZE_KPC, min_stars=MAP_MIN_STARS, percentiles=MAP_COLOR_PERCENTILES, alpha=None, split=ALPHA_SPLIT, rings=RINGS,
                         x="x", y="y", panel_size=(3.4, 3.0), figsize=None):
     """Figures 6 and 14-17: face-on median maps of abundances for the low- and high-alpha disks.
 
@@ -183,11 +184,11 @@ def plot_abundance_maps(frame, abundances=maps.FIGURE6_ABUNDANCES, *, population
         themselves (not allowed with ``difference``).
     n_cols : int or None, default=None
         Panels per row; ``None``: ``min(len(abundances), 4)``.
-    bin_size : float, default=0.75
+    bin_size : float, default=MAP_BIN_SIZE_KPC (0.75 kpc)
         Bin width (kpc).
-    min_stars : int, default=4
+    min_stars : int, default=MAP_MIN_STARS (4)
         Bins with fewer stars are blank (the paper: more than 3 stars).
-    percentiles : tuple of 2 float, default=(7, 93)
+    percentiles : tuple of 2 float, default=MAP_COLOR_PERCENTILES (7, 93)
         Colour limits of every panel: these percentiles of its binned medians.
     alpha : str or None, default=None
         [alpha/M] column for the split; ``None``: :func:`~sklearn_selfcal.maps.alpha_column`.
