@@ -1,12 +1,13 @@
 """Tests of the binned maps and diagnostics behind the paper's figures (sklearn_selfcal.maps)."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from sklearn_selfcal import maps
-from sklearn_selfcal._kernels import binned
 from sklearn_selfcal.datasets import make_survey
 from sklearn_selfcal.gradients import radial_abundance_profile
 
@@ -36,39 +37,6 @@ def survey():
 @pytest.fixture(scope="module")
 def frame(survey):
     return survey[0]
-
-
-# ----------------------------------------------------------------------------- kernels
-
-
-def test_grouped_statistics_equal_numpy_per_group():
-    rng = np.random.default_rng(0)
-    values = rng.normal(size=2000)
-    values[rng.random(2000) < 0.05] = np.nan
-    group = rng.integers(-2, 40, size=2000)  # negative: in no group; group 39 may be empty
-    group[group == 39] = -1
-    med, n = binned.grouped_median(group, values, 40)
-    mean, _ = binned.grouped_mean(group, values, 40)
-    std, _ = binned.grouped_std(group, values, 40)
-    for g in range(40):
-        v = values[(group == g) & np.isfinite(values)]
-        assert n[g] == v.size
-        if v.size == 0:
-            assert np.isnan(med[g]) and np.isnan(mean[g])
-            continue
-        assert med[g] == pytest.approx(np.median(v), abs=1e-12)
-        assert mean[g] == pytest.approx(np.mean(v), abs=1e-12)
-        if v.size > 1:
-            assert std[g] == pytest.approx(np.std(v, ddof=1), abs=1e-12)
-    assert n[39] == 0
-
-
-def test_bin_index_is_half_open_and_rejects_outside():
-    edges = np.array([0.0, 1.0, 2.0])
-    idx = binned.bin_index([-0.1, 0.0, 0.999, 1.0, 1.5, 2.0, np.nan], edges)
-    np.testing.assert_array_equal(idx, [-1, 0, 0, 1, 1, -1, -1])
-    flat = binned.bin_index_2d([0.5, 1.5, 1.5, 3.0], [0.5, 0.5, 1.5, 0.5], edges, edges)
-    np.testing.assert_array_equal(flat, [0, 1, 3, -1])  # row-major (y, x)
 
 
 # ----------------------------------------------------------------------------- face-on maps
@@ -276,20 +244,11 @@ def test_alpha_iron_planes_count_every_star_once(frame):
 # ----------------------------------------------------------------------------- log g diagnostics
 
 
-def test_equal_count_bins_even_with_ties():
-    values = np.r_[np.repeat(1.0, 50), np.linspace(0, 2, 51), np.nan]
-    labels, ranges = maps.equal_count_bins(values, 4)
-    counts = np.bincount(labels[labels >= 0])
-    assert counts.max() - counts.min() <= 1 and counts.sum() == 101
-    assert labels[-1] == -1
-    assert np.all(ranges[:-1, 1] <= ranges[1:, 0])
-
-
 def test_logg_trends_recovers_the_injected_systematic(survey):
     frame, sim = survey
     trends = maps.logg_trends(frame, "AL_FE", features=["R"], min_stars=15)
     labels, _ = maps.equal_count_bins(frame["LOGG"], 4)
-    row = trends[(trends["stage"] == "input") & (trends["logg_bin"] == 2)].dropna().iloc[3]
+    row = trends[(trends["stage"] == "input") & (trends["nuisance_group"] == 2)].dropna(subset="median").iloc[3]
     sel = ((labels == 2) & (frame["R"] >= row.feature_min) & (frame["R"] < row.feature_max)
            & frame["AL_FE"].notna())
     assert row["median"] == pytest.approx(np.median(frame.loc[sel, "AL_FE"]))
@@ -297,7 +256,7 @@ def test_logg_trends_recovers_the_injected_systematic(survey):
 
     # Difference between the lowest and the highest log g bin at the same R, averaged over R bins.
     def gap(stage):
-        t = trends[trends["stage"] == stage].pivot(index="feature_centre", columns="logg_bin", values="median")
+        t = trends[trends["stage"] == stage].pivot(index="feature_centre", columns="nuisance_group", values="median")
         return np.nanmean(t[0] - t[3])
 
     lg = frame["LOGG"] - sim.params["logg_ref"]
@@ -345,3 +304,205 @@ def test_alpha_split_prefers_calibrated_alpha(frame):
     np.testing.assert_array_equal(masks["high_alpha"], frame["ALPHA_M_NEW"] >= 0.12)
     names = maps.calibrated_abundances(frame)
     assert "FE_H" in names and "MG_FE" in names and "ALPHA_M" not in names
+
+
+def test_trends_against_a_categorical_nuisance_recover_a_telescope_offset(frame):
+    # Telescopes assigned at random (the simulation's own TELESCOPE follows the sky, hence the
+    # orbits) and a 0.08 dex offset injected into the reported [Mg/Fe] of the "lco25m" stars only;
+    # the calibrated column stays free of it, as a calibration with a telescope nuisance would be.
+    rng = np.random.default_rng(7)
+    telescope = np.where(rng.random(len(frame)) < 0.4, "lco25m", "apo25m")
+    offset = 0.08
+    stars = frame.assign(TELESCOPE=telescope, MG_FE=frame["MG_FE"] + offset * (telescope == "lco25m"))
+    trends = maps.logg_trends(stars, "MG_FE", features=["R"], nuisance="TELESCOPE", min_stars=15)
+    assert set(trends["nuisance_category"]) == {"apo25m", "lco25m"}
+    assert trends["nuisance_min"].isna().all() and (trends["nuisance"] == "TELESCOPE").all()
+    row = trends[(trends.stage == "input") & (trends.nuisance_category == "lco25m")].dropna(subset="median").iloc[4]
+    sel = ((telescope == "lco25m") & (stars["R"] >= row.feature_min) & (stars["R"] < row.feature_max)
+           & stars["MG_FE"].notna())
+    assert row["median"] == pytest.approx(np.median(stars.loc[sel, "MG_FE"]))
+    assert row["n_stars"] == sel.sum()
+
+    def gap(stage):
+        t = trends[trends.stage == stage].pivot(index="feature_centre", columns="nuisance_category",
+                                                values="median")
+        return np.nanmean(t["lco25m"] - t["apo25m"])
+
+    # The mean over ~19 R bins of differences of medians of ~50-150 stars each scatters by ~0.003
+    # dex between random telescope assignments (seeds 7-11: 0.075-0.083 and -0.004-0.0015 dex);
+    # 0.015 dex is 5 times that.
+    assert gap("input") == pytest.approx(offset, abs=0.015)
+    assert abs(gap("calibrated")) < 0.015
+
+
+def test_nuisance_groups_detect_categories_and_refuse_what_is_not_a_nuisance(frame):
+    logg = maps.nuisance_groups(frame, "LOGG")
+    assert not logg.categorical and logg.n_groups == 4 and logg.categories is None
+    labels, _ = maps.equal_count_bins(frame["LOGG"], 4)
+    np.testing.assert_array_equal(logg.labels, labels)
+    tel = maps.nuisance_groups(frame, "TELESCOPE")
+    assert tel.categorical and tel.categories == ["apo25m", "lco25m"]
+    np.testing.assert_array_equal(tel.labels, np.where(frame["TELESCOPE"] == "lco25m", 1, 0))
+    # an integer-coded nuisance can be declared categorical
+    coded = maps.nuisance_groups(frame.assign(FIBER=frame.index % 3), "FIBER", categorical=True)
+    assert coded.categories == [0, 1, 2]
+    with pytest.raises(ValueError, match="'APOGEE_ID' has 6000 categories"):
+        maps.nuisance_groups(frame, "APOGEE_ID")
+    with pytest.raises(ValueError, match="column 'TELESCOPE' must be a number"):
+        maps.nuisance_groups(frame, "TELESCOPE", categorical=False)
+    with pytest.raises(maps.TooFewStarsError, match="at least 4 stars"):
+        maps.nuisance_groups(frame.iloc[:3], "LOGG")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _with_text(frame, column, row=7):
+    """A copy of ``frame`` with the text "bad" in row ``row`` of a numeric column."""
+    bad = frame.copy()
+    bad[column] = bad[column].astype(object)
+    bad.loc[bad.index[row], column] = "bad"
+    return bad
+
+
+_EDGES = {"row_edges": [0, 1, 2], "col_edges": [0, 10, 20], "x_edges": [-1, 0, 1], "y_edges": [-1, 0, 1]}
+#: Every public maps function that reads numbers: (table given text, its column, name in the error,
+#: call on the table).
+TEXT_CASES = {
+    "face_on_map": ("frame", "FE_H", "FE_H", lambda f: maps.face_on_map(f, "FE_H_NEW", minus="FE_H")),
+    "binned_map": ("frame", "y", "y", lambda f: maps.binned_map(f["x"], f["y"], f["FE_H"])),
+    "velocity_map": ("frame", "v_y", "v_y", lambda f: maps.velocity_map(f)),
+    "map_extent": ("frame", "x", "x", lambda f: maps.map_extent(f["x"], f["y"])),
+    "color_limits": ("frame", "FE_H", "image", lambda f: maps.color_limits(f["FE_H"])),
+    "on_bar": ("frame", "y", "y", lambda f: maps.on_bar(f["x"], f["y"])),
+    "on_off_bar_samples": ("frame", "R", "R", lambda f: maps.on_off_bar_samples(f, random_state=0)),
+    "compare_samples": ("frame", "MG_FE_NEW", "MG_FE_NEW",
+                        lambda f: maps.compare_samples(f.iloc[:50], f.iloc[50:99])),
+    "energy_distance": ("frame", "FE_H", "a",
+                        lambda f: maps.energy_distance(f["FE_H"].iloc[:50], f["FE_H"].iloc[50:99])),
+    "alpha_population_masks": ("frame", "ALPHA_M_NEW", "ALPHA_M_NEW", lambda f: maps.alpha_population_masks(f)),
+    "alpha_iron_by_position": ("frame", "z", "z", lambda f: maps.alpha_iron_by_position(f)),
+    "alpha_iron_by_actions": ("frame", "J_z", "J_z", lambda f: maps.alpha_iron_by_actions(f)),
+    "binned_abundance_planes": ("frame", "MG_FE", "y", lambda f: maps.binned_abundance_planes(
+        f["FE_H"], f["MG_FE"], f["z"], f["R"], **_EDGES)),
+    "logg_trends": ("frame", "L_z", "L_z", lambda f: maps.logg_trends(f, "FE_H")),
+    "nuisance_groups": ("frame", "LOGG", "LOGG", lambda f: maps.nuisance_groups(f, "LOGG")),
+    "profile_points": ("profile", "FE_H_NEW", "FE_H_NEW", lambda p: maps.profile_points(p, "FE_H_NEW")),
+    "radial_gradient_layout": ("profile", "FE_H_NEW_ERR", "FE_H_NEW_ERR",
+                               lambda p: maps.radial_gradient_layout(p, ["FE_H_NEW"])),
+}
+#: Public functions of names and geometry only (no data column to read).
+NO_DATA = {"alpha_column", "bar_axes", "bar_outline", "calibrated_abundances", "calibrated_or_reported",
+           "equal_count_bins", "grid_edges"}
+
+
+def test_every_public_maps_function_reading_numbers_is_checked_for_text():
+    public = {name for name in maps.__all__
+              if callable(getattr(maps, name)) and not isinstance(getattr(maps, name), type)}
+    assert public - NO_DATA == set(TEXT_CASES)
+
+
+@pytest.mark.parametrize("function", sorted(TEXT_CASES))
+def test_text_in_a_numeric_column_is_an_error_naming_column_and_row(frame, function):
+    table, column, shown, call = TEXT_CASES[function]
+    if table == "profile":
+        frame = radial_abundance_profile(frame, ["FE_H_NEW"], split="ALPHA_M_NEW")
+    row = 14  # a low-alpha bin of the profile (rows 11-21), a star of the frame
+    with pytest.raises(ValueError, match=rf"column '{shown}' must be a number; 1 value\(s\) are not: "
+                                         rf"row {row}: 'bad'"):
+        call(_with_text(frame, column, row))
+
+
+# ----------------------------------------------------------------------------- bounded memory
+
+
+def _far(frame, distance):
+    """``frame`` with its first star moved to ``(distance, -distance / 2)`` kpc (a bad parallax)."""
+    far = frame.copy()
+    far.loc[far.index[0], ["x", "y"]] = [distance, -distance / 2]
+    return far
+
+
+MAP_CALLS = {
+    "face_on_map": lambda f: maps.face_on_map(f, "FE_H_NEW"),
+    "binned_map": lambda f: maps.binned_map(f["x"], f["y"], f["FE_H_NEW"]),
+    "velocity_map": lambda f: maps.velocity_map(f),
+}
+
+
+@pytest.mark.parametrize("distance", [3_000.0, 1e6])
+@pytest.mark.parametrize("function", sorted(MAP_CALLS))
+def test_a_far_star_is_left_out_with_a_warning_not_allocated(frame, function, distance):
+    call = MAP_CALLS[function]
+    with pytest.warns(UserWarning, match=r"1 star\(s\) with \|x\| or \|y\| > 30 kpc left out"):
+        result = call(_far(frame, distance))
+    # the grid is that of the other stars (the simulated disk reaches ~24 kpc), nothing else changes
+    expected = call(frame.iloc[1:])
+    np.testing.assert_array_equal(result.x_edges, expected.x_edges)
+    np.testing.assert_array_equal(result.y_edges, expected.y_edges)
+    np.testing.assert_array_equal(result.count, expected.count)
+    assert result.x_edges[-1] - result.x_edges[0] <= 2 * maps.MAP_LIMIT_KPC + 1
+
+
+def test_maps_within_the_limit_do_not_warn_and_explicit_extents_are_bounded(frame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        maps.face_on_map(frame, "FE_H_NEW")
+        far = maps.face_on_map(_far(frame, 40.0), "FE_H_NEW", extent=(-45, 45, -45, 45), min_stars=1)
+    assert far.count.sum() == frame["FE_H_NEW"].notna().sum()  # the star at 40 kpc is mapped
+    # an extent too large for the grid is a clear error, not an allocation
+    with pytest.raises(ValueError, match="MAX_MAP_BINS"):
+        maps.face_on_map(frame, "FE_H_NEW", extent=(-1e6, 1e6, -1e6, 1e6))  # 2.7e6 bins per axis
+    with pytest.raises(ValueError, match="MAX_MAP_BINS"):
+        maps.face_on_map(frame, "FE_H_NEW", extent=(-1e3, 1e3, -1e3, 1e3))  # 2667 x 2667 bins
+    with pytest.raises(ValueError, match="MAX_MAP_BINS"):
+        maps.velocity_map(frame, bin_size=1e-3)
+
+
+def test_map_extent_counts_the_stars_beyond_the_limit():
+    x = np.array([-8.0, 2.0, 31.0, np.nan, 0.0, 1e6])
+    y = np.array([0.0, 1.0, 0.0, 0.0, -35.0, 0.0])
+    with pytest.warns(UserWarning, match=r"3 star\(s\)"):
+        assert maps.map_extent(x, y) == (-8.0, 2.0, 0.0, 1.0)
+    with pytest.warns(UserWarning, match=r"2 star\(s\) with \|x\| or \|y\| > 32 kpc"):
+        assert maps.map_extent(x, y, limit=32) == (-8.0, 31.0, 0.0, 1.0)
+    with pytest.warns(UserWarning):
+        assert maps.map_extent([1e6], [0.0]) is None
+
+
+# ----------------------------------------------------------------------------- profile points
+
+
+def test_profile_points_are_the_fittable_rows_at_the_fit_radius(frame):
+    profile = radial_abundance_profile(frame, ["FE_H_NEW"], split="ALPHA_M_NEW")
+    profile.loc[profile.index[13], "FE_H_NEW_ERR"] = 0.0  # a low-alpha bin without an uncertainty
+    low = profile[(profile.population == "low_alpha") & profile.FE_H_NEW.notna() & (profile.FE_H_NEW_ERR > 0)]
+    assert 5 < len(low) < (profile.population == "low_alpha").sum()
+    points = maps.profile_points(profile, "FE_H_NEW")
+    np.testing.assert_array_equal(points.R, low["R_MEDIAN"])
+    np.testing.assert_array_equal(points.y, low["FE_H_NEW"])
+    np.testing.assert_array_equal(points.err, low["FE_H_NEW_ERR"])
+    assert list(points.index) == list(low.index)
+    # the median radius of a bin's stars is not its centre
+    assert np.max(np.abs(points.R - low["R"].to_numpy())) > 0.1
+    np.testing.assert_array_equal(maps.profile_points(profile, "FE_H_NEW", radius="R").R, low["R"])
+    with pytest.raises(ValueError, match="no rows of population 'thick'"):
+        maps.profile_points(profile, "FE_H_NEW", population="thick")
+
+
+def test_compare_samples_bounds_the_energy_distance_sample():
+    rng = np.random.default_rng(5)
+    a = pd.DataFrame({"FE_H_NEW": rng.normal(0.0, 0.2, 3000), "MG_FE_NEW": rng.normal(0.1, 0.05, 3000)})
+    b = pd.DataFrame({"FE_H_NEW": rng.normal(0.1, 0.2, 2500), "MG_FE_NEW": rng.normal(0.1, 0.05, 2500)})
+    summary = maps.compare_samples(a, b, n_permutations=99, energy_max_stars=400, random_state=0)
+    assert (summary.n_a, summary.n_b, summary.n_energy_a, summary.n_energy_b) == (3000, 2500, 400, 400)
+    # medians use every star
+    assert summary.table.loc["FE_H_NEW", "median_a"] == pytest.approx(np.median(a["FE_H_NEW"]))
+    # a 0.5 sigma shift in 400 vs 400 stars is still a ~7 sigma effect: no permutation reaches it
+    assert summary.energy_pvalue == pytest.approx(1 / 100)
+    again = maps.compare_samples(a, b, n_permutations=99, energy_max_stars=400, random_state=0)
+    assert again.energy_distance == summary.energy_distance
+    small = maps.compare_samples(a.iloc[:300], b.iloc[:200], n_permutations=0, energy_max_stars=None)
+    assert (small.n_energy_a, small.n_energy_b) == (300, 200) and np.isnan(small.energy_pvalue)
+    with pytest.raises(maps.TooFewStarsError, match="at least 2 stars"):
+        maps.compare_samples(a.iloc[:1], b)

@@ -1,6 +1,5 @@
 """Tests of the paper's figures (sklearn_selfcal.plotting): the data in the artists, not pixels."""
 
-import os
 import warnings
 from types import SimpleNamespace
 
@@ -171,13 +170,30 @@ def test_logg_trends_lines_are_the_binned_medians(frame):
     assert [ax.get_xlabel() for ax in main_axes[:5]] == list(maps.TREND_FEATURES.values())
     ax = main_axes[7]  # calibrated row, L_z
     for i in range(4):
-        line = one_in(ax, f"logg_bin_{i}")
-        part = trends[(trends.stage == "calibrated") & (trends.feature == "L_z") & (trends.logg_bin == i)]
+        line = one_in(ax, f"nuisance_group_{i}")
+        part = trends[(trends.stage == "calibrated") & (trends.feature == "L_z") & (trends.nuisance_group == i)]
         np.testing.assert_allclose(line.get_ydata(), part["median"], equal_nan=True)
         np.testing.assert_allclose(line.get_xdata(), part["feature_centre"])
     assert "self-calibrated" in main_axes[5].get_ylabel() and "[dex]" in main_axes[5].get_ylabel()
     legend = main_axes[0].get_legend()
-    assert len(legend.get_texts()) == 4 and "log g" in legend.get_texts()[0].get_text()
+    labels = [t.get_text() for t in legend.get_texts()]
+    lowest = trends[trends.nuisance_group == 0].iloc[0]
+    assert labels[0] == rf"{lowest.nuisance_min:.4g} $\leq$ $\log g$ $\leq$ {lowest.nuisance_max:.4g}"
+    assert len(labels) == 4 and r"equal-count bins of $\log g$" in fig.get_suptitle()
+
+
+def test_trends_figure_against_a_categorical_nuisance_draws_one_line_per_category(frame):
+    fig = plotting.plot_logg_trends(frame, "FE_H", nuisance="TELESCOPE", features=["R", "z"])
+    trends = maps.logg_trends(frame, "FE_H", nuisance="TELESCOPE", features=["R", "z"])
+    main_axes = plot_axes(fig)
+    assert len(main_axes) == 4  # 2 rows x (R, z)
+    for i, telescope in enumerate(["apo25m", "lco25m"]):
+        line = one_in(main_axes[0], f"nuisance_group_{i}")
+        assert line.get_label() == f"TELESCOPE = {telescope}"
+        part = trends[(trends.stage == "input") & (trends.feature == "R") & (trends.nuisance_category == telescope)]
+        np.testing.assert_allclose(line.get_ydata(), part["median"], equal_nan=True)
+    assert not artists(fig, "nuisance_group_2")
+    assert fig.get_suptitle().endswith("per TELESCOPE")
 
 
 # ----------------------------------------------------------------------------- Figures 7-8
@@ -218,6 +234,12 @@ def test_broken_power_law_figure_with_a_stand_in_regressor(profile):
     low = profile[(profile.population == "low_alpha") & profile.FE_H_NEW.notna()]
     points = next(a for a in ax.get_lines() if a.get_gid() == "profile")
     np.testing.assert_allclose(points.get_ydata(), low.FE_H_NEW)
+    # drawn where the workflow fits them: at the median radius of each bin's stars, not its centre
+    np.testing.assert_allclose(points.get_xdata(), low.R_MEDIAN)
+    assert np.max(np.abs(low.R_MEDIAN - low.R)) > 0.1
+    centres = plotting.plot_broken_power_law(profile, fit, radius="R", n_draws=1)
+    points = next(a for a in centres.axes[0].get_lines() if a.get_gid() == "profile")
+    np.testing.assert_allclose(points.get_xdata(), low.R)
     assert "k = 14.5" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
     assert ax.get_ylabel() == "[Fe/H] [dex]"
     with pytest.raises(TypeError, match="samples_"):
@@ -261,46 +283,7 @@ def test_on_off_bar_figure(frame):
     assert chem.get_xlabel() == "[Fe/H] [dex]" and chem.get_ylabel() == "[Mg/Fe] [dex]"
 
 
-# ----------------------------------------------------------------------------- render_all_figures
-
-
-def test_render_all_figures_writes_pngs_and_skips_what_it_cannot_draw(frame, tmp_path):
-    names = [spec.name for spec in plotting.FIGURES]
-    assert len(set(names)) == len(names)
-    numbers = {int(n[3:5]) for n in names}
-    assert numbers == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16, 17}
-    fit = SimpleNamespace(samples_=np.tile([-0.05, -0.02, 0.4, 14.0], (50, 1)), m1_=-0.05, m2_=-0.02,
-                          b_=0.4, k_=14.0)
-    chosen = ["fig01_sample", "fig05_feh_velocity_map", "fig08_feh_broken_power_law", "fig13_on_off_bar"]
-    paths = plotting.render_all_figures(frame, tmp_path, figures=chosen, regressor=fit, dpi=40)
-    assert sorted(paths) == sorted(chosen)
-    for path in paths.values():
-        with open(path, "rb") as fh:
-            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert sorted(os.listdir(tmp_path)) == sorted(f"{n}.png" for n in chosen)  # no temporary files left
-    # without the calibrated [Fe/H] the figures that need it are skipped with a warning naming it
-    with pytest.warns(UserWarning, match="FE_H_NEW"):
-        paths = plotting.render_all_figures(frame.drop(columns="FE_H_NEW"), tmp_path / "partial",
-                                            figures=["fig01_sample", "fig05_feh_velocity_map"], dpi=40)
-    assert list(paths) == ["fig01_sample"]
-    with pytest.raises(ValueError, match="fig99"):
-        plotting.render_all_figures(frame, tmp_path, figures=["fig99_nothing"])
-    # with no calibrated column at all, the all-abundance maps are skipped, not drawn empty
-    raw = frame.drop(columns=[c for c in frame.columns if c.endswith("_NEW")])
-    with pytest.warns(UserWarning, match="no calibrated abundance column"):
-        paths = plotting.render_all_figures(raw, tmp_path / "raw", figures=["fig14_abundance_maps_low_alpha"])
-    assert paths == {}
-
-
-def test_render_all_figures_fits_the_broken_power_law_when_not_given(frame, tmp_path):
-    from sklearn.exceptions import ConvergenceWarning
-
-    params = {"n_walkers": 12, "n_steps": 300, "burn_in": 100, "autocorr_tol": 1e-3}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a deliberately short chain
-        paths = plotting.render_all_figures(frame, tmp_path, figures=["fig08_feh_broken_power_law"],
-                                            regressor_params=params, dpi=40)
-    assert os.path.getsize(paths["fig08_feh_broken_power_law"]) > 0
+# ----------------------------------------------------------------------------- threads
 
 
 def test_figures_are_thread_safe(frame):

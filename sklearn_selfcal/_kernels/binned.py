@@ -13,8 +13,10 @@ from numbers import Integral
 
 import numpy as np
 
-__all__ = ["bin_index", "bin_index_2d", "equal_count_bins", "grouped_count", "grouped_mean",
-           "grouped_median", "grouped_std"]
+from .._paper import MEDIAN_EFFICIENCY
+
+__all__ = ["bin_index", "bin_index_2d", "category_bins", "equal_count_bins", "grouped_count",
+           "grouped_mean", "grouped_median", "grouped_median_and_error", "grouped_std"]
 
 
 def bin_index(values, edges):
@@ -103,12 +105,8 @@ def grouped_median(group, values, n_groups):
 
     Parameters
     ----------
-    group : array_like of int of shape (n,)
-        Group of every value (negative: none).
-    values : array_like of shape (n,)
-        Values (any unit); non-finite ones are ignored.
-    n_groups : int
-        Number of groups.
+    group, values, n_groups
+        As in :func:`grouped_count` (values in any unit; non-finite ones are ignored).
 
     Returns
     -------
@@ -135,12 +133,8 @@ def grouped_mean(group, values, n_groups):
 
     Parameters
     ----------
-    group : array_like of int of shape (n,)
-        Group of every value (negative: none).
-    values : array_like of shape (n,)
-        Values (any unit); non-finite ones are ignored.
-    n_groups : int
-        Number of groups.
+    group, values, n_groups
+        As in :func:`grouped_count` (values in any unit; non-finite ones are ignored).
 
     Returns
     -------
@@ -164,12 +158,8 @@ def grouped_std(group, values, n_groups, ddof=1):
 
     Parameters
     ----------
-    group : array_like of int of shape (n,)
-        Group of every value (negative: none).
-    values : array_like of shape (n,)
-        Values (any unit); non-finite ones are ignored.
-    n_groups : int
-        Number of groups.
+    group, values, n_groups
+        As in :func:`grouped_count` (values in any unit; non-finite ones are ignored).
     ddof : int, default=1
         Delta degrees of freedom (1: the sample standard deviation).
 
@@ -188,6 +178,84 @@ def grouped_std(group, values, n_groups, ddof=1):
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.where(count > ddof, np.sqrt(ss / np.maximum(count - ddof, 1)), np.nan)
     return std, count
+
+
+def grouped_median_and_error(group, values, n_groups):
+    """Median of every group and its uncertainty ``MEDIAN_EFFICIENCY * std / sqrt(N)``.
+
+    ``MEDIAN_EFFICIENCY = sqrt(pi / 2)``: the standard error of the median of ``N`` Gaussian draws
+    of standard deviation ``std`` (the sample standard deviation, ``ddof=1``).
+
+    Parameters
+    ----------
+    group, values, n_groups
+        As in :func:`grouped_count` (values in any unit; non-finite ones are ignored).
+
+    Returns
+    -------
+    median, error : ndarray of float of shape (n_groups,)
+        Median and its uncertainty per group, in the unit of ``values``; NaN error for groups with
+        fewer than two finite values, NaN median for empty groups.
+    count : ndarray of int of shape (n_groups,)
+        Number of finite values per group.
+
+    Examples
+    --------
+    >>> median, error, count = grouped_median_and_error([0, 0, 0, 1], [1.0, 2.0, 4.0, 5.0], 2)
+    >>> median.tolist(), count.tolist()
+    ([2.0, 5.0], [3, 1])
+    >>> bool(np.isnan(error[1]))
+    True
+    """
+    median, count = grouped_median(group, values, n_groups)
+    std, _ = grouped_std(group, values, n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error = MEDIAN_EFFICIENCY * std / np.sqrt(count)
+    return median, error, count
+
+
+def category_bins(values, *, where=None):
+    """Label every value with its category: the index of its value among the sorted distinct values.
+
+    The categorical counterpart of :func:`equal_count_bins` (e.g. the telescope of every star,
+    ``"apo25m"`` or ``"lco25m"``): one group per distinct value instead of bins of a range.
+
+    Parameters
+    ----------
+    values : array_like of shape (n,)
+        Category of every value (strings, integers, ...; of one sortable type). Values of a float
+        array that are not finite get label -1; for other types, leave missing values out with
+        ``where``.
+    where : array_like of bool of shape (n,), optional
+        Only these values are labelled (the others get label -1).
+
+    Returns
+    -------
+    labels : ndarray of int of shape (n,)
+        Index into ``categories`` of every value, -1 for values left out.
+    categories : ndarray of shape (n_categories,)
+        The distinct values, sorted.
+
+    Examples
+    --------
+    >>> labels, categories = category_bins(["lco25m", "apo25m", "apo25m", "?"],
+    ...                                    where=[True, True, True, False])
+    >>> labels.tolist(), categories.tolist()
+    ([1, 0, 0, -1], ['apo25m', 'lco25m'])
+    """
+    values = np.asarray(values)
+    keep = np.ones(values.shape, dtype=bool) if where is None else np.asarray(where, dtype=bool)
+    if keep.shape != values.shape or values.ndim != 1:
+        raise ValueError(
+            f"values and where must be 1-D arrays of the same length; got shapes {values.shape} "
+            f"and {keep.shape}"
+        )
+    if values.dtype.kind == "f":
+        keep = keep & np.isfinite(values)
+    categories, inverse = np.unique(values[keep], return_inverse=True)
+    labels = np.full(values.shape, -1, dtype=int)
+    labels[keep] = inverse.ravel()
+    return labels, categories
 
 
 def equal_count_bins(values, n_bins=4, *, where=None):

@@ -1,0 +1,344 @@
+"""Every figure of the paper as a PNG file: the figure registry and the file writing.
+
+:func:`render_figures` receives what the workflow computed -- the disk sample, its radial profile
+table and the fitted broken power-law -- and draws each figure with :mod:`sklearn_selfcal.plotting`;
+it never fits a model or reads a file. A figure that cannot be made (a missing column or input, too
+few stars) is skipped with a :class:`FigureSkippedWarning` and its reason is returned, for the
+provenance of a run.
+
+Figure 8 draws the profile points the regressor was fitted to: pass the radius column used in the
+fit as ``fit_radius`` (the workflow fits at ``"R_MEDIAN"``, the median radius of each bin's stars).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import maps, plotting
+from ._paper import ALPHA_SPLIT_COLUMNS, CALIBRATED_SUFFIX, abundance_error_column, calibrated_name
+from ._progress import progress
+from .io import atomic_write
+from .maps.populations import UNMAPPED_COLUMNS
+
+__all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning", "FigureSpec",
+           "RenderedFigures", "figure_specs", "render_all_figures", "render_figures"]
+
+#: Abundances of Figures 2, 3 and 4 (reported names).
+TREND_ABUNDANCES = ("FE_H", "MG_FE", "AL_FE")
+_FE_H = calibrated_name("FE_H")
+_MG_FE = calibrated_name("MG_FE")
+
+
+class FigureSkippedWarning(UserWarning):
+    """A figure of :func:`render_figures` could not be made; the message gives the reason."""
+
+
+class _Unavailable(Exception):
+    """Raised while listing a figure's needs: an input it needs is absent (the message says which)."""
+
+
+@dataclass(frozen=True)
+class FigureInputs:
+    """What the figures are drawn from (see :func:`render_figures` for each field)."""
+
+    frame: object
+    profile: object = None
+    regressor: object = None
+    fit_radius: str = "R_MEDIAN"
+    fit_column: str = _FE_H
+    fit_population: str = "low_alpha"
+    random_state: int = 0
+
+    def calibrated_names(self):
+        """Reported names with a calibrated column in the frame (e.g. ``["FE_H", "MG_FE"]``)."""
+        names = maps.calibrated_abundances(self.frame)
+        if not names:
+            raise _Unavailable(f"no calibrated abundance column <X>{CALIBRATED_SUFFIX} next to its reported <X>")
+        return names
+
+    def alpha_column(self):
+        """The [alpha/M] column that splits the populations."""
+        try:
+            return maps.alpha_column(self.frame)
+        except KeyError:
+            raise _Unavailable(f"no [alpha/M] column to split the populations (one of "
+                               f"{list(ALPHA_SPLIT_COLUMNS)})") from None
+
+    def profile_abundances(self):
+        """Calibrated abundance columns of the profile with their uncertainties (Figure 7)."""
+        names = [c for c in self.profile.columns
+                 if c.endswith(CALIBRATED_SUFFIX) and c.removesuffix(CALIBRATED_SUFFIX) not in UNMAPPED_COLUMNS
+                 and abundance_error_column(c) in self.profile.columns]
+        if not names:
+            raise _Unavailable(f"the profile has no calibrated abundance column <X>{CALIBRATED_SUFFIX} "
+                               "with its uncertainty")
+        return names
+
+
+def _no_columns(inputs):
+    return []
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of :func:`render_figures`.
+
+    Parameters
+    ----------
+    name : str
+        File name stem (``<name>.png``); the paper's figure number comes first.
+    make : callable
+        ``make(inputs) -> matplotlib.figure.Figure`` with ``inputs`` a :class:`FigureInputs`.
+    columns : callable, default: none
+        ``columns(inputs) -> list of str``: the columns of the frame needed.
+    profile_columns : callable or None, default=None
+        ``profile_columns(inputs) -> list of str``: the columns of the profile table needed;
+        ``None``: the figure does not draw the profile.
+    needs_fit : bool, default=False
+        Whether the figure draws the fitted regressor.
+    """
+
+    name: str
+    make: Callable
+    columns: Callable = field(default=_no_columns)
+    profile_columns: Callable | None = None
+    needs_fit: bool = False
+
+    def missing(self, inputs):
+        """Why the figure cannot be made from ``inputs``, or ``None`` if it can be tried."""
+        try:
+            if self.profile_columns is not None:
+                if inputs.profile is None:
+                    return "no radial profile given (profile=None)"
+                absent = [c for c in self.profile_columns(inputs) if c not in inputs.profile.columns]
+                if absent:
+                    return f"the profile lacks column(s) {absent}"
+            if self.needs_fit and inputs.regressor is None:
+                return "no fitted broken power law given (regressor=None); it is never fitted here"
+            absent = [c for c in self.columns(inputs) if c not in inputs.frame.columns]
+        except _Unavailable as exc:
+            return str(exc)
+        return f"missing column(s) {absent}" if absent else None
+
+
+def _positions(*extra):
+    return lambda inputs: ["x", "y", *extra]
+
+
+def _maps_spec(name, abundances, populations, difference):
+    def names(inputs):
+        return inputs.calibrated_names() if abundances == "all" else list(abundances)
+
+    def make(inputs):
+        return plotting.plot_abundance_maps(inputs.frame, names(inputs), populations=populations,
+                                            difference=difference, n_cols=4 if abundances == "all" else None)
+
+    def columns(inputs):
+        reported = names(inputs)
+        return ["x", "y", inputs.alpha_column(), *map(calibrated_name, reported), *(reported if difference else [])]
+
+    return FigureSpec(name, make, columns)
+
+
+def _trend_spec(number, nuisance, abundance):
+    return FigureSpec(
+        f"fig{number:02d}_{nuisance.lower()}_trends_{abundance.lower()}",
+        lambda inputs: plotting.plot_logg_trends(inputs.frame, abundance, nuisance=nuisance),
+        lambda inputs: [nuisance, abundance, calibrated_name(abundance), *maps.TREND_FEATURES],
+    )
+
+
+def _radial_gradients(inputs):
+    return plotting.plot_radial_gradients(inputs.profile, inputs.profile_abundances(), radius=inputs.fit_radius)
+
+
+def _broken_power_law(inputs):
+    return plotting.plot_broken_power_law(inputs.profile, inputs.regressor, column=inputs.fit_column,
+                                          population=inputs.fit_population, radius=inputs.fit_radius,
+                                          random_state=inputs.random_state)
+
+
+def figure_specs(nuisances=("LOGG",)):
+    """The figures of :func:`render_figures`, in order (paper figure numbers in the names).
+
+    Parameters
+    ----------
+    nuisances : sequence of str, default=("LOGG",)
+        Nuisance columns of the trend figures 2-4 (:func:`sklearn_selfcal.plotting.plot_logg_trends`):
+        one set of three figures per nuisance, named ``fig02_<nuisance>_trends_fe_h``, ... (the
+        paper's log g: ``fig02_logg_trends_fe_h``).
+
+    Returns
+    -------
+    specs : tuple of FigureSpec
+
+    Examples
+    --------
+    >>> [spec.name for spec in figure_specs(("LOGG", "TELESCOPE"))][1:7]  # doctest: +NORMALIZE_WHITESPACE
+    ['fig02_logg_trends_fe_h', 'fig03_logg_trends_mg_fe', 'fig04_logg_trends_al_fe',
+     'fig02_telescope_trends_fe_h', 'fig03_telescope_trends_mg_fe', 'fig04_telescope_trends_al_fe']
+    """
+    nuisances = [nuisances] if isinstance(nuisances, str) else list(nuisances)
+    trends = [_trend_spec(2 + k, nuisance, abundance)
+              for nuisance in nuisances for k, abundance in enumerate(TREND_ABUNDANCES)]
+    return (
+        FigureSpec("fig01_sample", lambda inputs: plotting.plot_sample_overview(inputs.frame),
+                   _positions("TEFF", "LOGG", "FE_H")),
+        *trends,
+        FigureSpec("fig05_feh_velocity_map", lambda inputs: plotting.plot_metallicity_map(inputs.frame),
+                   _positions("z", "v_x", "v_y", _FE_H)),
+        _maps_spec("fig06_abundance_maps", maps.FIGURE6_ABUNDANCES, ("low_alpha", "high_alpha"), False),
+        FigureSpec("fig07_radial_gradients", _radial_gradients,
+                   profile_columns=lambda inputs: [inputs.fit_radius, "population", *inputs.profile_abundances()]),
+        FigureSpec("fig08_feh_broken_power_law", _broken_power_law,
+                   profile_columns=lambda inputs: [inputs.fit_radius, "population", inputs.fit_column,
+                                                   abundance_error_column(inputs.fit_column)],
+                   needs_fit=True),
+        FigureSpec("fig09_alpha_iron_by_position",
+                   lambda inputs: plotting.plot_alpha_iron_planes(inputs.frame, by="position"),
+                   lambda inputs: ["R", "z", _FE_H, inputs.alpha_column()]),
+        FigureSpec("fig10_alpha_iron_by_actions",
+                   lambda inputs: plotting.plot_alpha_iron_planes(inputs.frame, by="actions"),
+                   lambda inputs: ["J_R", "L_z", "J_z", _FE_H, inputs.alpha_column()]),
+        FigureSpec("fig13_on_off_bar",
+                   lambda inputs: plotting.plot_on_off_bar(inputs.frame, random_state=inputs.random_state),
+                   _positions("z", "R", _FE_H, _MG_FE)),
+        _maps_spec("fig14_abundance_maps_low_alpha", "all", ("low_alpha",), False),
+        _maps_spec("fig15_abundance_maps_high_alpha", "all", ("high_alpha",), False),
+        _maps_spec("fig16_difference_maps_low_alpha", "all", ("low_alpha",), True),
+        _maps_spec("fig17_difference_maps_high_alpha", "all", ("high_alpha",), True),
+    )
+
+
+#: The paper's figures (trends against log g), as written by :func:`render_figures` by default.
+FIGURES = figure_specs()
+
+
+class RenderedFigures(dict):
+    """Figure name to the path of the PNG written, for the figures made.
+
+    Attributes
+    ----------
+    skipped : dict of str to str
+        Figure name to the reason it was not made (for a run's provenance).
+    """
+
+    def __init__(self, paths=(), skipped=None):
+        super().__init__(paths)
+        self.skipped = dict(skipped or {})
+
+
+def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
+                   fit_population="low_alpha", figures=None, nuisances=("LOGG",), random_state=0, dpi=110,
+                   verbose=0):
+    """Write every figure of the paper that can be made from the inputs as a PNG in ``out_dir``.
+
+    Nothing is fitted or read here: the workflow passes what it computed.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The disk sample of the calibrated catalogue: ``x, y, z, v_x, v_y, R, J_R, L_z, J_z`` (kpc,
+        km/s, kpc km/s; :class:`~sklearn_selfcal.ActionTransformer`), ``TEFF`` (K), ``LOGG`` (dex),
+        the reported abundances (``FE_H``, ``<X>_FE``, ``ALPHA_M``, dex) and the calibrated
+        ``<X>_NEW`` (:class:`~sklearn_selfcal.NuisanceCalibrator`). Not modified. Stars farther
+        than :data:`sklearn_selfcal.maps.MAP_LIMIT_KPC` in ``|x|`` or ``|y|`` are left out of the
+        maps with a warning counting them.
+    out_dir : str or path-like
+        Output directory, created if needed; existing files of the same names are replaced (each
+        written atomically, never left half-written).
+    profile : pandas.DataFrame or None, default=None
+        The radial profile table (:func:`sklearn_selfcal.gradients.radial_abundance_profile` of the
+        calibrated columns) drawn in Figures 7 and 8; ``None``: both are skipped.
+    regressor : fitted BrokenPowerLawRegressor or None, default=None
+        The fit drawn in Figure 8 (anything with the attributes of
+        :data:`sklearn_selfcal.plotting.FIT_ATTRIBUTES`); ``None``: Figure 8 is skipped.
+    fit_radius : str, default="R_MEDIAN"
+        The profile's radius column the regressor was fitted at (kpc); Figures 7 and 8 draw the
+        profile points there.
+    fit_column : str, default="FE_H_NEW"
+        The profile column fitted (the calibrated [Fe/H]).
+    fit_population : str, default="low_alpha"
+        The profile rows fitted.
+    figures : sequence of str or None, default=None
+        Names (see :func:`figure_specs`) to write; ``None``: all.
+    nuisances : sequence of str, default=("LOGG",)
+        Nuisance columns of the trend figures 2-4, e.g. ``("LOGG", "TEFF", "TELESCOPE")`` for a
+        calibration with these nuisances (:func:`figure_specs`).
+    random_state : int, default=0
+        Seed of everything random in the figures (posterior draws, on/off-bar subsampling and
+        permutations); each figure uses it afresh, so a figure does not depend on which others are
+        made.
+    dpi : int, default=110
+        Resolution of the PNGs.
+    verbose : int, default=0
+        Show a progress bar over the figures when truthy.
+
+    Returns
+    -------
+    paths : RenderedFigures
+        A dict of figure name to the PNG path written, for the figures made, with attribute
+        ``skipped``: figure name to the reason it was skipped.
+
+    Warns
+    -----
+    FigureSkippedWarning
+        For every figure skipped, with its reason.
+
+    Raises
+    ------
+    ValueError
+        For an unknown figure name, or a column holding text where numbers are expected.
+    """
+    specs = figure_specs(nuisances)
+    known = [s.name for s in specs]
+    if figures is not None:
+        figures = [figures] if isinstance(figures, str) else list(figures)
+        unknown = sorted(set(figures) - set(known))
+        if unknown:
+            raise ValueError(f"unknown figure name(s) {unknown}; known: {known}")
+        specs = [s for s in specs if s.name in figures]
+    inputs = FigureInputs(frame, profile, regressor, fit_radius, fit_column, fit_population, random_state)
+    os.makedirs(out_dir, exist_ok=True)
+    rendered = RenderedFigures()
+    for spec in progress(specs, desc="figures", verbose=verbose, unit="figure"):
+        reason = spec.missing(inputs)
+        if reason is None:
+            try:
+                fig = spec.make(inputs)
+            except maps.TooFewStarsError as exc:
+                reason = str(exc)
+        if reason is not None:
+            warnings.warn(f"skipping figure {spec.name}: {reason}", FigureSkippedWarning, stacklevel=2)
+            rendered.skipped[spec.name] = reason
+            continue
+        path = os.path.join(os.fspath(out_dir), f"{spec.name}.png")
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+        rendered[spec.name] = path
+    return rendered
+
+
+def render_all_figures(frame, out_dir, **kwargs):
+    """Deprecated: :func:`render_figures`, which never fits; pass it ``profile=`` and ``regressor=``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        As in :func:`render_figures`.
+    out_dir : str or path-like
+        As in :func:`render_figures`.
+    **kwargs
+        Passed to :func:`render_figures` (``regressor_params`` is gone: nothing is fitted here).
+
+    Returns
+    -------
+    paths : RenderedFigures
+    """
+    warnings.warn("render_all_figures is deprecated: use sklearn_selfcal.figures.render_figures and pass it "
+                  "the radial profile (profile=) and the fitted regressor (regressor=); Figures 7 and 8 are "
+                  "skipped without them", FutureWarning, stacklevel=2)
+    return render_figures(frame, out_dir, **kwargs)
