@@ -129,7 +129,7 @@ def _truth_gradient(survey, result, config, random_state):
     disk = result.catalogue["DISK_SAMPLE"].to_numpy()
     truth = survey.truth[disk]
     frame = truth[["R"]].assign(FE_H_NEW=truth["FE_H"], ALPHA_M_NEW=truth["ALPHA_M"])
-    _, regressor, _ = profiles_and_fit(frame, config["gradient"], random_state=random_state)
+    regressor = profiles_and_fit(frame, config["gradient"], random_state=random_state).regressor
     if regressor is None:
         return {}
     return {name: {"median": float(row["median"]), "err_minus": float(row["err_minus"]),

@@ -24,7 +24,7 @@ from .io import atomic_write
 from .maps.populations import UNMAPPED_COLUMNS
 
 __all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning", "FigureSpec",
-           "RenderedFigures", "figure_specs", "render_all_figures", "render_figures"]
+           "RenderedFigures", "figure_specs", "render_figures"]
 
 #: Abundances of Figures 2, 3 and 4 (reported names).
 TREND_ABUNDANCES = ("FE_H", "MG_FE", "AL_FE")
@@ -320,25 +320,3 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
             fig.savefig(tmp, dpi=dpi, format="png")
         rendered[spec.name] = path
     return rendered
-
-
-def render_all_figures(frame, out_dir, **kwargs):
-    """Deprecated: :func:`render_figures`, which never fits; pass it ``profile=`` and ``regressor=``.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        As in :func:`render_figures`.
-    out_dir : str or path-like
-        As in :func:`render_figures`.
-    **kwargs
-        Passed to :func:`render_figures` (``regressor_params`` is gone: nothing is fitted here).
-
-    Returns
-    -------
-    paths : RenderedFigures
-    """
-    warnings.warn("render_all_figures is deprecated: use sklearn_selfcal.figures.render_figures and pass it "
-                  "the radial profile (profile=) and the fitted regressor (regressor=); Figures 7 and 8 are "
-                  "skipped without them", FutureWarning, stacklevel=2)
-    return render_figures(frame, out_dir, **kwargs)

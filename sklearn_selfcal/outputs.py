@@ -164,25 +164,21 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
 
 
 def _figures(result, out_dir, random_state, verbose):
-    """The figures of the disk sample; figure 8 only from the fitted regressor."""
+    """The paper's figures of the disk sample, from the fitted profile and regressor."""
     import warnings
 
-    from .plotting import FIGURES, render_all_figures
+    from .figures import FigureSkippedWarning, render_figures
 
-    disk = result.disk_sample
-    names = [s.name for s in FIGURES]
-    why = {}
-    if result.regressor is None:
-        names = [n for n in names if not n.startswith("fig08")]
-        why["figure fig08_feh_broken_power_law"] = "no broken power-law fit"
-    if len(disk) == 0:
+    if len(result.disk_sample) == 0:
         return {}, {"figures": "no star in the disk sample"}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        paths = render_all_figures(disk, out_dir, figures=names, regressor=result.regressor,
-                                   random_state=random_state, dpi=result.config["figures"]["dpi"],
-                                   verbose=verbose)
-    for w in caught:
-        if str(w.message).startswith("skipping figure"):
-            why[str(w.message).split(":")[0].replace("skipping ", "")] = str(w.message)
-    return paths, why
+    g = result.config["gradient"]
+    nuisances = [n for n in result.config["calibration"]["nuisance_columns"]
+                 if n in result.disk_sample.columns]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FigureSkippedWarning)  # recorded in provenance.json
+        rendered = render_figures(
+            result.disk_sample, out_dir, profile=result.profile, regressor=result.regressor,
+            fit_radius=g["radius"], fit_column=result.summary.get("fit_column", g["column"]),
+            fit_population=g["population"], nuisances=nuisances or ("LOGG",),
+            random_state=random_state, dpi=result.config["figures"]["dpi"], verbose=verbose)
+    return dict(rendered), {f"figure {k}": v for k, v in rendered.skipped.items()}

@@ -38,6 +38,7 @@ from .cleaning import as_frame
 from .columns import ROLES
 from .distances import DEFAULT_PARALLAX_OVER_ERROR, DISTANCE_COLUMNS, distance_transformer
 from .gradients import BrokenPowerLawRegressor, radial_abundance_profile
+from .maps import profile_points
 from .preflight import plan_and_prepare, prepare_catalogue
 from .parallax_features import MAGNITUDE_COLUMNS
 from .selection import (disk_sample_mask, disk_training_mask, gaia_training_mask,
@@ -447,13 +448,15 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         summary["n_calibration_training"] = {k: int(v) for k, v in calibrator.n_stars_.items()}
 
     with steps("radial profiles and broken power-law fit"):
-        profile, regressor, why = profiles_and_fit(view[disk], config["gradient"],
-                                                   random_state=random_state, verbose=verbose)
-    skipped.update(why)
-    for step, text in why.items():
+        fit = profiles_and_fit(view[disk], config["gradient"], random_state=random_state,
+                               verbose=verbose)
+    profile, regressor = fit.profile, fit.regressor
+    skipped.update(fit.skipped)
+    for step, text in fit.skipped.items():
         steps.note(f"{step} skipped: {text}")
     if regressor is not None:
         summary["feh_gradient"] = _posterior(regressor)
+        summary["fit_column"] = fit.column
     return Bunch(catalogue=catalogue, pipeline=pipe, profile=profile, regressor=regressor,
                  calibrator=calibrator, disk_sample=view[disk], plan=plan, summary=summary, skipped=skipped,
                  timings=steps.times, config=config)
@@ -517,7 +520,8 @@ def profiles_and_fit(frame, gradient_config=None, *, random_state=None, verbose=
     The profiles are those of the calibrated ``<X>_NEW`` columns (of the reported abundances when
     the calibration was skipped); the fit uses the profile's medians with their ``1.253 sigma /
     sqrt(N)`` uncertainties, placed at ``radius`` (``"R_MEDIAN"``, the median radius of the bin's
-    stars, avoids the bias of placing them at the bin centre ``"R"``).
+    stars, avoids the bias of placing them at the bin centre ``"R"``): the points of
+    :func:`~sklearn_selfcal.maps.profile_points`, which Figure 8 draws.
 
     Parameters
     ----------
@@ -530,41 +534,45 @@ def profiles_and_fit(frame, gradient_config=None, *, random_state=None, verbose=
 
     Returns
     -------
-    profile : DataFrame or None
-    regressor : BrokenPowerLawRegressor or None
-        Fitted to ``column`` of ``population``; None when there are too few populated bins.
-    skipped : dict of str to str
-        Why a product was not made.
+    result : Bunch
+        ``profile`` (DataFrame or None), ``regressor`` (fitted BrokenPowerLawRegressor or None,
+        when there are too few populated bins), ``column`` (the profile column fitted) and
+        ``skipped`` (product -> why it was not made).
     """
     g = {**DEFAULT_CONFIG["gradient"], **(gradient_config or {})}
-    skipped = {}
+    out = Bunch(profile=None, regressor=None, column=None, skipped={})
     columns = [c for c in frame.columns if c.endswith(CALIBRATED_SUFFIX)
                and c[:-len(CALIBRATED_SUFFIX)] in ABUNDANCE_COLUMNS]
     if not columns:
         columns = [c for c in ABUNDANCE_COLUMNS if c in frame.columns]
-    if not columns or len(frame) == 0 or not np.isfinite(frame["R"].to_numpy(float)).any():
-        skipped["radial profiles"] = "no disk star with a radius and an abundance"
-        skipped["broken power-law fit"] = "no radial profile"
-        return None, None, skipped
+    radius = frame["R"].to_numpy(float) if "R" in frame.columns else np.empty(0)
+    if not columns or not np.isfinite(radius).any():
+        out.skipped["radial profiles"] = "no disk star with a radius and an abundance"
+        out.skipped["broken power-law fit"] = "no radial profile"
+        return out
     split = next((c for c in (calibrated_name("ALPHA_M"), "ALPHA_M") if c in frame.columns), None)
-    with_radius = frame[np.isfinite(frame["R"].to_numpy(float))]
-    profile = radial_abundance_profile(with_radius, columns, split=split)
-    column = g["column"] if g["column"] in columns else (
-        g["column"][:-len(CALIBRATED_SUFFIX)] if g["column"].endswith(CALIBRATED_SUFFIX) and
-        g["column"][:-len(CALIBRATED_SUFFIX)] in columns else None)
-    if column is None:
-        skipped["broken power-law fit"] = f"no {g['column']} column in the profile"
-        return profile, None, skipped
-    rows = profile[(profile["population"] == g["population"]) & profile[column].notna()
-                   & (profile[f"{column}_ERR"] > 0)]
-    if len(rows) < g["min_bins"]:
-        skipped["broken power-law fit"] = (
-            f"{len(rows)} populated radial bin(s) of {column} for the {g['population']} "
+    out.profile = radial_abundance_profile(frame[np.isfinite(radius)], columns, split=split)
+    requested = g["column"]
+    reported = requested[:-len(CALIBRATED_SUFFIX)] if requested.endswith(CALIBRATED_SUFFIX) \
+        else requested
+    out.column = next((c for c in (requested, reported) if c in columns), None)
+    if out.column is None:
+        out.skipped["broken power-law fit"] = f"no {requested} column in the profile"
+        return out
+    if not (out.profile["population"] == g["population"]).any():
+        out.skipped["broken power-law fit"] = (
+            f"no {g['population']} population in the profile (the catalogue has no [alpha/M] "
+            "column to split the disk: map it with [columns] ALPHA_M = \"<column>\")")
+        return out
+    points = profile_points(out.profile, out.column, population=g["population"],
+                            radius=g["radius"])
+    if points.R.size < g["min_bins"]:
+        out.skipped["broken power-law fit"] = (
+            f"{points.R.size} populated radial bin(s) of {out.column} for the {g['population']} "
             f"population; the fit needs at least {g['min_bins']} ([gradient] min_bins)")
-        return profile, None, skipped
-    regressor = BrokenPowerLawRegressor(n_walkers=g["n_walkers"], n_steps=g["n_steps"],
-                                        burn_in=g["burn_in"], thin=g["thin"],
-                                        random_state=random_state, verbose=verbose)
-    regressor.fit(rows[[g["radius"]]].to_numpy(), rows[column].to_numpy(),
-                  sigma=rows[f"{column}_ERR"].to_numpy())
-    return profile, regressor, skipped
+        return out
+    out.regressor = BrokenPowerLawRegressor(
+        n_walkers=g["n_walkers"], n_steps=g["n_steps"], burn_in=g["burn_in"], thin=g["thin"],
+        random_state=random_state, verbose=verbose).fit(points.R[:, None], points.y,
+                                                        sigma=points.err)
+    return out

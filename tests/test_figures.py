@@ -94,8 +94,9 @@ def test_render_figures_writes_pngs_and_records_what_it_skips(frame, profile, tm
 def test_figure_8_draws_the_points_the_workflow_fitted(frame, tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a deliberately short chain
-        profile, regressor = workflow.gradients(frame, n_walkers=12, n_steps=200, burn_in=50, thin=2,
-                                                random_state=0)
+        fit = workflow.profiles_and_fit(frame, {"n_walkers": 12, "n_steps": 200, "burn_in": 50,
+                                                "thin": 2}, random_state=0)
+    profile, regressor = fit.profile, fit.regressor
     made = capture(monkeypatch, "plot_broken_power_law")
     render_figures(frame, tmp_path, profile=profile, regressor=regressor, figures=["fig08_feh_broken_power_law"],
                    dpi=20)
@@ -190,11 +191,3 @@ def test_trend_figures_for_other_nuisances(frame, tmp_path, monkeypatch):
         render_figures(frame, tmp_path, figures=["fig03_telescope_trends_mg_fe"])  # LOGG only by default
 
 
-def test_render_all_figures_is_deprecated_and_forwards(frame, tmp_path):
-    with pytest.warns(FutureWarning, match="moved to sklearn_selfcal.figures"):
-        old = plotting.render_all_figures
-    with pytest.warns(FutureWarning, match="render_figures"):
-        paths = old(frame, tmp_path, regressor=FIT, figures=["fig01_sample"], dpi=20)
-    assert list(paths) == ["fig01_sample"]
-    with pytest.warns(FutureWarning), pytest.raises(TypeError, match="regressor_params"):
-        figures.render_all_figures(frame, tmp_path, regressor_params={})

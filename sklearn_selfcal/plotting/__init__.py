@@ -39,16 +39,3 @@ __all__ = [
     "plot_radial_gradients",
     "plot_sample_overview",
 ]
-
-#: Names that moved to :mod:`sklearn_selfcal.figures` (figure registry and file writing).
-_MOVED = ("FIGURES", "FigureSpec", "render_all_figures")
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        from .. import figures
-
-        warnings.warn(f"sklearn_selfcal.plotting.{name} moved to sklearn_selfcal.figures (the figure registry "
-                      "and file writing); import it from there", FutureWarning, stacklevel=2)
-        return getattr(figures, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
