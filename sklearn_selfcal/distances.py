@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 from ._paper import GAIA_PARALLAX_ZERO_POINT
 from .columns import DISTANCE_SOURCES, distance_pc_factor
@@ -323,11 +323,14 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         distances : ndarray of shape (n_stars, 2)
             ``distance_kpc``, ``distance_kpc_err`` (a DataFrame with ``set_output``).
         """
-        check_is_fitted(self, "n_features_in_")
+        fitted = hasattr(self, "n_features_in_")  # stateless: fit only records the input's width
         if isinstance(X, pd.DataFrame):
-            validate_data(self, X, reset=False, skip_check_array=True)
-        else:
+            if fitted:
+                validate_data(self, X, reset=False, skip_check_array=True)
+        elif fitted:
             X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
+        else:
+            X = check_array(X, dtype=np.float64, ensure_all_finite=False)
         values = self._read(X)
         value = values[0]
         if self.error is not None:

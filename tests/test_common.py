@@ -1,21 +1,33 @@
 """scikit-learn's generic estimator checks on every public estimator of the package.
 
-The generic checks feed small random numpy arrays (no column names, 1-10 columns, values that are
-not physical), so each estimator is configured to read its columns by position; the reason for every
-expected failure is given next to it. Physical behaviour is tested in each estimator's own module.
+The estimators are discovered from the package (every public class deriving from ``BaseEstimator``
+in a public module), so that a new estimator without checks fails
+:func:`test_every_public_estimator_is_checked`. The generic checks feed small random numpy arrays
+(no column names, 1-10 columns, values that are not physical), so each estimator is configured to
+read its columns by position; the reason for every expected failure is given next to it. Physical
+behaviour is tested in each estimator's own module.
 """
 
+import importlib
+import inspect
+import pickle
+import pkgutil
 import warnings
 
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
+import sklearn_selfcal
 from sklearn_selfcal import (ActionTransformer, BrokenPowerLawRegressor, NuisanceCalibrator,
                              SpectroPhotometricParallaxRegressor,
                              SpectroPhotometricParallaxRegressorCV)
 from sklearn_selfcal.actions import BadRowsWarning
 from sklearn_selfcal.crossfit import CrossFitTransformer
+from sklearn_selfcal.distances import DistanceTransformer
 from sklearn_selfcal.parallax_features import SpectroPhotometricFeatures
 
 # every observable read from column 0 (the checks' arrays may have a single column)
@@ -62,12 +74,27 @@ CASES = [
         "check_transformer_data_not_an_array": "the same fit_transform/transform comparison as "
         "check_transformer_general, on list-like input",
     }),
+    # a distance column (kpc) in column 0 with its uncertainty in column 0 too
+    (DistanceTransformer(0, unit="kpc", error=0), {}),
 ]
 _EXPECTED = {id(est): expected for est, expected in CASES}
 
 
-@parametrize_with_checks([est for est, _ in CASES], expected_failed_checks=lambda est: _EXPECTED[id(est)])
-def test_sklearn_compatible_estimator(estimator, check):
+def _public_estimators():
+    """Every public estimator class of the package: public modules, public names."""
+    found = {}
+    for info in pkgutil.walk_packages(sklearn_selfcal.__path__, "sklearn_selfcal."):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (inspect.isclass(obj) and issubclass(obj, BaseEstimator) and not name.startswith("_")
+                    and obj.__module__.startswith("sklearn_selfcal")):
+                found[name] = obj
+    return found
+
+
+def _quiet(check, estimator):
     with warnings.catch_warnings():
         # random check data contain negative "parallaxes": NaN actions with a warning, by design
         warnings.simplefilter("ignore", BadRowsWarning)
@@ -78,9 +105,31 @@ def test_sklearn_compatible_estimator(estimator, check):
         check(estimator)
 
 
-def test_every_public_estimator_is_checked():
-    import sklearn_selfcal
+@parametrize_with_checks([est for est, _ in CASES], expected_failed_checks=lambda est: _EXPECTED[id(est)])
+def test_sklearn_compatible_estimator(estimator, check):
+    _quiet(check, estimator)
 
-    checked = {type(est).__name__ for est, _ in CASES}
-    estimators = {name for name in sklearn_selfcal.__all__ if name[0].isupper()}
-    assert estimators <= checked
+
+@pytest.mark.parametrize("estimator", [est for est, _ in CASES], ids=lambda e: type(e).__name__)
+def test_param_validation(estimator):
+    """``_parameter_constraints`` reject a bad type and a bad value of every parameter in ``fit``."""
+    assert estimator._parameter_constraints, type(estimator).__name__
+    _quiet(lambda est: check_param_validation(type(est).__name__, est), estimator)
+
+
+@pytest.mark.parametrize("estimator", [est for est, _ in CASES], ids=lambda e: type(e).__name__)
+def test_unfitted_estimator_survives_a_pickle_round_trip(estimator):
+    again = pickle.loads(pickle.dumps(estimator))
+    assert again.get_params().keys() == estimator.get_params().keys()
+    assert repr(again) == repr(estimator)
+
+
+def test_every_public_estimator_is_checked():
+    estimators = _public_estimators()
+    # the discovery finds the estimators named in the package's own namespace and the others
+    assert {name for name in sklearn_selfcal.__all__ if name[0].isupper()} <= set(estimators)
+    assert {"CrossFitTransformer", "SpectroPhotometricFeatures", "DistanceTransformer"} <= set(estimators)
+    checked = {type(est) for est, _ in CASES}
+    unchecked = sorted(name for name, cls in estimators.items() if cls not in checked)
+    assert not unchecked, f"public estimators without generic checks: {unchecked}"
+    assert np.all([hasattr(cls, "_parameter_constraints") for cls in estimators.values()])
