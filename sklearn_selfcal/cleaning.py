@@ -39,11 +39,14 @@ def sentinel_mask(values, sentinels=GENERIC_SENTINELS):
     Parameters
     ----------
     values : ndarray of float
+        Column values (any unit).
     sentinels : sequence of float
+        The "no measurement" values to look for.
 
     Returns
     -------
     mask : ndarray of bool
+        True where a value is one of ``sentinels``.
     """
     values = np.asarray(values)
     bad = np.zeros(values.shape, dtype=bool)
@@ -86,11 +89,14 @@ def masked_to_nan(values):
     Parameters
     ----------
     values : array-like or Series
+        A column (numbers, strings, masked entries).
 
     Returns
     -------
     out : ndarray of float64
+        A new array; NaN where the value is missing, masked or not a number.
     not_numbers : ndarray of bool
+        Where the value was text that is not a number.
     """
     mask = None
     if isinstance(values, np.ma.MaskedArray):
@@ -147,6 +153,7 @@ def clean_values(values, column, role=None, *, ids=None, warn=True, stacklevel=2
     warn : bool, default=True
         Emit one :class:`~sklearn_selfcal.exceptions.DataQualityWarning` per kind of bad value.
     stacklevel : int
+        Of the warnings (2: the caller's line).
 
     Returns
     -------
@@ -220,7 +227,9 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
     flags : bool, default=True
         Honour the per-element ``_FLAG`` columns.
     warn : bool, default=True
+        Emit the warnings (the counts are returned either way).
     stacklevel : int
+        Of the warnings (2: the caller's line).
 
     Returns
     -------
@@ -334,10 +343,12 @@ def as_frame(table):
     Parameters
     ----------
     table : DataFrame or astropy.table.Table
+        A table; multidimensional columns of a Table are left out.
 
     Returns
     -------
     frame : DataFrame
+        ``table`` itself, or a new DataFrame in native byte order.
     """
     if isinstance(table, pd.DataFrame):
         return table

@@ -22,7 +22,13 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser():
-    """The argument parser of the ``sklearn-selfcal`` command."""
+    """The argument parser of the ``sklearn-selfcal`` command.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        With the sub-commands ``demo``, ``check`` and ``run``.
+    """
     parser = argparse.ArgumentParser(
         prog="sklearn-selfcal",
         description="Self-calibrated stellar abundances and Milky Way disk maps "
@@ -271,6 +277,11 @@ class _CannotRun(Exception):
 
 def main(argv=None):
     """Entry point of ``sklearn-selfcal`` and ``python -m sklearn_selfcal``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
 
     Returns
     -------

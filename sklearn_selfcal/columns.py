@@ -246,10 +246,12 @@ def role_of(column):
     Parameters
     ----------
     column : str
+        A column name.
 
     Returns
     -------
     role : Role or None
+        ``None`` if no role recognises the name.
 
     Examples
     --------
@@ -320,7 +322,7 @@ _PC_PER_UNIT = {"pc": 1.0, "kpc": 1000.0}
 class ColumnMap:
     """Which column of a catalogue plays each role.
 
-    Attributes
+    Parameters
     ----------
     columns : dict of str to str
         Role name -> column name in the catalogue, for the roles found.
@@ -341,18 +343,49 @@ class ColumnMap:
         return role in self.columns
 
     def get(self, role, default=None):
-        """Column of ``role`` or ``default``."""
+        """Column of ``role`` or ``default``.
+
+        Parameters
+        ----------
+        role : str
+            Role name.
+        default : object, optional
+            Returned when the role has no column.
+
+        Returns
+        -------
+        column : str or object
+            The catalogue column, or ``default``.
+        """
         return self.columns.get(role, default)
 
     def restrict(self, columns):
-        """The same map without the roles whose column is not among ``columns``."""
+        """The same map without the roles whose column is not among ``columns``.
+
+        Parameters
+        ----------
+        columns : iterable of str
+            The columns that remain (e.g. those that were read).
+
+        Returns
+        -------
+        column_map : ColumnMap
+            A new map.
+        """
         columns = set(columns)
         kept = {r: c for r, c in self.columns.items() if c in columns}
         return ColumnMap(kept, self.explicit & set(kept),
                          [r.name for r in ROLES if r.name not in kept])
 
     def renames(self):
-        """``{catalogue column: canonical name}`` for the roles found (identity entries left out)."""
+        """Renames from the catalogue's names to the canonical ones.
+
+        Returns
+        -------
+        renames : dict of str to str
+            ``{catalogue column: canonical name}`` for the roles found (identity entries left
+            out).
+        """
         return {col: _BY_NAME[role].canonical for role, col in self.columns.items()
                 if col != _BY_NAME[role].canonical}
 
@@ -367,6 +400,7 @@ class ColumnMap:
         Returns
         -------
         lines : list of str
+            One line per role, for printing.
         """
         lines = []
         for name in roles if roles is not None else _BY_NAME:
@@ -394,6 +428,7 @@ def resolve_columns(columns, mapping=None):
     Returns
     -------
     column_map : ColumnMap
+        The roles found, with the explicit ones marked.
 
     Raises
     ------
@@ -441,7 +476,15 @@ def resolve_columns(columns, mapping=None):
 
 
 def check_unique(columns, where="the catalogue"):
-    """Raise a ``ValueError`` naming every column name that appears more than once."""
+    """Raise a ``ValueError`` naming every column name that appears more than once.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Column names.
+    where : str, default="the catalogue"
+        What they are the columns of (for the message).
+    """
     seen, dup = set(), []
     for c in columns:
         if c in seen and c not in dup:
@@ -463,10 +506,12 @@ def canonical_frame(frame, column_map):
     frame : DataFrame
         Not modified.
     column_map : ColumnMap
+        Its roles (:func:`resolve_columns`).
 
     Returns
     -------
     frame : DataFrame
+        A new frame (the data are shared) with canonical names.
     """
     renames = column_map.renames()
     targets = {}
