@@ -46,8 +46,8 @@ from ._kernels.explinear_l1 import (ExpLinearChi2, RowSubset, WeightedL1, alpha_
                                     explinear_l1_path, matvec, safe_exp, solve_gauss_newton)
 from ._paper import GAIA_PARALLAX_ZERO_POINT, PAPER_ALPHA
 from ._progress import progress
-from ._validation import check_numeric_columns, check_positive_column
-from .actions import DISTANCE_RANGE_KPC
+from ._validation import (MEDIAN_DISTANCE_RANGE_KPC, check_numeric_columns,
+                          check_positive_column)
 from .parallax_features import (LSF_COLUMNS, MAGNITUDE_COLUMNS, PIXEL_FEATURE_PREFIX,
                                 SpectroPhotometricFeatures, gaia_training_mask)
 
@@ -70,8 +70,9 @@ UNPENALIZED_FEATURES = MAGNITUDE_COLUMNS + LSF_COLUMNS
 _PIXEL_NAME = re.compile(re.escape(PIXEL_FEATURE_PREFIX) + r"\d+$")
 
 #: The unit check accepts training sets whose median parallax (after the zero point) lies in this
-#: range (mas): the median distance of ActionTransformer's unit guard, 0.01-100 kpc, inverted.
-PARALLAX_RANGE_MAS = (1.0 / DISTANCE_RANGE_KPC[1], 1.0 / DISTANCE_RANGE_KPC[0])
+#: range (mas): the median distance of the unit guards (ActionTransformer's too), 0.01-100 kpc,
+#: inverted.
+PARALLAX_RANGE_MAS = (1.0 / MEDIAN_DISTANCE_RANGE_KPC[1], 1.0 / MEDIAN_DISTANCE_RANGE_KPC[0])
 #: ... and whose median parallax uncertainty lies in this range (mas): Gaia's run from ~0.01 mas
 #: (bright stars) to ~1 mas (G ~ 20); outside it sigma is likely in arcsec or micro-arcsec.
 PARALLAX_ERROR_RANGE_MAS = (1e-3, 10.0)
