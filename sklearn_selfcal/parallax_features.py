@@ -33,7 +33,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._kernels.column_median import nanmedian_columns
+from ._kernels.column_median import nanmedian_mad_columns
 from ._validation import check_numeric_columns, require_columns
 from .spectra import SpectraArray, join_spectra
 
@@ -137,7 +137,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     Notes
     -----
     Memory: :meth:`fit_transform`, :meth:`transform` and :meth:`transform_with_err` hold their
-    output and one block of raw spectra (64 MB); :meth:`fit` alone holds the log-fluxes of as many
+    output and one block of raw spectra (4 MB); :meth:`fit` alone holds the log-fluxes of as many
     pixels as fit in scikit-learn's ``working_memory`` (``sklearn.set_config``) and reads the
     spectra once per such group of pixels.
 
@@ -228,28 +228,35 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
                              f"{self.n_pixels_}")
         return flux, err, cat
 
-    def _blocks(self, flux, err):
-        """(rows, log-flux with NaN at bad pixels, relative error or None) per block of stars."""
+    def _blocks(self, flux, err, out=None, out_err=None):
+        """Per block of stars: (rows, log-flux, bad-pixel mask, relative flux error or None).
+
+        The log-fluxes (bad pixels not yet replaced) are written into ``out[rows, :n_pixels]``
+        and the relative errors into ``out_err[rows, :n_pixels]`` when given (no intermediate
+        copies); the yielded arrays are those views, or fresh blocks otherwise.
+        """
         lo, hi = self.flux_range
-        flux_blocks = flux.iter_blocks()
+        n_pix = flux.n_pixels
         err_blocks = err.iter_blocks() if err is not None else None
-        for rows, f in flux_blocks:
+        for rows, f in flux.iter_blocks():
             e = next(err_blocks)[1] if err_blocks is not None else None
             with np.errstate(invalid="ignore", divide="ignore"):
-                bad = ~(np.isfinite(f) & (f > 0))
+                good = f > 0                      # False for NaN too
+                good &= f < np.inf
                 if e is not None:
-                    bad |= ~(np.isfinite(e) & (e <= self.max_flux_err))
-                clipped = np.clip(f, lo, hi)
-                logf = np.log(clipped)
-                rel = None if e is None else e / clipped
-            logf[bad] = np.nan
+                    good &= e <= self.max_flux_err
+                    good &= e > -np.inf
+                bad = np.logical_not(good, out=good)
+                logf = np.clip(f, lo, hi, out=None if out is None else out[rows, :n_pix])
+                rel = None
+                if e is not None and out_err is not None:
+                    rel = np.divide(e, logf, out=out_err[rows, :n_pix])
+                np.log(logf, out=logf)
             yield rows, logf, bad, rel
 
     def _impute(self, logf_nan):
         """Per-pixel median and robust spread of the finite log-fluxes (float64), in place of none."""
-        med = nanmedian_columns(logf_nan)
-        with np.errstate(invalid="ignore"):
-            mad = nanmedian_columns(np.abs(logf_nan - med.astype(logf_nan.dtype)))
+        med, mad = nanmedian_mad_columns(logf_nan)
         # pixels bad in every training star get 0 (the continuum) and no spread
         med = np.where(np.isfinite(med), med, 0.0)
         mad = np.where(np.isfinite(mad), mad, 0.0)
@@ -257,9 +264,8 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
 
     def _log_features(self, flux, err, out):
         """Write log-fluxes (NaN at bad pixels) into ``out[:, :n_pixels]``; one pass."""
-        n_pix = flux.n_pixels
-        for rows, logf, _, _ in self._blocks(flux, err):
-            out[rows, :n_pix] = logf
+        for _, logf, bad, _ in self._blocks(flux, err, out):
+            logf[bad] = np.nan
 
     def _fill_bad(self, pixels):
         """Replace the NaN of ``pixels`` (a view of the output) by ``impute_values_``, in place."""
@@ -294,7 +300,8 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         for start in range(0, n_pix, group):
             cols = slice(start, min(start + group, n_pix))
             logf = np.empty((n, cols.stop - cols.start), dtype=np.float32)
-            for rows, block, _, _ in self._blocks(flux, err):
+            for rows, block, bad, _ in self._blocks(flux, err):
+                block[bad] = np.nan
                 logf[rows] = block[:, cols]
             self.impute_values_[cols], self.impute_err_[cols] = self._impute(logf)
         return self
@@ -339,13 +346,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_stars, ``n_pixels_`` + n_magnitudes + n_lsf)
             Log-flux (natural log, dimensionless), magnitudes (mag), LSF moments; ``dtype``.
         """
-        check_is_fitted(self)
-        flux, err, cat = self._inputs(X, reset=False)
-        out = np.empty((len(flux), self.n_pixels_ + cat.shape[1]), dtype=self.dtype)
-        self._log_features(flux, err, out)
-        self._fill_bad(out[:, :self.n_pixels_])
-        out[:, self.n_pixels_:] = cat
-        return out
+        return self._transform(X, features=True, errors=False)[0]
 
     def transform_err(self, X):
         """1-sigma uncertainties of the features, aligned with :meth:`transform`'s output.
@@ -379,24 +380,25 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     def _transform(self, X, *, features, errors):
         check_is_fitted(self)
         flux, err, cat = self._inputs(X, reset=False)
-        if err is None:
+        if errors and err is None:
             raise ValueError("transform_err needs flux uncertainties (flux_err_column is None or "
                              "the input is an array)")
-        mag_err = self._magnitude_errors(X)
         n_pix, shape = self.n_pixels_, (len(flux), self.n_pixels_ + cat.shape[1])
         out = np.empty(shape, dtype=self.dtype) if features else None
-        out_err = np.zeros(shape, dtype=self.dtype)
+        out_err = np.empty(shape, dtype=self.dtype) if errors else None
         impute_values = self.impute_values_.astype(self.dtype)
         impute_err = self.impute_err_.astype(self.dtype)
-        for rows, logf, bad, rel in self._blocks(flux, err):
+        for _, logf, bad, rel in self._blocks(flux, err, out, out_err):
             if features:
                 np.copyto(logf, impute_values[None, :], where=bad)
-                out[rows, :n_pix] = logf
-            np.copyto(rel, impute_err[None, :], where=bad)
-            out_err[rows, :n_pix] = rel
+            if errors:
+                np.copyto(rel, impute_err[None, :], where=bad)
         if features:
             out[:, n_pix:] = cat
-        out_err[:, n_pix:n_pix + mag_err.shape[1]] = mag_err
+        if errors:
+            mag_err = self._magnitude_errors(X)
+            out_err[:, n_pix:] = 0.0
+            out_err[:, n_pix:n_pix + mag_err.shape[1]] = mag_err
         return out, out_err
 
     def _magnitude_errors(self, X):

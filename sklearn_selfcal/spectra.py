@@ -30,8 +30,9 @@ from pandas.api.extensions import (ExtensionArray, ExtensionDtype, register_exte
 
 __all__ = ["SpectraDtype", "SpectraArray", "join_spectra", "spectra_block_rows", "register_dask"]
 
-#: Default number of bytes of raw spectra read at once (one block, in the source's dtype).
-DEFAULT_BLOCK_BYTES = 64 * 2**20
+#: Default number of bytes of raw spectra read at once (one block, in the source's dtype): a few
+#: MB, so that the chain of elementwise operations a consumer runs on a block stays in cache.
+DEFAULT_BLOCK_BYTES = 4 * 2**20
 
 
 def spectra_block_rows(n_pixels, itemsize=4, block_bytes=DEFAULT_BLOCK_BYTES):
@@ -51,9 +52,11 @@ class _MemoryRows:
         self.dtype = array.dtype
 
     def read(self, rows):
-        """``array[rows]`` for sorted unique ``rows`` (a copy)."""
+        """``array[rows]`` for sorted unique ``rows`` (a read-only view for a range of rows)."""
         if rows.size and rows[-1] - rows[0] + 1 == rows.size:
-            return np.array(self.array[rows[0]:rows[-1] + 1])
+            view = self.array[rows[0]:rows[-1] + 1].view()
+            view.flags.writeable = False
+            return view
         return self.array[rows]
 
     def describe(self):
@@ -359,14 +362,15 @@ class SpectraArray(ExtensionArray):
         Parameters
         ----------
         block_rows : int, optional
-            Rows per block (default: about 64 MB of pixels).
+            Rows per block (default: about 4 MB of pixels, :data:`DEFAULT_BLOCK_BYTES`).
 
         Yields
         ------
         rows : slice
             Positions of the block in this array.
         pixels : ndarray of shape (block size, n_pixels)
-            A fresh copy in the stored dtype (NaN for missing spectra).
+            In the stored dtype (NaN for missing spectra); a read-only view when the block is a
+            range of rows of an array in memory, a fresh array otherwise.
         """
         n = len(self)
         step = block_rows or spectra_block_rows(self.n_pixels, self._source.dtype.itemsize)
