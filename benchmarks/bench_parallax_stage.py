@@ -15,10 +15,13 @@ One run of this script:
      (``make_parallax_step``);
    - ``npy``, ``memmap``, ``hdf5``: the same with the spectra read from disk by row blocks
      (``SpectraArray.from_npy``, ``numpy.load(mmap_mode="r")``, ``SpectraArray.from_hdf5``);
+   - ``npy-scratch``: ``npy`` with the feature matrices in memory-mapped scratch files
+     (``scratch_dir``): their pages are file-backed, so the anonymous memory stays bounded;
 3. times the solver alone on one fold's features, float32 against float64 and one BLAS thread
    against the library default;
 4. prints per-sub-step times, the peak resident memory of the stage (rise above the memory held
-   once the inputs are loaded, and absolute), the bytes of the float32 feature matrix, and checks
+   once the inputs are loaded, and absolute; and the rise of anonymous memory, sampled every
+   20 ms, which leaves out file pages the system can reclaim), the bytes of the float32 feature matrix, and checks
    that memory, ``.npy``, memmap and HDF5 spectra give identical parallaxes.
 
 Sub-steps are timed by wrapping the estimators' methods (the same wrappers for both versions):
@@ -68,6 +71,34 @@ def _reset_peak():
     return _status()[0]
 
 
+class _AnonPeak:
+    """Largest anonymous resident memory (RssAnon: not file pages) seen, sampled every 20 ms."""
+
+    def __init__(self):
+        import threading
+
+        self.peak, self._stop = self._anon(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _anon():
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 2**20
+        return float("nan")
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._anon())
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 # --------------------------------------------------------------------------------------------
 # instrumentation shared by both versions
 # --------------------------------------------------------------------------------------------
@@ -113,6 +144,7 @@ def child(mode, scratch):
     from sklearn_selfcal.parallax_features import gaia_training_mask
 
     baseline = _reset_peak()
+    anon0, anon = _AnonPeak._anon(), _AnonPeak()
     t0 = time.perf_counter()
     if mode == "before":
         from sklearn_selfcal import parallax_features, workflow
@@ -126,7 +158,7 @@ def child(mode, scratch):
         from sklearn_selfcal.parallax import make_parallax_step
         from sklearn_selfcal.spectra import SpectraArray, join_spectra
 
-        if mode == "npy":
+        if mode in ("npy", "npy-scratch"):
             flux, flux_err = (SpectraArray.from_npy(scratch / f) for f in ("flux.npy",
                                                                           "flux_err.npy"))
         elif mode == "memmap":
@@ -139,16 +171,19 @@ def child(mode, scratch):
         with sklearn.config_context(enable_metadata_routing=True):
             step = make_parallax_step(random_state=0,
                                       training_filter=_timed("training filter",
-                                                             gaia_training_mask))
+                                                             gaia_training_mask),
+                                      scratch_dir=scratch if mode == "npy-scratch" else None)
             step.set_params(refit=False, passthrough=False)
             out = step.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
         pred, err = out["spec_parallax"].to_numpy(), out["spec_parallax_err"].to_numpy()
         scatter = step.intrinsic_scatter_
     TIMES["total stage"] = time.perf_counter() - t0
+    anon_rise = anon.stop() - anon0
     rss, peak = _status()
     np.save(scratch / f"pred_{mode}.npy", np.column_stack([pred, err]))
     print(json.dumps(dict(mode=mode, times=dict(TIMES), peak_rise_gb=peak - baseline,
-                          peak_gb=peak, baseline_gb=baseline, scatter=scatter)), flush=True)
+                          peak_gb=peak, baseline_gb=baseline, anon_rise_gb=anon_rise,
+                          scatter=scatter)), flush=True)
 
 
 def solver_child(scratch):
@@ -240,7 +275,7 @@ def main():
     ap.add_argument("--n-pixels", type=int, default=7514)
     ap.add_argument("--random-state", type=int, default=0)
     ap.add_argument("--baseline", default="8b924d3", help="commit of the 'before' version")
-    ap.add_argument("--modes", default="before,memory,npy,memmap,hdf5,solver")
+    ap.add_argument("--modes", default="before,memory,npy,memmap,hdf5,npy-scratch,solver")
     ap.add_argument("--scratch", default=None, help="folder for the data files (default: temp)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -267,18 +302,20 @@ def main():
         stage = [m for m in modes if m != "solver"]
         print(f"\nparallax stage, {n} stars x {args.n_pixels} pixels (s per sub-step, summed over "
               "folds)")
-        print(f"{'sub-step':<30s}" + "".join(f"{m:>10s}" for m in stage))
+        print(f"{'sub-step':<30s}" + "".join(f"{m:>12s}" for m in stage))
         for step in STEPS:
             row = [reports[m]["times"].get(step) for m in stage]
             if any(v is not None for v in row):
-                print(f"{step:<30s}" + "".join(f"{'-' if v is None else f'{v:.1f}':>10s}"
+                print(f"{step:<30s}" + "".join(f"{'-' if v is None else f'{v:.1f}':>12s}"
                                                for v in row))
         print(f"{'peak memory rise (GB)':<30s}" + "".join(
-            f"{reports[m]['peak_rise_gb']:>10.2f}" for m in stage))
+            f"{reports[m]['peak_rise_gb']:>12.2f}" for m in stage))
         print(f"{'peak memory, absolute (GB)':<30s}" + "".join(
-            f"{reports[m]['peak_gb']:>10.2f}" for m in stage))
+            f"{reports[m]['peak_gb']:>12.2f}" for m in stage))
+        print(f"{'peak anonymous rise (GB)':<30s}" + "".join(
+            f"{reports[m]['anon_rise_gb']:>12.2f}" for m in stage))
         print(f"{'intrinsic scatter':<30s}" + "".join(
-            f"{reports[m]['scatter']:>10.4f}" for m in stage))
+            f"{reports[m]['scatter']:>12.4f}" for m in stage))
         if "before" in reports and "memory" in reports:
             b, a = reports["before"]["times"], reports["memory"]["times"]
             print(f"\nspeed-up of the stage, before / after (memory): "

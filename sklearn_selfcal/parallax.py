@@ -885,7 +885,8 @@ def make_parallax_pipeline(alpha=PAPER_ALPHA, *, features=None, **regressor_para
 def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
                        n_folds=2, magnitude_columns=MAGNITUDE_COLUMNS, lsf_columns=LSF_COLUMNS,
                        training_filter=gaia_training_mask, dtype=np.float32, tol=1e-4,
-                       max_iter=100, random_state=None, n_jobs=None, verbose=0):
+                       max_iter=100, scratch_dir=None, random_state=None, n_jobs=None,
+                       verbose=0):
     """The paper's cross-fitted spectro-photometric parallaxes as one pipeline step.
 
     A :class:`~sklearn_selfcal.crossfit.CrossFitTransformer` around
@@ -916,6 +917,9 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
         Dtype of the feature matrix.
     tol, max_iter
         Of :class:`SpectroPhotometricParallaxRegressor`.
+    scratch_dir : str, path-like or None, default=None
+        Folder for the feature matrices as memory-mapped files (see
+        :class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`); None: in memory.
     random_state : int, RandomState instance or None
         Fold assignment.
     n_jobs : int, default=None
@@ -951,7 +955,8 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
         training_filter = functools.partial(gaia_training_mask,
                                             magnitude_columns=tuple(magnitude_columns))
     features = SpectroPhotometricFeatures(magnitude_columns=tuple(magnitude_columns),
-                                          lsf_columns=tuple(lsf_columns), dtype=dtype)
+                                          lsf_columns=tuple(lsf_columns), dtype=dtype,
+                                          scratch_dir=scratch_dir)
     model = make_parallax_pipeline(alpha, features=features,
                                    parallax_zero_point=parallax_zero_point, tol=tol,
                                    max_iter=max_iter, verbose=max(verbose - 1, 0))

@@ -22,7 +22,9 @@ training set (one boolean column per cut, compatible with
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import warnings
 from numbers import Real
 
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn import get_config
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels.column_median import nanmedian_mad_columns
@@ -122,6 +124,12 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         Value given to bad pixels' log-flux.
     dtype : numpy dtype, default=numpy.float32
         Output dtype (float32 halves the memory of the 7,514-pixel design matrix).
+    scratch_dir : str, path-like or None, default=None
+        Folder in which the outputs of ``fit_transform``, ``transform`` and
+        ``transform_with_err`` are written as memory-mapped files (deleted as soon as they are
+        created: they vanish with the arrays). Their pages are then file-backed and the system can
+        reclaim them, so the anonymous memory of the parallax stage stays bounded whatever the
+        number of stars. None: outputs in memory.
 
     Attributes
     ----------
@@ -169,12 +177,13 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         "max_flux_err": [Interval(Real, 0, None, closed="neither")],
         "impute": [StrOptions({"median", "continuum"})],
         "dtype": [Options(type, {np.float32, np.float64})],
+        "scratch_dir": [str, HasMethods(["__fspath__"]), None],
     }
 
     def __init__(self, flux_column="FLUX", flux_err_column="FLUX_ERR", *,
                  magnitude_columns=MAGNITUDE_COLUMNS, magnitude_error_columns="auto",
                  lsf_columns=LSF_COLUMNS, flux_range=(0.01, 1.5), max_flux_err=1.0,
-                 impute="median", dtype=np.float32):
+                 impute="median", dtype=np.float32, scratch_dir=None):
         self.flux_column = flux_column
         self.flux_err_column = flux_err_column
         self.magnitude_columns = magnitude_columns
@@ -184,6 +193,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         self.max_flux_err = max_flux_err
         self.impute = impute
         self.dtype = dtype
+        self.scratch_dir = scratch_dir
 
     # ------------------------------------------------------------------ input handling
     def _check_flux_range(self):
@@ -227,6 +237,17 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(f"{what}: X has spectra of {flux.n_pixels} pixels; fitted on "
                              f"{self.n_pixels_}")
         return flux, err, cat
+
+    def _new_output(self, shape):
+        """An empty output array: in memory, or a memory-mapped file in ``scratch_dir``."""
+        if self.scratch_dir is None:
+            return np.empty(shape, dtype=self.dtype)
+        fd, path = tempfile.mkstemp(suffix=".npy", prefix="features-", dir=self.scratch_dir)
+        os.close(fd)
+        try:
+            return np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
+        finally:
+            os.unlink(path)      # the mapping keeps the data until the array is freed
 
     def _blocks(self, flux, err, out=None, out_err=None):
         """Per block of stars: (rows, log-flux, bad-pixel mask, relative flux error or None).
@@ -322,7 +343,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         self._check_flux_range()
         flux, err, cat = self._inputs(X, reset=True)
         n_pix = self.n_pixels_ = flux.n_pixels
-        out = np.empty((len(flux), n_pix + cat.shape[1]), dtype=self.dtype)
+        out = self._new_output((len(flux), n_pix + cat.shape[1]))
         self._log_features(flux, err, out)
         self.impute_values_ = np.zeros(n_pix)
         self.impute_err_ = np.zeros(n_pix)
@@ -384,8 +405,8 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
             raise ValueError("transform_err needs flux uncertainties (flux_err_column is None or "
                              "the input is an array)")
         n_pix, shape = self.n_pixels_, (len(flux), self.n_pixels_ + cat.shape[1])
-        out = np.empty(shape, dtype=self.dtype) if features else None
-        out_err = np.empty(shape, dtype=self.dtype) if errors else None
+        out = self._new_output(shape) if features else None
+        out_err = self._new_output(shape) if errors else None
         impute_values = self.impute_values_.astype(self.dtype)
         impute_err = self.impute_err_.astype(self.dtype)
         for _, logf, bad, rel in self._blocks(flux, err, out, out_err):

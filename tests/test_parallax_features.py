@@ -270,3 +270,22 @@ def test_spectra_tables_round_trip_through_parquet(table, tmp_path):
     back = pd.read_parquet(tmp_path / "t.parquet")
     pd.testing.assert_frame_equal(back, X.iloc[[3, 1]])
     np.testing.assert_array_equal(back["FLUX"].array.to_numpy_2d(), flux[[3, 1]])
+
+
+def test_outputs_in_scratch_files_are_file_backed_and_identical(table, tmp_path):
+    X, _, _ = table
+    expected = SpectroPhotometricFeatures().fit(X)
+    features = SpectroPhotometricFeatures(scratch_dir=tmp_path)
+    out = features.fit_transform(X)
+    assert isinstance(out, np.memmap)                     # pages backed by a file, reclaimable
+    assert list(tmp_path.iterdir()) == []                 # unlinked at once: nothing left behind
+    np.testing.assert_array_equal(out, expected.transform(X))
+    feats, errs = features.transform_with_err(X)
+    assert isinstance(feats, np.memmap) and isinstance(errs, np.memmap)
+    np.testing.assert_array_equal(errs, expected.transform_err(X))
+    # pandas output wraps the mapped array without copying it
+    frame = features.set_output(transform="pandas").transform(X)
+    base = frame.to_numpy()
+    while not isinstance(base, np.memmap) and base.base is not None:
+        base = base.base
+    assert isinstance(base, np.memmap)
