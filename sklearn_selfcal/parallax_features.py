@@ -128,8 +128,9 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         Folder in which the outputs of ``fit_transform``, ``transform`` and
         ``transform_with_err`` are written as memory-mapped files (deleted as soon as they are
         created: they vanish with the arrays). Their pages are then file-backed and the system can
-        reclaim them, so the anonymous memory of the parallax stage stays bounded whatever the
-        number of stars. None: outputs in memory.
+        reclaim them, so the anonymous memory of the parallax stage grows with the number of stars
+        times the solver's working set (a few hundred columns) rather than times the number of
+        pixels. None: outputs in memory.
 
     Attributes
     ----------
