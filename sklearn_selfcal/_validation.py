@@ -6,12 +6,18 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "MEDIAN_DISTANCE_RANGE_KPC",
     "require_columns",
     "column_index",
     "check_finite_column",
     "check_positive_column",
     "check_numeric_columns",
 ]
+
+
+#: Unit guards accept samples whose median heliocentric distance lies in this range (kpc): outside
+#: it a parallax is most likely in arcsec or micro-arcsec, or a distance in pc.
+MEDIAN_DISTANCE_RANGE_KPC = (0.01, 100.0)
 
 
 def require_columns(available, required, *, what="input"):

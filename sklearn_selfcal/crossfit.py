@@ -40,7 +40,8 @@ def predict_with_std(estimator, X):
     For a ``Pipeline`` whose last transformer has a ``transform_err`` method (such as
     :class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`), the feature
     uncertainties it returns are passed to the final regressor's ``predict(X, X_err=...,
-    return_std=True)``, which propagates them; otherwise ``predict(X, return_std=True)`` is called.
+    return_std=True)``, which propagates them; a ``transform_with_err`` method gives features and
+    uncertainties in one pass. Otherwise ``predict(X, return_std=True)`` is called.
 
     Parameters
     ----------
@@ -58,6 +59,11 @@ def predict_with_std(estimator, X):
     Xt, X_err = X, None
     for i, (_, step) in enumerate(transformers):
         if step is None or step == "passthrough":
+            continue
+        if i == len(transformers) - 1 and hasattr(step, "transform_with_err"):
+            Xt, X_err = step.transform_with_err(Xt)
+            if hasattr(final, "feature_names_in_"):     # what set_output would have handed it
+                Xt = pd.DataFrame(Xt, columns=step.get_feature_names_out(), copy=False)
             continue
         if i == len(transformers) - 1 and hasattr(step, "transform_err"):
             X_err = step.transform_err(Xt)

@@ -46,8 +46,8 @@ from ._kernels.explinear_l1 import (ExpLinearChi2, RowSubset, WeightedL1, alpha_
                                     explinear_l1_path, matvec, safe_exp, solve_gauss_newton)
 from ._paper import GAIA_PARALLAX_ZERO_POINT, PAPER_ALPHA
 from ._progress import progress
-from ._validation import check_numeric_columns, check_positive_column
-from .actions import DISTANCE_RANGE_KPC
+from ._validation import (MEDIAN_DISTANCE_RANGE_KPC, check_numeric_columns,
+                          check_positive_column)
 from .parallax_features import (LSF_COLUMNS, MAGNITUDE_COLUMNS, PIXEL_FEATURE_PREFIX,
                                 SpectroPhotometricFeatures, gaia_training_mask)
 
@@ -70,8 +70,9 @@ UNPENALIZED_FEATURES = MAGNITUDE_COLUMNS + LSF_COLUMNS
 _PIXEL_NAME = re.compile(re.escape(PIXEL_FEATURE_PREFIX) + r"\d+$")
 
 #: The unit check accepts training sets whose median parallax (after the zero point) lies in this
-#: range (mas): the median distance of ActionTransformer's unit guard, 0.01-100 kpc, inverted.
-PARALLAX_RANGE_MAS = (1.0 / DISTANCE_RANGE_KPC[1], 1.0 / DISTANCE_RANGE_KPC[0])
+#: range (mas): the median distance of the unit guards (ActionTransformer's too), 0.01-100 kpc,
+#: inverted.
+PARALLAX_RANGE_MAS = (1.0 / MEDIAN_DISTANCE_RANGE_KPC[1], 1.0 / MEDIAN_DISTANCE_RANGE_KPC[0])
 #: ... and whose median parallax uncertainty lies in this range (mas): Gaia's run from ~0.01 mas
 #: (bright stars) to ~1 mas (G ~ 20); outside it sigma is likely in arcsec or micro-arcsec.
 PARALLAX_ERROR_RANGE_MAS = (1e-3, 10.0)
@@ -884,7 +885,8 @@ def make_parallax_pipeline(alpha=PAPER_ALPHA, *, features=None, **regressor_para
 def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
                        n_folds=2, magnitude_columns=MAGNITUDE_COLUMNS, lsf_columns=LSF_COLUMNS,
                        training_filter=gaia_training_mask, dtype=np.float32, tol=1e-4,
-                       max_iter=100, random_state=None, n_jobs=None, verbose=0):
+                       max_iter=100, scratch_dir=None, random_state=None, n_jobs=None,
+                       verbose=0):
     """The paper's cross-fitted spectro-photometric parallaxes as one pipeline step.
 
     A :class:`~sklearn_selfcal.crossfit.CrossFitTransformer` around
@@ -915,6 +917,9 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
         Dtype of the feature matrix.
     tol, max_iter
         Of :class:`SpectroPhotometricParallaxRegressor`.
+    scratch_dir : str, path-like or None, default=None
+        Folder for the feature matrices as memory-mapped files (see
+        :class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`); None: in memory.
     random_state : int, RandomState instance or None
         Fold assignment.
     n_jobs : int, default=None
@@ -950,7 +955,8 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
         training_filter = functools.partial(gaia_training_mask,
                                             magnitude_columns=tuple(magnitude_columns))
     features = SpectroPhotometricFeatures(magnitude_columns=tuple(magnitude_columns),
-                                          lsf_columns=tuple(lsf_columns), dtype=dtype)
+                                          lsf_columns=tuple(lsf_columns), dtype=dtype,
+                                          scratch_dir=scratch_dir)
     model = make_parallax_pipeline(alpha, features=features,
                                    parallax_zero_point=parallax_zero_point, tol=tol,
                                    max_iter=max_iter, verbose=max(verbose - 1, 0))

@@ -6,11 +6,14 @@ magnitudes and the five LSF moments. It is the first step of the model,
 ``make_pipeline(SpectroPhotometricFeatures(), SpectroPhotometricParallaxRegressor())``.
 
 Input layout (one table per star, as the end-to-end pipeline carries it): a DataFrame holding the
-catalogue columns plus one column per pixel, ``FLUX_0000 ... FLUX_7513`` (continuum-normalised
-flux) and ``FLUX_ERR_0000 ...`` (its 1-sigma uncertainty); :func:`join_spectra` builds it from
-``make_survey``'s (or a reader's) ``frame``, ``spectra`` and ``spectra_err``. Pixel columns are
-found by prefix (prefix + digits), magnitudes and LSF moments by name. A plain array is accepted
-only as a block of fluxes, when no magnitude or LSF columns are configured.
+catalogue columns plus two spectra columns, ``FLUX`` (continuum-normalised flux) and ``FLUX_ERR``
+(its 1-sigma uncertainty), each a :class:`~sklearn_selfcal.spectra.SpectraArray` whose rows are
+the stars' spectra, backed by one 2-D array in memory or on disk
+(:func:`~sklearn_selfcal.spectra.join_spectra` builds the table). The pixels are read in row
+blocks, so neither row selection nor the features ever hold more than the output plus a block
+of raw spectra. A table with one column per pixel (``FLUX_0000 ... FLUX_7513``, ``FLUX_ERR_0000
+...``) is still accepted: its pixel columns are gathered into one array first (a copy). A plain
+array is accepted only as a block of fluxes, when no magnitude or LSF columns are configured.
 
 :func:`gaia_training_cuts` / :func:`gaia_training_mask` are the astrometric quality cuts of the
 training set (one boolean column per cut, compatible with
@@ -19,17 +22,22 @@ training set (one boolean column per cut, compatible with
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import warnings
 from numbers import Real
 
 import numpy as np
 import pandas as pd
+from sklearn import get_config
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._kernels.column_median import nanmedian_mad_columns
 from ._validation import check_numeric_columns, require_columns
+from .spectra import SpectraArray, join_spectra
 
 __all__ = [
     "MAGNITUDE_COLUMNS",
@@ -46,51 +54,33 @@ MAGNITUDE_COLUMNS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag", 
                      "w1mpro", "w2mpro")
 #: The first five moments of the APOGEE line-spread function (dimensionless).
 LSF_COLUMNS = ("LSF_1", "LSF_2", "LSF_3", "LSF_4", "LSF_5")
-#: Output names of the pixel features are this prefix plus the input column's suffix.
+#: Output names of the pixel features are this prefix plus the pixel number.
 PIXEL_FEATURE_PREFIX = "LOGFLUX_"
-
-
-def join_spectra(frame, spectra, spectra_err=None, *, flux_prefix="FLUX_",
-                 flux_err_prefix="FLUX_ERR_"):
-    """Append spectra to a catalogue as one column per pixel (the transformer's input layout).
-
-    Parameters
-    ----------
-    frame : DataFrame of shape (n_stars, n_columns)
-        Catalogue (not modified).
-    spectra : array-like of shape (n_stars, n_pixels)
-        Continuum-normalised flux (dimensionless, ~1 in the continuum).
-    spectra_err : array-like of shape (n_stars, n_pixels), optional
-        1-sigma flux uncertainty (same units).
-    flux_prefix, flux_err_prefix : str
-        Column prefixes; columns are numbered ``0000, 0001, ...``.
-
-    Returns
-    -------
-    table : DataFrame
-        ``frame``'s columns followed by the flux (and error) columns, with ``frame``'s index.
-    """
-    spectra = np.asarray(spectra)
-    if spectra.ndim != 2 or spectra.shape[0] != len(frame):
-        raise ValueError(f"spectra must have shape (n_stars={len(frame)}, n_pixels), got "
-                         f"{spectra.shape}")
-    width = max(4, len(str(spectra.shape[1] - 1)))
-    suffixes = [f"{i:0{width}d}" for i in range(spectra.shape[1])]
-    blocks = [frame, pd.DataFrame(spectra, index=frame.index, copy=False,
-                                  columns=[flux_prefix + s for s in suffixes])]
-    if spectra_err is not None:
-        spectra_err = np.asarray(spectra_err)
-        if spectra_err.shape != spectra.shape:
-            raise ValueError(f"spectra_err must have the shape of spectra {spectra.shape}, got "
-                             f"{spectra_err.shape}")
-        blocks.append(pd.DataFrame(spectra_err, index=frame.index, copy=False,
-                                   columns=[flux_err_prefix + s for s in suffixes]))
-    return pd.concat(blocks, axis=1)
+#: Robust standard deviation from the median absolute deviation of a normal law.
+_MAD_TO_SIGMA = 1.4826
 
 
 def _pixel_columns(columns, prefix):
     pattern = re.compile(re.escape(prefix) + r"(\d+)$")
     return [c for c in columns if isinstance(c, str) and pattern.match(c)]
+
+
+def _spectra_column(X, name, *, what, required=True):
+    """The SpectraArray of column ``name`` of ``X``, or one gathered from ``name_<digits>`` columns."""
+    if name in X.columns:
+        array = X[name].array
+        if not isinstance(array, SpectraArray):
+            raise TypeError(f"{what}: column {name!r} must hold spectra (a SpectraArray column, see "
+                            f"join_spectra), got dtype {X[name].dtype}")
+        return array
+    legacy = _pixel_columns(X.columns, name + "_")
+    if legacy:     # one column per pixel: gathered once (a copy)
+        check_numeric_columns(X, legacy, what=what)
+        return SpectraArray(X[legacy].to_numpy())
+    if not required:
+        return None
+    raise KeyError(f"{what}: no spectra column {name!r} (nor pixel columns {name}_0000, ...) in X; "
+                   "build the table with join_spectra(frame, spectra, spectra_err)")
 
 
 class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
@@ -107,17 +97,18 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     ``SpectroPhotometricParallaxRegressor.predict(X, X_err=..., return_std=True)``) are
     ``err / clip(flux)`` for good pixels (first-order propagation through the log), the training
     stars' robust spread of the pixel's log-flux (1.4826 MAD) for imputed pixels, the catalogue's
-    magnitude errors, and 0 for the LSF moments.
+    magnitude errors, and 0 for the LSF moments. :meth:`transform_with_err` returns both in one
+    pass over the spectra.
 
     Parameters
     ----------
-    flux_prefix : str
-        Pixel flux columns are ``flux_prefix`` followed by digits (see :func:`join_spectra`);
-        default ``"FLUX_"``.
-    flux_err_prefix : str or None
-        Prefix of the flux-uncertainty columns (same digits; default ``"FLUX_ERR_"``).
-        ``None``: no uncertainties (bad pixels are then only those with flux not finite or
-        ``<= 0``).
+    flux_column : str, default="FLUX"
+        Column of the flux spectra (a :class:`~sklearn_selfcal.spectra.SpectraArray`, see
+        :func:`~sklearn_selfcal.spectra.join_spectra`); without it, the columns
+        ``<flux_column>_<digits>`` (one per pixel) are used.
+    flux_err_column : str or None, default="FLUX_ERR"
+        Column of their uncertainties (or ``<flux_err_column>_<digits>``). ``None``: no
+        uncertainties (bad pixels are then only those with flux not finite or ``<= 0``).
     magnitude_columns : sequence of str, default=MAGNITUDE_COLUMNS
         Magnitude columns (mag) appended to the features.
     magnitude_error_columns : "auto" or sequence of str, default="auto"
@@ -133,11 +124,16 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         Value given to bad pixels' log-flux.
     dtype : numpy dtype, default=numpy.float32
         Output dtype (float32 halves the memory of the 7,514-pixel design matrix).
+    scratch_dir : str, path-like or None, default=None
+        Folder in which the outputs of ``fit_transform``, ``transform`` and
+        ``transform_with_err`` are written as memory-mapped files (deleted as soon as they are
+        created: they vanish with the arrays). Their pages are then file-backed and the system can
+        reclaim them, so the anonymous memory of the parallax stage grows with the number of stars
+        times the solver's working set (a few hundred columns) rather than times the number of
+        pixels. None: outputs in memory.
 
     Attributes
     ----------
-    pixel_columns_ : list of str
-        Flux columns used (for array input: ``None``).
     n_pixels_ : int
     impute_values_ : ndarray of shape (``n_pixels_``,)
         Log-flux given to bad pixels.
@@ -146,6 +142,13 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only with DataFrame input.
+
+    Notes
+    -----
+    Memory: :meth:`fit_transform`, :meth:`transform` and :meth:`transform_with_err` hold their
+    output and one block of raw spectra (4 MB); :meth:`fit` alone holds the log-fluxes of as many
+    pixels as fit in scikit-learn's ``working_memory`` (``sklearn.set_config``) and reads the
+    spectra once per such group of pixels.
 
     Examples
     --------
@@ -166,8 +169,8 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "flux_prefix": [str],
-        "flux_err_prefix": [str, None],
+        "flux_column": [str],
+        "flux_err_column": [str, None],
         "magnitude_columns": ["array-like"],
         "magnitude_error_columns": [StrOptions({"auto"}), "array-like"],
         "lsf_columns": ["array-like"],
@@ -175,14 +178,15 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         "max_flux_err": [Interval(Real, 0, None, closed="neither")],
         "impute": [StrOptions({"median", "continuum"})],
         "dtype": [Options(type, {np.float32, np.float64})],
+        "scratch_dir": [str, HasMethods(["__fspath__"]), None],
     }
 
-    def __init__(self, flux_prefix="FLUX_", flux_err_prefix="FLUX_ERR_", *,
+    def __init__(self, flux_column="FLUX", flux_err_column="FLUX_ERR", *,
                  magnitude_columns=MAGNITUDE_COLUMNS, magnitude_error_columns="auto",
                  lsf_columns=LSF_COLUMNS, flux_range=(0.01, 1.5), max_flux_err=1.0,
-                 impute="median", dtype=np.float32):
-        self.flux_prefix = flux_prefix
-        self.flux_err_prefix = flux_err_prefix
+                 impute="median", dtype=np.float32, scratch_dir=None):
+        self.flux_column = flux_column
+        self.flux_err_column = flux_err_column
         self.magnitude_columns = magnitude_columns
         self.magnitude_error_columns = magnitude_error_columns
         self.lsf_columns = lsf_columns
@@ -190,6 +194,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         self.max_flux_err = max_flux_err
         self.impute = impute
         self.dtype = dtype
+        self.scratch_dir = scratch_dir
 
     # ------------------------------------------------------------------ input handling
     def _check_flux_range(self):
@@ -201,67 +206,100 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     def _catalogue_columns(self):
         return list(self.magnitude_columns) + list(self.lsf_columns)
 
-    def _split(self, X, *, reset):
-        """Return (flux, flux_err or None, catalogue block) as arrays; validate names."""
+    def _inputs(self, X, *, reset):
+        """(flux SpectraArray, flux-error SpectraArray or None, catalogue block); checks names."""
+        what = type(self).__name__
         if isinstance(X, pd.DataFrame):
+            if not reset:
+                check_is_fitted(self)
+            flux = _spectra_column(X, self.flux_column, what=what)
+            err = None
+            if self.flux_err_column is not None:
+                err = _spectra_column(X, self.flux_err_column, what=f"{what} (flux errors)")
+                if err.n_pixels != flux.n_pixels:
+                    raise ValueError(f"{what}: {self.flux_err_column!r} has {err.n_pixels} pixels, "
+                                     f"{self.flux_column!r} {flux.n_pixels}")
+            require_columns(X.columns, self._catalogue_columns(), what=what)
+            cat = (np.column_stack([_finite_column(X, c) for c in self._catalogue_columns()])
+                   if self._catalogue_columns() else np.zeros((len(X), 0)))
             if reset:
-                self.pixel_columns_ = _pixel_columns(X.columns, self.flux_prefix)
-                if not self.pixel_columns_:
-                    raise KeyError(f"no pixel flux columns named {self.flux_prefix!r} + digits "
-                                   "in X; "
-                                   "build the table with join_spectra(frame, spectra, spectra_err)")
                 self.n_features_in_ = X.shape[1]
                 self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-            else:
-                check_is_fitted(self)
-                if self.pixel_columns_ is None:
-                    raise TypeError("fitted on an array; transform needs an array too")
-                require_columns(X.columns, self.pixel_columns_, what="SpectroPhotometricFeatures")
-            flux = X[self.pixel_columns_].to_numpy()
-            err = None
-            if self.flux_err_prefix is not None:
-                err_cols = [self.flux_err_prefix + c[len(self.flux_prefix):]
-                            for c in self.pixel_columns_]
-                require_columns(X.columns, err_cols,
-                                what="SpectroPhotometricFeatures (flux errors)")
-                err = X[err_cols].to_numpy()
-            require_columns(X.columns, self._catalogue_columns(), what="SpectroPhotometricFeatures")
-            check_numeric_columns(X, [*self.pixel_columns_, *(err_cols if err is not None else []),
-                                      *self._catalogue_columns()],
-                                  what="SpectroPhotometricFeatures")
-            cat = np.column_stack([_finite_column(X, c) for c in self._catalogue_columns()]) \
-                if self._catalogue_columns() else np.zeros((len(X), 0))
-            return flux, err, cat
-        if self._catalogue_columns():
+        elif self._catalogue_columns():
             raise TypeError(
-                "SpectroPhotometricFeatures needs a DataFrame with pixel columns and the catalogue "
-                f"columns {self._catalogue_columns()} (see join_spectra); an array is only "
-                "accepted "
-                "with magnitude_columns=() and lsf_columns=() as a block of fluxes")
-        flux = validate_data(self, X, reset=reset, ensure_all_finite=False,
-                             dtype=[np.float64, np.float32])
-        if reset:
-            self.pixel_columns_ = None
-        return flux, None, np.zeros((flux.shape[0], 0))
+                f"{what} needs a DataFrame with spectra and the catalogue columns "
+                f"{self._catalogue_columns()} (see join_spectra); an array is only accepted with "
+                "magnitude_columns=() and lsf_columns=() as a block of fluxes")
+        else:
+            values = validate_data(self, X, reset=reset, ensure_all_finite=False,
+                                   dtype=[np.float64, np.float32])
+            flux, err, cat = SpectraArray(values), None, np.zeros((values.shape[0], 0))
+        if not reset and flux.n_pixels != self.n_pixels_:
+            raise ValueError(f"{what}: X has spectra of {flux.n_pixels} pixels; fitted on "
+                             f"{self.n_pixels_}")
+        return flux, err, cat
 
-    def _bad_pixels(self, flux, err):
-        with np.errstate(invalid="ignore"):
-            bad = ~(np.isfinite(flux) & (flux > 0))
-            if err is not None:
-                bad |= ~(np.isfinite(err) & (err <= self.max_flux_err))
-        return bad
+    def _new_output(self, shape):
+        """An empty output array: in memory, or a memory-mapped file in ``scratch_dir``."""
+        if self.scratch_dir is None:
+            return np.empty(shape, dtype=self.dtype)
+        fd, path = tempfile.mkstemp(suffix=".npy", prefix="features-", dir=self.scratch_dir)
+        os.close(fd)
+        try:
+            return np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
+        finally:
+            os.unlink(path)      # the mapping keeps the data until the array is freed
 
-    def _log_flux(self, flux, err):
+    def _blocks(self, flux, err, out=None, out_err=None):
+        """Per block of stars: (rows, log-flux, bad-pixel mask, relative flux error or None).
+
+        The log-fluxes (bad pixels not yet replaced) are written into ``out[rows, :n_pixels]``
+        and the relative errors into ``out_err[rows, :n_pixels]`` when given (no intermediate
+        copies); the yielded arrays are those views, or fresh blocks otherwise.
+        """
         lo, hi = self.flux_range
-        bad = self._bad_pixels(flux, err)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logf = np.log(np.clip(flux, lo, hi))
-        return logf, bad
+        n_pix = flux.n_pixels
+        err_blocks = err.iter_blocks() if err is not None else None
+        for rows, f in flux.iter_blocks():
+            e = next(err_blocks)[1] if err_blocks is not None else None
+            with np.errstate(invalid="ignore", divide="ignore"):
+                good = f > 0                      # False for NaN too
+                good &= f < np.inf
+                if e is not None:
+                    good &= e <= self.max_flux_err
+                    good &= e > -np.inf
+                bad = np.logical_not(good, out=good)
+                logf = np.clip(f, lo, hi, out=None if out is None else out[rows, :n_pix])
+                rel = None
+                if e is not None and out_err is not None:
+                    rel = np.divide(e, logf, out=out_err[rows, :n_pix])
+                np.log(logf, out=logf)
+            yield rows, logf, bad, rel
+
+    def _impute(self, logf_nan):
+        """Per-pixel median and robust spread of the finite log-fluxes (float64), in place of none."""
+        med, mad = nanmedian_mad_columns(logf_nan)
+        # pixels bad in every training star get 0 (the continuum) and no spread
+        med = np.where(np.isfinite(med), med, 0.0)
+        mad = np.where(np.isfinite(mad), mad, 0.0)
+        return (med if self.impute == "median" else np.zeros_like(med)), _MAD_TO_SIGMA * mad
+
+    def _log_features(self, flux, err, out):
+        """Write log-fluxes (NaN at bad pixels) into ``out[:, :n_pixels]``; one pass."""
+        for _, logf, bad, _ in self._blocks(flux, err, out):
+            logf[bad] = np.nan
+
+    def _fill_bad(self, pixels):
+        """Replace the NaN of ``pixels`` (a view of the output) by ``impute_values_``, in place."""
+        for rows in _row_chunks(pixels):
+            block = pixels[rows]
+            np.copyto(block, self.impute_values_.astype(block.dtype)[None, :],
+                      where=np.isnan(block))
 
     # ------------------------------------------------------------------ estimator API
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Find the pixel columns and the per-pixel imputation values.
+        """Find the per-pixel imputation values from the training stars.
 
         Parameters
         ----------
@@ -274,27 +312,49 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         self : SpectroPhotometricFeatures
         """
         self._check_flux_range()
-        flux, err, _ = self._split(X, reset=True)
-        n_pix = flux.shape[1]
+        flux, err, _ = self._inputs(X, reset=True)
+        n, n_pix = len(flux), flux.n_pixels
         self.n_pixels_ = n_pix
         self.impute_values_ = np.zeros(n_pix)
         self.impute_err_ = np.zeros(n_pix)
-        step = max(1, 2**22 // max(1, flux.shape[0]))  # column chunks of ~32 MB
-        for start in range(0, n_pix, step):
-            cols = slice(start, min(start + step, n_pix))
-            logf, bad = self._log_flux(flux[:, cols], None if err is None else err[:, cols])
-            logf = np.where(bad, np.nan, logf)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                # pixels bad in every training star get 0 (continuum) and no spread
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(logf, axis=0)
-                mad = np.nanmedian(np.abs(logf - med), axis=0)
-            med = np.where(np.isfinite(med), med, 0.0)
-            mad = np.where(np.isfinite(mad), mad, 0.0)
-            if self.impute == "median":
-                self.impute_values_[cols] = med
-            self.impute_err_[cols] = 1.4826 * mad
+        # as many pixels at once as fit in the working memory: one pass over the spectra each
+        group = max(1, int(get_config()["working_memory"] * 2**20) // (4 * max(n, 1)))
+        for start in range(0, n_pix, group):
+            cols = slice(start, min(start + group, n_pix))
+            logf = np.empty((n, cols.stop - cols.start), dtype=np.float32)
+            for rows, block, bad, _ in self._blocks(flux, err):
+                block[bad] = np.nan
+                logf[rows] = block[:, cols]
+            self.impute_values_[cols], self.impute_err_[cols] = self._impute(logf)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then transform, reading the spectra once.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray of shape (n_stars, n_columns)
+        y : ignored
+
+        Returns
+        -------
+        features : ndarray of shape (n_stars, ``n_pixels_`` + n_magnitudes + n_lsf)
+        """
+        self._check_flux_range()
+        flux, err, cat = self._inputs(X, reset=True)
+        n_pix = self.n_pixels_ = flux.n_pixels
+        out = self._new_output((len(flux), n_pix + cat.shape[1]))
+        self._log_features(flux, err, out)
+        self.impute_values_ = np.zeros(n_pix)
+        self.impute_err_ = np.zeros(n_pix)
+        step = max(1, int(get_config()["working_memory"] * 2**20) // (8 * max(len(flux), 1)))
+        for start in range(0, n_pix, step):   # medians over pixel groups of the output itself
+            cols = slice(start, min(start + step, n_pix))
+            self.impute_values_[cols], self.impute_err_[cols] = self._impute(out[:, cols])
+        self._fill_bad(out[:, :n_pix])
+        out[:, n_pix:] = cat
+        return out
 
     def transform(self, X):
         """Feature matrix: log pixel fluxes, then magnitudes, then LSF moments.
@@ -308,14 +368,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_stars, ``n_pixels_`` + n_magnitudes + n_lsf)
             Log-flux (natural log, dimensionless), magnitudes (mag), LSF moments; ``dtype``.
         """
-        check_is_fitted(self)
-        flux, err, cat = self._split(X, reset=False)
-        out = np.empty((flux.shape[0], self.n_pixels_ + cat.shape[1]), dtype=self.dtype)
-        for rows in _row_chunks(flux):
-            logf, bad = self._log_flux(flux[rows], None if err is None else err[rows])
-            out[rows, :self.n_pixels_] = np.where(bad, self.impute_values_[None, :], logf)
-        out[:, self.n_pixels_:] = cat
-        return out
+        return self._transform(X, features=True, errors=False)[0]
 
     def transform_err(self, X):
         """1-sigma uncertainties of the features, aligned with :meth:`transform`'s output.
@@ -331,22 +384,44 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
             ``err / flux`` (log-flux), imputed pixels the training spread, magnitude errors
             (mag), 0 for LSF moments; ``dtype``.
         """
+        return self._transform(X, features=False, errors=True)[1]
+
+    def transform_with_err(self, X):
+        """:meth:`transform` and :meth:`transform_err` in one pass over the spectra.
+
+        Parameters
+        ----------
+        X : DataFrame
+
+        Returns
+        -------
+        features, feature_err : ndarray of shape (n_stars, n_features_out)
+        """
+        return self._transform(X, features=True, errors=True)
+
+    def _transform(self, X, *, features, errors):
         check_is_fitted(self)
-        flux, err, _ = self._split(X, reset=False)
-        if err is None:
-            raise ValueError("transform_err needs flux uncertainties (flux_err_prefix is None or "
+        flux, err, cat = self._inputs(X, reset=False)
+        if errors and err is None:
+            raise ValueError("transform_err needs flux uncertainties (flux_err_column is None or "
                              "the input is an array)")
-        mag_err = self._magnitude_errors(X)
-        lo, hi = self.flux_range
-        out = np.zeros((flux.shape[0], self.n_pixels_ + len(self._catalogue_columns())),
-                       dtype=self.dtype)
-        for rows in _row_chunks(flux):
-            bad = self._bad_pixels(flux[rows], err[rows])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rel = err[rows] / np.clip(flux[rows], lo, hi)
-            out[rows, :self.n_pixels_] = np.where(bad, self.impute_err_[None, :], rel)
-        out[:, self.n_pixels_:self.n_pixels_ + mag_err.shape[1]] = mag_err
-        return out
+        n_pix, shape = self.n_pixels_, (len(flux), self.n_pixels_ + cat.shape[1])
+        out = self._new_output(shape) if features else None
+        out_err = self._new_output(shape) if errors else None
+        impute_values = self.impute_values_.astype(self.dtype)
+        impute_err = self.impute_err_.astype(self.dtype)
+        for _, logf, bad, rel in self._blocks(flux, err, out, out_err):
+            if features:
+                np.copyto(logf, impute_values[None, :], where=bad)
+            if errors:
+                np.copyto(rel, impute_err[None, :], where=bad)
+        if features:
+            out[:, n_pix:] = cat
+        if errors:
+            mag_err = self._magnitude_errors(X)
+            out_err[:, n_pix:] = 0.0
+            out_err[:, n_pix:n_pix + mag_err.shape[1]] = mag_err
+        return out, out_err
 
     def _magnitude_errors(self, X):
         if self.magnitude_error_columns == "auto":
@@ -370,15 +445,12 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         Returns
         -------
         names : ndarray of str
-            ``LOGFLUX_<suffix>`` per pixel (the flux column's digits, or the pixel index), then
-            the magnitude and LSF column names.
+            ``LOGFLUX_<pixel number>`` per pixel (``0000``, ``0001``, ...), then the magnitude and
+            LSF column names.
         """
         check_is_fitted(self)
-        if self.pixel_columns_ is None:
-            width = max(4, len(str(self.n_pixels_ - 1)))
-            pix = [f"{PIXEL_FEATURE_PREFIX}{i:0{width}d}" for i in range(self.n_pixels_)]
-        else:
-            pix = [PIXEL_FEATURE_PREFIX + c[len(self.flux_prefix):] for c in self.pixel_columns_]
+        width = max(4, len(str(self.n_pixels_ - 1)))
+        pix = [f"{PIXEL_FEATURE_PREFIX}{i:0{width}d}" for i in range(self.n_pixels_)]
         return np.asarray(pix + self._catalogue_columns(), dtype=object)
 
     def __sklearn_tags__(self):

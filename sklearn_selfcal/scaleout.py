@@ -15,6 +15,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .spectra import register_dask
+
+try:  # spectra columns (SpectraArray) in Dask DataFrames
+    register_dask()
+except ImportError:  # pragma: no cover - dask is optional
+    pass
+
 __all__ = ["transform_partitions", "apply_to_parquet"]
 
 

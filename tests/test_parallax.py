@@ -525,12 +525,16 @@ def test_strings_in_numeric_columns_are_named(survey):
     df.loc[7, "K"] = "bad"
     with pytest.raises(ValueError, match=r"'K' must be numeric.*row 7: 'bad'"):
         SpectroPhotometricParallaxRegressor().fit(df, y, sigma=sigma)
-    table = survey["table"].iloc[:50].copy()
-    for column in ("J", "FLUX_0003"):
-        bad = table.astype({column: object})
+    table = survey["table"].iloc[:50]
+    flux = table["FLUX"].array.to_numpy_2d()
+    per_pixel = pd.concat([table.drop(columns=["FLUX", "FLUX_ERR"]),   # one column per pixel
+                           pd.DataFrame(flux, columns=[f"FLUX_{j:04d}" for j in range(300)],
+                                        index=table.index)], axis=1)
+    for frame, column in ((table, "J"), (per_pixel, "FLUX_0003")):
+        bad = frame.astype({column: object})
         bad.iloc[9, bad.columns.get_loc(column)] = "bad"
         with pytest.raises(ValueError, match=rf"'{column}' must be numeric.*row 9: 'bad'"):
-            SpectroPhotometricFeatures().fit(bad)
+            SpectroPhotometricFeatures(flux_err_column=None).fit(bad)
 
 
 def test_parallax_step_gives_the_whole_error_budget_for_every_star():

@@ -1,8 +1,11 @@
 """Tests of the parallax model's features (SpectroPhotometricFeatures) and training-set cuts."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 
 from sklearn_selfcal.parallax_features import (LSF_COLUMNS, MAGNITUDE_COLUMNS,
                                                SpectroPhotometricFeatures, gaia_training_cuts,
@@ -98,12 +101,15 @@ def test_clear_errors(table):
     with pytest.raises(ValueError, match="'H'"):
         SpectroPhotometricFeatures().fit(bad)
     features = SpectroPhotometricFeatures().fit(X)
-    with pytest.raises(KeyError, match="FLUX_0002"):
-        features.transform(X.drop(columns="FLUX_0002"))
-    with pytest.raises(KeyError, match="FLUX_ERR_0000"):
-        features.transform(X.drop(columns="FLUX_ERR_0000"))
+    with pytest.raises(KeyError, match="FLUX_ERR"):
+        features.transform(X.drop(columns="FLUX_ERR"))
+    with pytest.raises(ValueError, match="7 pixels; fitted on 6"):
+        features.transform(join_spectra(X.drop(columns=["FLUX", "FLUX_ERR"]),
+                                        np.ones((len(X), 7)), np.ones((len(X), 7))))
+    with pytest.raises(TypeError, match="SpectraArray"):
+        features.transform(X.assign(FLUX=1.0))
     with pytest.raises(TypeError, match="DataFrame"):
-        SpectroPhotometricFeatures().fit(X.filter(like="FLUX_").to_numpy())
+        SpectroPhotometricFeatures().fit(X["FLUX"].array.to_numpy_2d())
     with pytest.raises(ValueError, match="flux_range"):
         SpectroPhotometricFeatures(flux_range=(1.0, 0.5)).fit(X)
 
@@ -112,7 +118,7 @@ def test_array_input_is_a_flux_block():
     rng = np.random.default_rng(1)
     flux = rng.uniform(0.6, 1.0, (20, 5))
     flux[0, 0] = -1.0
-    tr = SpectroPhotometricFeatures(magnitude_columns=(), lsf_columns=(), flux_err_prefix=None)
+    tr = SpectroPhotometricFeatures(magnitude_columns=(), lsf_columns=(), flux_err_column=None)
     out = tr.fit_transform(flux)
     assert out.shape == (20, 5)
     np.testing.assert_allclose(out[1:, 0], np.log(flux[1:, 0]), rtol=1e-6)
@@ -127,8 +133,8 @@ def test_join_spectra_checks_shapes():
     with pytest.raises(ValueError, match="spectra_err"):
         join_spectra(frame, np.ones((3, 2)), np.ones((3, 3)))
     joined = join_spectra(frame, np.ones((3, 2)))
-    assert list(joined.columns[-2:]) == ["FLUX_0000", "FLUX_0001"]
-    assert "FLUX_0000" not in frame.columns
+    assert list(joined.columns[-1:]) == ["FLUX"] and "FLUX" not in frame.columns
+    np.testing.assert_array_equal(joined["FLUX"].array.to_numpy_2d(), np.ones((3, 2)))
 
 
 def _gaia_frame():
@@ -176,3 +182,110 @@ def test_gaia_training_cuts_options_and_missing_columns():
     assert not cuts.loc[0, "complete_photometry"]
     with pytest.raises(KeyError, match="visibility_periods_used"):
         gaia_training_cuts(frame.drop(columns="visibility_periods_used"))
+
+
+# ------------------------------------------------------------------------------------------
+# spectra as array-backed columns: layouts, sources, bounded passes
+# ------------------------------------------------------------------------------------------
+def _legacy_layout(X):
+    """The same table with one column per pixel (FLUX_0000 ..., FLUX_ERR_0000 ...)."""
+    flux, err = X["FLUX"].array.to_numpy_2d(), X["FLUX_ERR"].array.to_numpy_2d()
+    cols = {f"FLUX_{j:04d}": flux[:, j] for j in range(flux.shape[1])}
+    cols |= {f"FLUX_ERR_{j:04d}": err[:, j] for j in range(err.shape[1])}
+    return pd.concat([X.drop(columns=["FLUX", "FLUX_ERR"]), pd.DataFrame(cols, index=X.index)],
+                     axis=1)
+
+
+def test_one_column_per_pixel_gives_the_same_features(table):
+    X, _, _ = table
+    new = SpectroPhotometricFeatures().fit(X)
+    old = SpectroPhotometricFeatures().fit(_legacy_layout(X))
+    np.testing.assert_array_equal(old.transform(_legacy_layout(X)), new.transform(X))
+    np.testing.assert_array_equal(old.transform_err(_legacy_layout(X)), new.transform_err(X))
+
+
+def test_fit_transform_fit_and_transform_with_err_agree(table):
+    X, _, _ = table
+    one_pass = SpectroPhotometricFeatures()
+    out = one_pass.fit_transform(X)
+    # a tiny working memory: fit reads the spectra once per pixel (six passes)
+    with sklearn.config_context(working_memory=1e-6):
+        two_pass = SpectroPhotometricFeatures().fit(X)
+    np.testing.assert_array_equal(two_pass.impute_values_, one_pass.impute_values_)
+    np.testing.assert_array_equal(two_pass.impute_err_, one_pass.impute_err_)
+    np.testing.assert_array_equal(two_pass.transform(X), out)
+    feats, errs = two_pass.transform_with_err(X)
+    np.testing.assert_array_equal(feats, out)
+    np.testing.assert_array_equal(errs, two_pass.transform_err(X))
+
+
+def test_row_selection_never_copies_pixels(table):
+    from sklearn.utils._indexing import _safe_indexing
+
+    X, flux, _ = table
+    rows = np.array([5, 0, 5, 39])
+    for sub in (X.iloc[rows], _safe_indexing(X, rows), X.loc[X.index[rows]]):
+        assert sub["FLUX"].array._source is X["FLUX"].array._source     # the same pixels
+        np.testing.assert_array_equal(sub["FLUX"].array.to_numpy_2d(), flux[rows])
+    half = X[X.index % 2 == 0]
+    assert half["FLUX_ERR"].array._source is X["FLUX_ERR"].array._source
+    both = pd.concat([half, X[X.index % 2 == 1]])
+    assert both["FLUX"].array._source is X["FLUX"].array._source
+    np.testing.assert_array_equal(both.sort_index()["FLUX"].array.to_numpy_2d(), flux)
+
+
+@pytest.mark.parametrize("kind", ["npy", "memmap", "hdf5"])
+def test_spectra_on_disk_give_identical_features(table, tmp_path, kind):
+    h5py = pytest.importorskip("h5py", reason="h5py is in the test extra") if kind == "hdf5" else None
+    from sklearn_selfcal.spectra import SpectraArray
+
+    X, flux, err = table
+    if kind == "hdf5":
+        path = tmp_path / "spectra.h5"
+        with h5py.File(path, "w") as fh:
+            fh["flux"], fh["flux_err"] = flux, err
+        arrays = [SpectraArray.from_hdf5(path, name) for name in ("flux", "flux_err")]
+    else:
+        paths = [tmp_path / "flux.npy", tmp_path / "flux_err.npy"]
+        np.save(paths[0], flux)
+        np.save(paths[1], err)
+        arrays = ([SpectraArray.from_npy(p) for p in paths] if kind == "npy"
+                  else [np.load(p, mmap_mode="r") for p in paths])
+    on_disk = join_spectra(X.drop(columns=["FLUX", "FLUX_ERR"]), *arrays)
+    rows = np.random.default_rng(3).permutation(len(X))[:30]   # shuffled, as CV folds are
+    expected = SpectroPhotometricFeatures().fit(X.iloc[rows])
+    got = SpectroPhotometricFeatures().fit(on_disk.iloc[rows])
+    np.testing.assert_array_equal(got.impute_values_, expected.impute_values_)
+    np.testing.assert_array_equal(got.transform(on_disk), expected.transform(X))
+    np.testing.assert_array_equal(got.transform_err(on_disk.iloc[rows[::-1]]),
+                                  expected.transform_err(X.iloc[rows[::-1]]))
+    # a pickled table reopens its files (it does not carry the pixels)
+    back = pickle.loads(pickle.dumps(on_disk))
+    np.testing.assert_array_equal(back["FLUX"].array.to_numpy_2d(), flux)
+
+
+def test_spectra_tables_round_trip_through_parquet(table, tmp_path):
+    X, flux, _ = table
+    X.iloc[[3, 1]].to_parquet(tmp_path / "t.parquet")
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(back, X.iloc[[3, 1]])
+    np.testing.assert_array_equal(back["FLUX"].array.to_numpy_2d(), flux[[3, 1]])
+
+
+def test_outputs_in_scratch_files_are_file_backed_and_identical(table, tmp_path):
+    X, _, _ = table
+    expected = SpectroPhotometricFeatures().fit(X)
+    features = SpectroPhotometricFeatures(scratch_dir=tmp_path)
+    out = features.fit_transform(X)
+    assert isinstance(out, np.memmap)                     # pages backed by a file, reclaimable
+    assert list(tmp_path.iterdir()) == []                 # unlinked at once: nothing left behind
+    np.testing.assert_array_equal(out, expected.transform(X))
+    feats, errs = features.transform_with_err(X)
+    assert isinstance(feats, np.memmap) and isinstance(errs, np.memmap)
+    np.testing.assert_array_equal(errs, expected.transform_err(X))
+    # pandas output wraps the mapped array without copying it
+    frame = features.set_output(transform="pandas").transform(X)
+    base = frame.to_numpy()
+    while not isinstance(base, np.memmap) and base.base is not None:
+        base = base.base
+    assert isinstance(base, np.memmap)

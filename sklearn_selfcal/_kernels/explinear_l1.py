@@ -258,6 +258,55 @@ def _row_blocks(X, block_bytes=16 * 2**20):
         yield slice(start, min(start + step, n))
 
 
+#: Size of the float64 buffer a float32 row block is cast into: about the L2 cache, so that the
+#: cast and the product that follows read it from cache (main memory sees 4 bytes per value).
+CAST_BLOCK_BYTES = 2 * 2**20
+
+
+def _float64_blocks(X):
+    """``(rows, X[rows] as float64)`` by row blocks.
+
+    A float64 array is read in place (16 MB blocks); other dtypes are cast into one reused
+    cache-sized buffer (no fresh allocation, hence no page faults, per block); row and column
+    subsets return their gathered blocks, cast if needed.
+    """
+    if not isinstance(X, np.ndarray) or X.dtype == np.float64:
+        for rows in _row_blocks(X):
+            yield rows, X[rows].astype(np.float64, copy=False)
+        return
+    d = X.shape[1]
+    step = max(1, CAST_BLOCK_BYTES // (8 * max(d, 1)))
+    buffer = np.empty((min(step, X.shape[0]), d))
+    for start in range(0, X.shape[0], step):
+        stop = min(start + step, X.shape[0])
+        block = buffer[:stop - start]
+        np.copyto(block, X[start:stop])
+        yield slice(start, stop), block
+
+
+_CONTROLLER = None
+
+
+def blas_threads(n_threads):
+    """Context limiting the BLAS threads (threadpoolctl) to ``n_threads``.
+
+    The products with the big matrix are matrix-vector products, bound by memory bandwidth: on a
+    small machine a second BLAS thread only spin-waits (measured up to 5x slower on 2 cores under
+    load), so the solvers run them on one thread, and only the Gram matrices of large working sets
+    (matrix-matrix products) on more.
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=n_threads, user_api="blas")
+
+
+#: Working sets at least this large form their Gram matrix with every BLAS thread.
+PARALLEL_GRAM_COLUMNS = 512
+
+
 def matvec(X, cols, coef):
     """``X[:, cols] @ coef`` in float64 arithmetic, reading ``X`` in row blocks.
 
@@ -283,9 +332,13 @@ def matvec(X, cols, coef):
         full = np.zeros(X.shape[1])
         full[cols] = c
         c, cols = full, None
-    for rows in _row_blocks(X):
-        block = X[rows] if cols is None else X[rows][:, cols]
-        out[rows] = block.astype(np.float64, copy=False) @ c
+    with blas_threads(1):
+        if cols is None:
+            for rows, block in _float64_blocks(X):
+                out[rows] = block @ c
+        else:
+            for rows in _row_blocks(X):
+                out[rows] = X[rows][:, cols].astype(np.float64, copy=False) @ c
     return out
 
 
@@ -298,8 +351,9 @@ def rmatvec(X, v):
     """
     out = np.zeros(X.shape[1], dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
-    for rows in _row_blocks(X):
-        out += X[rows].astype(np.float64, copy=False).T @ v[rows]
+    with blas_threads(1):
+        for rows, block in _float64_blocks(X):
+            out += block.T @ v[rows]
     return out
 
 
@@ -718,15 +772,16 @@ def _newton_on_working_set(X, pen_cols, U, datafit, penalty, coef_u, coef_p, eta
         zb = np.zeros(ws.size)
         gz = np.zeros(ws.size)
         C = np.zeros((Q.shape[1], ws.size))
-        for rows in _row_blocks(Xws):
-            Zb = Xws[rows].astype(np.float64)
-            Zb *= s[rows, None]
-            Zb *= inv_w[None, :]
-            if ws.size:   # upper triangle of G += Zb^T Zb
-                G = dsyrk(1.0, Zb.T, beta=1.0, c=G, overwrite_c=1)
-            zb += Zb.T @ bz[rows]
-            gz += Zb.T @ rt[rows]
-            C += Q[rows].T @ Zb
+        with blas_threads(None if ws.size >= PARALLEL_GRAM_COLUMNS else 1):
+            for rows in _row_blocks(Xws):
+                Zb = Xws[rows].astype(np.float64)
+                Zb *= s[rows, None]
+                Zb *= inv_w[None, :]
+                if ws.size:   # upper triangle of G += Zb^T Zb
+                    G = dsyrk(1.0, Zb.T, beta=1.0, c=G, overwrite_c=1)
+                zb += Zb.T @ bz[rows]
+                gz += Zb.T @ rt[rows]
+                C += Q[rows].T @ Zb
         # project out span(sqrt(h) U):  Z' = Z - Q C, z' = z - Q qb
         if C.shape[0] and ws.size:
             G = dsyrk(-1.0, C.T, beta=1.0, c=G, overwrite_c=1)
