@@ -38,6 +38,8 @@ __all__ = [
     "ABUNDANCE_COLUMNS",
     "abundance_error_column",
     "MEDIAN_EFFICIENCY",
+    "MAGNITUDE_COLUMNS",
+    "LSF_COLUMNS",
     "PAPER_LAMBDA",
     "PAPER_N_TRAIN",
     "PAPER_ALPHA",
@@ -148,6 +150,13 @@ def abundance_error_column(column):
 MEDIAN_EFFICIENCY = float(np.sqrt(np.pi / 2.0))
 
 # --------------------------------------------------------------------------- parallax model (eq. 7)
+
+#: The model's magnitudes: Gaia G, BP, RP; 2MASS J, H, Ks; WISE W1, W2 (mag), under the names the
+#: package uses (:data:`sklearn_selfcal.columns.ROLES` maps every catalogue's spelling to them).
+MAGNITUDE_COLUMNS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag", "J", "H", "K",
+                     "w1mpro", "w2mpro")
+#: The first five moments of the APOGEE line-spread function (dimensionless).
+LSF_COLUMNS = ("LSF_1", "LSF_2", "LSF_3", "LSF_4", "LSF_5")
 
 #: The paper's regularisation strength (eq. 7, objective ``chi2 / 2 + lambda |P theta|_1``).
 PAPER_LAMBDA = 160.0

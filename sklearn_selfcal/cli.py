@@ -256,7 +256,7 @@ def _run(args):
         inputs = [args.catalogue]
         flux = flux_err = None
         if args.spectra is not None:
-            spectra = read_spectra(args.spectra)
+            spectra = read_spectra(args.spectra, on_disk=True)  # rows read when needed
             flux, flux_err = spectra.flux, spectra.flux_err
             inputs += [Path(p) for p in (spectra.get("paths") or [args.spectra])]
         if args.config is not None:

@@ -26,8 +26,6 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-import pandas as pd
 
 from ._paper import ABUNDANCE_COLUMNS
 from .exceptions import DataQualityWarning

@@ -15,9 +15,10 @@ of raw spectra. A table with one column per pixel (``FLUX_0000 ... FLUX_7513``, 
 ...``) is still accepted: its pixel columns are gathered into one array first (a copy). A plain
 array is accepted only as a block of fluxes, when no magnitude or LSF columns are configured.
 
-:func:`gaia_training_cuts` / :func:`gaia_training_mask` are the astrometric quality cuts of the
-training set (one boolean column per cut, compatible with
-:func:`sklearn_selfcal.selection.cut_counts`).
+:func:`~sklearn_selfcal.selection.gaia_training_cuts` /
+:func:`~sklearn_selfcal.selection.gaia_training_mask` (the astrometric quality cuts of the
+training set) live with the paper's other cuts in :mod:`sklearn_selfcal.selection` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import warnings
 from numbers import Real
 
 import numpy as np
@@ -37,6 +37,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels.column_median import nanmedian_mad_columns
 from ._validation import check_numeric_columns, require_columns
+from ._paper import LSF_COLUMNS, MAGNITUDE_COLUMNS
+from .selection import gaia_training_cuts, gaia_training_mask  # the section 3 cuts live there
 from .spectra import SpectraArray, join_spectra
 
 __all__ = [
@@ -49,11 +51,6 @@ __all__ = [
     "gaia_training_mask",
 ]
 
-#: Gaia G, BP, RP; 2MASS J, H, K; WISE W1, W2 (mag), in the real catalogues' spelling.
-MAGNITUDE_COLUMNS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag", "J", "H", "K",
-                     "w1mpro", "w2mpro")
-#: The first five moments of the APOGEE line-spread function (dimensionless).
-LSF_COLUMNS = ("LSF_1", "LSF_2", "LSF_3", "LSF_4", "LSF_5")
 #: Output names of the pixel features are this prefix plus the pixel number.
 PIXEL_FEATURE_PREFIX = "LOGFLUX_"
 #: Robust standard deviation from the median absolute deviation of a normal law.
@@ -477,88 +474,3 @@ def _finite_column(X, name):
             f"LSF moments); {rows.size} value(s) are not, e.g. rows {rows[:5].tolist()}; select "
             "stars with gaia_training_mask (its 'complete_photometry' cut)")
     return values
-
-
-# ------------------------------------------------------------------------------------------
-# training-set quality cuts
-# ------------------------------------------------------------------------------------------
-def gaia_training_cuts(X, *, min_parallax_over_error=None, min_visibility_periods=8,
-                       chi2_factor=1.2, magnitude_columns=MAGNITUDE_COLUMNS):
-    """Astrometric and photometric quality cuts for the parallax model's training stars.
-
-    One boolean column per cut (True = keep):
-
-    - ``"finite_parallax"``: ``parallax`` finite and ``parallax_error`` finite and > 0 (mas).
-      Negative parallaxes are kept: they carry information and removing them biases the model
-      towards nearby stars (Hogg et al. 2019; section 5 of the paper).
-    - ``"parallax_over_error"`` (only if ``min_parallax_over_error`` is given):
-      ``parallax / parallax_error > min_parallax_over_error``. Off by default: the model needs no
-      parallax signal-to-noise cut, and such a cut biases the training set.
-    - ``"visibility_periods"``: ``visibility_periods_used >= min_visibility_periods`` (8 in
-      Lindegren et al. 2018).
-    - ``"astrometric_chi2"``: the unit-weight-error cut of Lindegren et al. (2018, eq. C.1),
-      ``sqrt(astrometric_chi2_al / (astrometric_n_good_obs_al - 5)) < chi2_factor *
-      max(1, exp(-0.2 (phot_g_mean_mag - 19.5)))``; with ``chi2_factor = 1.2`` this is
-      ``chi2 / (n - 5) < 1.44 max(1, exp(-0.4 (G - 19.5)))``.
-    - ``"complete_photometry"``: every magnitude column finite (the paper requires complete
-      photometry).
-
-    Parameters
-    ----------
-    X : DataFrame
-        Catalogue with the Gaia columns named above (Gaia archive spelling) and the magnitudes.
-    min_parallax_over_error : float, optional
-    min_visibility_periods : int, default=8
-    chi2_factor : float, default=1.2
-    magnitude_columns : sequence of str, default=MAGNITUDE_COLUMNS
-
-    Returns
-    -------
-    cuts : DataFrame of bool
-        Index of ``X``; ``cuts.attrs["conditions"]`` holds readable conditions, so that
-        :func:`sklearn_selfcal.selection.cut_counts` can tabulate how many stars each removes.
-
-    Raises
-    ------
-    KeyError
-        Naming the columns absent from ``X``.
-    """
-    needed = ["parallax", "parallax_error", "visibility_periods_used", "astrometric_chi2_al",
-              "astrometric_n_good_obs_al", "phot_g_mean_mag", *magnitude_columns]
-    require_columns(X.columns, list(dict.fromkeys(needed)), what="gaia_training_cuts")
-
-    def col(name):
-        return pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-    plx, plx_err = col("parallax"), col("parallax_error")
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        cuts = {"finite_parallax": np.isfinite(plx) & np.isfinite(plx_err) & (plx_err > 0)}
-        conditions = {"finite_parallax": "parallax finite, parallax_error finite and > 0"}
-        if min_parallax_over_error is not None:
-            cuts["parallax_over_error"] = plx / plx_err > min_parallax_over_error
-            conditions["parallax_over_error"] = (
-                f"parallax/parallax_error > {min_parallax_over_error:g}")
-        cuts["visibility_periods"] = col("visibility_periods_used") >= min_visibility_periods
-        conditions["visibility_periods"] = f"visibility_periods_used >= {min_visibility_periods}"
-        uwe = np.sqrt(col("astrometric_chi2_al") / (col("astrometric_n_good_obs_al") - 5.0))
-        g = col("phot_g_mean_mag")
-        cuts["astrometric_chi2"] = uwe < chi2_factor * np.maximum(1.0, np.exp(-0.2 * (g - 19.5)))
-        conditions["astrometric_chi2"] = ("sqrt(astrometric_chi2_al/(astrometric_n_good_obs_al-5))"
-                                          " "
-                                          f"< {chi2_factor:g} max(1, exp(-0.2 (G - 19.5)))")
-        cuts["complete_photometry"] = np.all(
-            np.column_stack([np.isfinite(col(c)) for c in magnitude_columns]), axis=1)
-        conditions["complete_photometry"] = "all of " + ", ".join(magnitude_columns) + " finite"
-    out = pd.DataFrame(cuts, index=X.index)
-    out.attrs["conditions"] = conditions
-    return out
-
-
-def gaia_training_mask(X, **kwargs):
-    """Stars passing every cut of :func:`gaia_training_cuts` (same keyword arguments).
-
-    Returns
-    -------
-    mask : ndarray of bool of shape (n_stars,)
-    """
-    return gaia_training_cuts(X, **kwargs).to_numpy().all(axis=1)

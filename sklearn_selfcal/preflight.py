@@ -22,7 +22,7 @@ from ._paper import ABUNDANCE_COLUMNS, abundance_error_column
 from .cleaning import as_frame, clean_catalogue
 from .columns import DISTANCE_SOURCES, ROLES, as_mapping, canonical_frame, resolve_columns
 from .distances import DistanceTransformer, choose_distance_source, distance_transformer
-from .selection import (bounds_cuts, cut_counts, disk_sample_cuts, gaia_training_cuts,
+from .selection import (bounds_cuts, disk_sample_cuts, gaia_training_cuts,
                         parent_sample_cuts, quality_cuts)
 
 __all__ = ["RunPlan", "plan_run", "plan_and_prepare", "empty_columns", "prepare_catalogue", "count_cuts", "PAPER_BANDS", "LSF_ROLES",
@@ -349,7 +349,9 @@ def count_cuts(work, plan, config, *, has_spectrum=None, random_state=0):
                                      has_spectrum=has_spectrum)
     parent = add("parent sample", parent_cuts, quality)
     if plan.spectra and plan.can_run:
-        add("parallax training (Gaia)", gaia_training_cuts(work, missing="skip"), parent)
+        add("parallax training (Gaia)", gaia_training_cuts(work, missing="skip",
+                                                           magnitude_columns=plan.magnitudes),
+            parent)
     if plan.can_run:
         disk = _estimated_disk(work, plan, config, parent, add, notes)
         if plan.distance.kind != "spectra" and parent.any() and not disk.with_distance.any():

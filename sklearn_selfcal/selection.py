@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ._paper import (DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG, DISK_Z_MAX_KPC, LOGG_MAX,
-                     PAPER_TRAINING_BOUNDS)
+                     MAGNITUDE_COLUMNS, PAPER_TRAINING_BOUNDS)
 from .cleaning import masked_to_nan
 from ._validation import require_columns
 
@@ -188,7 +188,8 @@ def parent_sample_cuts(X, *, logg_max=LOGG_MAX, magnitude_columns=(), has_spectr
 
 
 def gaia_training_cuts(X, *, min_parallax_over_error=None, min_visibility_periods=8,
-                       chi2_factor=1.2, max_ruwe=None, magnitude_columns=(), missing="error"):
+                       chi2_factor=1.2, max_ruwe=None, magnitude_columns=MAGNITUDE_COLUMNS,
+                       missing="error"):
     """Astrometric quality cuts of the parallax model's training stars, one boolean column each.
 
     - ``"finite_parallax"``: ``parallax`` finite and ``parallax_error`` finite and > 0 (mas).
@@ -213,7 +214,8 @@ def gaia_training_cuts(X, *, min_parallax_over_error=None, min_visibility_period
     min_visibility_periods : int, default=8
     chi2_factor : float, default=1.2
     max_ruwe : float, optional
-    magnitude_columns : sequence of str, default=()
+    magnitude_columns : sequence of str, default=MAGNITUDE_COLUMNS
+        Magnitudes (mag) that must be finite (the paper's complete photometry); ``()`` for none.
     missing : {"error", "skip"}, default="error"
         A cut whose columns are absent raises a ``KeyError`` naming them, or (``"skip"``; APOGEE
         allStar files ship no visibility periods nor chi-square) is left out and listed in

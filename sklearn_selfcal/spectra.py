@@ -78,6 +78,10 @@ class _NpyRows:
             raise ValueError(f"{self.path}: spectra must be a C-ordered 2-D array (n_stars, "
                              f"n_pixels); got shape {shape}{' in Fortran order' if fortran else ''}")
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        expected = self.offset + int(np.prod(self.shape)) * self.dtype.itemsize
+        if os.path.getsize(self.path) < expected:
+            raise ValueError(f"{self.path}: corrupt or truncated .npy file (its header announces "
+                             f"{expected:,} bytes, the file has {os.path.getsize(self.path):,})")
         self._fd = None
 
     def __getstate__(self):

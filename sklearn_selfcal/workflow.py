@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn import config_context
-from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import Bunch
 
-from ._paper import (ABUNDANCE_COLUMNS, CALIBRATED_SUFFIX, DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG,
+from ._paper import (ABUNDANCE_COLUMNS, CALIBRATED_SUFFIX, MAGNITUDE_COLUMNS, DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG,
                      DISK_Z_MAX_KPC, GAIA_PARALLAX_ZERO_POINT, LOGG_MAX, LOGG_REFERENCE,
-                     PAPER_ALPHA, abundance_error_column, calibrated_name)
+                     PAPER_ALPHA, calibrated_name)
 from .actions import ActionTransformer
 from .calibration import NuisanceCalibrator
 from .cleaning import as_frame
@@ -40,7 +40,8 @@ from .distances import DEFAULT_PARALLAX_OVER_ERROR, DISTANCE_COLUMNS, distance_t
 from .gradients import BrokenPowerLawRegressor, radial_abundance_profile
 from .maps import profile_points
 from .preflight import plan_and_prepare, prepare_catalogue
-from .parallax_features import MAGNITUDE_COLUMNS
+from .spectra import SpectraArray, SpectraDtype, join_spectra
+
 from .selection import (disk_sample_mask, disk_training_mask, gaia_training_mask,
                         parent_sample_cuts, quality_cuts)
 
@@ -77,9 +78,23 @@ DEFAULT_CONFIG = {
     "output": {"columns": "used"},
 }
 _ROLE_NAMES = {r.name for r in ROLES} | {r.canonical for r in ROLES}
-#: Columns holding the spectra in the method's table (:func:`~sklearn_selfcal.parallax_features.
-#: join_spectra`), dropped once the parallaxes are fitted.
-SPECTRUM_COLUMNS = r"^FLUX_(ERR_)?\d+$"
+
+
+def spectra_columns(X):
+    """The columns of ``X`` that hold spectra (:class:`~sklearn_selfcal.spectra.SpectraArray`).
+
+    The method's pipeline drops them once the parallaxes are fitted.
+
+    Parameters
+    ----------
+    X : DataFrame
+        A table of the method (:func:`~sklearn_selfcal.spectra.join_spectra`).
+
+    Returns
+    -------
+    columns : list of str
+    """
+    return [c for c in X.columns if isinstance(X[c].dtype, SpectraDtype)]
 
 
 def load_config(path=None, overrides=None):
@@ -213,8 +228,8 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
             dtype=np.dtype(dtype).type, tol=tol, max_iter=max_iter, random_state=random_state,
             verbose=verbose, **options)))
         steps.append(("drop_spectra", ColumnTransformer(
-            [("spectra", "drop", make_column_selector(pattern=SPECTRUM_COLUMNS))],
-            remainder="passthrough", verbose_feature_names_out=False)))
+            [("spectra", "drop", spectra_columns)], remainder="passthrough",
+            verbose_feature_names_out=False)))
         orbit_source = {"parallax": "spec_parallax"}
     elif distance.kind == "spec_parallax":
         orbit_source = {"parallax": "spec_parallax"}
@@ -387,8 +402,7 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         summary["excluded_by_flags"] = {c: int((~quality[c]).sum()) for c in quality.columns}
         has_spectrum = None
         if spectra is not None:
-            spectra, spectra_err = _aligned_spectra(spectra, spectra_err, len(work))
-            has_spectrum = np.isfinite(np.asarray(spectra[:, :1], dtype=float)).ravel()
+            spectra, spectra_err, has_spectrum = _aligned_spectra(spectra, spectra_err, len(work))
         cuts = parent_sample_cuts(work, logg_max=scfg["logg_max"],
                                   magnitude_columns=plan.magnitudes if plan.spectra else (),
                                   has_spectrum=has_spectrum)
@@ -405,10 +419,8 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     pipe = pipeline_from_config(config, plan, random_state=random_state, verbose=verbose)
     X = work.loc[parent]
     fit_params = {}
-    if plan.spectra:
-        from .parallax_features import join_spectra
-
-        X = join_spectra(X, spectra[parent], spectra_err[parent])
+    if plan.spectra:  # row selection of the spectra columns composes indices: no pixel copied
+        X = join_spectra(work, spectra, spectra_err).loc[parent]
         fit_params = {"sigma": X["parallax_error"].to_numpy(dtype=float)}
     y = X["parallax"].to_numpy(dtype=float) if plan.spectra else None
     Xt = X
@@ -468,14 +480,26 @@ _STEP_LABELS = {"parallax": "spectro-photometric parallaxes", "drop_spectra": "s
 
 
 def _aligned_spectra(spectra, spectra_err, n):
-    spectra = np.asarray(spectra)
-    if spectra.ndim != 2 or spectra.shape[0] != n:
-        raise ValueError(f"{spectra.shape[0] if spectra.ndim else 0} spectra for {n} catalogue "
-                         "rows; they must be aligned row by row")
+    """The spectra as :class:`SpectraArray` (files stay on disk) and which rows have one."""
     if spectra_err is None:
         raise ValueError("spectra without flux uncertainties: they are needed to mask bad pixels "
                          "and to propagate feature errors")
-    return spectra, np.asarray(spectra_err)
+    if not isinstance(spectra, SpectraArray):
+        spectra = np.asarray(spectra)
+        if spectra.ndim != 2:
+            raise ValueError(f"spectra must be 2-D (n_stars, n_pixels), got shape {spectra.shape}")
+        # a row of NaN (a star without a spectrum in an aligned array) is not in the parent sample
+        has_spectrum = np.isfinite(spectra[:, 0])
+        spectra = SpectraArray.from_array(spectra)
+    else:
+        has_spectrum = None
+    if not isinstance(spectra_err, SpectraArray):
+        spectra_err = SpectraArray.from_array(np.asarray(spectra_err))
+    for name, array in (("spectra", spectra), ("spectra uncertainties", spectra_err)):
+        if len(array) != n:
+            raise ValueError(f"{len(array)} {name} for {n} catalogue rows; they must be aligned "
+                             "row by row")
+    return spectra, spectra_err, has_spectrum
 
 
 def _disk_kwargs(config):

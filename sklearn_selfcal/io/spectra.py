@@ -155,7 +155,7 @@ def _as_path_list(paths):
     return [os.fspath(p) for p in paths]
 
 
-def read_spectra(path_or_paths):
+def read_spectra(path_or_paths, *, on_disk=False):
     """Read spectra for the command line from ``.npy``, HDF5 or aspcapStar files.
 
     Parameters
@@ -171,6 +171,10 @@ def read_spectra(path_or_paths):
           (``"spectra/aspcapStar-*.fits"``), a single ``.fits`` file, or a text file
           (``.txt``/``.lst``/``.list``) listing one path per line (blank lines and lines starting
           with ``#`` ignored; relative paths are relative to the list file).
+    on_disk : bool, default=False
+        For ``.npy`` and HDF5 files, return :class:`~sklearn_selfcal.spectra.SpectraArray` objects
+        that read rows from the file when asked (never the whole file at once) instead of arrays
+        in memory; aspcapStar files are always read into memory.
 
     Returns
     -------
@@ -205,9 +209,16 @@ def read_spectra(path_or_paths):
             raise ValueError(f"{path}: the list of aspcapStar files is empty")
         return load_aspcap_spectra(files)
     if kind == "npy":
-        flux = _load_npy(path)
         stem = path[: -len(".npy")]
         err_path = f"{stem}_err.npy"
+        if on_disk:
+            from ..spectra import SpectraArray
+
+            flux = SpectraArray.from_npy(path)
+            flux_err = SpectraArray.from_npy(err_path) if os.path.exists(err_path) else None
+            return _disk_bunch(flux, flux_err, None, [path] + ([err_path] if flux_err is not None
+                                                              else []))
+        flux = _load_npy(path)
         flux_err = _load_npy(err_path) if os.path.exists(err_path) else None
         paths = [path] + ([err_path] if flux_err is not None else [])
         return _spectra_bunch(flux, flux_err, None, paths)
@@ -219,12 +230,32 @@ def read_spectra(path_or_paths):
         with h5py.File(path, "r") as fh:
             if "flux" not in fh:
                 raise KeyError(f"{path}: no dataset 'flux' (found {list(fh.keys())})")
+            if on_disk:
+                from ..spectra import SpectraArray
+
+                wavelength = fh["wavelength"][()] if "wavelength" in fh else None
+                has_err = "flux_err" in fh
+                flux = SpectraArray.from_hdf5(path, "flux")
+                flux_err = SpectraArray.from_hdf5(path, "flux_err") if has_err else None
+                return _disk_bunch(flux, flux_err, wavelength, [path])
             flux = fh["flux"][()]
             flux_err = fh["flux_err"][()] if "flux_err" in fh else None
             wavelength = fh["wavelength"][()] if "wavelength" in fh else None
     except OSError as exc:
         raise ValueError(f"{path}: corrupt or truncated HDF5 file ({exc})") from None
     return _spectra_bunch(flux, flux_err, wavelength, [path])
+
+
+def _disk_bunch(flux, flux_err, wavelength, paths):
+    """A ``read_spectra`` result for file-backed spectra (shapes checked, nothing read)."""
+    shape = (len(flux), flux.n_pixels)
+    if flux_err is not None and (len(flux_err), flux_err.n_pixels) != shape:
+        raise ValueError(f"{paths[0]}: flux_err has shape {(len(flux_err), flux_err.n_pixels)}, "
+                         f"flux has shape {shape}")
+    if wavelength is not None and np.shape(wavelength) != (flux.n_pixels,):
+        raise ValueError(f"{paths[0]}: wavelength has shape {np.shape(wavelength)}; expected "
+                         f"({flux.n_pixels},)")
+    return Bunch(flux=flux, flux_err=flux_err, wavelength=wavelength, paths=list(paths))
 
 
 def _spectra_bunch(flux, flux_err, wavelength, paths):

@@ -18,7 +18,6 @@ Artists that carry data have a ``gid`` (``"map"``, ``"velocity"``, ``"bar_outlin
 ``[a for a in ax.get_children() if a.get_gid() == "map"]``.
 """
 
-import warnings
 
 from ._common import abundance_label
 from .alpha_iron import plot_alpha_iron_planes
