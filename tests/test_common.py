@@ -7,9 +7,10 @@ expected failure is given next to it. Physical behaviour is tested in each estim
 
 import warnings
 
+import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from sklearn_selfcal import (ActionTransformer, BrokenPowerLawRegressor, NuisanceCalibrator,
                              SpectroPhotometricParallaxRegressor,
@@ -82,3 +83,12 @@ def test_every_public_estimator_is_checked():
     checked = {type(est).__name__ for est, _ in CASES}
     estimators = {name for name in sklearn_selfcal.__all__ if name[0].isupper()}
     assert estimators <= checked
+
+
+@pytest.mark.parametrize("estimator", [est for est, _ in CASES
+                                       if isinstance(est, (NuisanceCalibrator,
+                                                           BrokenPowerLawRegressor))],
+                         ids=lambda est: type(est).__name__)
+def test_parameter_constraints(estimator):
+    # _parameter_constraints cover every parameter and fit raises InvalidParameterError naming it
+    check_param_validation(type(estimator).__name__, estimator)
