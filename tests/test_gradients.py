@@ -728,3 +728,17 @@ def test_sigma_may_be_a_covariance_matrix(profile_data):
         _fast().fit(X, y, sigma=np.diag(np.r_[sigma[:-1] ** 2, -1e-4]))
     with pytest.raises(ValueError, match=r"\(n_points, n_points\) for a covariance"):
         _fast().fit(X, y, sigma=np.eye(3))
+
+
+def test_distance_errors_are_taken_at_the_bins_median_radius():
+    """A profile exactly linear in R: a star moved to another bin by a radius draw moves along the
+    line, so a bin's median abundance changes only as much as its median radius does and the
+    error at the bin's R_MEDIAN (where the fit places it) is zero, while the median radius
+    itself moves."""
+    rng = np.random.default_rng(8)
+    R = rng.uniform(0.5, 21.5, 3000)
+    frame = pd.DataFrame({"R": R, "FE_H": 0.4 - 0.05 * R, "ALPHA_M": 0.0})
+    prof = radial_abundance_profile(frame, ["FE_H"], split=None,
+                                    radius_draws=R * rng.lognormal(0.0, 0.1, (20, R.size)))
+    assert (prof["R_MEDIAN_ERR_DIST"] > 0.01).all()
+    np.testing.assert_allclose(prof["FE_H_ERR_DIST"], 0.0, atol=1e-12)

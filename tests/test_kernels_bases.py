@@ -45,15 +45,18 @@ def test_basis_equals_scipy_bspline_inside_and_is_tangent_outside():
 def test_centred_basis_vanishes_at_the_reference_and_spans_the_corrections():
     knots = np.array([0.3, 1.0, 1.6, 2.2])
     x = np.linspace(0.0, 2.5, 200)
-    C = bspline.centred_basis(x, knots, 3, 2.2)
-    assert C.shape == (x.size, knots.size + 3 - 2)
-    np.testing.assert_allclose(bspline.centred_basis(np.array([2.2]), knots, 3, 2.2), 0.0,
-                               atol=1e-14)
-    # with a constant the centred columns span the whole spline space (nothing lost by the drop)
     B = bspline.basis(x, knots, 3)
-    assert np.linalg.matrix_rank(np.column_stack([np.ones(x.size), C])) == B.shape[1]
-    np.testing.assert_allclose(np.linalg.lstsq(np.column_stack([np.ones(x.size), C]), B,
-                                               rcond=None)[1], 0.0, atol=1e-20)
+    # an interior reference (e.g. Teff) and one on the outer knot (log g 2.2 above the data)
+    for ref in (1.3, 2.2):
+        C = bspline.centred_basis(x, knots, 3, ref)
+        assert C.shape == (x.size, knots.size + 3 - 2)
+        np.testing.assert_allclose(bspline.centred_basis(np.array([ref]), knots, 3, ref), 0.0,
+                                   atol=1e-14)
+        np.testing.assert_allclose(C, B[:, :-1] - bspline.basis(np.array([ref]), knots, 3)[0, :-1])
+        # with a constant the centred columns span the whole spline space (nothing lost)
+        design = np.column_stack([np.ones(x.size), C])
+        assert np.linalg.matrix_rank(design) == B.shape[1]
+        np.testing.assert_allclose(np.linalg.lstsq(design, B, rcond=None)[1], 0.0, atol=1e-20)
 
 
 def test_knots():

@@ -88,7 +88,7 @@ def fit_radial_gradient(frame, column="FE_H_NEW", *, population="low_alpha", rad
     >>> frame = pd.DataFrame({"R": R, "FE_H": feh + rng.normal(0, 0.1, R.size), "ALPHA_M": 0.0})
     >>> draws = R * rng.lognormal(0.0, 0.1, (40, R.size))  # 10 % radius errors
     >>> fit = fit_radial_gradient(frame, "FE_H", radius_draws=draws, random_state=0,
-    ...                           n_steps=1500, burn_in=500)
+    ...                           n_steps=1500, burn_in=500, autocorr_tol=20)
     >>> bool(fit.errors.loc["m1", "std_total"] > fit.errors.loc["m1", "std"])
     True
     """
