@@ -609,10 +609,9 @@ def test_general_model_removes_logg_teff_and_telescope_systematics(hard_surveys)
 
 
 def _gradient_fit(frame, column):
-    from sklearn_selfcal.gradients import fit_radial_gradient, radial_abundance_profile
+    from sklearn_selfcal.gradients import fit_radial_gradient
 
-    profile = radial_abundance_profile(frame, [column], split="ALPHA_TRUE")
-    return fit_radial_gradient(profile, column, random_state=0).summary_
+    return fit_radial_gradient(frame, column, split="ALPHA_TRUE", random_state=0).errors
 
 
 def test_general_model_keeps_the_orbit_dependence(hard_surveys):
@@ -1007,3 +1006,23 @@ def test_sample_transform_draws_the_calibration_uncertainty():
     moves = np.array([cal.sample_transform(pair, random_state=s)[:, 0] for s in range(20)])
     np.testing.assert_allclose(moves[:, 0], moves[:, 1], rtol=1e-12)
     assert moves[:, 0].std() > 0
+
+
+def test_which_columns_are_categorical(small):
+    telescope = pd.Series(np.where(small.index % 3, "apo25m", "lco25m"), index=small.index)
+    for column, expected in [(telescope, "categorical"),
+                             (telescope.astype(object), "categorical"),
+                             (telescope.astype("category"), "categorical"),
+                             (telescope == "apo25m", "categorical"),
+                             (small["TEFF"], "continuous"),
+                             (small["TEFF"].astype(object), "continuous")]:
+        cal = NuisanceCalibrator(nuisance_columns=("LOGG", "T"), nuisance_reference=(2.2, None))
+        assert cal.fit(small.assign(T=column)).nuisance_kinds_["T"] == expected
+    with pytest.raises(ValueError, match="'T' holds numbers stored as text"):
+        NuisanceCalibrator(nuisance_columns=("LOGG", "T"), nuisance_reference=(2.2, None)).fit(
+            small.assign(T=small["TEFF"].round(0).astype(str)))
+    mixed = small["TEFF"].astype(object)
+    mixed.iloc[4] = "n/a"
+    with pytest.raises(ValueError, match="column 'T' must be numeric"):
+        NuisanceCalibrator(nuisance_columns=("LOGG", "T"), nuisance_reference=(2.2, 4500)).fit(
+            small.assign(T=mixed))

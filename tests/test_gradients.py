@@ -731,14 +731,19 @@ def test_sigma_may_be_a_covariance_matrix(profile_data):
 
 
 def test_distance_errors_are_taken_at_the_bins_median_radius():
-    """A profile exactly linear in R: a star moved to another bin by a radius draw moves along the
-    line, so a bin's median abundance changes only as much as its median radius does and the
-    error at the bin's R_MEDIAN (where the fit places it) is zero, while the median radius
-    itself moves."""
+    """A draw that moves every star outwards by the same delta without changing any bin's stars
+    moves each bin's median radius by delta at an unchanged median abundance: at the bin's fixed
+    R_MEDIAN (where the fit places it) the profile is displaced by -slope * delta, so the error
+    is |local slope| * std(delta)."""
     rng = np.random.default_rng(8)
     R = rng.uniform(0.5, 21.5, 3000)
-    frame = pd.DataFrame({"R": R, "FE_H": 0.4 - 0.05 * R, "ALPHA_M": 0.0})
+    R = R[np.abs(R - np.round(R / 2) * 2) > 0.1]  # no star within 0.1 kpc of a bin edge
+    frame = pd.DataFrame({"R": R, "FE_H": 0.4 - 0.05 * R + rng.normal(0, 0.05, R.size),
+                          "ALPHA_M": 0.0})
+    delta = rng.uniform(-0.05, 0.05, 20)
     prof = radial_abundance_profile(frame, ["FE_H"], split=None,
-                                    radius_draws=R * rng.lognormal(0.0, 0.1, (20, R.size)))
-    assert (prof["R_MEDIAN_ERR_DIST"] > 0.01).all()
-    np.testing.assert_allclose(prof["FE_H_ERR_DIST"], 0.0, atol=1e-12)
+                                    radius_draws=R[None, :] + delta[:, None])
+    np.testing.assert_allclose(prof["R_MEDIAN_ERR_DIST"], delta.std(ddof=1), rtol=1e-9)
+    slope = np.gradient(prof["FE_H"], prof["R_MEDIAN"])
+    np.testing.assert_allclose(prof["FE_H_ERR_DIST"], np.abs(slope) * delta.std(ddof=1),
+                               rtol=1e-9)

@@ -120,18 +120,33 @@ def column_series(X, p):
 
 
 def is_categorical(X, p):
-    """Whether column ``p`` of ``X`` holds categories rather than numbers (DataFrames only)."""
+    """Whether column ``p`` of ``X`` holds categories rather than numbers (DataFrames only).
+
+    Categories: a pandas categorical or boolean column, or text (string dtype, or object holding
+    strings or booleans). Text that reads entirely as numbers is refused with an error naming the
+    column: convert it to float (a continuous nuisance) or to a pandas categorical (categories).
+    A column mixing numbers and text is numeric, and reading it names the column.
+    """
     if not isinstance(X, pd.DataFrame):
         return False
     col = X.iloc[:, p]
     dtype = col.dtype
     if isinstance(dtype, pd.CategoricalDtype) or pdt.is_bool_dtype(dtype):
         return True
-    if pdt.is_string_dtype(dtype) and not pdt.is_object_dtype(dtype):
-        return True
     if pdt.is_object_dtype(dtype):
-        return pdt.infer_dtype(col, skipna=True) in ("string", "mixed", "boolean", "categorical")
-    return False
+        kind = pdt.infer_dtype(col, skipna=True)
+        if kind == "boolean":
+            return True
+        is_text = kind == "string"
+    else:
+        is_text = pdt.is_string_dtype(dtype)
+    if is_text:
+        present = col.dropna()
+        if len(present) and pd.to_numeric(present, errors="coerce").notna().all():
+            raise ValueError(f"column {X.columns[p]!r} holds numbers stored as text; convert it to "
+                             "float for a continuous nuisance or to a pandas categorical for "
+                             "categories")
+    return bool(is_text)
 
 
 def values(X, pos, names):
