@@ -171,45 +171,42 @@ def build_design(V, codes, train, *, orbit_names, orbit_basis, orbit_degree, orb
     cat_var = {s.name: j for j, s in enumerate(s for s in nuisances if s.kind != "continuous")}
     Vt = V[train]
 
-    # (sort key, name, group, source) of every column; sorted at the end into design order
+    # (sort key, name, group, source) of every column; sorted at the end into design order:
+    # keys (1, ...) for the constant and the orbit terms, (2, nuisance position, ...) for the rest
     columns = []
-    poly_vars, poly_shift, poly_names, blocks = [], [], [], []
+    poly_vars, poly_shift, poly_names = [], [], []
+    blocks = []  # (exponents, key prefix, group) of every polynomial block
     if orbit_basis == "polynomial":
         poly_vars += list(range(n_orbit))
         poly_shift += [0.0] * n_orbit
         poly_names += list(orbit_names)
-        blocks.append(_poly.monomial_powers(n_orbit, orbit_degree, include_bias=True))
-    else:
-        blocks.append(_poly.monomial_powers(0, 0, include_bias=True))  # the constant alone
-    block_keys = [lambda t: (0, 0, t) if t == 0 else (1, 0, t)]
-    block_groups = [lambda t: ORBIT]
+        blocks.append((_poly.monomial_powers(n_orbit, orbit_degree, include_bias=True), (1, 0),
+                       ORBIT))
+    else:  # the constant alone; the spline columns follow
+        blocks.append((_poly.monomial_powers(0, 0, include_bias=True), (1, 0), ORBIT))
 
     poly_nuis = [s for s in continuous if s.basis == "polynomial"]
     if interactions and poly_nuis:
-        first = nuisances.index(poly_nuis[0])
         poly_vars += [cont_var[s.name] for s in poly_nuis]
         poly_shift += [float(s.reference) for s in poly_nuis]
         poly_names += [_variable_name(s) for s in poly_nuis]
-        blocks.append(_poly.monomial_powers(len(poly_nuis), poly_nuis[0].degree,
-                                            include_bias=False))
-        block_keys.append(lambda t, first=first: (2, first, t))
-        groups = INTERACTIONS if len(poly_nuis) > 1 else poly_nuis[0].name
-        block_groups.append(lambda t, g=groups: g)
+        blocks.append((_poly.monomial_powers(len(poly_nuis), poly_nuis[0].degree,
+                                             include_bias=False),
+                       (2, nuisances.index(poly_nuis[0])),
+                       INTERACTIONS if len(poly_nuis) > 1 else poly_nuis[0].name))
     else:
         for s in poly_nuis:
-            j = nuisances.index(s)
             poly_vars.append(cont_var[s.name])
             poly_shift.append(float(s.reference))
             poly_names.append(_variable_name(s))
-            blocks.append(_poly.monomial_powers(1, s.degree, include_bias=False))
-            block_keys.append(lambda t, j=j: (2, j, t))
-            block_groups.append(lambda t, g=s.name: g)
-    powers = _poly.block_powers(blocks)
+            blocks.append((_poly.monomial_powers(1, s.degree, include_bias=False),
+                           (2, nuisances.index(s)), s.name))
+    powers = _poly.block_powers([b[0] for b in blocks])
     names = _poly.monomial_names(poly_names, powers)
     t = 0
-    for b, block in enumerate(blocks):
-        for i in range(block.shape[0]):
-            columns.append((block_keys[b](i), names[t], block_groups[b](i), ("poly", t)))
+    for exponents, prefix, group in blocks:
+        for i in range(exponents.shape[0]):
+            columns.append((prefix + (i,), names[t], group, ("poly", t)))
             t += 1
     if interactions and len(poly_nuis) > 1:
         # a single-variable monomial of the complete polynomial belongs to that nuisance

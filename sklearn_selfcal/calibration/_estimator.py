@@ -799,7 +799,6 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "coef_")
         X, feature_names = self._validate_X(X, reset=False)
         cols = self._cols
-        names = cols.nuisance_names if columns is None else None
         pos = (cols.nuisance if columns is None else
                _col.positions(_col.as_list(columns, "columns"), feature_names, X.shape[1],
                               "columns"))
