@@ -8,7 +8,7 @@ import pytest
 
 from sklearn_selfcal._paper import ABUNDANCE_COLUMNS, ELEMENTS
 from sklearn_selfcal.datasets import make_survey
-from sklearn_selfcal.datasets._chemistry import broken_line
+from sklearn_selfcal._kernels.broken_line import broken_line
 
 GAIA = ["ra", "dec", "parallax", "parallax_error", "pmra", "pmra_error", "pmdec", "pmdec_error",
         "phot_g_mean_mag", "phot_g_mean_mag_error", "phot_bp_mean_mag", "phot_bp_mean_mag_error",
@@ -213,3 +213,78 @@ def test_survey_poses_the_papers_problem(big_catalogue):
     assert abs(th_logg[1] - inj[0]) > 3 * se_act[-2]
     # log g plus the true actions: both coefficients within 3 standard errors
     np.testing.assert_array_less(np.abs(th_act[-2:] - inj) / se_act[-2:], 3.0)
+
+
+# --------------------------------------------------------------------------- opt-in nuisances
+NUISANCE_OPTIONS = dict(systematics={"FE_H": {"lg3": 0.04}, "MG_FE": {"lg3": -0.05}},
+                        teff_systematics={"FE_H": 0.1, "AL_FE": -0.2},
+                        telescope_offsets={"lco25m": 0.03})
+
+
+def test_opt_in_nuisances_off_leave_the_default_catalogue_unchanged():
+    """Other engineers' tests rely on the default catalogue: the new options at their "off"
+    values (and a zero cubic term) must reproduce it bit for bit."""
+    base = make_survey(1500, n_pixels=0, random_state=5)
+    off = make_survey(1500, n_pixels=0, random_state=5, teff_systematics=None,
+                      telescope_offsets=None, lco_fraction=None,
+                      systematics={"FE_H": {"lg3": 0.0}})
+    pd.testing.assert_frame_equal(base.frame, off.frame, check_exact=True)
+    pd.testing.assert_frame_equal(base.truth, off.truth, check_exact=True)
+    assert list(base.params["systematics"].columns) == ["lg", "lg2"]
+    assert list(off.params["systematics"].columns) == ["lg", "lg2", "lg3"]
+    assert (base.params["teff_systematics"] == 0).all()
+    assert base.params["telescope_offsets"].shape[1] == 0
+
+
+def test_opt_in_nuisances_add_exactly_the_injected_terms():
+    base = make_survey(1500, n_pixels=0, random_state=6)
+    sys_ = make_survey(1500, n_pixels=0, random_state=6, **NUISANCE_OPTIONS)
+    f, g = base.frame, sys_.frame
+    # only the abundances change (same noise, same stars, same telescopes)
+    changed = [c for c in f.columns if not f[c].equals(g[c])]
+    assert set(changed) == set(ABUNDANCE_COLUMNS) | {"M_H"}
+    lg = f["LOGG"] - 2.2
+    lco = (f["TELESCOPE"] == "lco25m").astype(float)
+    expected = {col: 0.03 * lco for col in ABUNDANCE_COLUMNS}  # the offset: every abundance
+    expected.update({"FE_H": 0.04 * lg**3 + 0.1 * (f["TEFF"] - 4500) / 1000 + 0.03 * lco,
+                     "MG_FE": -0.05 * lg**3 + 0.03 * lco,
+                     "AL_FE": -0.2 * (f["TEFF"] - 4500) / 1000 + 0.03 * lco})
+    expected["M_H"] = expected["FE_H"]  # M_H carries the systematics of FE_H
+    for col, shift in expected.items():
+        ok = f[col].notna()
+        assert g[col].notna().equals(ok)
+        np.testing.assert_allclose((g[col] - f[col])[ok], shift[ok], atol=1e-12, err_msg=col)
+    # the injected settings are recorded for tests against the truth
+    p = sys_.params
+    assert p["systematics"].loc["FE_H", "lg3"] == 0.04 and p["systematics"].loc["C_FE", "lg3"] == 0
+    assert p["teff_systematics"]["AL_FE"] == -0.2 and p["teff_reference"] == 4500.0
+    assert p["telescope_offsets"].loc["CE_FE", "lco25m"] == 0.03
+
+
+def test_lco_fraction_is_confounded_with_position(survey):
+    default = survey.frame
+    f, t = (lambda s: (s.frame, s.truth))(make_survey(6000, n_pixels=0, random_state=0,
+                                                      lco_fraction=0.3))
+    lco = (f["TELESCOPE"] == "lco25m").to_numpy()
+    # expected fraction 0.3 exactly; binomial spread sqrt(0.21 / 6000) = 0.006: 4 sigma
+    assert abs(lco.mean() - 0.3) < 0.025
+    assert abs((default["TELESCOPE"] == "lco25m").mean() - 0.47) < 0.03  # dec < -20 deg
+    # the southern telescope sees the inner Galaxy: smaller radii, and the whole south
+    assert t["R"][lco].median() < t["R"][~lco].median() - 0.5  # measured: 6.3 vs 7.2 kpc
+    assert f["dec"][lco].median() < -30 and f["dec"][~lco].median() > 0
+    # a band of declinations is shared (soft assignment), unlike the default hard cut at -20 deg
+    assert f["dec"][lco].quantile(0.95) > f["dec"][~lco].quantile(0.05)
+    hard = (default["TELESCOPE"] == "lco25m").to_numpy()
+    assert default["dec"][hard].max() < -20 <= default["dec"][~hard].min()
+    # the LSF of the southern spectrograph follows the telescope
+    assert f["LSF_1"][lco].mean() - f["LSF_1"][~lco].mean() > 0.6
+
+
+def test_bad_nuisance_options():
+    for kwargs, match in [({"lco_fraction": 1.5}, "lco_fraction"),
+                          ({"systematics": {"FE_H": {"lgx": 0.1}}}, "unknown term 'lgx'"),
+                          ({"telescope_offsets": 0.03}, "telescope_offsets must map"),
+                          ({"teff_systematics": {"XX_FE": 0.1}}, "unknown abundance"),
+                          ({"telescope_offsets": {"lco25m": {"YY": 1}}}, "unknown abundance")]:
+        with pytest.raises(ValueError, match=match):
+            make_survey(50, n_pixels=0, random_state=0, **kwargs)

@@ -7,11 +7,20 @@ Galactocentric radius ``R`` (kpc) is
     y = (b + m1 * k) + m2 * (R - k)       for R >  k,
 
 which is the same as ``y = b + m1 * min(R, k) + m2 * max(R - k, 0)``: linear in ``(m1, m2, b)`` for
-a fixed knee ``k``. Parameter vectors are ordered ``theta = (m1, m2, b, k[, ln_s])``, where ``ln_s``
-is the natural log of an optional intrinsic scatter ``s`` (dex) added in quadrature to the per-point
-uncertainties. Every log-probability function takes a *batch* of parameter vectors of shape
-``(n_walkers, n_params)`` and returns one value per walker, so that emcee can evaluate all walkers
-in a single call (``vectorize=True``).
+a fixed knee ``k``. This module is the one implementation of the equation in the package (the
+simulator's injected gradient and the regressor both use :func:`broken_line`). Parameter vectors
+are ordered ``theta = (m1, m2, b, k[, ln_s])``, where ``ln_s`` is the natural log of an optional
+intrinsic scatter ``s`` (dex) added in quadrature to the per-point uncertainties. Every
+log-probability function takes a *batch* of parameter vectors of shape ``(n_walkers, n_params)``
+and returns one value per walker, so that emcee can evaluate all walkers in a single call
+(``vectorize=True``).
+
+The noise of the data is Gaussian with per-point uncertainties ``sigma`` or, when the points'
+errors are correlated (e.g. binned medians sharing distance uncertainties), a full covariance
+matrix. Both are handled in the eigenbasis of the covariance (:func:`noise_basis`): the residuals
+are rotated once per call and the likelihood is a sum over independent components, to which the
+intrinsic scatter adds ``s**2`` (the covariance plus ``s**2`` times the identity has the same
+eigenvectors).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ __all__ = [
     "log_prior",
     "log_likelihood",
     "log_prob",
-    "log_prob_one",
+    "noise_basis",
     "scan_knee",
     "least_squares_start",
 ]
@@ -101,7 +110,40 @@ def log_prior(theta, bounds):
     return np.where(inside, 0.0, -np.inf)
 
 
-def log_likelihood(theta, R, y, sigma, *, scatter=False):
+def noise_basis(sigma):
+    """Eigen-decomposition of the noise covariance: ``(basis, variances)``.
+
+    Parameters
+    ----------
+    sigma : ndarray of shape (n_points,) or (n_points, n_points)
+        Per-point uncertainties (dex), or the covariance matrix of the points (dex^2).
+
+    Returns
+    -------
+    basis : ndarray of shape (n_points, n_points) or None
+        Orthonormal eigenvectors of the covariance (``None`` for independent points).
+    variances : ndarray of shape (n_points,)
+        Its eigenvalues (``sigma**2`` for independent points).
+
+    Raises
+    ------
+    ValueError
+        If a covariance matrix is not symmetric positive definite.
+    """
+    sigma = np.asarray(sigma, dtype=float)
+    if sigma.ndim == 1:
+        return None, sigma**2
+    if sigma.ndim != 2 or sigma.shape[0] != sigma.shape[1] \
+            or not np.allclose(sigma, sigma.T, rtol=1e-10, atol=0.0):
+        raise ValueError(f"a covariance must be a symmetric square matrix; got shape {sigma.shape}")
+    variances, basis = np.linalg.eigh(sigma)
+    if not variances[0] > 0:
+        raise ValueError("the covariance matrix must be positive definite; its smallest "
+                         f"eigenvalue is {variances[0]:.3g}")
+    return basis, variances
+
+
+def log_likelihood(theta, R, y, sigma, *, scatter=False, noise=None):
     """Gaussian log-likelihood of the data under equation 9.
 
     Parameters
@@ -113,32 +155,33 @@ def log_likelihood(theta, R, y, sigma, *, scatter=False):
         Galactocentric radius (kpc).
     y : ndarray of shape (n_points,)
         Abundance (dex).
-    sigma : ndarray of shape (n_points,)
-        Per-point uncertainty (dex); may be zero when ``scatter`` is true.
+    sigma : ndarray of shape (n_points,) or (n_points, n_points)
+        Per-point uncertainty (dex; may be zero when ``scatter`` is true), or the covariance of
+        the points (dex^2).
     scatter : bool
-        Whether ``theta[:, 4]`` is ``ln_s``; the variance of point ``i`` is then
-        ``sigma_i**2 + s**2``.
+        Whether ``theta[:, 4]`` is ``ln_s``; the covariance is then ``Sigma + s**2 I``.
+    noise : tuple, optional
+        :func:`noise_basis` of ``sigma``, if already computed (the sampler passes it).
 
     Returns
     -------
     log_l : ndarray of shape (n_walkers,)
-        Log-likelihood, including the normalisation ``-0.5 * sum(log(2 pi var))``.
+        Log-likelihood, including the normalisation ``-0.5 * log det(2 pi Sigma)``.
     """
     theta = np.atleast_2d(theta)
     R = np.asarray(R, dtype=float)
-    k = theta[:, 3:4]
-    model = (
-        theta[:, 2:3] + theta[:, 0:1] * np.minimum(R, k) + theta[:, 1:2] * np.maximum(R - k, 0.0)
-    )
-    sq = (np.asarray(y, dtype=float) - model) ** 2
-    var = np.asarray(sigma, dtype=float) ** 2
+    basis, var = noise_basis(sigma) if noise is None else noise
+    resid = np.asarray(y, dtype=float) - broken_line_batch(theta, R)
+    if basis is not None:
+        resid = resid @ basis
+    sq = resid**2
     if scatter:
         var = var + np.exp(2.0 * theta[:, 4:5])
         return -0.5 * (np.sum(sq / var + np.log(var), axis=1) + R.size * _LOG_2PI)
     return -0.5 * (sq @ (1.0 / var) + np.sum(np.log(var)) + R.size * _LOG_2PI)
 
 
-def log_prob(theta, R, y, sigma, bounds, scatter=False):
+def log_prob(theta, R, y, sigma, bounds, scatter=False, noise=None):
     """Log-posterior (up to a constant) of many parameter vectors at once.
 
     This is the function emcee calls with ``vectorize=True``: one numpy evaluation for all walkers.
@@ -148,12 +191,16 @@ def log_prob(theta, R, y, sigma, bounds, scatter=False):
     ----------
     theta : ndarray of shape (n_walkers, n_params)
         Parameter vectors, see :func:`log_likelihood`.
-    R, y, sigma : ndarray of shape (n_points,)
-        Radius (kpc), abundance (dex) and its uncertainty (dex).
+    R, y : ndarray of shape (n_points,)
+        Radius (kpc) and abundance (dex).
+    sigma : ndarray of shape (n_points,) or (n_points, n_points)
+        Uncertainties (dex) or covariance (dex^2), see :func:`log_likelihood`.
     bounds : ndarray of shape (n_params, 2)
         Uniform-prior bounds, see :func:`log_prior`.
     scatter : bool
         Whether the fifth parameter is ``ln_s``.
+    noise : tuple, optional
+        :func:`noise_basis` of ``sigma``, if already computed.
 
     Returns
     -------
@@ -161,41 +208,14 @@ def log_prob(theta, R, y, sigma, bounds, scatter=False):
         Log-posterior; ``-inf`` outside the prior.
     """
     theta = np.atleast_2d(theta)
+    noise = noise_basis(sigma) if noise is None else noise
     lp = log_prior(theta, bounds)
     ok = np.isfinite(lp)
     if ok.all():  # the usual case: no fancy indexing
-        return lp + log_likelihood(theta, R, y, sigma, scatter=scatter)
+        return lp + log_likelihood(theta, R, y, sigma, scatter=scatter, noise=noise)
     if ok.any():
-        lp[ok] += log_likelihood(theta[ok], R, y, sigma, scatter=scatter)
+        lp[ok] += log_likelihood(theta[ok], R, y, sigma, scatter=scatter, noise=noise)
     return lp
-
-
-def log_prob_one(theta, R, y, sigma, bounds, scatter=False):
-    """Log-posterior of a single parameter vector, written per walker (no batch dimension).
-
-    The same density as :func:`log_prob`, for a sampler that calls the log-probability once per
-    walker (emcee with ``vectorize=False``); used as the baseline of the benchmark and as an
-    independent check of the vectorised code.
-
-    Parameters
-    ----------
-    theta : ndarray of shape (n_params,)
-        One parameter vector ``(m1, m2, b, k[, ln_s])``.
-    R, y, sigma, bounds, scatter
-        As in :func:`log_prob`.
-
-    Returns
-    -------
-    log_p : float
-        Log-posterior; ``-inf`` outside the prior.
-    """
-    for value, (lo, hi) in zip(theta, bounds, strict=True):
-        if not lo < value < hi:
-            return -np.inf
-    m1, m2, b, k = theta[:4]
-    model = np.where(R <= k, m1 * R + b, m1 * k + b + m2 * (R - k))
-    var = sigma**2 + (np.exp(2.0 * theta[4]) if scatter else 0.0)
-    return float(-0.5 * np.sum((y - model) ** 2 / var + np.log(2.0 * np.pi * var)))
 
 
 def scan_knee(R, y, sigma, k_grid):

@@ -30,6 +30,7 @@ __all__ = [
     "solve_from_normal",
     "residuals",
     "sandwich_meat",
+    "prediction_variance",
 ]
 
 
@@ -222,3 +223,32 @@ def sandwich_meat(design_t, resid, weights, products=None):
         products = pair_products(design_t)
     wr = _weighted(resid, weights)
     return _symmetric_from_triu((wr * wr) @ products.T, design_t.shape[0])
+
+
+def prediction_variance(design_t, cov, products=None):
+    """Variance of the fitted values of every problem: ``diag(Y C_k Y^T)`` for each row of ``Y``.
+
+    Parameters
+    ----------
+    design_t : ndarray of shape (D, n_rows)
+        Transposed design (rows of NaN give NaN).
+    cov : ndarray of shape (K, D, D)
+        Coefficient covariance of each problem.
+    products : ndarray, optional
+        :func:`pair_products` of ``design_t``.
+
+    Returns
+    -------
+    var : ndarray of shape (K, n_rows)
+
+    Notes
+    -----
+    One matrix product: the packed upper triangle of every covariance (off-diagonal entries
+    doubled) times the table of pairwise products of the design columns.
+    """
+    D = design_t.shape[0]
+    if products is None:
+        products = pair_products(design_t)
+    iu, ju = np.triu_indices(D)
+    packed = cov[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
+    return packed @ products

@@ -1,22 +1,27 @@
 """True abundances as smooth functions of the orbit, and their measurement by a pipeline.
 
 The truth depends on the orbit only: the guiding radius (from ``L_z``) and ``J_z`` set both the
-probability of belonging to the high-alpha population and the abundances within each population. The measurement adds, for every abundance, a systematic that is
-quadratic in ``LOGG - 2.2`` (the *reported* surface gravity: the pipeline's own artefact), then
-Gaussian noise at the reported uncertainty; some values are missing (NaN).
+probability of belonging to the high-alpha population and the abundances within each population.
+The measurement adds, for every abundance, a systematic that is polynomial in ``LOGG - 2.2``
+(quadratic by default; the *reported* surface gravity: the pipeline's own artefact), optionally a
+systematic linear in the reported ``TEFF`` and an offset per telescope, then Gaussian noise at the
+reported uncertainty; some values are missing (NaN).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from .._paper import ABUNDANCE_COLUMNS, ELEMENTS, LOGG_REFERENCE
-from .._paper import R0_KPC
+from .._kernels.broken_line import broken_line
+from .._paper import ABUNDANCE_COLUMNS, ELEMENTS, LOGG_REFERENCE, R0_KPC
 
-__all__ = ["DEFAULT_CHEMISTRY", "DEFAULT_SYSTEMATICS", "broken_line", "guiding_radius",
-           "high_alpha_probability", "true_metallicity", "true_abundances", "measure_abundances"]
+__all__ = ["DEFAULT_CHEMISTRY", "DEFAULT_SYSTEMATICS", "logg_powers", "systematics_table",
+           "per_abundance", "telescope_offset_table", "guiding_radius", "high_alpha_probability",
+           "true_metallicity", "true_abundances", "nuisance_systematic", "measure_abundances"]
 
 #: Injected systematics: coefficients of lg = LOGG - 2.2 and lg^2 (dex per dex, dex per dex^2).
 DEFAULT_SYSTEMATICS = pd.DataFrame(
@@ -65,13 +70,86 @@ DEFAULT_CHEMISTRY = {
     "alpha_high": (0.20, -0.08, 0.0, 0.025),    # a1 applies to ([Fe/H] + 0.4)
     "feh_error": 0.010, "alpha_error": 0.012, "feh_missing": 0.005,
     "systematics": DEFAULT_SYSTEMATICS,
+    # opt-in nuisance systematics beyond log g (None = off; see make_survey):
+    "teff_systematics": None,       # dex per 1000 K of (reported TEFF - teff_reference)
+    "teff_reference": 4500.0,       # K
+    "telescope_offsets": None,      # dex, per telescope (relative to a telescope without one)
 }
 
+_LOGG_TERM = re.compile(r"^lg(\d*)$")
 
-def broken_line(R, m1, b, k, m2):
-    """Equation 9: ``m1 R + b`` inside the break ``k`` and slope ``m2`` beyond (R, k in kpc)."""
-    R = np.asarray(R, dtype=float)
-    return np.where(R <= k, m1 * R + b, m1 * k + b + m2 * (R - k))
+
+def logg_powers(columns):
+    """Power of ``LOGG - 2.2`` of every systematics column: ``"lg"`` -> 1, ``"lg3"`` -> 3.
+
+    Raises
+    ------
+    ValueError
+        For a column that is not ``lg`` or ``lg<p>`` with ``p >= 1``.
+    """
+    powers = {}
+    for col in columns:
+        match = _LOGG_TERM.match(str(col))
+        power = (int(match.group(1)) if match.group(1) else 1) if match else 0
+        if power < 1:
+            raise ValueError(f"systematics: unknown term {col!r}; terms are 'lg' (LOGG - 2.2), "
+                             "'lg2' ((LOGG - 2.2)^2), 'lg3', ... (dex per dex^p)")
+        powers[col] = power
+    return powers
+
+
+def systematics_table(value):
+    """The log g systematics table from a ``make_survey(systematics=...)`` value.
+
+    A number scales the defaults (0 switches them off); a DataFrame (index abundance, columns
+    terms) or a mapping abundance -> {term: coefficient} overrides the given entries; new terms
+    (``lg3``, ``lg4``, ...) are added with 0 for the other abundances.
+    """
+    base = DEFAULT_SYSTEMATICS.copy()
+    if np.isscalar(value):  # a scale factor on the default systematics
+        return base * float(value)
+    table = pd.DataFrame(value).T if isinstance(value, dict) else pd.DataFrame(value)
+    unknown = sorted(set(table.index) - set(base.index))
+    if unknown:
+        raise ValueError(f"systematics: unknown abundance column(s) {unknown}")
+    logg_powers(table.columns)
+    for col in table.columns:
+        if col not in base.columns:
+            base[col] = 0.0
+    base.loc[table.index, table.columns] = table.astype(float)
+    return base[sorted(base.columns, key=logg_powers(base.columns).get)]
+
+
+def per_abundance(value, what):
+    """One coefficient per abundance column (Series, 0 where not given) from a number or mapping."""
+    out = pd.Series(0.0, index=DEFAULT_SYSTEMATICS.index, name=what)
+    if value is None:
+        return out
+    if np.isscalar(value):
+        return out + float(value)
+    given = pd.Series(value, dtype=float)
+    unknown = sorted(set(given.index) - set(out.index))
+    if unknown:
+        raise ValueError(f"{what}: unknown abundance column(s) {unknown}")
+    out[given.index] = given
+    return out
+
+
+def telescope_offset_table(value):
+    """Offsets (dex) as a DataFrame, index abundance, one column per telescope with an offset.
+
+    ``value`` maps a telescope name to a number (the same offset for every abundance) or to a
+    mapping abundance -> offset; ``None`` gives an empty table.
+    """
+    table = pd.DataFrame(index=DEFAULT_SYSTEMATICS.index)
+    if value is None:
+        return table
+    if not isinstance(value, dict):
+        raise ValueError("telescope_offsets must map a telescope name (e.g. 'lco25m') to an "
+                         f"offset in dex or to a mapping abundance -> offset; got {value!r}")
+    for telescope, offsets in value.items():
+        table[str(telescope)] = per_abundance(offsets, f"telescope_offsets[{telescope!r}]")
+    return table
 
 
 def guiding_radius(L_z, vc_table):
@@ -112,27 +190,83 @@ def true_abundances(rng, high_alpha, feh, J_z, chem):
     return out
 
 
-def measure_abundances(rng, truth, logg_reported, snr, chem):
+def nuisance_systematic(column, logg_reported, teff_reported, telescope, chem):
+    """The terms of the systematic (dex) the pipeline adds to ``column``.
+
+    Parameters
+    ----------
+    column : str
+        Abundance column (``M_H`` takes the systematics of ``FE_H``).
+    logg_reported : ndarray
+        Reported log g (dex); the polynomial is in ``LOGG - 2.2``.
+    teff_reported : ndarray or None
+        Reported Teff (K), needed when ``chem["teff_systematics"]`` is set.
+    telescope : ndarray of str or None
+        Telescope of every star, needed when ``chem["telescope_offsets"]`` is set.
+    chem : dict
+        Chemistry settings (``systematics``, ``teff_systematics``, ``teff_reference``,
+        ``telescope_offsets``).
+
+    Returns
+    -------
+    terms : list of ndarray
+        The log g terms by increasing power, then the Teff term and the telescope offsets when
+        set. The caller adds them left to right, so that the default quadratic systematics give
+        values bit-identical to earlier versions of the simulator.
+    """
+    key = "FE_H" if column == "M_H" else column
+    sys_ = chem["systematics"]
+    lg = logg_reported - LOGG_REFERENCE
+    terms = [sys_.loc[key, col] * (lg if p == 1 else lg**p)
+             for col, p in logg_powers(sys_.columns).items()]
+    teff_coef = per_abundance(chem["teff_systematics"], "teff_systematics")[key]
+    if teff_coef != 0.0:
+        terms.append(teff_coef * (teff_reported - chem["teff_reference"]) / 1000.0)
+    offsets = telescope_offset_table(chem["telescope_offsets"])
+    for name in offsets.columns:
+        if offsets.loc[key, name] != 0.0:
+            terms.append(np.where(telescope == name, offsets.loc[key, name], 0.0))
+    return terms
+
+
+def measure_abundances(rng, truth, logg_reported, snr, chem, *, teff_reported=None,
+                       telescope=None):
     """Reported abundances and uncertainties (dex), with systematics, noise and missing values.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    truth : dict of ndarray
+        True abundances (dex).
+    logg_reported : ndarray
+        Reported log g (dex).
+    snr : ndarray
+        Signal-to-noise ratio per pixel.
+    chem : dict
+        Chemistry settings.
+    teff_reported : ndarray, optional
+        Reported Teff (K), for the optional Teff systematic.
+    telescope : ndarray of str, optional
+        Telescope of every star, for the optional telescope offsets.
 
     Returns
     -------
     values : dict of ndarray
         ``<X>_FE``, ``FE_H``, ``ALPHA_M``, ``M_H`` and their ``_ERR`` columns.
     """
-    sys = chem["systematics"]
-    lg = logg_reported - LOGG_REFERENCE
     noise_scale = np.clip(100.0 / snr, 0.3, 3.0)
     specs = {"FE_H": (chem["feh_error"], chem["feh_missing"]),
              "ALPHA_M": (chem["alpha_error"], chem["feh_missing"]),
              "M_H": (chem["feh_error"], chem["feh_missing"])}
     specs.update({f"{x}_FE": _ELEMENT_TABLE[x][4:] for x in ELEMENTS})
     out = {}
-    n = lg.size
+    n = logg_reported.size
     for col, (err0, missing) in specs.items():
-        coef = sys.loc["FE_H" if col == "M_H" else col]
         err = err0 * noise_scale * rng.uniform(0.8, 1.25, n)
-        value = truth[col] + coef["lg"] * lg + coef["lg2"] * lg**2 + rng.normal(0.0, 1.0, n) * err
+        value = truth[col]
+        for term in nuisance_systematic(col, logg_reported, teff_reported, telescope, chem):
+            value = value + term
+        value = value + rng.normal(0.0, 1.0, n) * err
         # values go missing more often at low signal-to-noise
         lost = rng.uniform(0.0, 1.0, n) < missing * noise_scale
         value[lost] = np.nan

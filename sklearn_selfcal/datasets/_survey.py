@@ -30,7 +30,10 @@ DEFAULT_PHYSICS = {
     "spectra": _spectra.DEFAULT_SPECTRA,
 }
 
-_STREAMS = ("galaxy", "stars", "chemistry", "astrometry", "photometry", "labels", "spectra")
+# Append new streams at the end only: a SeedSequence's i-th child does not depend on how many are
+# spawned, so the existing streams (and the default catalogue) stay the same.
+_STREAMS = ("galaxy", "stars", "chemistry", "astrometry", "photometry", "labels", "spectra",
+            "telescope")
 
 
 def _resolve_physics(overrides):
@@ -43,7 +46,7 @@ def _resolve_physics(overrides):
     for key, value in overrides.items():
         group = owner[key]
         if key == "systematics":
-            value = _systematics_table(value)
+            value = _chemistry.systematics_table(value)
         elif isinstance(physics[group][key], dict) and isinstance(value, dict):
             unknown = sorted(set(value) - set(physics[group][key]))
             if unknown:
@@ -51,18 +54,6 @@ def _resolve_physics(overrides):
             value = {**physics[group][key], **value}
         physics[group][key] = value
     return physics
-
-
-def _systematics_table(value):
-    base = _chemistry.DEFAULT_SYSTEMATICS.copy()
-    if np.isscalar(value):  # a scale factor on the default systematics
-        return base * float(value)
-    table = pd.DataFrame(value).T if isinstance(value, dict) else pd.DataFrame(value)
-    unknown = sorted(set(table.index) - set(base.index))
-    if unknown:
-        raise ValueError(f"systematics: unknown abundance column(s) {unknown}")
-    base.loc[table.index, table.columns] = table
-    return base
 
 
 def _apogee_ids(ra, dec):
@@ -138,7 +129,8 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
     True abundances are smooth functions of the orbit only (a broken radial [Fe/H] gradient in
     guiding radius for the low-alpha disk, a flat high-alpha disk, membership of the high-alpha
     population a probability set by ``J_z`` and the guiding radius); the reported abundances add a
-    per-element systematic quadratic in ``LOGG - 2.2`` and noise at the reported uncertainty.
+    per-element systematic quadratic in ``LOGG - 2.2`` (optionally of higher degree, plus a
+    systematic linear in Teff and an offset per telescope) and noise at the reported uncertainty.
 
     Two simplifications make the paper's assumption (abundances depend on the orbit, and on log g
     only through the systematics) hold exactly: a giant's luminosity does not depend on its
@@ -172,9 +164,21 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
         ``h_faint`` (12.2 mag), ``bulge_h_faint`` (11.0 mag in the bulge fields, ``|l| < 15``, ``|b| < 12`` deg),
         ``feh_gradient`` (dict m1=-0.057 dex/kpc, b=0.41 dex, k=14.5 kpc, m2=-0.019 dex/kpc),
         ``feh_scatter`` (0.05 dex), ``systematics`` (DataFrame/dict of per-abundance ``lg``,
-        ``lg2`` coefficients, or a scale factor on the defaults; 0 switches them off),
+        ``lg2`` coefficients, or a scale factor on the defaults; 0 switches them off; further
+        terms ``lg3``, ``lg4``, ... inject a non-quadratic log g systematic),
         ``parallax_zero_point`` (-0.017 mas), ``parallax_error_scale`` (1.0),
         ``snr_at_h11`` (100 per pixel), ``bad_pixel_fraction`` (0.003).
+
+        Nuisance systematics beyond log g, all off by default (the default catalogue does not
+        change): ``teff_systematics`` (dex per 1000 K of ``TEFF - teff_reference``, on the reported
+        Teff; a number for every abundance or a mapping abundance -> coefficient),
+        ``teff_reference`` (4500 K), ``telescope_offsets`` (mapping telescope -> offset in dex,
+        a number for every abundance or a mapping abundance -> offset, e.g. ``{"lco25m":
+        0.03}``), ``lco_fraction`` (None: stars south of dec = -20 deg are observed from LCO,
+        about 47 % of the survey; a number in (0, 1): LCO observes a star with a probability that
+        falls smoothly with declination over ``lco_dec_width`` = 8 deg, so that the expected LCO
+        fraction is this number). The southern telescope sees the bulge and the inner disk, so
+        a telescope offset is confounded with position, as in the real survey.
 
     Returns
     -------
@@ -201,7 +205,10 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
             and the true abundances (dex) under the frame's names, before systematics and noise.
         params : dict
             The injected settings: ``systematics`` (DataFrame, index abundance column, columns
-            ``lg`` and ``lg2``), ``logg_ref`` (2.2), ``feh_gradient``, ``parallax_zero_point``
+            ``lg`` and ``lg2`` and any higher power), ``teff_systematics`` (Series, dex per
+            1000 K, zeros when off), ``teff_reference`` (K), ``telescope_offsets`` (DataFrame,
+            index abundance, one column per telescope with an offset, dex; no columns when off),
+            ``logg_ref`` (2.2), ``feh_gradient``, ``parallax_zero_point``
             (mas), ``frame`` (R0, z_sun, v_sun), ``action_delta`` (kpc), ``physics`` (every
             setting), ``n_stars``, ``n_pixels`` and ``random_state``.
 
@@ -255,20 +262,22 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
     logg_rep = c["logg"] + rs.normal(0.0, 1.0, n_stars) * logg_err
     teff_rep = c["teff"] + rs.normal(0.0, 1.0, n_stars) * teff_err
     snr = _spectra.spectrum_snr(apparent["H"], physics["spectra"])
-    measured = _chemistry.measure_abundances(rngs["chemistry"], true_ab, logg_rep, snr, chem)
+    telescope = _targeting.assign_telescope(rngs["telescope"], obs["dec"], physics["targeting"])
+    measured = _chemistry.measure_abundances(rngs["chemistry"], true_ab, logg_rep, snr, chem,
+                                             teff_reported=teff_rep, telescope=telescope)
     astro = _astrometry.observe_astrometry(
         ra_, 1.0 / obs["distance"], (obs["pmra"], obs["pmdec"]), obs["radial_velocity"],
         apparent["phot_g_mean_mag"], physics["astrometry"])
     phot = _astrometry.observe_photometry(rngs["photometry"], apparent)
 
     rl = rngs["labels"]
-    lco = obs["dec"] < -20.0
+    lco = telescope == _targeting.TELESCOPES[1]
     lsf = rl.normal(0.0, 1.0, (5, n_stars)) * np.array([1.0, 0.5, 0.3, 0.2, 0.1])[:, None]
     lsf[0] += np.where(lco, 0.8, 0.0)
 
     table = {
         "APOGEE_ID": _apogee_ids(obs["ra"], obs["dec"]),
-        "TELESCOPE": np.where(lco, "lco25m", "apo25m").astype(object),
+        "TELESCOPE": telescope,
         "ra": obs["ra"], "dec": obs["dec"], "GLON": obs["l"], "GLAT": obs["b"],
         "SNR": snr,
         "TEFF": teff_rep, "TEFF_ERR": teff_err, "LOGG": logg_rep, "LOGG_ERR": logg_err,
@@ -303,6 +312,9 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
 
     params = {
         "systematics": chem["systematics"].copy(),
+        "teff_systematics": _chemistry.per_abundance(chem["teff_systematics"], "teff_systematics"),
+        "teff_reference": chem["teff_reference"],
+        "telescope_offsets": _chemistry.telescope_offset_table(chem["telescope_offsets"]),
         "logg_ref": LOGG_REFERENCE,
         "feh_gradient": dict(chem["feh_gradient"]),
         "parallax_zero_point": physics["astrometry"]["parallax_zero_point"],

@@ -1,35 +1,27 @@
-"""Radial abundance gradients: the broken-line fit of equation 9 and the radial profile tables.
+"""``BrokenPowerLawRegressor``: the MCMC fit of a broken line to a radial profile (equation 9).
 
-Section 4.1 of Eilers et al. (2022): the median abundances of the low- and high-alpha disks in 2-kpc
-bins of Galactocentric radius (the paper's Tables 1-3 and Figure 7), and the MCMC fit of a broken
-line ("broken power-law") to the low-alpha [Fe/H] profile (equation 9, Figure 8).
+Section 4.1 of Eilers et al. (2022), Figure 8. The model and its posterior are plain functions in
+:mod:`sklearn_selfcal._kernels.broken_line`; this module validates, starts and runs the sampler.
 """
 
 from __future__ import annotations
 
-import numbers
-import os
 import warnings
+from numbers import Integral, Real
 
 import emcee
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._kernels import broken_line as _bl
-from ._paper import ALPHA_SPLIT, MEDIAN_EFFICIENCY, PAPER_RADIUS_BINS
-from ._validation import check_finite_column, check_positive_column, column_index, require_columns
+from .._kernels import broken_line as _bl
+from .._validation import check_finite_column, check_positive_column, column_index
 
-__all__ = [
-    "BrokenPowerLawRegressor",
-    "radial_abundance_profile",
-    "write_profile_ecsv",
-    "MEDIAN_EFFICIENCY",
-    "PAPER_RADIUS_BINS",
-]
+__all__ = ["BrokenPowerLawRegressor"]
 
 
 # Upper bound on the number of (posterior sample x radius) model evaluations held at once in
@@ -150,6 +142,24 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
 
     __metadata_request__fit = {"sigma": True}
 
+    _parameter_constraints = {
+        "n_walkers": [Interval(Integral, 2, None, closed="left")],
+        "n_steps": [Interval(Integral, 2, None, closed="left")],
+        "burn_in": [Interval(Integral, 0, None, closed="left")],
+        "thin": [Interval(Integral, 1, None, closed="left")],
+        "m1_bounds": ["array-like"],
+        "m2_bounds": ["array-like"],
+        "b_bounds": ["array-like"],
+        "k_bounds": ["array-like", None],
+        "intrinsic_scatter": [StrOptions({"auto"}), "boolean"],
+        "ln_scatter_bounds": ["array-like"],
+        "init_scale": [Interval(Real, 0, None, closed="neither")],
+        "autocorr_tol": [Interval(Real, 0, None, closed="neither")],
+        "radius_column": [None, Integral, str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         *,
@@ -194,37 +204,16 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation helpers
 
-    def _validate_hyperparameters(self):
-        def _int(name, minimum):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, numbers.Integral)
-                or isinstance(value, bool)
-                or value < minimum
-            ):
-                raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-
-        _int("n_steps", 2)
-        _int("burn_in", 0)
-        _int("thin", 1)
+    def _check_bounds(self):
+        """Checks across parameters that the constraints cannot express."""
         if self.burn_in >= self.n_steps:
             raise ValueError(
                 f"burn_in ({self.burn_in}) must be smaller than n_steps ({self.n_steps})"
-            )
-        if self.intrinsic_scatter != "auto" and not isinstance(
-            self.intrinsic_scatter, (bool, np.bool_)
-        ):
-            raise ValueError(
-                f"intrinsic_scatter must be 'auto', True or False; got {self.intrinsic_scatter!r}"
             )
         for name in ("m1_bounds", "m2_bounds", "b_bounds", "ln_scatter_bounds", "k_bounds"):
             value = getattr(self, name)
             if not (name == "k_bounds" and value is None):
                 _as_bounds(value, name)
-        if not (np.isfinite(self.init_scale) and self.init_scale > 0):
-            raise ValueError(f"init_scale must be a positive number; got {self.init_scale!r}")
-        if not (np.isfinite(self.autocorr_tol) and self.autocorr_tol > 0):
-            raise ValueError(f"autocorr_tol must be a positive number; got {self.autocorr_tol!r}")
 
     def _validate_X(self, X, *, reset, y=None):
         if reset:
@@ -251,7 +240,7 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
                     "DataFrame or give the column's position"
                 )
             return column_index(names, col, what="BrokenPowerLawRegressor radius_column")
-        if isinstance(col, numbers.Integral) and not isinstance(col, bool) and -n_columns <= col < n_columns:
+        if isinstance(col, Integral) and not isinstance(col, bool) and -n_columns <= col < n_columns:
             return int(col) % n_columns
         raise ValueError(
             f"radius_column must be None, a column name or a position in [0, {n_columns}); got {col!r}"
@@ -259,6 +248,7 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sigma=None):
         """Sample the posterior of ``(m1, m2, b, k)`` (and ``s``) given radii and abundances.
 
@@ -268,17 +258,24 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
             Galactocentric radius R (kpc), e.g. bin centres of a radial profile.
         y : array-like of shape (n_points,)
             Abundance (dex), e.g. the median [Fe/H] of each bin.
-        sigma : array-like of shape (n_points,), default=None
+        sigma : array-like of shape (n_points,) or (n_points, n_points), default=None
             Uncertainty of every ``y`` (dex, positive), e.g. ``1.253 std / sqrt(N)`` of a binned
-            median. Routed by metadata routing (requested by default). With ``None`` the noise is
-            modelled by the intrinsic scatter alone (requires ``intrinsic_scatter`` "auto" or True).
+            median; or, as in :func:`scipy.optimize.curve_fit`, the covariance matrix of the ``y``
+            (dex^2, symmetric positive definite) when their errors are correlated (e.g. medians
+            sharing distance uncertainties, :func:`~sklearn_selfcal.gradients.profile_covariance`;
+            note that a broken line that does not describe the data exactly can move far along
+            the directions a strongly correlated covariance leaves free). Routed by metadata
+            routing (requested by default; a covariance cannot be split into cross-validation
+            folds). With
+            ``None`` the noise is modelled by the intrinsic scatter alone (requires
+            ``intrinsic_scatter`` "auto" or True).
 
         Returns
         -------
         self : BrokenPowerLawRegressor
             The fitted estimator.
         """
-        self._validate_hyperparameters()
+        self._check_bounds()
         R, y = self._validate_X(X, reset=True, y=y)
         n = R.size
         sigma = _validate_sigma(sigma, n)
@@ -297,13 +294,14 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
                 "or set intrinsic_scatter='auto' or True"
             )
         n_params = 5 if fit_scatter else 4
-        if not isinstance(self.n_walkers, numbers.Integral) or self.n_walkers < 2 * n_params:
+        if self.n_walkers < 2 * n_params:
             raise ValueError(
                 f"n_walkers must be an integer >= 2 * n_params = {2 * n_params} "
                 f"(emcee's stretch move); got {self.n_walkers!r}"
             )
 
         bounds = self._prior_bounds(R, fit_scatter)
+        sigma = np.zeros(n) if sigma is None else sigma  # the scatter alone is the noise
         theta0 = self._least_squares_start(R, y, sigma, bounds, fit_scatter)
         rng = check_random_state(self.random_state)
         chain = self._sample(R, y, sigma, bounds, theta0, fit_scatter, rng)
@@ -346,9 +344,10 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
             kwargs=dict(
                 R=R,
                 y=y,
-                sigma=np.zeros_like(R) if sigma is None else sigma,
+                sigma=sigma,
                 bounds=bounds,
                 scatter=fit_scatter,
+                noise=_bl.noise_basis(sigma),
             ),
             vectorize=True,
         )
@@ -375,11 +374,12 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
         if not lo < hi:  # the knee prior lies (mostly) outside the data: scan the prior itself
             lo, hi = bounds[3]
         k_grid = np.linspace(lo, hi, _N_KNEE_GRID + 2)[1:-1]
-        weights_sigma = np.ones_like(R) if sigma is None else sigma
-        theta0, _ = _bl.least_squares_start(R, y, weights_sigma, k_grid)
+        point_sigma = np.sqrt(np.diag(sigma)) if sigma.ndim == 2 else sigma
+        theta0, _ = _bl.least_squares_start(R, y, np.where(point_sigma > 0, point_sigma, 1.0),
+                                            k_grid)
         if fit_scatter:
             resid = y - _bl.broken_line(R, *theta0)
-            excess = np.mean(resid**2) - (0.0 if sigma is None else np.mean(sigma**2))
+            excess = np.mean(resid**2) - np.mean(point_sigma**2)
             theta0 = np.append(theta0, 0.5 * np.log(max(excess, 1e-12)))
         width = bounds[:, 1] - bounds[:, 0]
         return np.clip(theta0, bounds[:, 0] + 0.01 * width, bounds[:, 1] - 0.01 * width)
@@ -467,13 +467,18 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
 
 
 def _validate_sigma(sigma, n):
-    """``sigma`` as a float array of shape (n,), finite and positive (errors name it), or None."""
+    """``sigma`` as finite positive uncertainties (n,) or a positive definite covariance (n, n)."""
     if sigma is None:
         return None
     sigma = np.asarray(sigma, dtype=float)
+    if sigma.shape == (n, n) and n > 1:
+        check_finite_column(sigma.ravel(), "sigma")
+        _bl.noise_basis(sigma)  # symmetric positive definite, or a clear error
+        return sigma
     if sigma.ndim != 1 or sigma.shape[0] != n:
         raise ValueError(
-            f"sigma must have shape (n_points,) = ({n},) like y; got shape {sigma.shape}"
+            f"sigma must have shape (n_points,) = ({n},) like y, or (n_points, n_points) for a "
+            f"covariance; got shape {sigma.shape}"
         )
     check_finite_column(sigma, "sigma")
     return check_positive_column(sigma, "sigma")
@@ -489,181 +494,3 @@ def _as_bounds(value, name):
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"{name} must be finite with lower < upper; got {value!r}")
     return lo, hi
-
-
-# ---------------------------------------------------------------------------- radial profiles
-
-
-def radial_abundance_profile(
-    frame,
-    columns,
-    *,
-    radius="R",
-    bins=PAPER_RADIUS_BINS,
-    split="ALPHA_M",
-    split_value=ALPHA_SPLIT,
-    min_stars=4,
-):
-    """Median abundances in bins of Galactocentric radius, for all, low-alpha and high-alpha stars.
-
-    The paper's Tables 1-3 and Figure 7: in every radial bin, the median of every abundance with the
-    uncertainty of the median ``1.253 * std / sqrt(N)`` (``1.253 = sqrt(pi / 2)``; ``std`` is the
-    sample standard deviation, ``ddof=1``, of the N stars in the bin with a finite value of that
-    abundance).
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        One row per star; not modified.
-    columns : list of str
-        Abundance columns (dex), e.g. ``["FE_H_NEW", "MG_FE_NEW"]`` (the calibrator's output) or the
-        raw APOGEE names ``["FE_H", "MG_FE"]``. NaN values are excluded column by column.
-    radius : str, default="R"
-        Column of Galactocentric radius (kpc); must be finite for every star.
-    bins : array-like of float, default=PAPER_RADIUS_BINS
-        Increasing bin edges (kpc); bins are ``[edge_i, edge_{i+1})``. The default, edges
-        0, 2, ..., 22 kpc, gives the paper's bins centred on 1, 3, ..., 21 kpc.
-    split : str or None, default="ALPHA_M"
-        Column used to split the populations ([alpha/M], dex); ``None`` gives only ``"all"``.
-    split_value : float, default=0.12
-        Low-alpha stars have ``split < split_value``, high-alpha stars ``split >= split_value``
-        (dex). Stars with NaN in ``split`` count in ``"all"`` only.
-    min_stars : int, default=4
-        Bins with fewer finite values of an abundance than this get NaN median and uncertainty for
-        that abundance (4 matches the paper's maps, which show bins with more than 3 stars).
-
-    Returns
-    -------
-    profile : pandas.DataFrame
-        One row per (population, bin), populations in the order ``"all"``, ``"low_alpha"``,
-        ``"high_alpha"``, every bin present even if empty. Columns: ``population``; ``R`` (bin
-        centre, kpc), ``R_MIN``, ``R_MAX`` (bin edges, kpc); ``R_MEDIAN`` (median radius of the
-        bin's stars, kpc); ``N_STARS`` (stars of the population in the bin); and for every abundance
-        column ``X``: ``X`` (median, dex), ``X_ERR`` (uncertainty of the median, dex) and ``X_N``
-        (stars with a finite ``X``). ``profile.attrs`` records ``radius``, ``split``,
-        ``split_value``, ``bins`` and ``min_stars``, and :func:`write_profile_ecsv` writes them as
-        table metadata.
-
-    Raises
-    ------
-    KeyError
-        If a requested column is missing (the message names it).
-    ValueError
-        If the radius is not finite for some star, or ``bins`` is not increasing.
-    """
-    columns = [columns] if isinstance(columns, str) else list(columns)
-    if not columns:
-        raise ValueError("columns must name at least one abundance column")
-    required = [radius, *columns] + ([split] if split is not None else [])
-    require_columns(frame.columns, required, what="radial_abundance_profile")
-    edges = np.asarray(bins, dtype=float)
-    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
-        raise ValueError(f"bins must be at least two increasing edges (kpc); got {bins!r}")
-    if not (isinstance(min_stars, numbers.Integral) and min_stars >= 2):
-        raise ValueError(
-            f"min_stars must be an integer >= 2 (a standard deviation needs 2); got {min_stars!r}"
-        )
-
-    R = check_finite_column(frame[radius].to_numpy(dtype=float), radius)
-    n_bins = edges.size - 1
-    which = np.digitize(R, edges) - 1  # bin index, -1 or n_bins outside
-    in_range = (which >= 0) & (which < n_bins)
-
-    populations = {"all": np.ones(R.size, dtype=bool)}
-    if split is not None:
-        alpha = frame[split].to_numpy(dtype=float)
-        populations["low_alpha"] = alpha < split_value
-        populations["high_alpha"] = alpha >= split_value
-
-    values = frame[columns].to_numpy(dtype=float)
-    parts = []
-    for name, member in populations.items():
-        sel = member & in_range
-        part = {
-            "population": np.full(n_bins, name, dtype=object),
-            "R": 0.5 * (edges[:-1] + edges[1:]),
-            "R_MIN": edges[:-1],
-            "R_MAX": edges[1:],
-            "R_MEDIAN": np.full(n_bins, np.nan),
-            "N_STARS": np.bincount(which[sel], minlength=n_bins),
-        }
-        stats = np.full((3, len(columns), n_bins), np.nan)  # median, err, n
-        for i in range(n_bins):
-            rows = sel & (which == i)
-            if rows.any():
-                part["R_MEDIAN"][i] = np.median(R[rows])
-            stats[:, :, i] = _median_with_error(values[rows], min_stars)
-        for j, col in enumerate(columns):
-            part[col] = stats[0, j]
-            part[f"{col}_ERR"] = stats[1, j]
-            part[f"{col}_N"] = stats[2, j].astype(int)
-        parts.append(pd.DataFrame(part))
-    profile = pd.concat(parts, ignore_index=True)
-    profile.attrs.update(
-        radius=radius,
-        split=split,
-        split_value=float(split_value),
-        bins=edges.tolist(),
-        min_stars=int(min_stars),
-        columns=columns,
-        uncertainty="1.253 * std(ddof=1) / sqrt(N), N = stars with a finite value in the bin",
-    )
-    return profile
-
-
-def _median_with_error(values, min_stars):
-    """Per-column median, ``1.253 std / sqrt(N)`` and N of an (n_stars, n_columns) block.
-
-    NaNs are excluded column by column; columns with fewer than ``min_stars`` values get NaN.
-    """
-    n = np.sum(np.isfinite(values), axis=0)
-    out = np.full((3, values.shape[1]), np.nan)
-    out[2] = n
-    enough = n >= min_stars
-    if enough.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            block = values[:, enough]
-            out[0, enough] = np.nanmedian(block, axis=0)
-            out[1, enough] = (
-                MEDIAN_EFFICIENCY * np.nanstd(block, axis=0, ddof=1) / np.sqrt(n[enough])
-            )
-    return out
-
-
-def write_profile_ecsv(profile, path):
-    """Write a radial profile table as ECSV with units and the binning in the metadata.
-
-    Parameters
-    ----------
-    profile : pandas.DataFrame
-        Output of :func:`radial_abundance_profile`; not modified.
-    path : str or path-like
-        Destination ``.ecsv`` file, written atomically (:func:`sklearn_selfcal.io.write_table`): an
-        existing file is replaced, an interrupted write never leaves a half-written table.
-
-    Returns
-    -------
-    path : str
-        The path written.
-
-    Notes
-    -----
-    Units: ``R``, ``R_MIN``, ``R_MAX``, ``R_MEDIAN`` in kpc; every abundance and ``*_ERR`` column in
-    dex; counts unitless. ``profile.attrs`` (radius column, split, bins, uncertainty definition)
-    goes to the ECSV metadata. Read back with ``astropy.table.Table.read(path)`` or
-    :func:`sklearn_selfcal.io.read_catalogue`.
-    """
-    from .io import write_table
-
-    units = {name: "kpc" for name in ("R", "R_MIN", "R_MAX", "R_MEDIAN") if name in profile.columns}
-    for col in profile.attrs.get("columns", []):
-        units.update({name: "dex" for name in (col, f"{col}_ERR") if name in profile.columns})
-    meta = dict(profile.attrs)
-    meta["description"] = (
-        "Median abundances in bins of Galactocentric radius (Eilers et al. 2022, Tables 1-3); "
-        "uncertainty of the median = 1.253 std / sqrt(N)"
-    )
-    path = os.fspath(path)
-    write_table(profile, path, units=units, meta=meta)
-    return path

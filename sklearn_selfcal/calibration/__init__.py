@@ -1,0 +1,20 @@
+"""Self-calibration of stellar abundances against nuisance parameters at fixed orbit (paper section 2).
+
+Each abundance is modelled as a function of the orbital actions plus a function of the nuisance
+parameters (log g in the paper; any continuous or categorical column here) that vanishes at their
+reference values, fitted by weighted least squares; only the nuisance part is subtracted (the
+paper's equations 1-4).  Fitting the orbit part at the same time is what separates a genuine
+nuisance systematic from the dependence of abundance on Galactic position that log g (or the
+telescope) inherits through the survey's selection (the confounding the paper's method removes).
+
+Modules: ``_estimator`` (the estimator: validation and dispatch), ``_columns`` (column roles),
+``_design`` (the model's design from the basis kernels), ``_trends`` (residual-trend
+diagnostics), ``_selection`` (model choice with scikit-learn's searches).
+"""
+
+from ._estimator import NuisanceCalibrator, UnseenCategoryWarning
+from ._selection import abundance_scorer, chosen_models
+from ._trends import trend_summary
+
+__all__ = ["NuisanceCalibrator", "UnseenCategoryWarning", "abundance_scorer", "chosen_models",
+           "trend_summary"]

@@ -1,0 +1,265 @@
+"""The calibration model's design: its columns, their names, how to evaluate them and in which units.
+
+The design of one abundance is ``[1, orbit terms, nuisance terms]``:
+
+- the orbit part is a complete polynomial in the orbit features (the paper) or a sum of B-splines,
+  one per feature (``orbit_basis="spline"``), with the constant;
+- every continuous nuisance contributes a polynomial in its offset from the reference without a
+  constant (the paper's ``lg, lg^2``) or B-splines that vanish at the reference; with
+  ``interactions`` the polynomial nuisances form one complete polynomial instead (cross terms);
+- every categorical nuisance contributes one offset per category other than the reference.
+
+Every nuisance term is zero at the reference, so subtracting the nuisance part puts every star on
+the scale of a star at the reference values. Values are held in two tables: ``V`` (continuous:
+the orbit features, then the continuous nuisances, raw) and ``codes`` (one integer column per
+categorical nuisance, from :mod:`sklearn_selfcal._kernels.categorical`).
+
+Polynomial terms are fitted in centred and scaled variables (well-conditioned normal equations)
+and reported in physical units through :func:`~sklearn_selfcal._kernels.design.change_of_basis`;
+spline and offset columns are fitted as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._kernels import bspline as _bspline
+from .._kernels import categorical as _categorical
+from .._kernels import design as _poly
+
+__all__ = ["NuisanceSpec", "Design", "build_design"]
+
+ORBIT = "orbit"
+INTERACTIONS = "interactions"
+
+
+@dataclass
+class NuisanceSpec:
+    """One nuisance, resolved: name, kind, basis, degree, knots setting and reference."""
+
+    name: str
+    kind: str                 # "continuous" or "categorical"
+    basis: str | None = None  # "polynomial" or "spline" (continuous only)
+    degree: int | None = None
+    knots: object = None      # int or array of knot positions (spline only)
+    reference: object = None  # float, or category (str)
+    categories: list | None = None  # categorical only: the fitted categories (str)
+
+
+@dataclass
+class _Spline:
+    variable: int        # column of V
+    knots: np.ndarray
+    degree: int
+    reference: float
+    columns: np.ndarray  # positions in the design
+
+
+@dataclass
+class _Offsets:
+    variable: int        # column of codes
+    categories: list
+    reference: int       # code of the reference category
+    columns: np.ndarray
+
+
+@dataclass
+class Design:
+    """A fitted design: evaluates its columns on new values and converts coefficients to units."""
+
+    names: list
+    groups: list          # per column: "orbit" (constant included), a nuisance name, "interactions"
+    poly_variables: np.ndarray
+    poly_shift: np.ndarray
+    powers: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    poly_columns: np.ndarray
+    splines: list = field(default_factory=list)
+    offsets: list = field(default_factory=list)
+
+    @property
+    def n_terms(self):
+        return len(self.names)
+
+    @property
+    def is_nuisance(self):
+        """Boolean mask of the nuisance columns (those :meth:`transform` subtracts)."""
+        return np.array([g != ORBIT for g in self.groups])
+
+    def evaluate(self, V, codes, *, part="all", fit_units=False):
+        """Design columns on the rows of ``V`` / ``codes``.
+
+        Parameters
+        ----------
+        V : ndarray of shape (n, n_continuous)
+        codes : ndarray of int of shape (n, n_categorical)
+        part : {"all", "orbit", "nuisance"}
+            Which columns (in design order).
+        fit_units : bool
+            Polynomial terms in the centred and scaled variables of the fit.
+
+        Returns
+        -------
+        Y : ndarray of shape (n, n_selected)
+            NaN where a needed value is NaN, missing or an unseen category.
+        """
+        keep = {"all": np.ones(self.n_terms, bool), "orbit": ~self.is_nuisance,
+                "nuisance": self.is_nuisance}[part]
+        out = np.empty((V.shape[0], self.n_terms))
+        rows = keep[self.poly_columns]
+        if rows.any():
+            x = V[:, self.poly_variables] - self.poly_shift
+            if fit_units:
+                x = (x - self.center) / self.scale
+            out[:, self.poly_columns[rows]] = _poly.evaluate_monomials(x, self.powers[rows])
+        for s in self.splines:
+            if keep[s.columns].any():
+                out[:, s.columns] = _bspline.centred_basis(V[:, s.variable], s.knots, s.degree,
+                                                           s.reference)
+        for c in self.offsets:
+            if keep[c.columns].any():
+                out[:, c.columns] = _categorical.treatment_columns(
+                    codes[:, c.variable], len(c.categories), c.reference)
+        return out[:, keep]
+
+    def to_physical(self):
+        """``T`` with ``coef_physical = coef_fit @ T.T`` (and ``cov = T cov T.T``)."""
+        T = np.eye(self.n_terms)
+        idx = self.poly_columns
+        T[np.ix_(idx, idx)] = _poly.change_of_basis(self.powers, self.center, self.scale)
+        return T
+
+
+def _variable_name(spec):
+    ref = spec.reference
+    return spec.name if ref == 0 else f"({spec.name}-{ref:g})"
+
+
+def build_design(V, codes, train, *, orbit_names, orbit_basis, orbit_degree, orbit_knots,
+                 nuisances, interactions):
+    """Lay out the design and fix its data-dependent parts (knots, scaling) on the training rows.
+
+    Parameters
+    ----------
+    V : ndarray of shape (n, n_orbit + n_continuous)
+        Orbit features, then the continuous nuisances (raw values).
+    codes : ndarray of int of shape (n, n_categorical)
+        Codes of the categorical nuisances (categories fitted on the training rows).
+    train : ndarray of bool of shape (n,)
+    orbit_names : list of str
+    orbit_basis : {"polynomial", "spline"}
+    orbit_degree : int
+        Total polynomial degree, or spline degree.
+    orbit_knots : list
+        Per orbit feature: number of knots (int) or knot positions.
+    nuisances : list of NuisanceSpec
+        In the user's order, references resolved; categorical ones with their categories.
+    interactions : bool
+        One complete polynomial over the polynomial nuisances (all continuous nuisances must then
+        be polynomial with one degree).
+
+    Returns
+    -------
+    design : Design
+    """
+    n_orbit = len(orbit_names)
+    continuous = [s for s in nuisances if s.kind == "continuous"]
+    cont_var = {s.name: n_orbit + j for j, s in enumerate(continuous)}
+    cat_var = {s.name: j for j, s in enumerate(s for s in nuisances if s.kind != "continuous")}
+    Vt = V[train]
+
+    # (sort key, name, group, source) of every column; sorted at the end into design order:
+    # keys (1, ...) for the constant and the orbit terms, (2, nuisance position, ...) for the rest
+    columns = []
+    poly_vars, poly_shift, poly_names = [], [], []
+    blocks = []  # (exponents, key prefix, group) of every polynomial block
+    if orbit_basis == "polynomial":
+        poly_vars += list(range(n_orbit))
+        poly_shift += [0.0] * n_orbit
+        poly_names += list(orbit_names)
+        blocks.append((_poly.monomial_powers(n_orbit, orbit_degree, include_bias=True), (1, 0),
+                       ORBIT))
+    else:  # the constant alone; the spline columns follow
+        blocks.append((_poly.monomial_powers(0, 0, include_bias=True), (1, 0), ORBIT))
+
+    poly_nuis = [s for s in continuous if s.basis == "polynomial"]
+    if interactions and poly_nuis:
+        poly_vars += [cont_var[s.name] for s in poly_nuis]
+        poly_shift += [float(s.reference) for s in poly_nuis]
+        poly_names += [_variable_name(s) for s in poly_nuis]
+        blocks.append((_poly.monomial_powers(len(poly_nuis), poly_nuis[0].degree,
+                                             include_bias=False),
+                       (2, nuisances.index(poly_nuis[0])),
+                       INTERACTIONS if len(poly_nuis) > 1 else poly_nuis[0].name))
+    else:
+        for s in poly_nuis:
+            poly_vars.append(cont_var[s.name])
+            poly_shift.append(float(s.reference))
+            poly_names.append(_variable_name(s))
+            blocks.append((_poly.monomial_powers(1, s.degree, include_bias=False),
+                           (2, nuisances.index(s)), s.name))
+    powers = _poly.block_powers([b[0] for b in blocks])
+    names = _poly.monomial_names(poly_names, powers)
+    t = 0
+    for exponents, prefix, group in blocks:
+        for i in range(exponents.shape[0]):
+            columns.append((prefix + (i,), names[t], group, ("poly", t)))
+            t += 1
+    if interactions and len(poly_nuis) > 1:
+        # a single-variable monomial of the complete polynomial belongs to that nuisance
+        for k, (key, name, group, src) in enumerate(columns):
+            if group == INTERACTIONS:
+                used = np.flatnonzero(powers[src[1]])
+                if used.size == 1:
+                    var = poly_vars[used[0]]
+                    owner = next(s.name for s in poly_nuis if cont_var[s.name] == var)
+                    columns[k] = (key, name, owner, src)
+
+    splines = []
+    spline_vars = ([(j, name, orbit_degree, orbit_knots[j], float(np.median(Vt[:, j])), ORBIT,
+                     (1, 1 + j)) for j, name in enumerate(orbit_names)]
+                   if orbit_basis == "spline" else [])
+    spline_vars += [(cont_var[s.name], s.name, s.degree, s.knots, float(s.reference), s.name,
+                     (2, nuisances.index(s))) for s in continuous if s.basis == "spline"]
+    for var, name, degree, knots, ref, group, key in spline_vars:
+        if np.ndim(knots) == 0:
+            knots = _bspline.quantile_knots(Vt[:, var], int(knots),
+                                            include=None if group == ORBIT else ref)
+        else:
+            knots = _bspline.check_knots(knots, what=f"knots of {name!r}")
+        for i in range(_bspline.n_basis(knots, degree) - 1):
+            columns.append((key + (i,), f"B{i + 1}({name})", group, ("spline", len(splines), i)))
+        splines.append(_Spline(var, knots, int(degree), ref, None))
+
+    offsets = []
+    for s in nuisances:
+        if s.kind == "continuous":
+            continue
+        categories = list(s.categories)
+        for i, cat in enumerate(c for c in categories if c != s.reference):
+            columns.append(((2, nuisances.index(s), i), f"{s.name}[{cat}]", s.name,
+                            ("offset", len(offsets), i)))
+        offsets.append(_Offsets(cat_var[s.name], categories, categories.index(s.reference), None))
+
+    order = sorted(range(len(columns)), key=lambda k: columns[k][0])
+    position = {columns[k][3]: p for p, k in enumerate(order)}
+    poly_columns = np.array([position[("poly", t)] for t in range(powers.shape[0])], dtype=int)
+    for b, s in enumerate(splines):
+        s.columns = np.array([position[("spline", b, i)]
+                              for i in range(_bspline.n_basis(s.knots, s.degree) - 1)], dtype=int)
+    for b, c in enumerate(offsets):
+        c.columns = np.array([position[("offset", b, i)] for i in range(len(c.categories) - 1)],
+                             dtype=int)
+
+    x = Vt[:, poly_vars] - np.asarray(poly_shift, dtype=float)
+    center = x.mean(axis=0) if x.size else np.zeros(len(poly_vars))
+    scale = x.std(axis=0) if x.size else np.ones(len(poly_vars))
+    return Design(
+        names=[columns[k][1] for k in order], groups=[columns[k][2] for k in order],
+        poly_variables=np.asarray(poly_vars, dtype=int),
+        poly_shift=np.asarray(poly_shift, dtype=float), powers=powers, center=center,
+        scale=np.where(scale > 0, scale, 1.0), poly_columns=poly_columns, splines=splines,
+        offsets=offsets)
