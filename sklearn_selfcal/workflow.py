@@ -37,7 +37,8 @@ from .calibration import NuisanceCalibrator
 from .cleaning import as_frame
 from .columns import ROLES
 from .distances import DEFAULT_PARALLAX_OVER_ERROR, DISTANCE_COLUMNS, distance_transformer
-from .gradients import BrokenPowerLawRegressor, radial_abundance_profile
+from .calibration import trend_summary
+from .gradients import fit_radial_gradient, radial_abundance_profile, radius_sampler
 from .maps import profile_points
 from .preflight import plan_and_prepare, prepare_catalogue
 from .spectra import SpectraArray, SpectraDtype, join_spectra
@@ -69,11 +70,17 @@ DEFAULT_CONFIG = {
     "actions": {"n_samples": 0, "n_jobs": None},
     "disk": {"z_max": DISK_Z_MAX_KPC, "wedge_angle": DISK_WEDGE_ANGLE_DEG,
              "vz_max": DISK_VZ_MAX_KMS, "exclude_ids": []},
+    # the paper's model; see docs/calibration.rst for the general one (Teff, telescope, splines)
     "calibration": {"nuisance_columns": ["LOGG"], "nuisance_reference": [LOGG_REFERENCE],
-                    "orbit_degree": 2, "nuisance_degree": 2, "weighted": True,
+                    "nuisance_basis": "polynomial", "nuisance_degree": 2, "nuisance_knots": 5,
+                    "nuisance_interactions": False, "orbit_basis": "polynomial",
+                    "orbit_degree": 2, "orbit_knots": 5, "weighted": True, "errors": True,
                     "min_stars_per_coefficient": 3},
     "gradient": {"column": "FE_H_NEW", "population": "low_alpha", "radius": "R_MEDIAN",
-                 "n_walkers": 32, "n_steps": 5000, "burn_in": 1000, "thin": 10, "min_bins": 5},
+                 "n_walkers": 32, "n_steps": 5000, "burn_in": 1000, "thin": 10, "min_bins": 5,
+                 "n_bootstrap": 0, "distance_errors": True, "calibration_errors": True,
+                 "n_draws": 100},
+    "diagnostics": {"trend_columns": ["LOGG", "TEFF", "TELESCOPE"], "trend_bins": 4},
     "figures": {"enabled": True, "dpi": 110},
     "output": {"columns": "used"},
 }
@@ -161,9 +168,8 @@ def _append(name, transformer):
 def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=None,
                          alpha=PAPER_ALPHA, n_folds=2, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
                          dtype="float32", tol=1e-4, max_iter=100, n_samples=0, n_jobs=None,
-                         logg_max=LOGG_MAX, disk=None, abundance_columns=None, weighted=True,
-                         nuisance_columns=("LOGG",), nuisance_reference=(LOGG_REFERENCE,),
-                         orbit_degree=2, nuisance_degree=2, random_state=None, verbose=0):
+                         logg_max=LOGG_MAX, disk=None, random_state=None, verbose=0,
+                         **calibrator_params):
     """The whole method as one scikit-learn ``Pipeline`` (distances -> orbits -> calibration).
 
     Steps (each appends its columns to the table it receives, so the output holds the input
@@ -177,7 +183,8 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
        when the table already holds ``spec_parallax``;
     2. ``"orbits"``: :class:`~sklearn_selfcal.ActionTransformer` (phase space, actions, energy);
     3. ``"calibrate"``: :class:`~sklearn_selfcal.NuisanceCalibrator`, fitted on the disk sample's
-       training stars (:func:`~sklearn_selfcal.selection.disk_training_mask`), giving ``<X>_NEW``.
+       training stars (:func:`~sklearn_selfcal.selection.disk_training_mask`), giving ``<X>_NEW``
+       (and ``<X>_NEW_ERR`` with ``errors=True``).
 
     Fit it as ``pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])`` with
     metadata routing enabled (``sklearn.set_config(enable_metadata_routing=True)``) when the
@@ -191,20 +198,34 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
         model on spectra.
     magnitude_columns, lsf_columns : sequence of str, optional
         The parallax model's magnitudes (mag) and LSF moments (default: the paper's).
-    alpha, n_folds, parallax_zero_point, dtype, tol, max_iter
-        Of the parallax model (L1 strength per star, cross-fitting folds, Gaia zero point in mas).
-    n_samples, n_jobs
-        Of :class:`~sklearn_selfcal.ActionTransformer` (Monte Carlo samples; 0: no ``_err``).
+    alpha : float, default=PAPER_ALPHA
+        L1 strength per training star of the parallax model.
+    n_folds : int, default=2
+        Cross-fitting folds (the paper's two halves).
+    parallax_zero_point : float, default=-0.017
+        Gaia parallax zero point (mas), subtracted.
+    dtype : str, default="float32"
+        Dtype of the parallax model's feature matrix.
+    tol : float, default=1e-4
+        Relative KKT tolerance of the parallax solver.
+    max_iter : int, default=100
+        Outer iterations of the parallax solver.
+    n_samples : int, default=0
+        Monte Carlo samples of :class:`~sklearn_selfcal.ActionTransformer` (0: no ``_err``).
+    n_jobs : int, optional
+        Parallel workers of the actions.
     logg_max : float, default=2.2
         Giant cut of the disk sample (dex).
     disk : dict, optional
         Keyword arguments of :func:`~sklearn_selfcal.selection.disk_sample_cuts` (``z_max``,
         ``wedge_angle``, ``vz_max``, ``exclude_ids``).
-    abundance_columns, weighted, nuisance_columns, nuisance_reference, orbit_degree, nuisance_degree
-        Of :class:`~sklearn_selfcal.NuisanceCalibrator`.
     random_state : int or None
         Seeds the cross-fitting halves and the Monte Carlo draws.
     verbose : int
+        Progress reports of the steps.
+    **calibrator_params
+        Of :class:`~sklearn_selfcal.NuisanceCalibrator` (``abundance_columns``,
+        ``nuisance_columns``, ``nuisance_reference``, ``nuisance_basis``, ``errors``, ...).
 
     Returns
     -------
@@ -243,18 +264,43 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
     if not disk_kwargs.get("exclude_ids"):
         disk_kwargs["exclude_ids"] = None
     calibrator = NuisanceCalibrator(
-        abundance_columns=None if abundance_columns is None else list(abundance_columns),
-        weighted=weighted, nuisance_columns=tuple(nuisance_columns),
-        nuisance_reference=tuple(nuisance_reference), orbit_degree=orbit_degree,
-        nuisance_degree=nuisance_degree,
-        training_filter=functools.partial(disk_training_mask, **disk_kwargs))
+        training_filter=functools.partial(disk_training_mask, **disk_kwargs),
+        **_calibrator_options(calibrator_params))
     steps.append(("calibrate", _append("calibrate", calibrator)))
     return Pipeline(steps).set_output(transform="pandas")
 
 
+def _calibrator_options(params):
+    """NuisanceCalibrator parameters from the configuration (TOML lists become tuples)."""
+    out = {}
+    for key, value in params.items():
+        if key == "min_stars_per_coefficient":
+            continue
+        out[key] = tuple(value) if isinstance(value, list) and key != "abundance_columns" \
+            else value
+    return out
+
+
 def pipeline_from_config(config, plan, *, random_state=None, verbose=0):
-    """:func:`make_method_pipeline` with the settings of a configuration and a run plan."""
-    pcfg, ccfg = config["parallax"], config["calibration"]
+    """:func:`make_method_pipeline` with the settings of a configuration and a run plan.
+
+    Parameters
+    ----------
+    config : dict
+        From :func:`load_config`.
+    plan : RunPlan
+        From :func:`~sklearn_selfcal.preflight.plan_run`: the distances, bands and abundances.
+    random_state : int or None
+        Seed of every random step.
+    verbose : int
+        Progress reports.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        Unfitted.
+    """
+    pcfg = config["parallax"]
     disk = {k: v for k, v in config["disk"].items()}
     return make_method_pipeline(
         distance=plan.distance, magnitude_columns=plan.magnitudes or None,
@@ -262,10 +308,8 @@ def pipeline_from_config(config, plan, *, random_state=None, verbose=0):
         n_folds=pcfg["n_folds"], parallax_zero_point=pcfg["parallax_zero_point"],
         dtype=pcfg["dtype"], tol=pcfg["tol"], max_iter=pcfg["max_iter"],
         n_samples=config["actions"]["n_samples"], n_jobs=config["actions"]["n_jobs"],
-        logg_max=config["sample"]["logg_max"], disk=disk, abundance_columns=plan.abundances or None,
-        weighted=ccfg["weighted"], nuisance_columns=ccfg["nuisance_columns"],
-        nuisance_reference=ccfg["nuisance_reference"], orbit_degree=ccfg["orbit_degree"],
-        nuisance_degree=ccfg["nuisance_degree"], random_state=random_state, verbose=verbose)
+        logg_max=config["sample"]["logg_max"], disk=disk, random_state=random_state,
+        verbose=verbose, abundance_columns=plan.abundances or None, **config["calibration"])
 
 
 class _Steps:
@@ -298,36 +342,32 @@ class _Steps:
             print(f"[sklearn-selfcal] {text}", flush=True)
 
 
-def _n_coefficients(calibrator):
-    """Coefficients of one abundance's calibration model (orbit part + nuisance part)."""
-    from math import comb
+def _fit_calibration(step, Xt, min_per_coefficient):
+    """Fit the ``"calibrate"`` step; drop the abundances with too few training stars.
 
-    n_orbit = len(calibrator.orbit_features)
-    n_nuis = len(calibrator.nuisance_columns)
-    orbit = comb(n_orbit + calibrator.orbit_degree, calibrator.orbit_degree)
-    nuisance = comb(n_nuis + calibrator.nuisance_degree, calibrator.nuisance_degree) - 1
-    return orbit + nuisance
-
-
-def _calibration_check(Xt, calibrator, min_per_coefficient):
-    """``None`` if the calibration can be fitted, else the reason it is skipped."""
-    columns = calibrator.abundance_columns
-    if not columns:
-        return "no abundance column to calibrate"
-    train = np.asarray(calibrator.training_filter(Xt), dtype=bool)
-    needed = min_per_coefficient * _n_coefficients(calibrator)
-    n = {c: int((train & np.isfinite(Xt[c].to_numpy(dtype=float))).sum()) for c in columns}
-    best = max(n.values())
-    if best < needed:
-        return (f"too few training stars for the calibration: {best} (at most, over the "
-                f"abundances) pass the disk sample and the training filter, and the model has "
-                f"{_n_coefficients(calibrator)} coefficients per abundance (at least "
-                f"{min_per_coefficient} stars per coefficient, {needed}, are needed; "
-                "[calibration] min_stars_per_coefficient)")
-    too_few = [c for c, k in n.items() if k < needed]
-    if too_few:
-        return too_few
-    return None
+    Returns the table with ``<X>_NEW`` (``Xt`` itself when nothing could be fitted), the fitted
+    calibrator (or None) and ``{what: why}`` for what was skipped.
+    """
+    calibrator = step.transformer_list[1][1]
+    skipped = {}
+    while True:
+        try:
+            out = step.fit_transform(Xt)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            return Xt, None, {"calibration": f"the calibration model cannot be fitted: {exc}"}
+        n_terms = calibrator.coef_.shape[1]
+        needed = min_per_coefficient * n_terms
+        n_stars = calibrator.n_stars_
+        too_few = [a for a, n in n_stars.items() if n < needed]
+        if not too_few:
+            return out, calibrator, skipped
+        why = (f"fewer than {needed} training stars (the model has {n_terms} coefficients per "
+               f"abundance; [calibration] min_stars_per_coefficient = {min_per_coefficient})")
+        if len(too_few) == len(n_stars):
+            return Xt, None, {"calibration": f"too few training stars for the calibration: "
+                                             f"{int(n_stars.max())} at most, {why}"}
+        skipped[f"calibration of {', '.join(too_few)}"] = why
+        calibrator.set_params(abundance_columns=[a for a in n_stars.index if a not in too_few])
 
 
 def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_state=0, verbose=1,
@@ -428,24 +468,16 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         for name, step in pipe.steps[:-1]:
             with steps(_STEP_LABELS[name]):
                 Xt = step.fit_transform(Xt, y, **(fit_params if name == "parallax" else {}))
-        calibrator = pipe.named_steps["calibrate"].transformer_list[1][1]
-        reason = _calibration_check(Xt, calibrator,
-                                    config["calibration"]["min_stars_per_coefficient"])
-        if isinstance(reason, list):
-            steps.note(f"calibration: too few training stars for {reason}; they are not "
-                       "calibrated")
-            calibrator.set_params(abundance_columns=[c for c in calibrator.abundance_columns
-                                                     if c not in reason])
-            skipped["calibration of " + ", ".join(reason)] = "too few training stars"
-            reason = None
-        if reason is None:
-            with steps(_STEP_LABELS["calibrate"]):
-                Xt = pipe.named_steps["calibrate"].fit_transform(Xt)
-        else:
-            skipped["calibration"] = reason
-            steps.note(f"calibration skipped: {reason}")
+        X_orbits = Xt  # what the calibrator is fitted on (its draws and trends need it)
+        with steps(_STEP_LABELS["calibrate"]):
+            Xt, calibrator, why = _fit_calibration(
+                pipe.named_steps["calibrate"], Xt,
+                config["calibration"]["min_stars_per_coefficient"])
+        skipped.update(why)
+        for what, text in why.items():
+            steps.note(f"{what} skipped: {text}")
+        if calibrator is None:
             pipe = Pipeline(pipe.steps[:-1]).set_output(transform="pandas")
-            calibrator = None
 
     if plan.spectra:
         parallax_step = pipe.named_steps["parallax"]
@@ -456,22 +488,70 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     disk = parent & disk_sample_mask(view, logg_max=scfg["logg_max"], **_disk_kwargs(config))
     catalogue["DISK_SAMPLE"] = disk
     summary["n_disk"] = int(disk.sum())
+    trends = None
+    X_disk = X_orbits.loc[view.index[disk]]
     if calibrator is not None:
         summary["n_calibration_training"] = {k: int(v) for k, v in calibrator.n_stars_.items()}
+        trends = _trends(calibrator, X_disk, config["diagnostics"], skipped)
 
     with steps("radial profiles and broken power-law fit"):
-        fit = profiles_and_fit(view[disk], config["gradient"], random_state=random_state,
-                               verbose=verbose)
-    profile, regressor = fit.profile, fit.regressor
+        g = config["gradient"]
+        fit = profiles_and_fit(
+            view[disk], g, random_state=random_state, verbose=verbose,
+            radius_draws=_radius_draws(view[disk], plan.distance) if g["distance_errors"]
+            else None,
+            calibration_draws=_calibration_draws(calibrator, X_disk, g["column"])
+            if g["calibration_errors"] else None)
     skipped.update(fit.skipped)
     for step, text in fit.skipped.items():
         steps.note(f"{step} skipped: {text}")
-    if regressor is not None:
-        summary["feh_gradient"] = _posterior(regressor)
+    if fit.regressor is not None:
+        summary["feh_gradient"] = _posterior(fit.regressor)
+        summary["feh_gradient_errors"] = fit.errors.to_dict(orient="index")
         summary["fit_column"] = fit.column
-    return Bunch(catalogue=catalogue, pipeline=pipe, profile=profile, regressor=regressor,
-                 calibrator=calibrator, disk_sample=view[disk], plan=plan, summary=summary, skipped=skipped,
+    return Bunch(catalogue=catalogue, pipeline=pipe, profile=fit.profile, regressor=fit.regressor,
+                 gradient_errors=fit.errors, calibrator=calibrator, trends=trends,
+                 disk_sample=view[disk], plan=plan, summary=summary, skipped=skipped,
                  timings=steps.times, config=config)
+
+
+def _trends(calibrator, X_disk, diagnostics, skipped):
+    """The residual trend of every abundance with every diagnostic column, before and after."""
+    columns = [c for c in diagnostics["trend_columns"] if c in X_disk.columns]
+    if not columns:
+        skipped["nuisance trends"] = (f"none of [diagnostics] trend_columns "
+                                      f"{diagnostics['trend_columns']} is in the catalogue")
+        return None
+    try:
+        bins = calibrator.nuisance_trend(X_disk, columns=columns, n_bins=diagnostics["trend_bins"])
+    except ValueError as exc:  # e.g. fewer training stars than bins
+        skipped["nuisance trends"] = str(exc)
+        return None
+    return Bunch(bins=bins, summary=trend_summary(bins))
+
+
+def _radius_draws(disk, distance):
+    """Monte Carlo Galactocentric radii of the disk stars from their distance uncertainties."""
+    if distance.kind in ("spectra", "spec_parallax"):
+        value, error, kind = disk["spec_parallax"], disk["spec_parallax_err"], "parallax"
+    else:
+        value, error, kind = disk[DISTANCE_COLUMNS[0]], disk[DISTANCE_COLUMNS[1]], "distance"
+    error = error.to_numpy(dtype=float)
+    if len(disk) == 0 or not np.all(np.isfinite(error) & (error >= 0)):
+        return None
+    return radius_sampler(disk["ra"].to_numpy(float), disk["dec"].to_numpy(float),
+                          value.to_numpy(float), error, kind=kind)
+
+
+def _calibration_draws(calibrator, X_disk, column):
+    """Draws of the fitted abundance under the calibration's coefficient uncertainty."""
+    if calibrator is None or not column.endswith(CALIBRATED_SUFFIX):
+        return None
+    name = column[:-len(CALIBRATED_SUFFIX)]
+    if name not in calibrator.abundance_columns_:
+        return None
+    k = calibrator.abundance_columns_.index(name)
+    return lambda rng: calibrator.sample_transform(X_disk, random_state=rng)[:, k]
 
 
 _STEP_LABELS = {"parallax": "spectro-photometric parallaxes", "drop_spectra": "spectra dropped",
@@ -538,14 +618,18 @@ def _posterior(regressor):
             regressor.summary_.iterrows()}
 
 
-def profiles_and_fit(frame, gradient_config=None, *, random_state=None, verbose=0):
-    """Radial abundance profiles (Tables 1-3) and the broken power-law fit of one of them.
+def profiles_and_fit(frame, gradient_config=None, *, radius_draws=None, calibration_draws=None,
+                     random_state=None, verbose=0):
+    """Radial abundance profiles (Tables 1-3) and the broken power-law fit with its error budget.
 
     The profiles are those of the calibrated ``<X>_NEW`` columns (of the reported abundances when
-    the calibration was skipped); the fit uses the profile's medians with their ``1.253 sigma /
-    sqrt(N)`` uncertainties, placed at ``radius`` (``"R_MEDIAN"``, the median radius of the bin's
-    stars, avoids the bias of placing them at the bin centre ``"R"``): the points of
-    :func:`~sklearn_selfcal.maps.profile_points`, which Figure 8 draws.
+    the calibration was skipped). The fit (:func:`~sklearn_selfcal.gradients.fit_radial_gradient`)
+    uses the profile's medians with their ``1.253 sigma / sqrt(N)`` uncertainties (the paper's
+    errors), placed at ``radius`` (``"R_MEDIAN"``, the median radius of the bin's stars, avoids the
+    bias of placing them at the bin centre ``"R"``): the points of
+    :func:`~sklearn_selfcal.maps.profile_points`, which Figure 8 draws. With ``radius_draws`` and
+    ``calibration_draws``, the distance and calibration uncertainties are propagated by Monte Carlo
+    and added in quadrature (``errors``).
 
     Parameters
     ----------
@@ -553,29 +637,36 @@ def profiles_and_fit(frame, gradient_config=None, *, random_state=None, verbose=
         The disk sample: ``R`` (kpc), abundances (dex) and ``ALPHA_M`` (or ``ALPHA_M_NEW``).
     gradient_config : dict, optional
         The ``[gradient]`` configuration (default: :data:`DEFAULT_CONFIG`'s).
+    radius_draws, calibration_draws : callable, optional
+        Of :func:`~sklearn_selfcal.gradients.fit_radial_gradient`: Monte Carlo radii (kpc) and
+        calibrated abundances (dex) of the rows of ``frame``.
     random_state : int or None
+        Seeds the bootstrap, the draws and the MCMC.
     verbose : int
+        Progress of the MCMC.
 
     Returns
     -------
     result : Bunch
         ``profile`` (DataFrame or None), ``regressor`` (fitted BrokenPowerLawRegressor or None,
-        when there are too few populated bins), ``column`` (the profile column fitted) and
-        ``skipped`` (product -> why it was not made).
+        when there are too few populated bins), ``errors`` (DataFrame of the fit's errors: the
+        paper's, from the distances, from the calibration and in total; or None), ``column`` (the
+        profile column fitted) and ``skipped`` (product -> why it was not made).
     """
     g = {**DEFAULT_CONFIG["gradient"], **(gradient_config or {})}
-    out = Bunch(profile=None, regressor=None, column=None, skipped={})
+    out = Bunch(profile=None, regressor=None, errors=None, column=None, skipped={})
     columns = [c for c in frame.columns if c.endswith(CALIBRATED_SUFFIX)
                and c[:-len(CALIBRATED_SUFFIX)] in ABUNDANCE_COLUMNS]
     if not columns:
         columns = [c for c in ABUNDANCE_COLUMNS if c in frame.columns]
     radius = frame["R"].to_numpy(float) if "R" in frame.columns else np.empty(0)
-    if not columns or not np.isfinite(radius).any():
+    if not columns or radius.size == 0 or not np.isfinite(radius).all():
         out.skipped["radial profiles"] = "no disk star with a radius and an abundance"
         out.skipped["broken power-law fit"] = "no radial profile"
         return out
     split = next((c for c in (calibrated_name("ALPHA_M"), "ALPHA_M") if c in frame.columns), None)
-    out.profile = radial_abundance_profile(frame[np.isfinite(radius)], columns, split=split)
+    out.profile = radial_abundance_profile(frame, columns, split=split,
+                                           n_bootstrap=g["n_bootstrap"], random_state=random_state)
     requested = g["column"]
     reported = requested[:-len(CALIBRATED_SUFFIX)] if requested.endswith(CALIBRATED_SUFFIX) \
         else requested
@@ -595,8 +686,11 @@ def profiles_and_fit(frame, gradient_config=None, *, random_state=None, verbose=
             f"{points.R.size} populated radial bin(s) of {out.column} for the {g['population']} "
             f"population; the fit needs at least {g['min_bins']} ([gradient] min_bins)")
         return out
-    out.regressor = BrokenPowerLawRegressor(
-        n_walkers=g["n_walkers"], n_steps=g["n_steps"], burn_in=g["burn_in"], thin=g["thin"],
-        random_state=random_state, verbose=verbose).fit(points.R[:, None], points.y,
-                                                        sigma=points.err)
+    fit = fit_radial_gradient(
+        frame, out.column, population=g["population"], radius=g["radius"], split=split,
+        radius_draws=radius_draws,
+        calibration_draws=calibration_draws if out.column == requested else None,
+        n_draws=g["n_draws"], random_state=random_state, n_walkers=g["n_walkers"],
+        n_steps=g["n_steps"], burn_in=g["burn_in"], thin=g["thin"], verbose=verbose)
+    out.regressor, out.errors = fit.regressor, fit.errors
     return out
