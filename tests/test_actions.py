@@ -445,3 +445,12 @@ def test_dask_backend_matches_serial(stars):
 def test_verbose_shows_progress(stars, capsys):
     ActionTransformer(verbose=1, chunk_size=10).fit_transform(stars[0].iloc[:30])
     assert "ActionTransformer" in capsys.readouterr().err
+
+
+def test_parameter_validation_follows_scikit_learn():
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random data: NaN actions and inaccurate-action warnings
+        check_param_validation("ActionTransformer", ActionTransformer(
+            ra=0, dec=0, parallax=0, pmra=0, pmdec=0, radial_velocity=0, check_units=False))

@@ -91,10 +91,12 @@ def test_accuracy_estimate_calls_no_star_good_that_is_more_than_10_percent_off(a
     assert steady.size > 100 and np.mean(steady) > 0.9
 
 
-def test_accuracy_estimate_tracks_the_spread_of_the_fixed_focal_distance(orbits):
-    # For the fixed focal distance the estimate must rise where the spread does: the bulge and
-    # halo stars that spread by more than 5 % are flagged, disk stars mostly are not.
-    J, err = _actions(orbits["halo"], method="staeckel_fixed")
+def test_accuracy_estimate_tracks_the_spread_of_point_estimates(orbits):
+    # Without orbit averages ("staeckel") the estimate must rise where the spread does: the halo
+    # stars whose orbits spread by more than 5 % are flagged, and none more than 10 % off is not.
+    J, err = _actions(orbits["halo"], method="staeckel")
+    off = np.abs(J / np.nanmean(J, axis=1, keepdims=True) - 1)
+    assert not np.any((err <= THRESHOLD) & (off > 0.10))
     spread = _spread(J)
     bad = spread > THRESHOLD
     assert bad.any()
@@ -113,3 +115,21 @@ def test_inaccurate_actions_warning_counts_the_flagged_stars(orbits):
     assert len(messages) == 1
     n_flagged = int(np.sum(out[ACCURACY_COLUMN] > THRESHOLD))
     assert n_flagged > 0 and f"{n_flagged} of" in messages[0]
+
+
+def test_results_do_not_depend_on_chunking_or_order_even_on_chaotic_orbits(orbits):
+    # chaotic orbits amplify any difference in rounding (a reduction summed in another order in a
+    # batch of one star) into different orbit averages: the strictest check of the invariance
+    import pandas as pd
+
+    sample = pd.concat([orbits["bulge"].phase_space.iloc[::4], orbits["halo"].phase_space.iloc[::4]],
+                       ignore_index=True)
+    params = {"distance": "distance", "radial_velocity": "radial_velocity"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = ActionTransformer(**params).fit_transform(sample)
+        single = ActionTransformer(chunk_size=1, **params).fit_transform(sample)
+        backwards = ActionTransformer(chunk_size=7, **params).fit_transform(sample.iloc[::-1])
+    assert np.isfinite(whole[:, -1]).sum() > 30 and np.nanmax(whole[:, -1]) > THRESHOLD
+    np.testing.assert_array_equal(single, whole)
+    np.testing.assert_array_equal(backwards[::-1], whole)

@@ -16,11 +16,13 @@ Methods (physical units in and out; see :class:`ActionModel`):
     threshold get the average of the fudge's actions over a longer stretch of their orbit.
 
 The orbit check (:func:`orbit_check`) integrates every star for :data:`CHECK_PERIODS` circular
-periods (:data:`AVERAGE_PERIODS` for the inner Galaxy, where most orbits are chaotic) and
-evaluates the actions at :data:`CHECK_POINTS` (:data:`AVERAGE_POINTS`) points along the way, with
-the grid of the method's focal distances. True actions are the same at every point of an orbit;
-the largest relative deviation of the larger of ``J_R, J_z`` from its mean over the points is the
-star's ``actions_rel_err``.
+periods and evaluates the actions at :data:`CHECK_POINTS` points along the way, with the grid of
+the method's focal distances. True actions are the same at every point of an orbit; the largest
+relative deviation of the larger of ``J_R, J_z`` from its mean over the points is the star's
+``actions_rel_err``. Orbits that may be chaotic -- bound within the inner Galaxy, or diving into
+it -- and stars whose short check is above half the threshold are followed for
+:data:`AVERAGE_PERIODS` periods (:data:`AVERAGE_POINTS` points) as well: a chaotic orbit can look
+regular for a few periods.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "AVERAGE_PERIODS",
     "AVERAGE_POINTS",
     "INNER_RADIUS_KPC",
+    "LONG_CHECK_FRACTION",
     "ActionModel",
     "compute_actions",
     "inner_orbits",
@@ -64,6 +67,8 @@ AVERAGE_PERIODS = 24.0
 AVERAGE_POINTS = 48
 #: Orbits bound more tightly than the circular orbit at this radius (kpc) get the long check.
 INNER_RADIUS_KPC = 3.0
+#: ... and so do the others whose short check exceeds this fraction of the threshold.
+LONG_CHECK_FRACTION = 0.5
 
 _SCALE = GALPY_RO_KPC * GALPY_VO_KMS
 
@@ -182,9 +187,20 @@ def _point_actions(model, pot, *phase_space):
     return _direct(model, pot, *phase_space)
 
 
+def _mean(J, nan=False):
+    """Mean over the points (axis 0 of (n_points, n)), the same for a star in any batch.
+
+    numpy reduces along the contiguous axis pairwise and along the others term by term, and
+    which one it takes for axis 0 depends on the array's shape (a batch of one star): summing the
+    rows of the transposed, contiguous copy fixes the order of the additions for every star.
+    """
+    rows = np.ascontiguousarray(np.asarray(J).T)
+    return np.nanmean(rows, axis=1) if nan else np.mean(rows, axis=1)
+
+
 def _larger(J_R, J_z):
     """The larger of the two actions of each star (by its mean over the points, axis 0)."""
-    radial = np.nanmean(J_R, axis=0) >= np.nanmean(J_z, axis=0)
+    radial = _mean(J_R, nan=True) >= _mean(J_z, nan=True)
     return np.where(radial, J_R, J_z)
 
 
@@ -200,17 +216,19 @@ def _points_actions(model, pot, points):
 
 
 def _stretch(model, pot, phase_space, n_periods, n_points):
-    """Actions along a stretch of each orbit: (J_R, J_z) of shape (n_points, n), natural units."""
+    """Actions along a stretch of each orbit: (J_R, J_z) of shape (n_points, n), natural units,
+    and the smallest galactocentric distance of the points (natural units)."""
     keyed = _Keyed(model.key, model.potential)
     points = orbit_points(pot, *phase_space, n_periods, n_points, eta=CHECK_ETA,
                           period_table=_periods(keyed)[1:], forces=_forces(keyed))
-    return _points_actions(model, pot, points)
+    r_min = np.min(np.hypot(points[:, 0], points[:, 1]), axis=0)
+    return (*_points_actions(model, pot, points), r_min)
 
 
 def _deviation(J_R, J_z):
     """Largest relative deviation of the larger action from its mean over the points (axis 0)."""
     J = _larger(J_R, J_z)
-    mean = np.mean(J, axis=0)
+    mean = _mean(J)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.max(np.abs(J - mean), axis=0) / mean
 
@@ -236,24 +254,34 @@ def orbit_check(model, pot, R, z, v_R, v_T, v_z):
     -------
     rel_err : ndarray of shape (n,)
         ``max_k |J_k - mean(J)| / mean(J)`` over :data:`CHECK_POINTS` points spread over
-        :data:`CHECK_PERIODS` circular periods (the first point is the star), or over
-        :data:`AVERAGE_POINTS` points of :data:`AVERAGE_PERIODS` periods for the orbits of the
-        inner Galaxy (:func:`inner_orbits`), many of them chaotic, whose actions can stay steady
-        for a few periods and then wander; NaN if an action failed at any point.
+        :data:`CHECK_PERIODS` circular periods (the first point is the star). Over
+        :data:`AVERAGE_POINTS` points of :data:`AVERAGE_PERIODS` periods as well (the larger of
+        the two counts) for the orbits of the inner Galaxy (:func:`inner_orbits`), many of them
+        chaotic, whose actions can stay steady for a few periods and then wander, for the stars
+        whose short stretch comes within :data:`INNER_RADIUS_KPC` of the Galactic centre, and for
+        those whose short check exceeds :data:`LONG_CHECK_FRACTION` of the threshold. NaN if an
+        action failed at any point.
     averages : tuple of ndarray
-        ``(J_R, J_z)`` averaged over the long stretch for the inner orbits, NaN for the others.
+        ``(J_R, J_z)`` averaged over the long stretch where it was integrated, NaN elsewhere.
     """
     phase_space = (R, z, v_R, v_T, v_z)
     rel_err = np.full(R.shape, np.nan)
     averages = (np.full(R.shape, np.nan), np.full(R.shape, np.nan))
-    inner = inner_orbits(model, pot, *phase_space)
-    for subset, n_periods, n_points in ((~inner, CHECK_PERIODS, CHECK_POINTS),
-                                        (inner, AVERAGE_PERIODS, AVERAGE_POINTS)):
-        if subset.any():
-            J_R, J_z = _stretch(model, pot, [a[subset] for a in phase_space], n_periods, n_points)
-            rel_err[subset] = _deviation(J_R, J_z)
-            if n_points == AVERAGE_POINTS:
-                averages[0][subset], averages[1][subset] = J_R.mean(axis=0), J_z.mean(axis=0)
+    long = inner_orbits(model, pot, *phase_space)
+    short = ~long
+    if short.any():
+        J_R, J_z, r_min = _stretch(model, pot, [a[short] for a in phase_space], CHECK_PERIODS,
+                                   CHECK_POINTS)
+        rel_err[short] = _deviation(J_R, J_z)
+        # a deviation of half the threshold over a few periods may grow over more, and orbits
+        # that dive into the inner Galaxy may be chaotic
+        long[short] = ((rel_err[short] > LONG_CHECK_FRACTION * model.threshold)
+                       | (r_min < INNER_RADIUS_KPC / GALPY_RO_KPC))
+    if long.any():
+        J_R, J_z, _ = _stretch(model, pot, [a[long] for a in phase_space], AVERAGE_PERIODS,
+                               AVERAGE_POINTS)
+        rel_err[long] = np.fmax(rel_err[long], _deviation(J_R, J_z))
+        averages[0][long], averages[1][long] = _mean(J_R), _mean(J_z)
     return rel_err, averages
 
 
@@ -265,8 +293,8 @@ def orbit_average(model, pot, R, z, v_R, v_T, v_z):
     J_R, J_z : ndarray of shape (n,)
         Natural units.
     """
-    J_R, J_z = _stretch(model, pot, (R, z, v_R, v_T, v_z), AVERAGE_PERIODS, AVERAGE_POINTS)
-    return J_R.mean(axis=0), J_z.mean(axis=0)
+    J_R, J_z, _ = _stretch(model, pot, (R, z, v_R, v_T, v_z), AVERAGE_PERIODS, AVERAGE_POINTS)
+    return _mean(J_R), _mean(J_z)
 
 
 def compute_actions(model, R, z, v_R, v_phi, v_z, *, check=None):

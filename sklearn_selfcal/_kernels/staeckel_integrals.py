@@ -99,15 +99,15 @@ def integrals_of_motion(phi, R, z, v_R, v_T, v_z, delta):
     return {"E": E, "L_z": L_z, "I3U": I3U, "I3V": I3V, "u": u, "v": v}
 
 
-def _bisect(f, lo, hi, n_iter=16):
+def _bisect(f, lo, hi, n_iter=12):
     """Root of ``f`` in ``[lo, hi]`` (elementwise) where ``f(lo)`` and ``f(hi)`` differ in sign.
 
-    Six bisection steps bracket the root, then the Illinois variant of regula falsi converges
+    Four bisection steps bracket the root, then the Illinois variant of regula falsi converges
     superlinearly (a simple root to ~1e-13 in the remaining steps); elements without a sign change
     converge to an end of the bracket.
     """
     f_lo, f_hi = f(lo), f(hi)
-    for _ in range(6):
+    for _ in range(4):
         mid = 0.5 * (lo + hi)
         f_mid = f(mid)
         left = np.sign(f_mid) == np.sign(f_lo)

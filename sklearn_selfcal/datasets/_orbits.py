@@ -8,6 +8,8 @@ issue 14). The populations reuse the disk and bulge models of :func:`make_survey
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
@@ -98,6 +100,7 @@ def _integrate(potential, xyz, vxyz, times_gyr):
     """
     import astropy.units as u
     from galpy.orbit import Orbit
+    from galpy.util import galpyWarningVerbose
 
     from .._kernels.staeckel import GALPY_RO_KPC as ro, GALPY_VO_KMS as vo, galpy_potential
 
@@ -106,7 +109,9 @@ def _integrate(potential, xyz, vxyz, times_gyr):
     vxvv = np.column_stack([R / ro, v_R / vo, -v_phi / vo, xyz[2] / ro, vxyz[2] / vo, -phi])
     orbits = Orbit(vxvv, ro=ro, vo=vo)
     ts = np.asarray(times_gyr, dtype=float) * u.Gyr
-    orbits.integrate(ts, galpy_potential(potential), method="dop853_c", progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", galpyWarningVerbose)  # "Using C implementation ..."
+        orbits.integrate(ts, galpy_potential(potential), method="dop853_c", progressbar=False)
     R_t, z_t = orbits.R(ts), orbits.z(ts)
     phi_t, v_R_t, v_phi_t, v_z_t = -orbits.phi(ts), orbits.vR(ts), -orbits.vT(ts), orbits.vz(ts)
     cos, sin = np.cos(phi_t), np.sin(phi_t)
