@@ -170,7 +170,7 @@ def make_orbits(population, n_orbits=20, *, n_times=16, duration=2.0, potential=
     >>> from sklearn_selfcal.datasets import make_orbits
     >>> orbits = make_orbits("solar_disk", n_orbits=2, n_times=3, duration=0.1, random_state=0)
     >>> orbits.phase_space.shape
-    (6, 16)
+    (6, 15)
     """
     if population not in ORBIT_POPULATIONS:
         raise ValueError(f"population must be one of {list(ORBIT_POPULATIONS)}, got {population!r}")
