@@ -70,11 +70,12 @@ def main(argv=None):
     print(f"{args.n_orbits} orbits x 16 points per population, 2 Gyr; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     t0 = time.perf_counter()
-    ActionTransformer(method="staeckel_fixed", orbit_check=True).transform(
-        make_orbits("solar_disk", 2, n_times=2, duration=0.01).phase_space.rename(
-            columns={"radial_velocity": "VHELIO_AVG"}))
-    ActionTransformer().transform(make_orbits("solar_disk", 2, n_times=2, duration=0.01)
-                                  .phase_space.rename(columns={"radial_velocity": "VHELIO_AVG"}))
+    warm = make_orbits("solar_disk", 2, n_times=2, duration=0.01).phase_space
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for method in ("staeckel_fixed", "auto"):
+            ActionTransformer(method=method, distance="distance",
+                              radial_velocity="radial_velocity").transform(warm)
     print(f"tables (focal distances, action grids for the table and the fixed delta) built in "
           f"{time.perf_counter() - t0:.1f} s")
     header = (f"{'population':11s} {'method':15s} {'median':>7s} {'p90':>7s} {'>10%':>5s} "
