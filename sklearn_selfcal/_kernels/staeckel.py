@@ -3,11 +3,13 @@
 gala potentials are translated to galpy with gala's interop; galpy works in natural units
 (``ro`` kpc, ``vo`` km/s), these functions take and return physical units.
 
-One focal distance ``delta`` is used for a whole sample. A per-star focal distance (gala's
-``get_staeckel_fudge_delta`` evaluated at each star) makes J_R vary by tens of per cent along a
-single orbit, so it is not offered. For gala's ``MilkyWayPotential2022`` the agreement with gala's
-orbit-based ``find_actions_o2gf`` is flat for delta between about 3 and 4.5 kpc (median relative
-difference 0.2 % in J_R and 0.3 % in J_z on 40 disk orbits at delta = 3.8 kpc), hence the default.
+The finder is built with one focal distance ``delta``; :func:`staeckel_actions` also takes one per
+star, which :mod:`sklearn_selfcal._kernels.staeckel_grid` tabulates per orbit as ``delta(E, L_z)``
+(a focal distance estimated at each star's own position, as gala's ``get_staeckel_fudge_delta``
+does, changes along an orbit and makes J_R vary by tens of per cent along it). For gala's
+``MilkyWayPotential2022`` the agreement of one fixed ``delta`` with gala's orbit-based
+``find_actions_o2gf`` is flat between about 3 and 4.5 kpc (median relative difference 0.2 % in J_R
+and 0.3 % in J_z on 40 disk orbits at delta = 3.8 kpc), hence its default.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Tables over the integrals of motion: a focal distance per orbit and interpolated Staeckel actions.
 
-Two tables are built once per potential (in memory, about a second each) on nodes in energy and
-angular momentum:
+Two tables are built once per potential (in memory: under a second for the focal distances, a few
+seconds for the actions) on nodes in energy and angular momentum:
 
 * :class:`FocalTable` -- the focal distance ``delta(E, L_z)`` of the Staeckel fudge. At each node
   a few orbits of that energy and angular momentum are integrated and ``delta`` is fitted to the
