@@ -2,10 +2,11 @@
 
 :class:`ActionTransformer` turns the observed columns of a catalogue (sky position, parallax or
 distance, proper motions, line-of-sight velocity) into Galactocentric Cartesian and cylindrical
-phase space, the orbital actions ``J_R, L_z, J_z`` by the Staeckel fudge and the orbital energy
-``E``. The numerics live in :mod:`sklearn_selfcal.coordinates` and
-:mod:`sklearn_selfcal._kernels.staeckel`; this module validates the input and dispatches chunks
-of stars to (parallel) workers.
+phase space, the orbital actions ``J_R, L_z, J_z``, the orbital energy ``E`` and a per-star
+estimate of the actions' accuracy. This module validates the input and dispatches chunks of stars
+to (parallel) workers; the numerics live in :mod:`sklearn_selfcal.coordinates` and
+:mod:`sklearn_selfcal._kernels` (``action_chunks``, ``action_methods``, ``staeckel``,
+``staeckel_grid``, ``orbit_sampling``, ``montecarlo``).
 """
 
 from __future__ import annotations
@@ -13,44 +14,32 @@ from __future__ import annotations
 import functools
 import numbers
 import warnings
-from dataclasses import dataclass
+from numbers import Integral, Real
 
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, validate_data
 
-from ._kernels.staeckel import (
-    DEFAULT_DELTA_KPC,
-    cached_staeckel,
-    estimate_delta,
-    orbital_energy,
-    staeckel_actions,
-)
+from ._kernels.action_chunks import (ERR_REASONS, MIN_R_KPC, OUTPUT_COLUMNS, REASONS, ChunkSettings,
+                                     transform_chunk)
+from ._kernels.action_methods import METHODS, ActionModel
+from ._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
+from ._kernels.staeckel_grid import cached_tables
 from ._progress import progress
 from ._validation import require_columns
-from .coordinates import (
-    R0_KPC,
-    V_SUN_KMS,
-    Z_SUN_KPC,
-    cylindrical_from_cartesian,
-    galactocentric_frame,
-    icrs_to_galactocentric,
-)
+from .coordinates import R0_KPC, V_SUN_KMS, Z_SUN_KPC
 from .potential import check_axisymmetric, default_potential
 
-__all__ = ["OUTPUT_COLUMNS", "ActionTransformer", "BadRowsWarning"]
+__all__ = ["OUTPUT_COLUMNS", "ACCURACY_COLUMN", "ActionTransformer", "BadRowsWarning",
+           "InaccurateActionsWarning", "MIN_R_KPC"]
 
-#: Output columns of :class:`ActionTransformer`, in order (kpc, km/s, rad, kpc km/s, km^2/s^2).
-OUTPUT_COLUMNS = ("x", "y", "z", "v_x", "v_y", "v_z", "R", "phi", "v_R", "v_phi",
-                  "J_R", "L_z", "J_z", "E")
-_ACTIONS = [OUTPUT_COLUMNS.index(c) for c in ("J_R", "L_z", "J_z")]
-_PHI = OUTPUT_COLUMNS.index("phi")
-
-#: Stars closer to the Galactic z axis than this get NaN actions (kpc).
-MIN_R_KPC = 0.1
+#: Name of the accuracy column appended by the orbit check.
+ACCURACY_COLUMN = "actions_rel_err"
 #: The unit guard accepts samples whose median heliocentric distance lies in this range (kpc).
 DISTANCE_RANGE_KPC = (0.01, 100.0)
 #: ... and whose median |line-of-sight| and tangential velocities are below this (km/s).
@@ -58,172 +47,24 @@ MAX_MEDIAN_SPEED_KMS = 1000.0
 #: Tangential velocity (km/s) of 1 mas/yr at 1 kpc.
 _K_MASYR_KPC = 4.740470463533348
 
-# Row status codes (0 = good); the messages of the single warning ``transform`` emits.
-_REASONS = {
-    1: "non-finite input or |dec| > 90 deg",
-    2: "non-positive parallax or distance",
-    3: f"R < {MIN_R_KPC} kpc",
-    4: "unbound orbit (E >= 0)",
-    5: "Staeckel action finder failed",
-}
-_ERR_REASONS = {
-    1: "non-finite or negative uncertainty (no *_err)",
-    2: "fewer than half of the Monte Carlo samples valid (*_err set to NaN)",
-}
-
 
 class BadRowsWarning(UserWarning):
     """Some rows got NaN actions (bad input, unbound or near-axis orbits); no row was dropped."""
 
 
-@dataclass(frozen=True)
-class _Settings:
-    """Everything a chunk worker needs; picklable, so any joblib backend can ship it."""
-
-    r0: float
-    z_sun: float
-    v_sun: tuple
-    potential: object
-    potential_key: str
-    delta: float
-    is_parallax: bool
-    parallax_zero_point: float
-    n_samples: int
-
-
-def _distance_kpc(values, settings):
-    """Heliocentric distance (kpc) from the parallax (mas) or distance (kpc) column; NaN if <= 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = 1.0 / (values - settings.parallax_zero_point) if settings.is_parallax else values.copy()
-    d[~(d > 0) | ~np.isfinite(d)] = np.nan
-    return d
-
-
-def _evaluate(obs, settings, frame):
-    """Phase space, energy and actions of the rows of ``obs`` (n, 6); returns (out (n, 14), status)."""
-    ra, dec, dist_col, pmra, pmdec, rv = obs.T
-    status = np.zeros(obs.shape[0], dtype=np.int8)
-    bad_dec = ~(np.abs(dec) <= 90.0)
-    status[~np.all(np.isfinite(obs), axis=1) | bad_dec] = 1
-    dec = np.where(bad_dec, np.nan, dec)
-    distance = _distance_kpc(dist_col, settings)
-    status[(status == 0) & np.isnan(distance)] = 2
-
-    xyz, vxyz = icrs_to_galactocentric(ra, dec, distance, pmra, pmdec, rv, frame=frame)
-    R, phi, v_R, v_phi, L_z = cylindrical_from_cartesian(xyz, vxyz)
-    E = np.full(obs.shape[0], np.nan)
-    finite = np.all(np.isfinite(xyz), axis=0) & np.all(np.isfinite(vxyz), axis=0)
-    E[finite] = orbital_energy(settings.potential, xyz[:, finite], vxyz[:, finite])
-    status[(status == 0) & (R < MIN_R_KPC)] = 3
-    status[(status == 0) & ~(E < 0)] = 4
-
-    J_R = np.full(obs.shape[0], np.nan)
-    J_z = np.full(obs.shape[0], np.nan)
-    good = status == 0
-    if good.any():
-        finder = cached_staeckel(settings.potential, settings.delta, settings.potential_key)
-        J_R[good], J_z[good] = staeckel_actions(finder, R[good], xyz[2, good], v_R[good],
-                                                v_phi[good], vxyz[2, good])
-    status[(status == 0) & ~(np.isfinite(J_R) & np.isfinite(J_z))] = 5
-    L_z_out = np.where(status == 0, L_z, np.nan)
-    J_R[status != 0] = np.nan
-    J_z[status != 0] = np.nan
-    out = np.column_stack([xyz[0], xyz[1], xyz[2], vxyz[0], vxyz[1], vxyz[2],
-                           R, phi, v_R, v_phi, J_R, L_z_out, J_z, E])
-    return out, status
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _splitmix64(x):
-    """The splitmix64 mixing function on uint64 arrays (wrapping arithmetic)."""
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def _row_normals(rows, seed, n_samples):
-    """Standard normal draws of shape (n_samples, n, 4) that depend only on each row and ``seed``.
-
-    Each row's values (its bits) and the seed are hashed with splitmix64 into a key; uniforms are
-    hashes of the key with the sample and dimension index, turned into normals by Box-Muller. A
-    star therefore gets the same draws whatever the chunking, row order, subset, ``n_jobs`` or
-    backend, which keeps ``transform`` invariant to all of them.
-    """
-    with np.errstate(over="ignore"):
-        key = np.full(rows.shape[0], np.uint64(seed))
-        for column in np.ascontiguousarray(rows, dtype=np.float64).T:
-            key = _splitmix64(key ^ np.ascontiguousarray(column).view(np.uint64))
-        counter = np.arange(1, 4 * n_samples + 1, dtype=np.uint64).reshape(n_samples, 1, 4)
-        bits = _splitmix64(key[None, :, None] ^ (counter * _GOLDEN))
-    u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # uniform in (0, 1)
-    radius = np.sqrt(-2.0 * np.log(u[..., 0::2]))
-    angle = 2.0 * np.pi * u[..., 1::2]
-    return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)
-
-
-def _draw_samples(obs, err, corr, n_samples, seed):
-    """Monte Carlo copies of ``obs`` (n, 6) with Gaussian errors; returns (n_samples * n, 6)."""
-    n = obs.shape[0]
-    rows = obs if corr is None else np.column_stack([obs, corr])
-    noise = _row_normals(np.column_stack([rows, err]), seed, n_samples)
-    if corr is not None:  # correlated proper motions: Cholesky factor of [[1, rho], [rho, 1]]
-        rho = np.clip(np.nan_to_num(corr), -1.0, 1.0)
-        noise[..., 2] = rho * noise[..., 1] + np.sqrt(1.0 - rho**2) * noise[..., 2]
-    samples = np.broadcast_to(obs, (n_samples, n, 6)).copy()
-    samples[..., 2:] += noise * err
-    return samples.reshape(n_samples * n, 6)
-
-
-def _robust_std(samples, nominal, min_valid):
-    """Half the 16-84 percentile range over axis 0 of (n_samples, n, k), NaN-aware."""
-    samples = samples.copy()
-    # phi wraps at +-pi: measure the scatter of the angular offset from the nominal azimuth
-    samples[..., _PHI] = np.angle(np.exp(1j * (samples[..., _PHI] - nominal[:, _PHI])))
-    n_valid = np.sum(np.isfinite(samples), axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-        lo, hi = np.nanpercentile(samples, [16.0, 84.0], axis=0)
-    std = 0.5 * (hi - lo)
-    std[(n_valid < min_valid) | np.isnan(nominal)] = np.nan
-    return std, n_valid
-
-
-def _transform_chunk(obs, err, corr, settings, seed):
-    """Worker: outputs, their Monte Carlo uncertainties and row status codes for one chunk.
-
-    A top-level function of picklable arguments, so it runs under any joblib backend; the galpy
-    action finder is rebuilt once per worker process and cached.
-    """
-    frame = galactocentric_frame(settings.r0, settings.z_sun, settings.v_sun)
-    out, status = _evaluate(obs, settings, frame)
-    if settings.n_samples == 0:
-        return out, None, status, None
-    n = obs.shape[0]
-    err_status = np.zeros(n, dtype=np.int8)
-    bad_err = ~np.all(np.isfinite(err) & (err >= 0), axis=1)
-    err_status[bad_err] = 1
-    samples = _draw_samples(obs, np.where(bad_err[:, None], 0.0, err), corr, settings.n_samples, seed)
-    sample_out, _ = _evaluate(samples, settings, frame)
-    sample_out = sample_out.reshape(settings.n_samples, n, len(OUTPUT_COLUMNS))
-    min_valid = max(2, (settings.n_samples + 1) // 2)
-    std, n_valid = _robust_std(sample_out, out, min_valid)
-    too_few = (status == 0) & (n_valid[:, _ACTIONS[0]] < min_valid) & ~bad_err
-    err_status[too_few] = 2
-    std[bad_err] = np.nan
-    return out, std, status, err_status
+class InaccurateActionsWarning(UserWarning):
+    """Some stars' actions vary along their orbits by more than ``rel_err_threshold``."""
 
 
 class ActionTransformer(TransformerMixin, BaseEstimator):
-    """Galactocentric phase space and orbital actions (Staeckel fudge) of stars.
+    """Galactocentric phase space, orbital actions and their accuracy for every star.
 
     A stateless transformer: ``fit`` only checks the columns and records the feature names,
     ``transform`` works on any table with the required columns. Output columns, in order:
     ``x, y, z`` (kpc), ``v_x, v_y, v_z`` (km/s), ``R`` (kpc), ``phi`` (rad), ``v_R, v_phi``
     (km/s), ``J_R, L_z, J_z`` (kpc km/s) and ``E`` (km^2/s^2); with ``n_samples > 0`` they are
-    followed by their Monte Carlo uncertainties ``x_err, ..., E_err`` in the same order and units.
+    followed by their Monte Carlo uncertainties ``x_err, ..., E_err`` in the same order and units;
+    with ``orbit_check=True`` (the default) the last column is ``actions_rel_err`` (dimensionless).
     Only these new columns are returned (the scikit-learn convention); to keep the input columns
     use ``ColumnTransformer(..., remainder="passthrough")`` or ``pandas.concat``.
 
@@ -233,22 +74,23 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
     at ``phi = pi``); disk stars have ``v_phi < 0`` and ``L_z = x v_y - y v_x < 0`` (the Sun about
     -2,010 kpc km/s), as the paper's training cut ``-5000 < L_z < 1000`` assumes.
 
-    Actions are computed by the Staeckel fudge (Binney 2012) with galpy's C implementation and
-    ONE focal distance ``delta`` for the whole sample, in an axisymmetric gala potential.
+    Actions are computed by the Staeckel fudge (Binney 2012; galpy's C implementation) in an
+    axisymmetric gala potential; see ``method`` and the Notes for what each method does and how
+    accurate it is (the docs page "Orbital actions" has the measurements).
 
     Parameters
     ----------
-    ra, dec : str, default="ra", "dec"
+    ra, dec : str or int, default="ra", "dec"
         Columns of the ICRS right ascension and declination (deg).
-    parallax : str, int or "auto", default="auto"
+    parallax : str, int, "auto" or None, default="auto"
         Column of the parallax (mas). ``"auto"``: the spectro-photometric parallax
         ``"spec_parallax"`` (the paper's catalogue name) when that column is present, otherwise
         Gaia's ``"parallax"``. Ignored when ``distance`` is given.
-    distance : str or None, default=None
+    distance : str, int or None, default=None
         Column of the heliocentric distance (kpc), used instead of a parallax when given.
-    pmra, pmdec : str, default="pmra", "pmdec"
+    pmra, pmdec : str or int, default="pmra", "pmdec"
         Columns of the proper motions (mas/yr; ``pmra`` includes ``cos(dec)``, as Gaia's).
-    radial_velocity : str, default="VHELIO_AVG"
+    radial_velocity : str or int, default="VHELIO_AVG"
         Column of the heliocentric line-of-sight velocity (km/s).
     parallax_zero_point : float, default=0.0
         Zero point of the parallax column (mas), ``observed = true + zero point``, subtracted
@@ -266,35 +108,63 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         (fitted to the Eilers et al. 2019 rotation curve, see
         :func:`~sklearn_selfcal.potential.default_potential`). A potential that varies with
         azimuth raises a ``ValueError``.
+    method : {"auto", "staeckel", "staeckel_fixed", "grid"}, default="auto"
+        How the radial and vertical actions are computed:
+
+        - ``"staeckel_fixed"``: the Staeckel fudge with one focal distance ``delta`` for every
+          star (the fastest direct computation; accurate for disk orbits near the Sun).
+        - ``"staeckel"``: the fudge with the focal distance of each star's orbit, a function of
+          its energy and angular momentum tabulated once per potential (so it is the same at
+          every point of an orbit).
+        - ``"grid"``: ``"staeckel"`` interpolated in tables over the integrals of motion, built
+          once per potential and process (about 5 s); for 10^6-10^7 stars.
+        - ``"auto"``: ``"staeckel"``, except that stars whose orbit check finds their actions
+          off by more than ``rel_err_threshold`` (bulge orbits, many of them chaotic, and some
+          halo orbits) get the average of the fudge's actions over 24 circular periods of their
+          orbit. Without ``orbit_check`` it is ``"staeckel"``.
     delta : float, "auto" or None, default=None
-        Focal distance of the Staeckel fudge (kpc), one value for all stars. ``"auto"``: the value
-        that best conserves the actions along 24 typical disk orbits integrated in ``potential``
-        (:func:`~sklearn_selfcal._kernels.staeckel.estimate_delta`; it depends on the potential
-        only, never on the data, and is computed once per potential). ``None``: 3.8 kpc for the
-        default potential, given or not (measured against gala's orbit-based
-        ``find_actions_o2gf``; "auto" gives 3.5 kpc for it, in the same flat optimum), ``"auto"``
-        for any other.
+        Focal distance (kpc) of ``method="staeckel_fixed"`` (ignored by the other methods).
+        ``"auto"``: the value that best conserves the actions along 24 typical disk orbits
+        integrated in ``potential`` (:func:`~sklearn_selfcal._kernels.staeckel.estimate_delta`).
+        ``None``: 3.8 kpc for the default potential (measured against gala's orbit-based
+        ``find_actions_o2gf``), ``"auto"`` for any other.
+    orbit_check : bool, default=True
+        Integrate every star's orbit for 3 periods of the circular orbit of its energy, evaluate
+        its actions at 8 points along it and append their largest relative deviation from their
+        mean (for the larger of ``J_R`` and ``J_z``) as the column ``actions_rel_err``. True
+        actions are the same at every point of an orbit, so this measures how far the method's
+        value can be from them. Orbits that may be chaotic (bound within 3 kpc of the centre, or
+        diving there) and stars whose check exceeds half of ``rel_err_threshold`` are followed
+        for 24 periods (48 points) as well, and the larger deviation is kept. Orbit-averaged
+        stars (``method="auto"``) keep the value of their check. NaN where the actions are NaN.
+        An upper estimate: about three times the true deviation on cold disk orbits. Costs
+        about five times the direct actions (~110 microseconds of CPU per disk star).
+    rel_err_threshold : float, default=0.05
+        Stars with ``actions_rel_err`` above it are counted in an
+        :class:`InaccurateActionsWarning`; with ``method="auto"`` the stars whose orbit check
+        exceeds it get orbit-averaged actions.
     n_samples : int, default=0
         Monte Carlo samples for uncertainty propagation (0: off). Each star's parallax (or
         distance), proper motions and line-of-sight velocity are drawn from Gaussians with the
         given uncertainties (proper motions correlated if ``pm_correlation`` is set; ra/dec are
-        exact) and the outputs recomputed; ``<name>_err`` is half the 16th-84th percentile range
-        over the valid samples (for ``phi`` of the offset from the nominal azimuth). Samples with
-        a non-positive parallax, unbound or near-axis orbit are invalid; if fewer than half are
-        valid, the error is NaN. The main columns are always the nominal values, not sample
-        medians. For fractional parallax errors above ~20 % the distribution of ``1/parallax`` is
-        skewed and the errors are only indicative.
-    parallax_error : str or "auto", default="auto"
+        exact) and the outputs recomputed with the same method (``"auto"`` evaluates the
+        samples like ``"staeckel"``, without orbit averaging); ``<name>_err`` is half the
+        16th-84th percentile range over the valid samples (for ``phi`` of the offset from the
+        nominal azimuth). Samples with a non-positive parallax, unbound or near-axis orbit are
+        invalid; if fewer than half are valid, the error is NaN. The main columns are always the
+        nominal values, not sample medians. For fractional parallax errors above ~20 % the
+        distribution of ``1/parallax`` is skewed and the errors are only indicative.
+    parallax_error : str, int or "auto", default="auto"
         Column of the parallax uncertainty (mas) for ``n_samples > 0``. ``"auto"``:
         ``"<parallax>_err"`` if present (the paper's ``spec_parallax_err``), else
         ``"<parallax>_error"`` (Gaia's ``parallax_error``).
-    distance_error : str or "auto", default="auto"
+    distance_error : str, int or "auto", default="auto"
         Column of the distance uncertainty (kpc) when ``distance`` is used; ``"auto"`` as above.
-    pmra_error, pmdec_error : str, default="pmra_error", "pmdec_error"
+    pmra_error, pmdec_error : str or int, default="pmra_error", "pmdec_error"
         Columns of the proper-motion uncertainties (mas/yr).
-    radial_velocity_error : str, default="VERR"
+    radial_velocity_error : str or int, default="VERR"
         Column of the line-of-sight velocity uncertainty (km/s).
-    pm_correlation : str or None, default=None
+    pm_correlation : str, int or None, default=None
         Column of the pmra-pmdec correlation coefficient (Gaia's ``"pmra_pmdec_corr"``); None
         treats the proper motions as independent.
     check_units : bool, default=True
@@ -306,12 +176,12 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         Stars per chunk of work; ``None``: ``50_000 // (1 + n_samples)``. Results never depend on
         it (nor on ``n_jobs``, the backend or the row order).
     n_jobs : int or None, default=None
-        Chunks computed in parallel with joblib (``None``: 1 unless inside a
-        ``joblib.parallel_config`` context; ``-1``: all cores). Works under any joblib backend
-        (loky, multiprocessing, dask; threading is safe but serialises the action computation,
-        as galpy's C code is not thread-safe). Independently, galpy's C code spreads the stars
-        of each chunk over OpenMP threads, all cores by default like scikit-learn's own OpenMP
-        code; limit them with ``threadpoolctl.threadpool_limits(n, user_api="openmp")`` or
+        Chunks computed in parallel (``sklearn.utils.parallel.Parallel``; ``None``: 1 unless
+        inside a ``joblib.parallel_config`` context; ``-1``: all cores). Works under any joblib
+        backend (loky, multiprocessing, dask; threading is safe but serialises galpy's part, as
+        its C code is not thread-safe). Independently, galpy's C code spreads the stars of each
+        chunk over OpenMP threads, all cores by default like scikit-learn's own OpenMP code;
+        limit them with ``threadpoolctl.threadpool_limits(n, user_api="openmp")`` or
         ``OMP_NUM_THREADS`` (joblib's loky workers limit them automatically).
     random_state : int, RandomState instance or None, default=None
         Seed of the Monte Carlo draws. The draws of a star are a hash of the seed and the star's
@@ -328,12 +198,33 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
+    Accuracy, measured as the spread (standard deviation over mean) of the larger of ``J_R`` and
+    ``J_z`` at 16 points along 2 Gyr orbits integrated in ``MilkyWayPotential2022``
+    (``benchmarks/bench_actions_accuracy.py``, 100 orbits per population of
+    :func:`~sklearn_selfcal.datasets.make_orbits`; median / 90th percentile):
+
+    ==============  ============  ============  ============  ============  ============
+    method          bulge         inner disk    solar disk    outer disk    halo
+    ==============  ============  ============  ============  ============  ============
+    staeckel_fixed  19.9 / 37.5   0.37 / 1.25   0.19 / 0.82   0.28 / 1.28   3.85 / 16.7
+    staeckel        19.7 / 35.8   0.44 / 1.41   0.16 / 0.57   0.18 / 0.82   2.23 / 12.3
+    grid            19.9 / 37.6   0.44 / 1.41   0.16 / 0.57   0.18 / 0.82   2.27 / 12.2
+    auto            1.89 / 11.3   0.44 / 1.17   0.17 / 0.57   0.23 / 1.14   0.80 / 2.06
+    ==============  ============  ============  ============  ============  ============
+
+    (per cent). Most bulge orbits are chaotic in this potential and have no actions at all; the
+    orbit averages of ``"auto"`` are steady along them but flagged by ``actions_rel_err``. On
+    these 8,000 points no star more than 10 % from its orbit's mean had ``actions_rel_err <=
+    0.05``. The grid reproduces the direct ``"staeckel"`` actions to a median 1e-5 (disk) to 1e-3
+    (bulge, halo) and runs at ~400,000 stars/s on one core (``benchmarks/bench_actions.py``).
+
     Bad rows are never dropped. Rows with a non-finite input, a non-positive parallax/distance,
     ``R < 0.1`` kpc, an unbound orbit (``E >= 0``) or a failure of the action finder get NaN
-    ``J_R, L_z, J_z``; the phase-space columns and ``E`` are still given when their inputs allow
-    (positions need only ra, dec and distance). ``transform`` emits one :class:`BadRowsWarning`
-    with the count per reason; other rows are unaffected. Missing columns raise a ``KeyError``
-    naming them.
+    ``J_R, L_z, J_z`` (and ``actions_rel_err``); the phase-space columns and ``E`` are still given
+    when their inputs allow (positions need only ra, dec and distance). ``transform`` emits one
+    :class:`BadRowsWarning` with the count per reason, and one :class:`InaccurateActionsWarning`
+    counting the stars above ``rel_err_threshold``; other rows are unaffected. Missing columns
+    raise a ``KeyError`` naming them.
 
     Every column parameter may also be an integer column position (for arrays and DataFrames).
     Input without string column names (a NumPy array) and string column parameters is read by
@@ -344,24 +235,60 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
 
     Examples
     --------
+    >>> import pandas as pd
     >>> from sklearn_selfcal import ActionTransformer
-    >>> at = ActionTransformer().set_output(transform="pandas")
-    >>> orbits = at.fit_transform(catalogue)  # doctest: +SKIP
-    >>> orbits[["J_R", "L_z", "J_z"]]  # doctest: +SKIP
+    >>> star = pd.DataFrame({"ra": [266.4], "dec": [-28.9], "distance": [6.0], "pmra": [-3.0],
+    ...                      "pmdec": [-5.5], "VHELIO_AVG": [10.0]})
+    >>> at = ActionTransformer(distance="distance", method="staeckel_fixed", orbit_check=False)
+    >>> out = at.set_output(transform="pandas").fit_transform(star)
+    >>> list(out.columns[-4:])
+    ['J_R', 'L_z', 'J_z', 'E']
 
-    With uncertainties from 100 Monte Carlo draws per star, on both cores:
+    With uncertainties from 100 Monte Carlo draws per star, on both cores, for a catalogue
+    ``catalogue`` with Gaia and APOGEE column names:
 
     >>> at = ActionTransformer(n_samples=100, random_state=0, n_jobs=2)
     >>> at.set_output(transform="pandas").fit_transform(catalogue)["J_R_err"]  # doctest: +SKIP
     """
 
+    _parameter_constraints: dict = {
+        "ra": [str, Integral],
+        "dec": [str, Integral],
+        "parallax": [str, Integral, None],
+        "distance": [str, Integral, None],
+        "pmra": [str, Integral],
+        "pmdec": [str, Integral],
+        "radial_velocity": [str, Integral],
+        "parallax_zero_point": [Interval(Real, None, None, closed="neither")],
+        "r0": [Interval(Real, 0, None, closed="neither")],
+        "z_sun": [Interval(Real, None, None, closed="neither")],
+        "v_sun": [tuple, list, np.ndarray, HasMethods(["d_xyz"])],
+        "potential": [HasMethods(["energy", "gradient"]), None],
+        "method": [StrOptions(set(METHODS))],
+        "delta": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}), None],
+        "orbit_check": ["boolean"],
+        "rel_err_threshold": [Interval(Real, 0, None, closed="neither")],
+        "n_samples": [Interval(Integral, 0, None, closed="left")],
+        "parallax_error": [str, Integral],
+        "distance_error": [str, Integral],
+        "pmra_error": [str, Integral],
+        "pmdec_error": [str, Integral],
+        "radial_velocity_error": [str, Integral],
+        "pm_correlation": [str, Integral, None],
+        "check_units": ["boolean"],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, *, ra="ra", dec="dec", parallax="auto", distance=None, pmra="pmra",
                  pmdec="pmdec", radial_velocity="VHELIO_AVG", parallax_zero_point=0.0,
-                 r0=R0_KPC, z_sun=Z_SUN_KPC, v_sun=V_SUN_KMS, potential=None, delta=None,
-                 n_samples=0, parallax_error="auto", distance_error="auto",
-                 pmra_error="pmra_error", pmdec_error="pmdec_error", radial_velocity_error="VERR",
-                 pm_correlation=None, check_units=True, chunk_size=None, n_jobs=None,
-                 random_state=None, verbose=0):
+                 r0=R0_KPC, z_sun=Z_SUN_KPC, v_sun=V_SUN_KMS, potential=None, method="auto",
+                 delta=None, orbit_check=True, rel_err_threshold=0.05, n_samples=0,
+                 parallax_error="auto", distance_error="auto", pmra_error="pmra_error",
+                 pmdec_error="pmdec_error", radial_velocity_error="VERR", pm_correlation=None,
+                 check_units=True, chunk_size=None, n_jobs=None, random_state=None, verbose=0):
         self.ra = ra
         self.dec = dec
         self.parallax = parallax
@@ -374,7 +301,10 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         self.z_sun = z_sun
         self.v_sun = v_sun
         self.potential = potential
+        self.method = method
         self.delta = delta
+        self.orbit_check = orbit_check
+        self.rel_err_threshold = rel_err_threshold
         self.n_samples = n_samples
         self.parallax_error = parallax_error
         self.distance_error = distance_error
@@ -395,25 +325,12 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ validation
-    def _check_params(self):
-        if not (isinstance(self.n_samples, numbers.Integral) and self.n_samples >= 0):
-            raise ValueError(f"n_samples must be an integer >= 0, got {self.n_samples!r}")
-        for name in ("r0", "parallax_zero_point", "z_sun"):
-            value = getattr(self, name)
-            if not (isinstance(value, numbers.Real) and np.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not self.r0 > 0:
-            raise ValueError(f"r0 must be positive (kpc), got {self.r0!r}")
+    def _check_combinations(self):
+        """What the parameter constraints cannot express: values of ``v_sun``, column pairs."""
         if not _is_velocity(self.v_sun):
             raise ValueError(
                 f"v_sun must be 3 finite numbers (km/s) or a CartesianDifferential, got {self.v_sun!r}"
             )
-        if not (self.delta is None or (isinstance(self.delta, str) and self.delta == "auto")
-                or (isinstance(self.delta, numbers.Real) and self.delta > 0)):
-            raise ValueError(f"delta must be a positive number (kpc), 'auto' or None, got {self.delta!r}")
-        if self.chunk_size is not None and not (
-                isinstance(self.chunk_size, numbers.Integral) and self.chunk_size > 0):
-            raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
         if self.distance is not None and not (isinstance(self.parallax, str) and self.parallax == "auto"):
             raise ValueError(
                 f"give either parallax={self.parallax!r} or distance={self.distance!r}, not both"
@@ -522,7 +439,8 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
                 "this check)"
             )
 
-    def _settings(self, is_parallax):
+    def _model(self):
+        """The picklable :class:`ActionModel`: potential, focal distances and tables."""
         potential = default_potential() if self.potential is None else self.potential
         check_axisymmetric(potential)
         key = joblib.hash(potential)
@@ -532,16 +450,27 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             delta = _auto_delta(potential, key)
         else:
             delta = float(self.delta)
+        fixed = self.method == "staeckel_fixed"
+        needs_grid = self.method == "grid" or self.orbit_check
+        focal = grid = None
+        if not fixed or needs_grid:
+            focal, grid = cached_tables(potential, key, delta=delta if fixed else None,
+                                        grid=needs_grid)
+        return ActionModel(potential=potential, key=key, method=self.method, delta=delta,
+                           focal=focal, grid=grid, check=bool(self.orbit_check),
+                           threshold=float(self.rel_err_threshold))
+
+    def _settings(self, is_parallax):
         v_sun = self.v_sun
         if not isinstance(v_sun, tuple):
             v_sun = tuple(float(v) for v in _velocity_kms(v_sun))
-        return _Settings(r0=float(self.r0), z_sun=float(self.z_sun), v_sun=v_sun,
-                         potential=potential, potential_key=key, delta=delta,
-                         is_parallax=is_parallax,
-                         parallax_zero_point=float(self.parallax_zero_point) if is_parallax else 0.0,
-                         n_samples=int(self.n_samples))
+        return ChunkSettings(r0=float(self.r0), z_sun=float(self.z_sun), v_sun=v_sun,
+                             model=self._model(), is_parallax=is_parallax,
+                             parallax_zero_point=float(self.parallax_zero_point) if is_parallax else 0.0,
+                             n_samples=int(self.n_samples))
 
     # ------------------------------------------------------------------ API
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Check the columns and record the feature names; nothing is learned.
 
@@ -556,7 +485,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         -------
         self : ActionTransformer
         """
-        self._check_params()
+        self._check_combinations()
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=True, skip_check_array=True)
         else:
@@ -565,7 +494,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        """Compute Galactocentric phase space, actions and energy of every row of ``X``.
+        """Compute Galactocentric phase space, actions, energy and accuracy of every row of ``X``.
 
         Parameters
         ----------
@@ -574,11 +503,12 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        Xt : ndarray of shape (n_stars, 14) or (n_stars, 28)
+        Xt : ndarray of shape (n_stars, n_outputs)
             Columns :meth:`get_feature_names_out` (a DataFrame with ``set_output``), one row per
             input row, in the input order.
         """
-        self._check_params()
+        self._validate_params()
+        self._check_combinations()
         if hasattr(self, "n_features_in_"):
             if isinstance(X, pd.DataFrame):
                 validate_data(self, X, reset=False, skip_check_array=True)
@@ -601,7 +531,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         if settings.n_samples > 0:
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         tasks = (
-            joblib.delayed(_transform_chunk)(
+            delayed(transform_chunk)(
                 obs[s:s + size], None if err is None else err[s:s + size],
                 None if corr is None else corr[s:s + size], settings, seed)
             for s in range(0, n, size)
@@ -609,22 +539,28 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         results = []
         bar = progress(total=n, desc="ActionTransformer", verbose=self.verbose, unit="star")
         try:
-            for res in joblib.Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks):
+            for res in Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks):
                 results.append(res)
-                bar.update(res[0].shape[0])
+                bar.update(res["out"].shape[0])
         finally:
             bar.close()
 
         if not results:
             return np.empty((0, len(self.get_feature_names_out())))
-        out = np.concatenate([r[0] for r in results])
-        status = np.concatenate([r[2] for r in results])
+        parts = [np.concatenate([r["out"] for r in results])]
+        status = np.concatenate([r["status"] for r in results])
         err_status = None
         if settings.n_samples > 0:
-            out = np.hstack([out, np.concatenate([r[1] for r in results])])
-            err_status = np.concatenate([r[3] for r in results])
+            parts.append(np.concatenate([r["std"] for r in results]))
+            err_status = np.concatenate([r["err_status"] for r in results])
+        if self.orbit_check:
+            rel_err = np.concatenate([r["rel_err"] for r in results])
+            averaged = np.concatenate([r["averaged"] for r in results])
+            parts.append(rel_err[:, None])
         _warn_bad_rows(status, err_status, n)
-        return out
+        if self.orbit_check:
+            _warn_inaccurate(rel_err, averaged, status, self.rel_err_threshold)
+        return np.hstack(parts)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.
@@ -637,8 +573,9 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         names : ndarray of str
-            ``x, y, z, v_x, v_y, v_z, R, phi, v_R, v_phi, J_R, L_z, J_z, E`` and, with
-            ``n_samples > 0``, the same names with ``_err`` appended.
+            ``x, y, z, v_x, v_y, v_z, R, phi, v_R, v_phi, J_R, L_z, J_z, E``; with
+            ``n_samples > 0`` the same names with ``_err`` appended; with ``orbit_check``
+            finally ``actions_rel_err``.
         """
         if (input_features is not None and hasattr(self, "feature_names_in_")
                 and list(input_features) != list(self.feature_names_in_)):
@@ -646,6 +583,8 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         names = list(OUTPUT_COLUMNS)
         if isinstance(self.n_samples, numbers.Integral) and self.n_samples > 0:
             names += [f"{c}_err" for c in OUTPUT_COLUMNS]
+        if self.orbit_check:
+            names.append(ACCURACY_COLUMN)
         return np.asarray(names, dtype=object)
 
 
@@ -681,10 +620,10 @@ def _is_velocity(v):
 
 
 def _warn_bad_rows(status, err_status, n):
-    parts = [f"{np.sum(status == code)} {label}" for code, label in _REASONS.items()
+    parts = [f"{np.sum(status == code)} {label}" for code, label in REASONS.items()
              if np.any(status == code)]
     if err_status is not None:
-        parts += [f"{np.sum(err_status == code)} {label}" for code, label in _ERR_REASONS.items()
+        parts += [f"{np.sum(err_status == code)} {label}" for code, label in ERR_REASONS.items()
                   if np.any(err_status == code)]
     if parts:
         n_bad = int(np.sum(status != 0))
@@ -692,5 +631,21 @@ def _warn_bad_rows(status, err_status, n):
             f"ActionTransformer: {n_bad} of {n} rows have NaN actions (no row dropped): "
             + "; ".join(parts),
             BadRowsWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_inaccurate(rel_err, averaged, status, threshold):
+    good = status == 0
+    above = good & ~(rel_err <= threshold)
+    if above.any():
+        n_avg = int(np.sum(above & averaged))
+        warnings.warn(
+            f"ActionTransformer: {int(above.sum())} of {int(good.sum())} stars with actions have "
+            f"actions_rel_err > {threshold:g}: their J_R or J_z varies along their orbit by more "
+            f"than that ({n_avg} of them are orbit averages of orbits on which the Staeckel fudge "
+            "fails, often chaotic ones). Select on actions_rel_err before using their actions, "
+            "e.g. in a training filter.",
+            InaccurateActionsWarning,
             stacklevel=3,
         )

@@ -16,7 +16,7 @@ from sklearn.compose import ColumnTransformer
 
 from sklearn_selfcal import ActionTransformer
 from sklearn_selfcal._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
-from sklearn_selfcal.actions import OUTPUT_COLUMNS, BadRowsWarning
+from sklearn_selfcal.actions import ACCURACY_COLUMN, OUTPUT_COLUMNS, BadRowsWarning
 from sklearn_selfcal.coordinates import R0_KPC, galactocentric_to_icrs
 from sklearn_selfcal.potential import default_potential
 
@@ -62,9 +62,10 @@ def stars():
 def test_tags_and_feature_names():
     at = ActionTransformer()
     assert at.__sklearn_tags__().requires_fit is False
-    assert list(at.get_feature_names_out()) == list(OUTPUT_COLUMNS)
+    assert list(at.get_feature_names_out()) == [*OUTPUT_COLUMNS, ACCURACY_COLUMN]
+    assert list(ActionTransformer(orbit_check=False).get_feature_names_out()) == list(OUTPUT_COLUMNS)
     names = ActionTransformer(n_samples=5).get_feature_names_out()
-    assert list(names) == list(OUTPUT_COLUMNS) + [f"{c}_err" for c in OUTPUT_COLUMNS]
+    assert list(names) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS), ACCURACY_COLUMN]
 
 
 # --------------------------------------------------------------------------- physics
@@ -159,7 +160,9 @@ def test_recovers_the_true_actions_of_make_survey():
     xyz = truth[["x", "y", "z"]].to_numpy().T
     vxyz = truth[["v_x", "v_y", "v_z"]].to_numpy().T
     df = catalogue(xyz, vxyz)  # error-free observables of the true phase space, default frame
-    out = ActionTransformer(distance="distance").set_output(transform="pandas").fit_transform(df)
+    # make_survey's true actions are the fudge with the fixed 3.8 kpc focal distance
+    out = ActionTransformer(distance="distance", method="staeckel_fixed").set_output(
+        transform="pandas").fit_transform(df)
     # same frame, potential and focal distance as the simulator: equal up to round-off through the sky
     for c in ("x", "y", "z", "R", "phi", "v_R", "v_phi", "L_z", "E"):
         np.testing.assert_allclose(out[c], truth[c], rtol=1e-8, atol=1e-7, err_msg=c)
@@ -192,8 +195,8 @@ def test_monte_carlo_with_zero_errors_gives_zero_err_and_rv_only_errors_leave_po
     df = stars[0].iloc[:50].copy()
     df[["parallax_error", "pmra_error", "pmdec_error", "VERR"]] = 0.0
     out = ActionTransformer(n_samples=5, random_state=0).set_output(transform="pandas").fit_transform(df)
-    err = out.filter(like="_err")
-    assert err.shape[1] == 14 and np.all(err.to_numpy() == 0)
+    err = out[[f"{c}_err" for c in OUTPUT_COLUMNS]]
+    assert np.all(err.to_numpy() == 0)
     df["VERR"] = 1.0
     out = ActionTransformer(n_samples=20, random_state=0).set_output(transform="pandas").fit_transform(df)
     assert np.all(out[["x_err", "y_err", "z_err", "R_err", "phi_err"]].to_numpy() == 0)
@@ -297,9 +300,12 @@ def test_bad_parameters_raise():
     for params, match in [({"n_samples": -1}, "n_samples"), ({"delta": -2.0}, "delta"),
                           ({"v_sun": (1.0, 2.0)}, "v_sun"), ({"r0": 0.0}, "r0"),
                           ({"distance": "d", "parallax": "parallax"}, "either"),
-                          ({"chunk_size": 0}, "chunk_size")]:
+                          ({"chunk_size": 0}, "chunk_size"), ({"method": "torus"}, "method"),
+                          ({"rel_err_threshold": 0.0}, "rel_err_threshold")]:
         with pytest.raises(ValueError, match=match):
             ActionTransformer(**params).fit_transform(X)
+        with pytest.raises(ValueError, match=match):  # transform without fit validates too
+            ActionTransformer(**params).transform(X)
 
 
 def test_non_axisymmetric_potential_is_rejected(stars):
@@ -314,17 +320,23 @@ def test_custom_axisymmetric_potential_with_auto_delta(stars):
         disk=gp.MiyamotoNagaiPotential(m=6e10, a=3.0, b=0.28, units=galactic),
         halo=gp.NFWPotential(m=6e11, r_s=16.0, units=galactic),
     )
+    # the fixed focal distance of another potential is estimated from it ("auto")
+    fixed = ActionTransformer(potential=pot, method="staeckel_fixed", orbit_check=False)
+    assert np.isfinite(fixed.fit_transform(df)[:, [10, 12]]).all()
+    # the default method builds its tables for this potential
     out = ActionTransformer(potential=pot).set_output(transform="pandas").fit_transform(df)
     default = ActionTransformer().set_output(transform="pandas").fit_transform(df)
-    assert np.isfinite(out[["J_R", "J_z", "E"]].to_numpy()).all()
+    assert np.isfinite(out[["J_R", "J_z", "E", ACCURACY_COLUMN]].to_numpy()).all()
     np.testing.assert_array_equal(out["L_z"], default["L_z"])  # L_z does not depend on the potential
     assert not np.allclose(out["E"], default["E"])
 
 
 def test_explicit_default_potential_uses_the_default_delta(stars):
     df = stars[0].iloc[:10]
-    np.testing.assert_array_equal(ActionTransformer(potential=default_potential()).fit_transform(df),
-                                  ActionTransformer().fit_transform(df))
+    for method in ("staeckel_fixed", "auto"):
+        np.testing.assert_array_equal(
+            ActionTransformer(potential=default_potential(), method=method).fit_transform(df),
+            ActionTransformer(method=method).fit_transform(df))
 
 
 def test_frame_parameters_are_used(stars):
@@ -384,7 +396,7 @@ def test_pandas_output_keeps_the_index(stars):
     df.index = np.arange(100, 115)[::-1]
     out = ActionTransformer(n_samples=3, random_state=0).set_output(transform="pandas").fit_transform(df)
     assert isinstance(out, pd.DataFrame)
-    assert list(out.columns) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS)]
+    assert list(out.columns) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS), ACCURACY_COLUMN]
     assert out.index.equals(df.index)
 
 
@@ -433,3 +445,12 @@ def test_dask_backend_matches_serial(stars):
 def test_verbose_shows_progress(stars, capsys):
     ActionTransformer(verbose=1, chunk_size=10).fit_transform(stars[0].iloc[:30])
     assert "ActionTransformer" in capsys.readouterr().err
+
+
+def test_parameter_validation_follows_scikit_learn():
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random data: NaN actions and inaccurate-action warnings
+        check_param_validation("ActionTransformer", ActionTransformer(
+            ra=0, dec=0, parallax=0, pmra=0, pmdec=0, radial_velocity=0, check_units=False))

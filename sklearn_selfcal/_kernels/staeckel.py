@@ -3,11 +3,13 @@
 gala potentials are translated to galpy with gala's interop; galpy works in natural units
 (``ro`` kpc, ``vo`` km/s), these functions take and return physical units.
 
-One focal distance ``delta`` is used for a whole sample. A per-star focal distance (gala's
-``get_staeckel_fudge_delta`` evaluated at each star) makes J_R vary by tens of per cent along a
-single orbit, so it is not offered. For gala's ``MilkyWayPotential2022`` the agreement with gala's
-orbit-based ``find_actions_o2gf`` is flat for delta between about 3 and 4.5 kpc (median relative
-difference 0.2 % in J_R and 0.3 % in J_z on 40 disk orbits at delta = 3.8 kpc), hence the default.
+The finder is built with one focal distance ``delta``; :func:`staeckel_actions` also takes one per
+star, which :mod:`sklearn_selfcal._kernels.staeckel_grid` tabulates per orbit as ``delta(E, L_z)``
+(a focal distance estimated at each star's own position, as gala's ``get_staeckel_fudge_delta``
+does, changes along an orbit and makes J_R vary by tens of per cent along it). For gala's
+``MilkyWayPotential2022`` the agreement of one fixed ``delta`` with gala's orbit-based
+``find_actions_o2gf`` is flat between about 3 and 4.5 kpc (median relative difference 0.2 % in J_R
+and 0.3 % in J_z on 40 disk orbits at delta = 3.8 kpc), hence its default.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import functools
 import operator
 import threading
 from collections import OrderedDict
-from contextlib import nullcontext
 
 import numpy as np
 
@@ -38,6 +39,8 @@ __all__ = [
 DEFAULT_DELTA_KPC = 3.8
 GALPY_RO_KPC = 8.0
 GALPY_VO_KMS = 220.0
+# galpy's C code returns 9999.99 (natural units) for an action it could not compute
+_GALPY_FAILED = 9999.0
 
 
 def _spherical_nfw_or_none(component):
@@ -175,22 +178,24 @@ def cached_staeckel(potential, delta, key, ro=GALPY_RO_KPC, vo=GALPY_VO_KMS):
     return finder
 
 
-def _call_finder(finder, R, vR, vT, z, vz):
+def _call_finder(finder, R, vR, vT, z, vz, delta=None):
     """Run the C finder; if it reports an error for the batch, bisect to isolate the bad stars."""
+    extra = {} if delta is None else {"delta": delta}
     try:
-        J_R, _, J_z = finder(R, vR, vT, z, vz)
-        return np.asarray(J_R, dtype=float), np.asarray(J_z, dtype=float)
+        J_R, _, J_z = finder(R, vR, vT, z, vz, **extra)
+        return np.array(J_R, dtype=float), np.array(J_z, dtype=float)
     except RuntimeError:
         if R.size == 1:
             return np.full(1, np.nan), np.full(1, np.nan)
         h = R.size // 2
-        a = _call_finder(finder, R[:h], vR[:h], vT[:h], z[:h], vz[:h])
-        b = _call_finder(finder, R[h:], vR[h:], vT[h:], z[h:], vz[h:])
+        lo = None if delta is None else delta[:h]
+        hi = None if delta is None else delta[h:]
+        a = _call_finder(finder, R[:h], vR[:h], vT[:h], z[:h], vz[:h], lo)
+        b = _call_finder(finder, R[h:], vR[h:], vT[h:], z[h:], vz[h:], hi)
         return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
 
 
-def staeckel_actions(finder, R, z, v_R, v_phi, v_z, ro=GALPY_RO_KPC, vo=GALPY_VO_KMS,
-                     max_threads=None):
+def staeckel_actions(finder, R, z, v_R, v_phi, v_z, ro=GALPY_RO_KPC, vo=GALPY_VO_KMS, delta=None):
     """Radial and vertical actions of stars by the Staeckel fudge.
 
     Parameters
@@ -203,29 +208,25 @@ def staeckel_actions(finder, R, z, v_R, v_phi, v_z, ro=GALPY_RO_KPC, vo=GALPY_VO
         Velocities (km/s), ``v_phi`` in this package's convention (negative for disk stars).
     ro, vo : float
         The unit scales ``finder`` was built with (kpc, km/s).
-    max_threads : int, optional
-        Limit galpy's OpenMP threads for this call (``None``: galpy's default, all cores). Parallel
-        callers pass 1 so that the number of cores used is set by their own workers. Calls from
-        several threads of one process are serialised (galpy's C code is not thread-safe).
+    delta : ndarray of shape (n_stars,), optional
+        A focal distance per star (kpc) instead of the finder's own.
 
     Returns
     -------
     J_R, J_z : ndarray of shape (n_stars,)
-        Radial and vertical actions (kpc km/s); NaN for stars the C code failed on. The actions
-        are even in ``v_phi``, so the sign convention does not matter; ``L_z`` is not returned
-        (it is ``R * v_phi`` exactly).
+        Radial and vertical actions (kpc km/s); NaN for stars the C code failed on (an error, or
+        its 9999.99 failure value). The actions are even in ``v_phi``, so the sign convention
+        does not matter; ``L_z`` is not returned (it is ``R * v_phi`` exactly). Calls from
+        several threads of one process are serialised (galpy's C code is not thread-safe);
+        parallelism comes from processes, and the number of OpenMP threads galpy uses within a
+        call from ``threadpoolctl`` or ``OMP_NUM_THREADS`` (joblib's workers limit it).
     """
     R = np.atleast_1d(np.asarray(R, dtype=float))
     if R.size == 0:
         return np.empty(0), np.empty(0)
-    if max_threads is None:
-        limit = nullcontext()
-    else:
-        from threadpoolctl import threadpool_limits
-
-        limit = threadpool_limits(limits=int(max_threads), user_api="openmp")
+    extra = {} if delta is None else {"delta": np.atleast_1d(np.asarray(delta, float)) / ro}
     # galpy's frame is left-handed (disk stars have v_T > 0): flip v_phi.
-    with limit, _GALPY_LOCK:
+    with _GALPY_LOCK:
         J_R, J_z = _call_finder(
             finder,
             R / ro,
@@ -233,7 +234,11 @@ def staeckel_actions(finder, R, z, v_R, v_phi, v_z, ro=GALPY_RO_KPC, vo=GALPY_VO
             -np.atleast_1d(np.asarray(v_phi, dtype=float)) / vo,
             np.atleast_1d(np.asarray(z, dtype=float)) / ro,
             np.atleast_1d(np.asarray(v_z, dtype=float)) / vo,
+            **extra,
         )
+    failed = (J_R >= _GALPY_FAILED) | (J_z >= _GALPY_FAILED)
+    J_R[failed] = np.nan
+    J_z[failed] = np.nan
     scale = ro * vo
     return J_R * scale, J_z * scale
 
