@@ -31,8 +31,8 @@ from sklearn.utils import Bunch
 
 from ._paper import (ABUNDANCE_COLUMNS, CALIBRATED_SUFFIX, MAGNITUDE_COLUMNS, DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG,
                      DISK_Z_MAX_KPC, GAIA_PARALLAX_ZERO_POINT, LOGG_MAX, LOGG_REFERENCE,
-                     PAPER_ALPHA, calibrated_name)
-from .actions import ActionTransformer
+                     PAPER_ALPHA, PAPER_TRAINING_BOUNDS, calibrated_name)
+from .actions import ACCURACY_COLUMN, ActionTransformer
 from .calibration import NuisanceCalibrator
 from .cleaning import as_frame
 from .columns import ROLES
@@ -67,7 +67,7 @@ DEFAULT_CONFIG = {
         "magnitudes": "auto",       # the paper's 8 bands that the catalogue has, or a list
         "lsf_moments": "auto",      # LSF_1..LSF_5 if present, or a list
     },
-    "actions": {"n_samples": 0, "n_jobs": None},
+    "actions": {"n_samples": 0, "n_jobs": None, "method": "auto", "orbit_check": True},
     "disk": {"z_max": DISK_Z_MAX_KPC, "wedge_angle": DISK_WEDGE_ANGLE_DEG,
              "vz_max": DISK_VZ_MAX_KMS, "exclude_ids": []},
     # the paper's model; see docs/calibration.rst for the general one (Teff, telescope, splines)
@@ -75,7 +75,7 @@ DEFAULT_CONFIG = {
                     "nuisance_basis": "polynomial", "nuisance_degree": 2, "nuisance_knots": 5,
                     "nuisance_interactions": False, "orbit_basis": "polynomial",
                     "orbit_degree": 2, "orbit_knots": 5, "weighted": True, "errors": True,
-                    "min_stars_per_coefficient": 3},
+                    "min_stars_per_coefficient": 3, "max_actions_rel_err": None},
     "gradient": {"column": "FE_H_NEW", "population": "low_alpha", "radius": "R_MEDIAN",
                  "n_walkers": 32, "n_steps": 5000, "burn_in": 1000, "thin": 10, "min_bins": 5,
                  "n_bootstrap": 0, "distance_errors": True, "calibration_errors": True,
@@ -168,7 +168,8 @@ def _append(name, transformer):
 def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=None,
                          alpha=PAPER_ALPHA, n_folds=2, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
                          dtype="float32", tol=1e-4, max_iter=100, n_samples=0, n_jobs=None,
-                         logg_max=LOGG_MAX, disk=None, random_state=None, verbose=0,
+                         actions_method="auto", orbit_check=True, logg_max=LOGG_MAX, disk=None,
+                         max_actions_rel_err=None, random_state=None, verbose=0,
                          **calibrator_params):
     """The whole method as one scikit-learn ``Pipeline`` (distances -> orbits -> calibration).
 
@@ -214,11 +215,19 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
         Monte Carlo samples of :class:`~sklearn_selfcal.ActionTransformer` (0: no ``_err``).
     n_jobs : int, optional
         Parallel workers of the actions.
+    actions_method : {"auto", "staeckel", "staeckel_fixed", "grid"}, default="auto"
+        Of :class:`~sklearn_selfcal.ActionTransformer` (``method``).
+    orbit_check : bool, default=True
+        Of :class:`~sklearn_selfcal.ActionTransformer`: the per-star accuracy ``actions_rel_err``.
     logg_max : float, default=2.2
         Giant cut of the disk sample (dex).
     disk : dict, optional
         Keyword arguments of :func:`~sklearn_selfcal.selection.disk_sample_cuts` (``z_max``,
         ``wedge_angle``, ``vz_max``, ``exclude_ids``).
+    max_actions_rel_err : float, optional
+        Also leave out of the calibration's training stars those whose actions are less accurate
+        than this (``actions_rel_err``, fractional; needs ``orbit_check``). None: the paper's
+        training filter only.
     random_state : int or None
         Seeds the cross-fitting halves and the Monte Carlo draws.
     verbose : int
@@ -258,11 +267,15 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
         steps.append(("distance", _append("distance", distance_transformer(distance))))
         orbit_source = {"distance": DISTANCE_COLUMNS[0]}
     steps.append(("orbits", _append("orbits", ActionTransformer(
-        **orbit_source, n_samples=n_samples, n_jobs=n_jobs, random_state=random_state,
+        **orbit_source, n_samples=n_samples, n_jobs=n_jobs, method=actions_method,
+        orbit_check=orbit_check, random_state=random_state,
         verbose=verbose))))
     disk_kwargs = {"logg_max": logg_max, **(disk or {})}
     if not disk_kwargs.get("exclude_ids"):
         disk_kwargs["exclude_ids"] = None
+    if max_actions_rel_err is not None:
+        disk_kwargs["bounds"] = {**PAPER_TRAINING_BOUNDS,
+                                 ACCURACY_COLUMN: (None, float(max_actions_rel_err))}
     calibrator = NuisanceCalibrator(
         training_filter=functools.partial(disk_training_mask, **disk_kwargs),
         **_calibrator_options(calibrator_params))
@@ -274,7 +287,7 @@ def _calibrator_options(params):
     """NuisanceCalibrator parameters from the configuration (TOML lists become tuples)."""
     out = {}
     for key, value in params.items():
-        if key == "min_stars_per_coefficient":
+        if key in ("min_stars_per_coefficient", "max_actions_rel_err"):
             continue
         out[key] = tuple(value) if isinstance(value, list) and key != "abundance_columns" \
             else value
@@ -308,8 +321,11 @@ def pipeline_from_config(config, plan, *, random_state=None, verbose=0):
         n_folds=pcfg["n_folds"], parallax_zero_point=pcfg["parallax_zero_point"],
         dtype=pcfg["dtype"], tol=pcfg["tol"], max_iter=pcfg["max_iter"],
         n_samples=config["actions"]["n_samples"], n_jobs=config["actions"]["n_jobs"],
+        actions_method=config["actions"]["method"], orbit_check=config["actions"]["orbit_check"],
+        max_actions_rel_err=config["calibration"]["max_actions_rel_err"],
         logg_max=config["sample"]["logg_max"], disk=disk, random_state=random_state,
-        verbose=verbose, abundance_columns=plan.abundances or None, **config["calibration"])
+        verbose=verbose, abundance_columns=plan.abundances or None,
+        **_calibrator_options(config["calibration"]))
 
 
 class _Steps:
@@ -350,11 +366,24 @@ def _fit_calibration(step, Xt, min_per_coefficient):
     """
     calibrator = step.transformer_list[1][1]
     skipped = {}
+    train = np.asarray(calibrator.training_filter(Xt), dtype=bool)
+    names = calibrator.abundance_columns or [c for c in ABUNDANCE_COLUMNS if c in Xt.columns]
+    counts = {c: int((train & np.isfinite(Xt[c].to_numpy(dtype=float))).sum()) for c in names}
+    empty = [c for c, n in counts.items() if n == 0]
+    if len(empty) == len(counts):
+        return Xt, None, {"calibration": f"no training star: {int(train.sum())} stars pass the "
+                                         "disk sample and the training filter, none with an "
+                                         "abundance"}
+    if empty:
+        skipped[f"calibration of {', '.join(empty)}"] = "no training star with a value"
+        calibrator.set_params(abundance_columns=[c for c in names if c not in empty])
     while True:
         try:
             out = step.fit_transform(Xt)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            return Xt, None, {"calibration": f"the calibration model cannot be fitted: {exc}"}
+            return Xt, None, {"calibration": f"too few training stars for the calibration "
+                                             f"({max(counts.values())} at most): the model "
+                                             f"cannot be fitted ({exc})"}
         n_terms = calibrator.coef_.shape[1]
         needed = min_per_coefficient * n_terms
         n_stars = calibrator.n_stars_
@@ -604,12 +633,13 @@ def _catalogue(table, Xt, X, parent, quality_ok):
 
 
 def _disk_view(catalogue, work):
-    """Canonical columns the disk cuts and the profiles need, aligned with the catalogue."""
-    view = catalogue.copy(deep=False)
-    for name in ("LOGG", "APOGEE_ID", *ABUNDANCE_COLUMNS):
-        if name in work.columns:
-            view[name] = work[name].to_numpy()
-    return view
+    """The catalogue with the canonical names of the input columns too (aligned rows).
+
+    The catalogue keeps the user's column names; the disk cuts, the profiles, the error draws and
+    the figures read the canonical ones (``LOGG``, ``ra``, ``FE_H``, ...).
+    """
+    missing = [c for c in work.columns if c not in catalogue.columns]
+    return pd.concat([catalogue, work[missing]], axis=1) if missing else catalogue
 
 
 def _posterior(regressor):
