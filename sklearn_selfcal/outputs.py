@@ -2,7 +2,8 @@
 
 :func:`write_outputs` writes, into a directory the caller owns (the command line gives it a private
 one that is moved into place at the end, :class:`~sklearn_selfcal.io.outdir.OutputDirectory`):
-``catalogue.parquet`` and ``catalogue.fits``, ``radial_profiles.ecsv`` (Tables 1-3),
+``catalogue.parquet`` and ``catalogue.fits``, ``radial_profiles.ecsv`` (Tables 1-3), ``nuisance_trends.ecsv`` and
+``nuisance_trend_bins.ecsv`` (the residual trends after the calibration),
 ``feh_gradient_fit.json``, ``figures/*.png`` and ``provenance.json`` -- each only when it could be
 made, the reason of any missing one recorded in ``provenance.json``.
 """
@@ -137,11 +138,26 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
         write_table(result.profile, paths["profiles"],
                     meta={"description": "median abundances (dex) in bins of Galactocentric radius "
                           "(kpc); uncertainties 1.253 sigma / sqrt(N)"})
+    if result.trends is not None:
+        paths["trend_bins"] = str(out_dir / "nuisance_trend_bins.ecsv")
+        write_table(result.trends.bins, paths["trend_bins"],
+                    meta={"description": "mean abundance residual at fixed orbit (dex) in bins of "
+                          "every nuisance, before and after the calibration"})
+        paths["trends"] = str(out_dir / "nuisance_trends.ecsv")
+        write_table(result.trends.summary.reset_index(), paths["trends"],
+                    meta={"description": "residual trend of every abundance with every nuisance "
+                          "after the calibration, with its significance"})
     if result.regressor is not None:
         paths["fit"] = str(out_dir / "feh_gradient_fit.json")
         _write_json({"model": "broken power law, eq. 9 of Eilers et al. 2022",
+                     "column": result.summary["fit_column"],
                      "units": {"m1": "dex/kpc", "m2": "dex/kpc", "b": "dex", "k": "kpc"},
                      "posterior": result.summary["feh_gradient"],
+                     "errors": result.summary["feh_gradient_errors"],
+                     "errors_description": "std: the posterior's (the paper's errors: the scatter "
+                     "of the bins' medians); std_distance and std_calibration: propagated by "
+                     "Monte Carlo from the distance and the calibration uncertainties; "
+                     "*_total: all in quadrature",
                      "acceptance_fraction": float(np.mean(result.regressor.acceptance_fraction_)),
                      "autocorr_time": result.regressor.autocorr_time_.tolist(),
                      **(extra or {})}, paths["fit"])
