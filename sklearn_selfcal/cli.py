@@ -105,19 +105,18 @@ def _summary_lines(result, extra, paths, seconds):
     if fit is not None:
         injected = extra.get("injected_feh_gradient", {})
         truth = extra.get("truth_feh_gradient", {})
-        lines.append("  [Fe/H] broken power law of the low-alpha disk (posterior median and 16-84 "
-                     "% range, the paper's errors; in brackets with the distance and calibration "
-                     "uncertainties propagated):")
-        header = f"    {'':>2}   {'recovered':>27}"
+        lines.append("  [Fe/H] broken power law of the low-alpha disk: posterior median and 16-84 "
+                     "% range (the paper's errors),\n  and the standard deviation with the "
+                     "distance and calibration uncertainties propagated (all errors):")
+        errors = s.get("feh_gradient_errors", {})
+        header = f"    {'':>2}   {'recovered':>27}" + (f"   {'all errors':>10}" if errors else "")
         header += f"   {'truth, same fit':>16}" if truth else ""
         header += f"   {'injected':>8}" if injected else ""
         lines.append(header + "   unit")
-        errors = s.get("feh_gradient_errors", {})
         for name, unit in (("m1", "dex/kpc"), ("m2", "dex/kpc"), ("k", "kpc"), ("b", "dex")):
             f = fit[name]
             line = f"    {name:>2} = {f['median']:+9.4f} -{f['err_minus']:.4f} +{f['err_plus']:.4f}"
-            if name in errors:
-                line += f"  (all errors: +-{errors[name]['std_total']:.4f})"
+            line += f"   {'+-' + format(errors[name]['std_total'], '.4f'):>10}" if errors else ""
             line += f"   {truth[name]['median']:+16.4f}" if truth else ""
             line += f"   {injected[name]:+8.4f}" if injected else ""
             lines.append(line + f"   {unit}")
