@@ -28,10 +28,12 @@ import pandas as pd
 import sklearn
 from sklearn.model_selection import GridSearchCV, KFold
 
+from sklearn_selfcal._paper import MAGNITUDE_COLUMNS
 from sklearn_selfcal.datasets import make_survey
 from sklearn_selfcal.parallax import ChiSquaredScorer, make_parallax_pipeline
-from sklearn_selfcal.parallax_features import gaia_training_mask, join_spectra
-from sklearn_selfcal.workflow import make_method_pipeline, parent_sample_mask
+from sklearn_selfcal.selection import gaia_training_mask, parent_sample_cuts
+from sklearn_selfcal.spectra import join_spectra
+from sklearn_selfcal.workflow import make_method_pipeline
 
 sklearn.set_config(enable_metadata_routing=True)
 FAST = os.environ.get("SKLEARN_SELFCAL_EXAMPLE_FAST") == "1"
@@ -39,20 +41,18 @@ N_STARS, N_PIXELS = (1500, 200) if FAST else (6000, 7514)
 
 
 def survey_table(seed):
-    """Parent sample of a simulated survey: catalogue columns + one column per pixel."""
+    """Parent sample of a simulated survey: catalogue columns + its spectra (FLUX, FLUX_ERR)."""
     survey = make_survey(N_STARS, N_PIXELS, random_state=seed)
-    keep = parent_sample_mask(survey.frame)
+    keep = parent_sample_cuts(survey.frame, magnitude_columns=MAGNITUDE_COLUMNS).all(axis=1)
     table = join_spectra(survey.frame[keep], survey.spectra[keep], survey.spectra_err[keep])
     return table, survey.truth[keep]
 
 
 table, truth = survey_table(seed=0)
 new_table, new_truth = survey_table(seed=1)
-# the parallax model trains on stars passing the Gaia quality cuts; the others (e.g. no Gaia
-# parallax) still get a prediction but weigh nothing in any fit
+# the parallax model trains on stars passing the Gaia quality cuts; inside the pipeline the others
+# (e.g. no Gaia parallax) still get a prediction but never train a model
 train = gaia_training_mask(table)
-y = table["parallax"].where(train, 0.0).to_numpy()
-sigma = table["parallax_error"].where(train, 1.0).to_numpy()
 print(f"{len(table)} parent stars, {train.sum()} training stars, {N_PIXELS} pixels")
 
 # %%
@@ -60,18 +60,18 @@ print(f"{len(table)} parent stars, {train.sum()} training stars, {N_PIXELS} pixe
 # --------------------------------------
 # ``alpha`` is the paper's lambda per training star (lambda = 160 over ~39,765 stars per half is
 # ~4e-3), so a grid chosen on one fold size carries over to another. The chi-squared scorer uses
-# each held-out star's own uncertainty, and the same weights, so that only training-quality stars
-# are scored.
+# each held-out star's own uncertainty; the grid is run on the training-quality stars.
 model = make_parallax_pipeline()
-model[-1].set_fit_request(sigma=True, sample_weight=True)
+model[-1].set_fit_request(sigma=True)
 grid = GridSearchCV(
     model,
     {"spectrophotometricparallaxregressor__alpha": [1e-3, 4e-3, 1.6e-2]},
-    scoring=ChiSquaredScorer().set_score_request(sample_weight=True),
+    scoring=ChiSquaredScorer(),
     cv=KFold(2, shuffle=True, random_state=0),  # the paper's two halves
 )
 t0 = time.perf_counter()
-grid.fit(table, y, sigma=sigma, sample_weight=train.astype(float))
+train_table = table[train]
+grid.fit(train_table, train_table["parallax"], sigma=train_table["parallax_error"])
 best_alpha = grid.best_params_["spectrophotometricparallaxregressor__alpha"]
 print(f"grid search: best alpha {best_alpha:g} ({time.perf_counter() - t0:.0f} s)")
 print(pd.DataFrame(grid.cv_results_)[["param_spectrophotometricparallaxregressor__alpha",
@@ -80,11 +80,13 @@ print(pd.DataFrame(grid.cv_results_)[["param_spectrophotometricparallaxregressor
 # %%
 # Fit the whole pipeline
 # ----------------------
-# ``fit_transform`` predicts every star's parallax with the model trained on the other half,
-# computes its orbit, and fits the calibrator on the disk sample's training stars.
+# ``fit_transform`` predicts every star's parallax with the model trained on the other half's
+# training stars (``spec_parallax_err`` holds the propagated feature errors and the out-of-fold
+# intrinsic scatter), computes its orbit, and fits the calibrator on the disk sample's training
+# stars. This is exactly what ``sklearn-selfcal run`` does on the parent sample.
 pipe = make_method_pipeline(alpha=best_alpha, random_state=0)
-calibrated = pipe.fit_transform(table, y, sigma=sigma, sample_weight=train.astype(float))
-spec = pipe[:1].transform(table)["spec_parallax"]
+calibrated = pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
+spec = calibrated["spec_parallax"]
 print("median |spec_parallax / true - 1| =",
       f"{np.median(np.abs(spec / truth['parallax'] - 1)):.3f}")
 calibrated.head()
