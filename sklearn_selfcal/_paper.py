@@ -78,7 +78,7 @@ def correct_parallax(parallax, zero_point=GAIA_PARALLAX_ZERO_POINT):
 
     Examples
     --------
-    >>> round(correct_parallax(1.0), 3)
+    >>> float(round(correct_parallax(1.0), 3))
     1.017
     """
     return np.subtract(parallax, zero_point, dtype=float)

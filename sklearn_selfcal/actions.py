@@ -244,11 +244,15 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
     >>> list(out.columns[-4:])
     ['J_R', 'L_z', 'J_z', 'E']
 
-    With uncertainties from 100 Monte Carlo draws per star, on both cores, for a catalogue
-    ``catalogue`` with Gaia and APOGEE column names:
+    With uncertainties from 100 Monte Carlo draws per star (the uncertainty columns are read by
+    name):
 
-    >>> at = ActionTransformer(n_samples=100, random_state=0, n_jobs=2)
-    >>> at.set_output(transform="pandas").fit_transform(catalogue)["J_R_err"]  # doctest: +SKIP
+    >>> star = star.assign(distance_err=[0.3], pmra_error=[0.02], pmdec_error=[0.02], VERR=[0.1])
+    >>> at = ActionTransformer(distance="distance", n_samples=100, random_state=0,
+    ...                        method="staeckel_fixed", orbit_check=False)
+    >>> errors = at.set_output(transform="pandas").fit_transform(star)["J_R_err"]
+    >>> bool(errors.iloc[0] > 0)
+    True
     """
 
     _parameter_constraints: dict = {

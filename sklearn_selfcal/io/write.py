@@ -39,8 +39,12 @@ def atomic_write(path):
 
     Examples
     --------
-    >>> with atomic_write("out/summary.json") as tmp:  # doctest: +SKIP
-    ...     Path(tmp).write_text(text)
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "summary.json"
+    >>> with atomic_write(target) as tmp:
+    ...     _ = Path(tmp).write_text("{}")
+    >>> target.read_text()
+    '{}'
     """
     path = Path(path)
     directory = path.parent
