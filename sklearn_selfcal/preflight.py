@@ -48,7 +48,7 @@ CHECK_MAX_ACTIONS = 20_000
 class RunPlan:
     """What a run will use, decided from the column names and the configuration.
 
-    Attributes
+    Parameters
     ----------
     columns : list of str
         The catalogue's columns.
@@ -83,7 +83,13 @@ class RunPlan:
         return not self.problems
 
     def roles_used(self):
-        """Every role whose column the run reads."""
+        """Every role whose column the run reads.
+
+        Returns
+        -------
+        roles : list of str
+            Role names present in the catalogue.
+        """
         roles = list(ORBIT_ROLES) + list(_ORBIT_ERROR_ROLES) + list(_KEEP_ROLES)
         if self.spectra:
             roles += ["parallax", "parallax_error", "visibility_periods_used",
@@ -99,7 +105,18 @@ class RunPlan:
         return [r for r in dict.fromkeys(roles) if r in self.column_map]
 
     def read_columns(self, extra=()):
-        """The catalogue columns ``run`` reads: the roles used, the distance columns, ``extra``."""
+        """The catalogue columns ``run`` reads: the roles used, the distance columns, ``extra``.
+
+        Parameters
+        ----------
+        extra : iterable of str, default=()
+            More columns to read (those absent from the catalogue are ignored).
+
+        Returns
+        -------
+        columns : list of str
+            Catalogue column names, without repetition.
+        """
         cols = [self.column_map[r] for r in self.roles_used()]
         d = self.distance
         if d is not None and d.kind == "distance":
@@ -128,7 +145,18 @@ def _configured_roles(value, defaults, what):
 
 
 def empty_columns(frame):
-    """Columns of ``frame`` without a single usable value (all NaN, masked or sentinel)."""
+    """Columns of ``frame`` without a single usable value (all NaN, masked or sentinel).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        A catalogue (or some of its rows).
+
+    Returns
+    -------
+    columns : list of str
+        The numeric or text columns that hold no value.
+    """
     from .cleaning import masked_to_nan, sentinel_mask
 
     empty = []
@@ -162,6 +190,7 @@ def plan_run(columns, config, *, spectra=False, distance_column=None, empty=()):
     Returns
     -------
     plan : RunPlan
+        Roles, distance source, bands, abundances and problems.
     """
     columns = list(columns)
     mapping = as_mapping(config.get("columns"))
@@ -250,6 +279,9 @@ def prepare_catalogue(frame, plan, *, warn=True):
     frame : DataFrame or astropy Table
         The catalogue (not modified).
     plan : RunPlan
+        From :func:`plan_run`: its column map says which columns play which role.
+    warn : bool, default=True
+        Emit the cleaning's warnings (one per column).
 
     Returns
     -------
@@ -274,15 +306,20 @@ def plan_and_prepare(frame, config, *, spectra=False, distance_column=None, colu
     frame : DataFrame or astropy Table
         The catalogue (or the columns of it that were read).
     config : dict
-    spectra : bool
+        From :func:`~sklearn_selfcal.workflow.load_config`.
+    spectra : bool, default=False
+        Spectra are given (the parallax model is trained).
     distance_column : str, optional
+        ``--distance``.
     columns : list of str, optional
         All the catalogue's columns (default: ``frame``'s).
 
     Returns
     -------
     plan : RunPlan
+        The plan, with the empty distance columns passed over.
     prepared : Bunch
+        Of :func:`prepare_catalogue`.
     """
     frame = as_frame(frame)
     columns = list(frame.columns) if columns is None else list(columns)
@@ -316,9 +353,13 @@ def count_cuts(work, plan, config, *, has_spectrum=None, random_state=0):
     work : DataFrame
         The canonical table (:func:`prepare_catalogue`).
     plan : RunPlan
+        From :func:`plan_run`.
     config : dict
+        From :func:`~sklearn_selfcal.workflow.load_config` (the cuts' thresholds).
     has_spectrum : array-like of bool, optional
-    random_state : int
+        Which rows have a spectrum (default: all).
+    random_state : int, default=0
+        Chooses the subsample of disk stars whose actions are computed.
 
     Returns
     -------

@@ -117,6 +117,7 @@ def load_config(path=None, overrides=None):
     Returns
     -------
     config : dict
+        Every section of :data:`DEFAULT_CONFIG`, updated.
 
     Raises
     ------
