@@ -53,7 +53,9 @@ class RunPlan:
     columns : list of str
         The catalogue's columns.
     column_map : ColumnMap
+        Which column plays each role.
     distance : DistanceChoice or None
+        Where the distances come from (None: no source, see ``problems``).
     magnitudes, lsf : list of str
         Canonical names of the magnitudes and LSF moments of the parallax model (spectra only).
     left_out : list of str
@@ -63,7 +65,9 @@ class RunPlan:
     problems : list of str
         Why ``run`` could not proceed, each with the fix; empty when it can.
     notes : list of str
+        Remarks for the user (e.g. an empty distance column passed over).
     spectra : bool
+        Spectra are given: the parallax model is trained.
     """
 
     columns: list
