@@ -32,6 +32,8 @@ from ._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
 from ._kernels.staeckel_grid import cached_tables
 from ._progress import progress
 from ._validation import require_columns
+from .cleaning import clean_values, frame_if_table
+from .columns import get_role
 from .coordinates import R0_KPC, V_SUN_KMS, Z_SUN_KPC
 from .potential import check_axisymmetric, default_potential
 
@@ -46,6 +48,14 @@ DISTANCE_RANGE_KPC = (0.01, 100.0)
 MAX_MEDIAN_SPEED_KMS = 1000.0
 #: Tangential velocity (km/s) of 1 mas/yr at 1 kpc.
 _K_MASYR_KPC = 4.740470463533348
+
+
+#: Which role of :data:`sklearn_selfcal.columns.ROLES` (physical range, sentinels) each input of
+#: a DataFrame plays; a distance column in kpc has no role (only the generic sentinels apply).
+_COLUMN_ROLES = {"ra": "ra", "dec": "dec", "dist": "parallax", "pmra": "pmra", "pmdec": "pmdec",
+                 "rv": "radial_velocity", "dist_err": "parallax_error", "pmra_err": "pmra_error",
+                 "pmdec_err": "pmdec_error", "rv_err": "radial_velocity_error",
+                 "pm_corr": "pm_correlation"}
 
 
 class BadRowsWarning(UserWarning):
@@ -405,12 +415,36 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
                     raise ValueError(f"column position {where} ({role}) out of range for "
                                      f"{X.shape[1]} column(s)")
                 values = X[:, where]
+            if names is not None:
+                # a catalogue's sentinels are NaN (warned), never numbers; the physical ranges
+                # are applied after the unit check (_physical_values)
+                data[role], counts = clean_values(values, col, get_role(_COLUMN_ROLES[role])
+                                                  if role in _COLUMN_ROLES else None,
+                                                  ranges=False, stacklevel=4)
+                if counts.get("not_a_number"):
+                    raise ValueError(f"column {col!r} ({role}) must be numeric: "
+                                     f"{counts['not_a_number']} value(s) are not numbers")
+                continue
             try:
                 data[role] = (values.to_numpy(dtype=float, na_value=np.nan)
                               if isinstance(values, pd.Series) else np.asarray(values, dtype=float))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"column {col!r} ({role}) must be numeric: {exc}") from exc
         return data, roles
+
+    @staticmethod
+    def _physical_values(data, roles, is_parallax):
+        """Values outside their role's physical range (dec beyond 90 deg, |v| > 1000 km/s, ...)
+        become NaN with a warning naming the column; a distance in kpc has no range."""
+        out = {}
+        for key, values in data.items():
+            kind = _COLUMN_ROLES.get(key)
+            if key in ("dist", "dist_err") and not is_parallax:
+                kind = None
+            col = roles[key]
+            out[key] = clean_values(values, str(col), get_role(kind), stacklevel=5)[0] \
+                if kind else values
+        return out
 
     def _check_units(self, data, roles, is_parallax):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -490,6 +524,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         self : ActionTransformer
         """
         self._check_combinations()
+        X = frame_if_table(X)
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=True, skip_check_array=True)
         else:
@@ -511,6 +546,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             Columns :meth:`get_feature_names_out` (a DataFrame with ``set_output``), one row per
             input row, in the input order.
         """
+        X = frame_if_table(X)
         self._validate_params()
         self._check_combinations()
         if hasattr(self, "n_features_in_"):
@@ -522,6 +558,8 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         is_parallax = self.distance is None
         if self.check_units:
             self._check_units(data, roles, is_parallax)
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            data = self._physical_values(data, roles, is_parallax)
         settings = self._settings(is_parallax)
 
         obs = np.column_stack([data[r] for r in ("ra", "dec", "dist", "pmra", "pmdec", "rv")])

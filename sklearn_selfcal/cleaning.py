@@ -20,7 +20,7 @@ import pandas as pd
 from .columns import MAGNITUDE_SENTINELS, ROLES, check_unique, resolve_columns, role_of
 from .exceptions import DataQualityWarning
 
-__all__ = ["GENERIC_SENTINELS", "MAGNITUDE_SENTINELS", "as_frame", "clean_values",
+__all__ = ["GENERIC_SENTINELS", "MAGNITUDE_SENTINELS", "as_frame", "frame_if_table", "clean_values",
            "clean_catalogue", "sentinel_mask", "masked_to_nan"]
 
 #: Values written for "no measurement" in floating-point columns of APOGEE, Gaia cross-matches and
@@ -136,7 +136,7 @@ def _range_text(role):
     return text + (")" if role.high_open else "]") + (f" {role.unit}" if role.unit else "")
 
 
-def clean_values(values, column, role=None, *, ids=None, warn=True, stacklevel=2):
+def clean_values(values, column, role=None, *, ranges=True, ids=None, warn=True, stacklevel=2):
     """One column as float64 with every value that cannot be physical set to NaN.
 
     Parameters
@@ -148,6 +148,9 @@ def clean_values(values, column, role=None, *, ids=None, warn=True, stacklevel=2
         when ``role`` is None.
     role : Role, optional
         Gives the physical range and the extra sentinels (magnitudes: 99.999).
+    ranges : bool, default=True
+        Apply the role's physical range (False: sentinels and non-numbers only, e.g. before a
+        check that a whole column is in the wrong units).
     ids : array-like of shape (n_rows,), optional
         Star identifiers shown next to the row positions in the messages.
     warn : bool, default=True
@@ -184,7 +187,7 @@ def clean_values(values, column, role=None, *, ids=None, warn=True, stacklevel=2
         shown = ", ".join(f"{v:.7g}" for v in np.unique(out[bad])[:4])
         found.append(("sentinel", bad, f"hold a 'no measurement' value ({shown})"))
         out[bad] = np.nan
-    if role is not None and role.valid is not None:
+    if ranges and role is not None and role.valid is not None:
         bad = _outside(out, role)
         if bad.any():
             found.append(("out_of_range", bad, f"are outside the physical range {_range_text(role)}"))
@@ -335,6 +338,25 @@ def _flagged(values):
     """Non-zero (or missing) flag values."""
     numeric, not_numbers = masked_to_nan(values)
     return ~(numeric == 0) | not_numbers
+
+
+def frame_if_table(X):
+    """``X`` itself, or a DataFrame if it is an astropy Table (estimators accept both).
+
+    Parameters
+    ----------
+    X : object
+        An estimator's input.
+
+    Returns
+    -------
+    X : object
+        A DataFrame when ``X`` was an astropy Table (masked entries NaN, never the hidden value),
+        else ``X`` unchanged.
+    """
+    if type(X).__module__.startswith("astropy.table"):
+        return as_frame(X)
+    return X
 
 
 def as_frame(table):

@@ -39,6 +39,7 @@ __all__ = [
     "resolve_columns",
     "canonical_frame",
     "role_of",
+    "get_role",
     "MAGNITUDE_SENTINELS",
     "check_unique",
 ]
@@ -236,6 +237,29 @@ ROLES = (
 
 _BY_NAME = {role.name: role for role in ROLES}
 _BY_CANONICAL = {role.canonical: role for role in ROLES}
+
+
+def get_role(name):
+    """The role named ``name`` (a key of the ``[columns]`` configuration).
+
+    Parameters
+    ----------
+    name : str
+        Role name, e.g. ``"parallax"`` or ``"w1_mag"``.
+
+    Returns
+    -------
+    role : Role
+
+    Raises
+    ------
+    KeyError
+        Naming the unknown role.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a role; roles are {sorted(_BY_NAME)}") from None
 
 
 def role_of(column):

@@ -30,6 +30,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._progress import progress
+from .cleaning import frame_if_table
 
 __all__ = ["CrossFitTransformer", "predict_with_std"]
 
@@ -241,6 +242,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         return check_cv(self.cv)
 
     def _check_input(self, X, *, reset):
+        X = frame_if_table(X)
         if sp.issparse(X):
             raise TypeError("CrossFitTransformer does not accept sparse input; pass a DataFrame or "
                             "a dense array")

@@ -31,6 +31,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, validate_data
 
 from ._paper import GAIA_PARALLAX_ZERO_POINT
+from .cleaning import frame_if_table
 from .columns import DISTANCE_SOURCES, distance_pc_factor
 
 __all__ = ["DistanceChoice", "DistanceTransformer", "choose_distance_source",
@@ -302,6 +303,7 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         -------
         self : DistanceTransformer
         """
+        X = frame_if_table(X)
         if self.unit != "mas" and self.error is None and (self.lo is None) != (self.hi is None):
             raise ValueError("give both lo and hi (16th and 84th percentiles), or error")
         if isinstance(X, pd.DataFrame):
@@ -323,6 +325,7 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         distances : ndarray of shape (n_stars, 2)
             ``distance_kpc``, ``distance_kpc_err`` (a DataFrame with ``set_output``).
         """
+        X = frame_if_table(X)
         fitted = hasattr(self, "n_features_in_")  # stateless: fit only records the input's width
         if isinstance(X, pd.DataFrame):
             if fitted:

@@ -462,3 +462,72 @@ def test_an_interrupted_run_leaves_nothing_behind_on_the_next_start(tmp_path):
         (tmp / "catalogue.parquet").write_bytes(b"new")
     assert not stale.exists()
     assert (out / "catalogue.parquet").read_bytes() == b"new"
+
+
+# --------------------------------------------------------------------------------------------
+# DataFrames (and astropy Tables) passed to the estimators directly
+
+
+@pytest.fixture(scope="module")
+def orbit_frame():
+    from sklearn_selfcal.datasets import make_survey
+
+    s = make_survey(3000, n_pixels=8, random_state=21)
+    return s.frame.join(s.truth[["J_R", "L_z", "J_z", "x", "distance"]])
+
+
+def test_calibrator_takes_sentinels_as_missing_values(orbit_frame):
+    from sklearn_selfcal import NuisanceCalibrator
+
+    rng = np.random.default_rng(3)
+    dirty, clean = orbit_frame.copy(), orbit_frame.copy()
+    for column in ("LOGG", "FE_H", "MG_FE"):
+        rows = rng.choice(len(dirty), 30, replace=False)
+        dirty.loc[rows, column] = -9999.99
+        clean.loc[rows, column] = np.nan
+    cal = NuisanceCalibrator(abundance_columns=["FE_H", "MG_FE"], training_filter=None)
+    with pytest.warns(DataQualityWarning) as caught:
+        got = cal.fit(dirty).transform(dirty)
+    messages = {str(w.message).split(":")[0] for w in caught}
+    assert {"column 'LOGG'", "column 'FE_H'", "column 'MG_FE'"} <= messages
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)  # the NaN copy has nothing to report
+        ref_cal = NuisanceCalibrator(abundance_columns=["FE_H", "MG_FE"], training_filter=None)
+        ref = ref_cal.fit(clean).transform(clean)
+    np.testing.assert_allclose(cal.coef_.to_numpy(), ref_cal.coef_.to_numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_action_transformer_takes_unphysical_values_as_missing(orbit_frame):
+    from sklearn_selfcal import ActionTransformer
+
+    dirty = orbit_frame.copy()
+    dirty.loc[[5, 9], "dec"] = 120.0        # outside [-90, 90]
+    dirty.loc[[7], "pmra"] = -9999.99       # a sentinel
+    at = ActionTransformer(distance="distance", orbit_check=False, method="staeckel_fixed")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = at.set_output(transform="pandas").fit_transform(dirty)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataQualityWarning)]
+    assert any(m.startswith("column 'dec': 2 row(s) are outside the physical range") for m in messages)
+    assert any(m.startswith("column 'pmra': 1 row(s) hold a 'no measurement'") for m in messages)
+    assert got.loc[[5, 7, 9], ["J_R", "L_z", "J_z"]].isna().all().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = at.fit_transform(orbit_frame)
+    others = np.setdiff1d(np.arange(len(dirty)), [5, 7, 9])
+    np.testing.assert_array_equal(got.iloc[others].to_numpy(), ref.iloc[others].to_numpy())
+
+
+def test_estimators_accept_an_astropy_table(orbit_frame):
+    from sklearn_selfcal import ActionTransformer, NuisanceCalibrator
+
+    frame = orbit_frame.iloc[:800].reset_index(drop=True)
+    table = Table.from_pandas(frame, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at = ActionTransformer(distance="distance", orbit_check=False, method="staeckel_fixed")
+        np.testing.assert_array_equal(at.fit_transform(table), at.fit_transform(frame))
+        cal = NuisanceCalibrator(abundance_columns=["FE_H"], training_filter=None)
+        np.testing.assert_array_equal(cal.fit_transform(table), cal.fit_transform(frame))

@@ -18,6 +18,7 @@ from pandas.api import types as pdt
 
 from .._paper import abundance_error_column
 from .._validation import require_columns
+from ..cleaning import clean_values
 
 __all__ = ["CONTINUOUS", "CATEGORICAL", "Columns", "as_list", "positions", "display_names",
            "default_abundances", "column_series", "is_categorical", "values",
@@ -152,6 +153,11 @@ def is_categorical(X, p):
 def values(X, pos, names):
     """Float columns of X at ``pos`` as an (n, len(pos)) array; NaN for missing.
 
+    In a DataFrame, a catalogue's "no measurement" sentinels (-9999.99, ...) and values outside the
+    physical range of a recognised column (``LOGG``, ``TEFF``, an abundance, ...; see
+    :data:`sklearn_selfcal.columns.ROLES`) are NaN, with a warning naming the column
+    (:func:`sklearn_selfcal.cleaning.clean_values`): never numbers.
+
     Raises
     ------
     ValueError
@@ -172,6 +178,9 @@ def values(X, pos, names):
         rows = np.flatnonzero(bad[j])
         raise ValueError(f"column {names[j]!r} must not be infinite (NaN marks a missing value); "
                          f"{rows.size} value(s) are: rows {rows[:5].tolist()}")
+    if isinstance(X, pd.DataFrame):
+        for j, name in enumerate(names):
+            out[j] = clean_values(out[j], str(name), stacklevel=4)[0]
     return out.T
 
 

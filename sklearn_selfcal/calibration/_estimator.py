@@ -25,6 +25,7 @@ from .._kernels import wls as _wls
 from .._kernels.sampling import as_generator, gaussian_draws
 from .._kernels.bspline import check_knots
 from .._paper import LOGG_REFERENCE, PAPER_TRAINING_BOUNDS, abundance_error_column, calibrated_name
+from ..cleaning import frame_if_table
 from .._validation import check_positive_column
 from ..selection import within_bounds
 from . import _columns as _col
@@ -279,6 +280,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input handling
     def _validate_X(self, X, reset):
+        X = frame_if_table(X)
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=reset, skip_check_array=True)
             if len(X) == 0:

@@ -23,6 +23,7 @@ from .._kernels.sampling import as_generator
 from .._kernels.binned import bin_index, grouped_median
 from .._paper import ALPHA_SPLIT, MEDIAN_EFFICIENCY, PAPER_RADIUS_BINS
 from .._validation import check_finite_column, require_columns
+from ..cleaning import frame_if_table
 
 __all__ = ["radial_abundance_profile", "profile_covariance", "write_profile_ecsv"]
 
@@ -180,6 +181,7 @@ def profile_with_draws(frame, columns, *, radius, bins, split, split_value, min_
         raise ValueError(f"radial_abundance_profile: column(s) {repeated} given more than once "
                          "in columns")
     required = [radius, *columns] + ([split] if split is not None else [])
+    frame = frame_if_table(frame)
     require_columns(frame.columns, required, what="radial_abundance_profile")
     edges = np.asarray(bins, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
