@@ -333,6 +333,10 @@ def test_dirt_gives_one_warning_per_column_and_is_counted(dirt_runs, fmt):
                     and "no usable uncertainty" not in m]  # a consequence of FE_H_ERR's dirt
         assert len(messages) == 1, (column, messages)
         assert "30 row(s)" in messages[0]
+        # a sentinel is reported as one, an unphysical value as out of range
+        sentinel = value in (-9999.0, -9999.99, -999.99, 99.999)
+        kind = "hold a 'no measurement' value" if sentinel else "are outside the physical range"
+        assert kind in messages[0], messages[0]
         assert sum(cleaning[column].values()) >= 30
     # the reference run (NaN, not dirt) reports no sentinel nor unphysical value
     assert not [m for m in runs["reference"][1] if "no usable uncertainty" not in m]
