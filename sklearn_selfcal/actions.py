@@ -488,6 +488,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : ActionTransformer
+            The transformer, with ``n_features_in_`` (and ``feature_names_in_``) recorded.
         """
         self._check_combinations()
         if isinstance(X, pd.DataFrame):
