@@ -522,6 +522,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : ActionTransformer
+            The transformer, with ``n_features_in_`` (and ``feature_names_in_``) recorded.
         """
         self._check_combinations()
         X = frame_if_table(X)

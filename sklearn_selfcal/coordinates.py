@@ -47,6 +47,8 @@ def galactocentric_frame(r0=R0_KPC, z_sun=Z_SUN_KPC, v_sun=V_SUN_KMS):
     Returns
     -------
     frame : astropy.coordinates.Galactocentric
+        The frame with the Sun ``r0`` kpc from the Galactic centre, ``z_sun`` kpc above the
+        mid-plane, moving at ``v_sun`` km/s.
     """
     if not isinstance(v_sun, coord.CartesianDifferential):
         v_sun = coord.CartesianDifferential(np.asarray(v_sun, dtype=float) * u.km / u.s)

@@ -47,12 +47,16 @@ def predict_with_std(estimator, X):
     Parameters
     ----------
     estimator : fitted regressor or Pipeline
+        A regressor whose ``predict`` accepts ``return_std=True``, or a ``Pipeline`` ending in one
+        (which then also accepts ``X_err=`` when the last transformer gives uncertainties).
     X : array-like or DataFrame of shape (n_samples, n_features)
+        The input of ``estimator`` (for the parallax pipeline: the catalogue with its spectra,
+        magnitudes in mag).
 
     Returns
     -------
     y_pred, y_std : ndarray of shape (n_samples,)
-        In the target's units (mas for parallaxes).
+        Predictions and their 1-sigma uncertainties, in the target's units (mas for parallaxes).
     """
     if not isinstance(estimator, Pipeline):
         return estimator.predict(X, return_std=True)
@@ -222,6 +226,12 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         """Route ``fit`` / ``fit_transform`` metadata to the inner estimator's ``fit``.
 
         The step also consumes ``sigma`` itself (for ``scatter``).
+
+        Returns
+        -------
+        routing : sklearn.utils.metadata_routing.MetadataRouter
+            The step's own request (``sigma`` for ``fit``) and the mapping of its ``fit`` and
+            ``fit_transform`` to the inner estimator's ``fit``.
         """
         return MetadataRouter(owner=self.__class__.__name__).add_self_request(self).add(
             estimator=self.estimator,
@@ -332,14 +342,17 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_stars, n_features)
+            Input table handed whole to ``estimator`` (and to ``training_filter``).
         y : array-like of shape (n_stars,)
-            Target (observed parallaxes, mas, for the parallax model).
+            Target (observed parallaxes, mas, for the parallax model); NaN allowed for stars
+            failing ``training_filter``.
         **params : dict
             Metadata for the inner ``fit`` (e.g. ``sigma``, ``sample_weight``).
 
         Returns
         -------
         self : CrossFitTransformer
+            The fitted transformer.
         """
         fit_params, sigma = self._fit_params("fit", params)
         X = self._check_input(X, reset=True)
@@ -358,8 +371,10 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_stars, n_features)
+            Input table handed whole to ``estimator`` (and to ``training_filter``).
         y : array-like of shape (n_stars,)
-            NaN allowed for stars failing ``training_filter``.
+            Target (observed parallaxes, mas, for the parallax model); NaN allowed for stars
+            failing ``training_filter``.
         **params : dict
             Metadata for the inner ``fit``; per-star arrays are split with the folds.
 
@@ -384,10 +399,13 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_stars, n_features)
+            New stars, with the columns seen in ``fit``.
 
         Returns
         -------
         Xt : DataFrame or ndarray
+            ``X`` (if ``passthrough``) followed by ``<output>`` (and ``<output>_err``) predicted by
+            ``estimator_``; a DataFrame with ``X``'s index for DataFrame input.
         """
         check_is_fitted(self, "estimator_")
         X = self._check_input(X, reset=False)
@@ -408,7 +426,20 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         return np.hstack([np.asarray(X), added]) if self.passthrough else added
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output columns: the input's (if ``passthrough``) then the new ones."""
+        """Get the names of the output columns: the input's (if ``passthrough``) then the new ones.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Names of the input columns. None: ``feature_names_in_`` if fitted on a DataFrame,
+            otherwise ``x0, x1, ...``. Ignored when ``passthrough`` is False.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            The input names (if ``passthrough``), then ``<output>`` and, with ``return_std``,
+            ``<output>_err``.
+        """
         check_is_fitted(self, "n_features_in_")
         new = [self.output] + ([f"{self.output}_err"] if self.return_std else [])
         if not self.passthrough:

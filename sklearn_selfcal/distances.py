@@ -48,23 +48,31 @@ _KINDS = ("auto", "spectra", "spec_parallax", "distance", "parallax")
 class DistanceChoice:
     """The distance source of a run.
 
-    Attributes
+    Parameters
     ----------
     kind : {"spectra", "spec_parallax", "distance", "parallax"}
-    column : str or None
+        Where the distances come from (see the module docstring for the order of preference).
+    column : str or None, default=None
         The column (parallax in mas, or distance in ``unit``) in the canonical frame of the run
         (:func:`~sklearn_selfcal.columns.canonical_frame`: a Gaia parallax is ``"parallax"``, a
         distance catalogue keeps its own name).
-    unit : str or None
+    unit : str or None, default=None
         ``"mas"`` for parallaxes, ``"pc"`` or ``"kpc"`` for distances.
-    error, lo, hi : str or None
+    error, lo, hi : str or None, default=None
         Uncertainty column, or 16th/84th percentile columns (same unit).
-    label : str
+    label : str, default=""
         Where the distances come from, for the summary and ``provenance.json``.
-    parallax_over_error : float or None
-        The cut applied to Gaia parallaxes.
-    parallax_zero_point : float
-        Zero point of the Gaia parallaxes (mas), subtracted.
+    parallax_over_error : float or None, default=None
+        The minimum ``parallax / parallax_error`` of Gaia parallaxes used as distances
+        (dimensionless); None for the other kinds.
+    parallax_zero_point : float, default=0.0
+        Zero point of the Gaia parallaxes (mas), subtracted; used only by the ``"parallax"`` kind.
+
+    Examples
+    --------
+    >>> choice = DistanceChoice("distance", "dist", "kpc", error="dist_err", label="astroNN")
+    >>> choice.describe()
+    'dist (kpc; astroNN), uncertainty dist_err'
     """
 
     kind: str
@@ -78,7 +86,14 @@ class DistanceChoice:
     parallax_zero_point: float = 0.0
 
     def describe(self):
-        """One line for the summary."""
+        """Describe the source in one line, for the run's summary.
+
+        Returns
+        -------
+        str
+            The kind of source, its column and unit, and its uncertainty (and, for Gaia
+            parallaxes, the zero point in mas and the signal-to-noise cut).
+        """
         if self.kind == "spectra":
             return "spectro-photometric parallaxes fitted to the spectra (paper section 3.1)"
         if self.kind == "spec_parallax":
@@ -91,7 +106,13 @@ class DistanceChoice:
                 f" for stars with parallax/error > {self.parallax_over_error:g}; {err}")
 
     def as_dict(self):
-        """A JSON-serialisable record (for ``provenance.json``)."""
+        """Return the choice as a JSON-serialisable record (for ``provenance.json``).
+
+        Returns
+        -------
+        dict
+            Every field of the choice, plus ``"description"`` (:meth:`describe`).
+        """
         return {**asdict(self), "description": self.describe()}
 
 
@@ -125,6 +146,8 @@ def choose_distance_source(columns, column_map, *, spectra=False, source="auto",
     Returns
     -------
     choice : DistanceChoice
+        The chosen kind of source with its columns, unit and (for Gaia parallaxes) the cut and the
+        zero point.
 
     Raises
     ------
@@ -215,6 +238,7 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
     column : str or int, default="parallax"
         The parallax (mas) or distance column.
     unit : {"mas", "pc", "kpc"}, default="mas"
+        Unit of ``column``: ``"mas"`` for a parallax, ``"pc"`` or ``"kpc"`` for a distance.
     error : str, int or None, default="parallax_error"
         1-sigma uncertainty column (same unit as ``column``).
     lo, hi : str, int or None, default=None
@@ -297,11 +321,15 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_stars, n_columns)
+            Table holding ``column`` and its uncertainty columns (by name for a DataFrame, by
+            position otherwise).
         y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         self : DistanceTransformer
+            The transformer, with ``n_features_in_`` (and ``feature_names_in_``) recorded.
         """
         X = frame_if_table(X)
         if self.unit != "mas" and self.error is None and (self.lo is None) != (self.hi is None):
@@ -319,6 +347,8 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_stars, n_columns)
+            Table holding ``column`` (parallax in mas, or distance in ``unit``) and its uncertainty
+            columns.
 
         Returns
         -------
@@ -356,7 +386,18 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         return np.column_stack([dist, dist_err])
 
     def get_feature_names_out(self, input_features=None):
-        """``["distance_kpc", "distance_kpc_err"]``."""
+        """Get the names of the two output columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored: the output columns do not depend on the input's names.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``["distance_kpc", "distance_kpc_err"]`` (kpc).
+        """
         return np.asarray(DISTANCE_COLUMNS, dtype=object)
 
     def __sklearn_tags__(self):

@@ -42,7 +42,29 @@ class _Unavailable(Exception):
 
 @dataclass(frozen=True)
 class FigureInputs:
-    """What the figures are drawn from (see :func:`render_figures` for each field)."""
+    """What the figures are drawn from: the inputs of :func:`render_figures`, in one record.
+
+    Each :class:`FigureSpec` receives one of these; the methods look up the columns a figure needs
+    and raise an internal exception, caught by :meth:`FigureSpec.missing`, when one is absent.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The disk sample of the calibrated catalogue (positions in kpc, velocities in km/s, actions
+        in kpc km/s, ``TEFF`` in K, ``LOGG`` and abundances in dex); see :func:`render_figures`.
+    profile : pandas.DataFrame or None, default=None
+        The radial profile table drawn in Figures 7 and 8.
+    regressor : fitted BrokenPowerLawRegressor or None, default=None
+        The fit drawn in Figure 8.
+    fit_radius : str, default="R_MEDIAN"
+        The profile's radius column (kpc) the regressor was fitted at.
+    fit_column : str, default="FE_H_NEW"
+        The profile column fitted (the calibrated [Fe/H], dex).
+    fit_population : str, default="low_alpha"
+        The profile rows fitted.
+    random_state : int, default=0
+        Seed of everything random in a figure.
+    """
 
     frame: object
     profile: object = None
@@ -53,14 +75,30 @@ class FigureInputs:
     random_state: int = 0
 
     def calibrated_names(self):
-        """Reported names with a calibrated column in the frame (e.g. ``["FE_H", "MG_FE"]``)."""
+        """List the reported abundances that have a calibrated column in the frame.
+
+        Returns
+        -------
+        names : list of str
+            Reported names (e.g. ``["FE_H", "MG_FE"]``), as
+            :func:`sklearn_selfcal.maps.calibrated_abundances`; the figure is skipped when there
+            is none.
+        """
         names = maps.calibrated_abundances(self.frame)
         if not names:
             raise _Unavailable(f"no calibrated abundance column <X>{CALIBRATED_SUFFIX} next to its reported <X>")
         return names
 
     def alpha_column(self):
-        """The [alpha/M] column that splits the populations."""
+        """Name the [alpha/M] column that splits the populations.
+
+        Returns
+        -------
+        name : str
+            ``ALPHA_M_NEW`` if present, else ``ALPHA_M``
+            (:func:`sklearn_selfcal.maps.alpha_column`); the figure is skipped when there is
+            neither.
+        """
         try:
             return maps.alpha_column(self.frame)
         except KeyError:
@@ -68,7 +106,14 @@ class FigureInputs:
                                f"{list(ALPHA_SPLIT_COLUMNS)})") from None
 
     def profile_abundances(self):
-        """Calibrated abundance columns of the profile with their uncertainties (Figure 7)."""
+        """List the calibrated abundance columns of the profile that have an uncertainty column.
+
+        Returns
+        -------
+        names : list of str
+            Calibrated columns ``<X>_NEW`` of ``profile`` (dex) drawn in Figure 7, in the
+            profile's order; the figure is skipped when there is none.
+        """
         names = [c for c in self.profile.columns
                  if c.endswith(CALIBRATED_SUFFIX) and c.removesuffix(CALIBRATED_SUFFIX) not in UNMAPPED_COLUMNS
                  and abundance_error_column(c) in self.profile.columns]
@@ -79,6 +124,18 @@ class FigureInputs:
 
 
 def _no_columns(inputs):
+    """List no frame column: the default ``columns`` of a :class:`FigureSpec`.
+
+    Parameters
+    ----------
+    inputs : FigureInputs
+        Ignored.
+
+    Returns
+    -------
+    list of str
+        An empty list.
+    """
     return []
 
 
@@ -108,7 +165,18 @@ class FigureSpec:
     needs_fit: bool = False
 
     def missing(self, inputs):
-        """Why the figure cannot be made from ``inputs``, or ``None`` if it can be tried."""
+        """Say why the figure cannot be made from ``inputs``.
+
+        Parameters
+        ----------
+        inputs : FigureInputs
+            What the figures are drawn from.
+
+        Returns
+        -------
+        reason : str or None
+            The reason (an absent input or column), or ``None`` if the figure can be tried.
+        """
         try:
             if self.profile_columns is not None:
                 if inputs.profile is None:
@@ -174,6 +242,8 @@ def figure_specs(nuisances=("LOGG",)):
     Returns
     -------
     specs : tuple of FigureSpec
+        One spec per figure, in the paper's order; each says what the figure needs and how to
+        draw it.
 
     Examples
     --------
@@ -219,6 +289,13 @@ FIGURES = figure_specs()
 
 class RenderedFigures(dict):
     """Figure name to the path of the PNG written, for the figures made.
+
+    Parameters
+    ----------
+    paths : mapping or iterable of (str, str), default=()
+        Figure name to the path of its PNG.
+    skipped : mapping of str to str or None, default=None
+        Figure name to the reason it was not made.
 
     Attributes
     ----------

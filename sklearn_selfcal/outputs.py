@@ -38,23 +38,37 @@ def _sha256(path):
 
 
 def provenance(*, config, random_state, inputs=(), command=None, timings=None, extra=None):
-    """A record of how a result was made: versions, parameters, seed, input checksums.
+    """Record how a result was made: versions, parameters, seed, input checksums.
 
     Parameters
     ----------
     config : dict
+        The run's configuration (JSON-serialisable), recorded as it is.
     random_state : int or None
-    inputs : sequence of path-like
+        The run's seed, recorded as it is.
+    inputs : sequence of path-like, default=()
         Files read; their SHA-256 checksums are recorded.
     command : list of str, optional
         The command line.
     timings : dict, optional
         Seconds per step.
     extra : dict, optional
+        More entries merged into the record's top level (they override the standard keys of the
+        same name).
 
     Returns
     -------
     record : dict (JSON-serialisable)
+        ``created_utc``, ``command`` (default: ``sys.argv``), ``python``, ``platform``,
+        ``versions`` (of the main dependencies, None when not installed), ``random_state``,
+        ``config``, ``inputs`` (path -> ``sha256`` and ``bytes``), ``timings_s``, then ``extra``.
+
+    Examples
+    --------
+    >>> record = provenance(config={"gradient": {"column": "FE_H_NEW"}}, random_state=0,
+    ...                     command=["sklearn-selfcal", "demo"], extra={"note": "test"})
+    >>> record["command"], record["random_state"], record["note"], record["inputs"]
+    (['sklearn-selfcal', 'demo'], 0, 'test', {})
     """
     versions = {}
     for name in _PACKAGES:
@@ -108,15 +122,18 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
         Of :func:`~sklearn_selfcal.workflow.run_method`.
     out_dir : str or path-like
         An existing directory.
-    random_state : int
-    inputs : sequence of path-like
+    random_state : int, default=0
+        Seed of everything random in the figures, recorded in ``provenance.json``.
+    inputs : sequence of path-like, default=()
         Files read (checksummed in ``provenance.json``).
     command : list of str, optional
+        The command line recorded in ``provenance.json`` (default: ``sys.argv``).
     extra : dict, optional
         Added to ``provenance.json`` and ``feh_gradient_fit.json`` (e.g. the simulation's truth).
     checks : DataFrame, optional
         The preflight's cut counts, recorded in ``provenance.json``.
-    verbose : int
+    verbose : int, default=1
+        Show a progress bar over the figures when truthy.
 
     Returns
     -------

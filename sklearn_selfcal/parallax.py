@@ -98,6 +98,7 @@ def chi_squared(y_true, y_pred, *, sigma, parallax_zero_point=0.0, sample_weight
         Zero point of ``y_true`` (mas), subtracted from it (``observed = true + zero point``);
         use the model's ``parallax_zero_point``.
     sample_weight : array-like of shape (n_stars,), optional
+        Non-negative weight of each star in the average; equal weights if not given.
 
     Returns
     -------
@@ -141,12 +142,31 @@ class ChiSquaredScorer:
                             sample_weight=sample_weight)
 
     def set_score_request(self, *, sample_weight=None):
-        """Request ``sample_weight`` (``sigma`` is always requested). Returns ``self``."""
+        """Request ``sample_weight`` (``sigma`` is always requested).
+
+        Parameters
+        ----------
+        sample_weight : bool, str or None, default=None
+            As in scikit-learn's ``set_score_request``: True to request ``sample_weight``, False
+            to refuse it, None to raise an error if it is passed, or a string to request it under
+            that alias.
+
+        Returns
+        -------
+        self : ChiSquaredScorer
+            The scorer, updated in place.
+        """
         self._sample_weight_request = sample_weight
         return self
 
     def get_metadata_routing(self):
-        """Metadata request of the scorer: ``sigma`` always, ``sample_weight`` if requested."""
+        """Get the metadata request of the scorer: ``sigma`` always, ``sample_weight`` if requested.
+
+        Returns
+        -------
+        request : sklearn.utils.metadata_routing.MetadataRequest
+            The request of the scorer's ``score`` method.
+        """
         request = MetadataRequest(owner=type(self).__name__)
         request.score.add_request(param="sigma", alias=True)
         request.score.add_request(param="sample_weight", alias=self._sample_weight_request)
@@ -169,7 +189,7 @@ def fractional_scatter(y, y_pred, sigma, *, parallax_zero_point=0.0, y_pred_frac
     ----------
     y, y_pred, sigma : array-like of shape (n_stars,)
         Observed parallaxes, predictions and observed uncertainties (mas).
-    parallax_zero_point : float
+    parallax_zero_point : float, default=0.0
         Zero point of ``y`` (mas), subtracted from it.
     y_pred_frac_err : array-like of shape (n_stars,), optional
         Fractional uncertainty of each prediction already accounted for.
@@ -178,6 +198,7 @@ def fractional_scatter(y, y_pred, sigma, *, parallax_zero_point=0.0, y_pred_frac
         other. This is the signature :class:`~sklearn_selfcal.crossfit.CrossFitTransformer`'s
         ``scatter`` calls.
     sample_weight : array-like of shape (n_stars,), optional
+        Non-negative weight of each star's term in the log-likelihood; equal weights if not given.
 
     Returns
     -------
@@ -672,6 +693,7 @@ class SpectroPhotometricParallaxRegressor(_ParallaxModelMixin, RegressorMixin, B
         Returns
         -------
         self : SpectroPhotometricParallaxRegressor
+            The fitted model (``coef_``, ``intercept_``, ``kkt_residual_``, ...).
         """
         previous = (self.coef_, self.intercept_, self.penalized_) if (
             self.warm_start and hasattr(self, "coef_")) else None
@@ -718,13 +740,30 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
     cv : int, cross-validation generator or iterable, default=None
         As in scikit-learn (None: 5-fold). The paper's two random halves are
         ``KFold(2, shuffle=True, random_state=...)``.
-    penalized, fit_intercept, parallax_zero_point, tol, max_iter, dtype, check_units, verbose
-        As for :class:`SpectroPhotometricParallaxRegressor`; ``alphas`` and ``eps`` are checked
-        before any solve.
+    penalized : "auto", array-like of bool, of str or of int, default="auto"
+        Features whose coefficients are L1-penalised, as for
+        :class:`SpectroPhotometricParallaxRegressor`.
+    fit_intercept : bool, default=True
+        Fit the unpenalised constant ``b``.
+    parallax_zero_point : float, default=GAIA_PARALLAX_ZERO_POINT
+        Zero point of the observed parallaxes (mas), ``observed = true + zero point``, subtracted
+        before fitting and scoring.
+    tol : float, default=1e-4
+        Target relative KKT residual of every fit along the path.
+    max_iter : int, default=100
+        Maximum outer (working-set) iterations of every fit.
+    dtype : {None, numpy.float32, numpy.float64}, default=None
+        Working dtype of ``X``, as for :class:`SpectroPhotometricParallaxRegressor`.
+    check_units : bool, default=True
+        Check that the parallaxes are in mas, as for
+        :class:`SpectroPhotometricParallaxRegressor`. ``alphas`` and ``eps`` are checked before
+        any solve.
     n_jobs : int, default=None
         Folds fitted in parallel threads. Sequentially (None or 1) each fold's training rows
         are copied once (peak: one extra copy of ``X``); in parallel they are shared, not
         copied, and gathered on the fly (slower per fold).
+    verbose : int, default=0
+        Progress bar over the folds and one line per outer iteration of every fit.
 
     Attributes
     ----------
@@ -775,15 +814,20 @@ class SpectroPhotometricParallaxRegressorCV(_ParallaxModelMixin, RegressorMixin,
         Parameters
         ----------
         X : array-like of shape (n_stars, n_features)
+            Features (e.g. the output of
+            :class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`).
         y : array-like of shape (n_stars,)
             Observed Gaia parallaxes (mas).
         sigma : array-like of shape (n_stars,), optional
             Their uncertainties (mas); ones if not given.
         sample_weight : array-like of shape (n_stars,), optional
+            Non-negative weights multiplying each star's chi-squared term, in the fits and in the
+            held-out scores.
 
         Returns
         -------
         self : SpectroPhotometricParallaxRegressorCV
+            The model refitted at ``alpha_`` on all stars, with the path's attributes.
         """
         alphas = None
         if not isinstance(self.alphas, numbers.Integral):   # a grid: checked before any solve
@@ -915,8 +959,10 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
         ``magnitude_columns``. None: every star trains.
     dtype : numpy.float32 or numpy.float64, default=numpy.float32
         Dtype of the feature matrix.
-    tol, max_iter
-        Of :class:`SpectroPhotometricParallaxRegressor`.
+    tol : float, default=1e-4
+        Target relative KKT residual of :class:`SpectroPhotometricParallaxRegressor`.
+    max_iter : int, default=100
+        Maximum outer iterations of :class:`SpectroPhotometricParallaxRegressor`.
     scratch_dir : str, path-like or None, default=None
         Folder for the feature matrices as memory-mapped files (see
         :class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`); None: in memory.
@@ -925,6 +971,7 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
     n_jobs : int, default=None
         Folds fitted in parallel.
     verbose : int, default=0
+        Progress bar over the folds; above 1, also one line per outer iteration of each fit.
 
     Returns
     -------

@@ -301,12 +301,15 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or ndarray of shape (n_stars, n_columns)
-            See the module docstring for the layout.
-        y : ignored
+            The training stars: spectra columns and magnitude (mag) and LSF columns; see the
+            module docstring for the layout.
+        y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         self : SpectroPhotometricFeatures
+            The fitted transformer (``n_pixels_``, ``impute_values_``, ``impute_err_``).
         """
         self._check_flux_range()
         flux, err, _ = self._inputs(X, reset=True)
@@ -332,11 +335,17 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or ndarray of shape (n_stars, n_columns)
-        y : ignored
+            The training stars: spectra columns and magnitude (mag) and LSF columns; see the
+            module docstring for the layout.
+        y : None
+            Ignored; present for scikit-learn's API.
+        **fit_params : dict
+            Ignored; accepted for scikit-learn's ``fit_transform`` signature.
 
         Returns
         -------
         features : ndarray of shape (n_stars, ``n_pixels_`` + n_magnitudes + n_lsf)
+            As :meth:`transform` returns for ``X`` after :meth:`fit` on ``X``.
         """
         self._check_flux_range()
         flux, err, cat = self._inputs(X, reset=True)
@@ -359,6 +368,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or ndarray of shape (n_stars, n_columns)
+            Spectra columns and magnitude (mag) and LSF columns, as in :meth:`fit`.
 
         Returns
         -------
@@ -389,10 +399,12 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame
+            As for :meth:`transform`, with the flux-error and magnitude-error (mag) columns.
 
         Returns
         -------
         features, feature_err : ndarray of shape (n_stars, n_features_out)
+            The outputs of :meth:`transform` and :meth:`transform_err`; ``dtype``.
         """
         return self._transform(X, features=True, errors=True)
 
@@ -438,6 +450,12 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored: the output names depend only on the fitted number of pixels and the
+            configured magnitude and LSF columns.
 
         Returns
         -------

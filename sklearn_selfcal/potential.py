@@ -20,6 +20,7 @@ def default_potential():
     Returns
     -------
     potential : gala.potential.PotentialBase
+        A new instance of the composite potential (disk, bulge, nucleus and halo).
     """
     try:
         return gp.MilkyWayPotential(version="v2")

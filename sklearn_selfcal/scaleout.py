@@ -86,6 +86,8 @@ def apply_to_parquet(estimator, source, destination, *, columns=None, method="tr
     Parameters
     ----------
     estimator : fitted estimator or Pipeline
+        Must work row by row, as for :func:`transform_partitions`; its output should be a
+        DataFrame (``set_output(transform="pandas")``) so columns keep their names.
     source : str or path-like
         A Parquet file, a directory of Parquet files or a glob (anything
         ``dask.dataframe.read_parquet`` reads, local or remote).
@@ -94,6 +96,7 @@ def apply_to_parquet(estimator, source, destination, *, columns=None, method="tr
     columns : sequence of str, optional
         Columns to read (default: all); reading only what the estimator needs saves I/O.
     method : str, default="transform"
+        ``"transform"`` or ``"predict"``.
     keep_columns : sequence of str, default=()
         See :func:`transform_partitions`.
     client : dask.distributed.Client, optional
@@ -104,6 +107,8 @@ def apply_to_parquet(estimator, source, destination, *, columns=None, method="tr
     Returns
     -------
     destination : str
+        The output directory, once every partition is written (one row per input row, with the
+        input's index).
     """
     import dask.dataframe as dd
 

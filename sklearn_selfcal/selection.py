@@ -52,16 +52,26 @@ __all__ = [
 
 
 def within_bounds(values, low=None, high=None):
-    """``low < values < high`` elementwise (strict; ``None`` = unbounded; NaN is outside).
+    """Test ``low < values < high`` elementwise (strict; ``None`` = unbounded; NaN is outside).
 
     Parameters
     ----------
     values : array-like of float
-    low, high : float or None
+        The values to test, in the unit of the bounds.
+    low, high : float or None, default=None
+        Strict lower and upper bound; ``None`` leaves that side unbounded.
 
     Returns
     -------
-    mask : ndarray of bool
+    mask : ndarray of bool, same shape as ``values``
+        True where the value lies strictly between the bounds; False for NaN.
+
+    Examples
+    --------
+    >>> within_bounds([0.0, 0.5, float("nan"), 2.0, 3.0], low=0.0, high=2.0)
+    array([False,  True, False, False, False])
+    >>> within_bounds([-5.0, 5.0], high=2.0)
+    array([ True, False])
     """
     values = np.asarray(values, dtype=float)
     mask = ~np.isnan(values)
@@ -116,7 +126,7 @@ def _bit_set(X, column, bit):
 
 
 def quality_cuts(X, *, star_bad=True, duplicates=True):
-    """allStar's own flags, one boolean column per cut (True = keep).
+    """Apply allStar's own flags, one boolean column per cut (True = keep).
 
     - ``"star_bad"``: the ``ASPCAPFLAG`` bit ``STAR_BAD`` (23) is not set;
     - ``"duplicate"``: the ``EXTRATARG`` bit 4 is not set (the star's other, higher-S/N entry is
@@ -164,15 +174,25 @@ def parent_sample_cuts(X, *, logg_max=LOGG_MAX, magnitude_columns=(), has_spectr
 
     Parameters
     ----------
-    X : DataFrame
-    logg_max : float, default=2.2
+    X : DataFrame or mapping of str -> array-like
+        Catalogue with a ``LOGG`` column (dex) and the ``magnitude_columns``.
+    logg_max : float, default=LOGG_MAX (2.2)
+        Keep ``LOGG <= logg_max`` (dex).
     magnitude_columns : sequence of str, default=()
         The parallax model's magnitudes (mag); empty when no model is trained.
-    has_spectrum : array-like of bool, optional
+    has_spectrum : array-like of bool of shape (n_rows,), optional
+        Whether each star has a spectrum; ``None`` (default) leaves the cut out.
 
     Returns
     -------
     cuts : DataFrame of bool
+        One column per cut applied (``"logg"``, ``"complete_photometry"``, ``"spectrum"``), index
+        of ``X``; ``attrs["conditions"]`` holds readable conditions for :func:`cut_counts`.
+
+    Raises
+    ------
+    KeyError
+        Naming the needed columns absent from ``X``.
     """
     require_columns(_columns_of(X), ["LOGG", *magnitude_columns], what="parent_sample_cuts")
     cuts = {"logg": _column(X, "LOGG") <= logg_max}
@@ -211,9 +231,15 @@ def gaia_training_cuts(X, *, min_parallax_over_error=None, min_visibility_period
     X : DataFrame
         Catalogue with the Gaia columns named above (Gaia archive spelling).
     min_parallax_over_error : float, optional
+        Minimum parallax signal-to-noise ratio (dimensionless); ``None`` (default) applies no such
+        cut.
     min_visibility_periods : int, default=8
+        Minimum ``visibility_periods_used``.
     chi2_factor : float, default=1.2
+        Factor of the unit-weight-error threshold (dimensionless).
     max_ruwe : float, optional
+        Maximum renormalised unit weight error (dimensionless); ``None`` (default) applies no RUWE
+        cut.
     magnitude_columns : sequence of str, default=MAGNITUDE_COLUMNS
         Magnitudes (mag) that must be finite (the paper's complete photometry); ``()`` for none.
     missing : {"error", "skip"}, default="error"
@@ -278,11 +304,20 @@ def gaia_training_cuts(X, *, min_parallax_over_error=None, min_visibility_period
 
 
 def gaia_training_mask(X, **kwargs):
-    """Stars passing every cut of :func:`gaia_training_cuts` (same keyword arguments).
+    """Select the stars passing every cut of :func:`gaia_training_cuts`.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Catalogue with the Gaia columns (Gaia archive spelling); see :func:`gaia_training_cuts`.
+    **kwargs
+        Keyword arguments of :func:`gaia_training_cuts` (thresholds, ``magnitude_columns``,
+        ``missing``).
 
     Returns
     -------
     mask : ndarray of bool of shape (n_stars,)
+        True for the stars that pass every cut.
     """
     return gaia_training_cuts(X, **kwargs).to_numpy().all(axis=1)
 
@@ -322,17 +357,20 @@ def bounds_cuts(X, bounds=PAPER_TRAINING_BOUNDS):
 
 
 def training_mask(X, bounds=PAPER_TRAINING_BOUNDS):
-    """Stars inside all ``bounds`` (default: the paper's training filter).
+    """Select the stars inside all ``bounds`` (default: the paper's training filter).
 
     Parameters
     ----------
     X : DataFrame or mapping of str -> array-like
+        Table holding the bounded columns (for the paper's bounds: actions in kpc km/s, ``LOGG``
+        in dex).
     bounds : mapping of str -> (low, high), default PAPER_TRAINING_BOUNDS
-        See :func:`bounds_cuts`.
+        Strict lower and upper bound per column, ``None`` for unbounded; see :func:`bounds_cuts`.
 
     Returns
     -------
     mask : ndarray of bool, shape (n_rows,)
+        True for the rows strictly inside every bound; NaN is outside.
     """
     return bounds_cuts(X, bounds).to_numpy().all(axis=1)
 
@@ -408,11 +446,20 @@ def disk_sample_cuts(X, *, z_max=DISK_Z_MAX_KPC, wedge_angle=DISK_WEDGE_ANGLE_DE
 
 
 def disk_sample_mask(X, **kwargs):
-    """Stars passing every cut of :func:`disk_sample_cuts` (same keyword arguments).
+    """Select the stars passing every cut of :func:`disk_sample_cuts`.
+
+    Parameters
+    ----------
+    X : DataFrame or mapping of str -> array-like
+        Table with the Galactocentric ``z`` and ``R`` (kpc), ``v_z`` (km/s) and ``LOGG`` (dex)
+        columns; see :func:`disk_sample_cuts`.
+    **kwargs
+        Keyword arguments of :func:`disk_sample_cuts` (thresholds, ``exclude_ids``, column names).
 
     Returns
     -------
     mask : ndarray of bool, shape (n_rows,)
+        True for the stars of the disk sample.
     """
     return disk_sample_cuts(X, **kwargs).to_numpy().all(axis=1)
 
@@ -429,13 +476,17 @@ def disk_training_mask(X, bounds=PAPER_TRAINING_BOUNDS, **disk_kwargs):
     Parameters
     ----------
     X : DataFrame or mapping of str -> array-like
+        Table with the columns of :func:`disk_sample_cuts` (``z``, ``R`` in kpc, ``v_z`` in km/s,
+        ``LOGG`` in dex) and the bounded columns.
     bounds : mapping of str -> (low, high), default PAPER_TRAINING_BOUNDS
+        Strict lower and upper bound per column, ``None`` for unbounded; see :func:`bounds_cuts`.
     **disk_kwargs
-        Of :func:`disk_sample_cuts`.
+        Keyword arguments of :func:`disk_sample_cuts`.
 
     Returns
     -------
     mask : ndarray of bool, shape (n_rows,)
+        True for the disk-sample stars inside every bound.
     """
     return disk_sample_mask(X, **disk_kwargs) & training_mask(X, bounds)
 

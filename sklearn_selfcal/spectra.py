@@ -36,7 +36,29 @@ DEFAULT_BLOCK_BYTES = 4 * 2**20
 
 
 def spectra_block_rows(n_pixels, itemsize=4, block_bytes=DEFAULT_BLOCK_BYTES):
-    """Rows of ``n_pixels`` values of ``itemsize`` bytes that fit in ``block_bytes`` (at least 1)."""
+    """Count the rows of ``n_pixels`` values of ``itemsize`` bytes that fit in ``block_bytes``.
+
+    Parameters
+    ----------
+    n_pixels : int
+        Pixels per spectrum.
+    itemsize : int, default=4
+        Bytes per pixel value (4 for float32).
+    block_bytes : int, default=DEFAULT_BLOCK_BYTES
+        Bytes of raw spectra to read at once (4 MiB by default).
+
+    Returns
+    -------
+    n_rows : int
+        Rows per block, at least 1 (a single spectrum larger than ``block_bytes`` is one block).
+
+    Examples
+    --------
+    >>> spectra_block_rows(7514, itemsize=4, block_bytes=4 * 2**20)
+    139
+    >>> spectra_block_rows(10**6, block_bytes=1024)
+    1
+    """
     return max(1, int(block_bytes) // max(1, int(n_pixels) * int(itemsize)))
 
 
@@ -168,6 +190,13 @@ class SpectraDtype(ExtensionDtype):
 
     @property
     def name(self):
+        """The dtype's string name, ``"spectra[<pixel dtype>,<n_pixels>]"``.
+
+        Returns
+        -------
+        str
+            E.g. ``"spectra[float32,7514]"``; :meth:`construct_from_string` parses it back.
+        """
         return f"spectra[{self.pixel_dtype},{self.n_pixels}]"
 
     @classmethod
@@ -264,10 +293,24 @@ class SpectraArray(ExtensionArray):
 
     @property
     def dtype(self):
+        """The :class:`SpectraDtype` of this array (pixel dtype and pixels per spectrum).
+
+        Returns
+        -------
+        SpectraDtype
+            The dtype shared by every row.
+        """
         return self._dtype
 
     @property
     def shape(self):
+        """The shape of the column, ``(n_stars,)``: one spectrum per row.
+
+        Returns
+        -------
+        tuple of int
+            ``(len(self),)``.
+        """
         return (len(self),)
 
     @property
@@ -295,18 +338,57 @@ class SpectraArray(ExtensionArray):
         return type(self)(self._source, self._row_index()[key])
 
     def take(self, indices, *, allow_fill=False, fill_value=None):
+        """Select rows by position without reading or copying a pixel.
+
+        Parameters
+        ----------
+        indices : sequence of int
+            Positions of the rows to take, in the order wanted.
+        allow_fill : bool, default=False
+            If True, ``-1`` in ``indices`` marks a missing spectrum (read as NaN); if False,
+            negative indices count from the end, as in :func:`numpy.take`.
+        fill_value : object, optional
+            Ignored: a missing spectrum is always NaN. Accepted for the pandas
+            ``ExtensionArray.take`` interface.
+
+        Returns
+        -------
+        SpectraArray
+            A new array on the same pixel source, holding the selected rows.
+        """
         rows = take(self._row_index(), indices, allow_fill=allow_fill, fill_value=-1)
         return type(self)(self._source, rows)
 
     def copy(self):
+        """Return a copy of the row selection; the read-only pixels are shared, not copied.
+
+        Returns
+        -------
+        SpectraArray
+            A new array on the same pixel source with the same rows.
+        """
         # the pixels are read-only: a copy shares them
         return type(self)(self._source, None if self._rows is None else self._rows.copy())
 
     def isna(self):
+        """Flag the missing spectra (rows taken with ``-1``, e.g. by a reindexing).
+
+        Returns
+        -------
+        ndarray of bool of shape (n_stars,)
+            True where the row has no spectrum.
+        """
         return self._row_index() < 0
 
     @property
     def nbytes(self):
+        """The size of this array's pixels in bytes, whether in memory or on disk.
+
+        Returns
+        -------
+        int
+            ``n_stars * n_pixels * itemsize`` of the stored pixel dtype.
+        """
         return len(self) * self.n_pixels * np.dtype(self._dtype.pixel_dtype).itemsize
 
     @classmethod
@@ -384,7 +466,14 @@ class SpectraArray(ExtensionArray):
             yield slice(start, stop), self._read(index[start:stop])
 
     def to_numpy_2d(self):
-        """All the spectra as one 2-D array of shape (n_stars, n_pixels) (a copy)."""
+        """Read all the spectra into one 2-D array.
+
+        Returns
+        -------
+        pixels : ndarray of shape (n_stars, n_pixels)
+            In the stored dtype (NaN rows for missing spectra). A copy, except for a range of rows
+            of an array in memory, which is returned as a read-only view.
+        """
         if not len(self):
             return np.empty((0, self.n_pixels), dtype=self._source.dtype)
         return self._read(self._row_index())

@@ -474,6 +474,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : NuisanceCalibrator
+            The fitted calibrator (``coef_``, ``coef_cov_``, ``design_names_``, ...).
 
         Raises
         ------
@@ -653,6 +654,8 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         X : DataFrame or array
             As for :meth:`transform`.
         random_state : int, numpy Generator or RandomState, or None
+            Seed or generator of the coefficient draw; ``None`` draws fresh entropy, so two calls
+            give different draws.
 
         Returns
         -------
@@ -679,6 +682,8 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         Returns
         -------
         names : ndarray of str
+            ``<abundance>_NEW`` for every abundance column, in the order of
+            ``abundance_columns_``, then (with ``errors``) ``<abundance>_NEW_ERR``.
         """
         check_is_fitted(self, "coef_")
         names = _check_feature_names_in(self, input_features)
@@ -728,6 +733,8 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         Returns
         -------
         score : float
+            Minus the weighted chi-square summed over stars and abundances, divided by the number
+            of values scored (dimensionless; 0 is a perfect fit).
         """
         chi2, n = self._held_out_chi2(X)
         return -float(chi2.sum() / n.sum())
@@ -738,6 +745,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or array
+            Same columns as in ``fit``; orbit features are needed.
 
         Returns
         -------

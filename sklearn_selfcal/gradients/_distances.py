@@ -52,7 +52,9 @@ def sample_distances(value, error, *, n_draws=None, kind="parallax", random_stat
     n_draws : int, optional
         Number of draws; ``None`` gives one draw of shape (n_stars,).
     kind : {"parallax", "distance"}, default "parallax"
+        Whether ``value`` is a parallax (mas) or a distance (kpc).
     random_state : int, numpy Generator or RandomState, or None
+        Seed or generator of the draws; ``None`` draws fresh entropy.
 
     Returns
     -------
@@ -134,7 +136,9 @@ def radius_sampler(ra, dec, value, error, *, kind="parallax", frame=None):
         Parallax and its uncertainty (mas; e.g. ``spec_parallax``, ``spec_parallax_err``) or
         distance and its uncertainty (kpc), see :func:`sample_distances`.
     kind : {"parallax", "distance"}, default "parallax"
+        Whether ``value`` is a parallax (mas) or a distance (kpc).
     frame : astropy.coordinates.Galactocentric, optional
+        Default: the paper's frame (:func:`~sklearn_selfcal.coordinates.galactocentric_frame`).
 
     Returns
     -------

@@ -49,11 +49,21 @@ def fit_radial_gradient(frame, column="FE_H_NEW", *, population="low_alpha", rad
         One row per star (e.g. the disk sample): ``radius_column`` (kpc), ``column`` (dex),
         ``split`` (dex).
     column : str, default "FE_H_NEW"
+        The abundance column (dex) whose profile is fitted (the calibrated [Fe/H] by default).
     population : {"low_alpha", "high_alpha", "all"}, default "low_alpha"
+        The profile rows fitted.
     radius : {"R_MEDIAN", "R"}, default "R_MEDIAN"
         Where every bin is placed (kpc): the median radius of its stars or the bin centre.
-    radius_column, split, split_value, bins, min_stars
-        Of :func:`radial_abundance_profile` (its ``radius``, ``split``, ...).
+    radius_column : str, default "R"
+        Column of Galactocentric radius (kpc); :func:`radial_abundance_profile`'s ``radius``.
+    split : str or None, default "ALPHA_M"
+        Column splitting the populations ([alpha/M], dex); ``None`` gives only ``"all"``.
+    split_value : float, default=ALPHA_SPLIT (0.12)
+        Low-alpha stars have ``split < split_value`` (dex).
+    bins : array-like of float, default=PAPER_RADIUS_BINS
+        Increasing bin edges (kpc); the default gives the paper's 2-kpc bins from 0 to 22 kpc.
+    min_stars : int, default 4
+        Bins with fewer finite values of ``column`` get NaN median and uncertainty.
     radius_draws : ndarray of shape (n_draws, n_stars), callable or None
         Monte Carlo radii (kpc), see :func:`radial_abundance_profile`.
     calibration_draws : ndarray of shape (n_draws, n_stars, 1), callable or None

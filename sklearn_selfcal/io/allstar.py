@@ -32,7 +32,23 @@ _SOURCE_ID = re.compile(r"^GAIA(?:EDR3)?_SOURCE_ID$")
 
 
 def looks_like_allstar(names):
-    """Whether a table's column names are those of an APOGEE allStar catalogue."""
+    """Tell whether a table's column names are those of an APOGEE allStar catalogue.
+
+    Parameters
+    ----------
+    names : iterable of str
+        The table's column names.
+
+    Returns
+    -------
+    bool
+        True when both ``APOGEE_ID`` and ``ASPCAPFLAG`` are among ``names``.
+
+    Examples
+    --------
+    >>> looks_like_allstar(["APOGEE_ID", "ASPCAPFLAG", "FE_H"]), looks_like_allstar(["ra", "dec"])
+    (True, False)
+    """
     names = set(names)
     return "APOGEE_ID" in names and "ASPCAPFLAG" in names
 

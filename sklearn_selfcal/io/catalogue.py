@@ -98,11 +98,14 @@ def read_catalogue(path, columns=None, *, mapping=None, gaia_names=None, clean=T
         :func:`~sklearn_selfcal.io.load_allstar`); ``None`` means True. With False, ``columns``
         are the file's own names.
     clean : bool, default=True
+        Run the cleaning (:func:`sklearn_selfcal.cleaning.clean_catalogue`); with False the table
+        is returned as read, sentinels and all.
 
     Returns
     -------
     frame : pandas.DataFrame
-        The catalogue in the file's units; ``frame.attrs["cleaning"]`` counts what was set to NaN.
+        The catalogue in the file's units; ``frame.attrs["cleaning"]`` counts what was set to NaN
+        (when ``clean``).
 
     Raises
     ------

@@ -316,7 +316,11 @@ def spectra_rows(path):
     Returns
     -------
     n_rows : int
+        Number of spectra (stars): rows of the ``.npy`` array or of the HDF5 ``flux`` dataset, or
+        number of aspcapStar files matched.
     has_errors : bool
+        Whether uncertainties come with the flux (a sibling ``<stem>_err.npy``, an HDF5
+        ``flux_err`` dataset; always True for aspcapStar files).
 
     Raises
     ------

@@ -124,6 +124,7 @@ def calibrated_or_reported(frame, name):
     Returns
     -------
     column : str
+        ``<name>_NEW`` when that column is in ``frame``, else ``name``.
 
     Examples
     --------
