@@ -250,6 +250,7 @@ def get_role(name):
     Returns
     -------
     role : Role
+        Its canonical name, unit, physical range and recognised spellings.
 
     Raises
     ------
