@@ -162,5 +162,5 @@ def apply_to_hats(estimator, source, destination, *, columns=None, method="trans
     result = catalog.map_partitions(_apply, estimator, method, keep, meta=meta)
     name = catalog_name if catalog_name is not None else os.path.basename(
         os.path.normpath(os.fspath(destination)))
-    result.to_hats(os.fspath(destination), catalog_name=name, progress_bar=False)
+    result.write_catalog(os.fspath(destination), catalog_name=name, progress_bar=False)
     return str(destination)
