@@ -52,7 +52,10 @@ def sample():
     s = make_survey(n_stars=3500, n_pixels=0, random_state=3, teff_systematics=0.1,
                     telescope_offsets={"lco25m": 0.03})
     X = pd.concat([s.frame, s.truth[["J_R", "L_z", "J_z", "x", "y", "z", "R", "v_z"]]], axis=1)
-    X = X[disk_sample_mask(X)].reset_index(drop=True)
+    # LCO stars first: the first partitions see one telescope only, so categories and their
+    # counts must be gathered from every partition
+    X = X[disk_sample_mask(X)].sort_values("TELESCOPE", ascending=False, kind="stable")
+    X = X.reset_index(drop=True)
     X.loc[X.index[:40], "O_FE"] = np.nan  # a partition where one abundance is nearly all missing
     return X
 
