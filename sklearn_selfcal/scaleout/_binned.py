@@ -82,9 +82,16 @@ def radial_profile_distributed(ddf, columns, *, radius="R", bins=PAPER_RADIUS_BI
         One row per star.
     columns : list of str
         Abundance columns (dex).
-    radius, bins, split, split_value, min_stars
-        As in :func:`~sklearn_selfcal.gradients.radial_abundance_profile` (``radius`` in kpc,
-        ``bins`` edges in kpc, ``split_value`` in dex).
+    radius : str, default="R"
+        Column of Galactocentric radius (kpc); must be finite for every star.
+    bins : array-like of float, default=PAPER_RADIUS_BINS
+        Increasing bin edges (kpc).
+    split : str or None, default="ALPHA_M"
+        Column splitting the low- and high-alpha populations ([alpha/M], dex).
+    split_value : float, default=0.12
+        Low-alpha stars have ``split < split_value`` (dex).
+    min_stars : int, default=4
+        Bins with fewer finite values of an abundance get NaN for it.
     client : dask.distributed.Client, optional
         Computes on it; without one, Dask's current scheduler.
     split_every : int, default=8
@@ -182,12 +189,26 @@ def face_on_map_distributed(ddf, column=None, *, minus=None, where=None,
     ----------
     ddf : dask.dataframe.DataFrame
         One row per star with ``x``, ``y`` (kpc) and ``column``.
-    column, minus, bin_size, statistic, min_stars, x, y, extent, limit
-        As in :func:`~sklearn_selfcal.maps.face_on_map` (kpc for positions and sizes, the
-        column's unit for the statistic).
+    column : str or None, default=None
+        Column to summarise (dex for abundances); ``None`` only with ``statistic="count"``.
+    minus : str or None, default=None
+        Column subtracted from ``column`` before binning (a difference map).
     where : str or None, default=None
         Name of a boolean column of ``ddf`` selecting the stars (the in-memory function takes
         the mask itself).
+    bin_size : float, default=MAP_BIN_SIZE_KPC (0.75 kpc)
+        Bin width (kpc).
+    statistic : {"median", "mean", "count"}, default="median"
+        Statistic per bin.
+    min_stars : int, default=MAP_MIN_STARS (4)
+        Bins with fewer stars get NaN.
+    x, y : str, default="x", "y"
+        Columns of the Galactocentric Cartesian coordinates (kpc).
+    extent : tuple of 4 float or None, default=None
+        ``(x_min, x_max, y_min, y_max)`` (kpc) the grid covers; ``None``: the stars used,
+        within ``limit``.
+    limit : float, default=MAP_LIMIT_KPC (30 kpc)
+        Without ``extent``, stars with ``|x|`` or ``|y|`` beyond it are left out with a warning.
     client : dask.distributed.Client, optional
         Computes on it; without one, Dask's current scheduler.
     split_every : int, default=8

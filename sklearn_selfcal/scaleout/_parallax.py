@@ -91,15 +91,53 @@ class DaskRowBlocks(RowBlockOperator):
                            client=self.client, split_every=self.split_every)
 
     def matvec(self, cols, coef):
+        """``X[:, cols] @ coef`` in float64, computed on every row chunk and gathered.
+
+        Parameters
+        ----------
+        cols : ndarray of int or None
+            Columns used (``None``: all).
+        coef : ndarray
+            Their coefficients.
+
+        Returns
+        -------
+        product : ndarray of shape (n_stars,)
+            The linear predictor's part from these columns.
+        """
         if cols is not None and len(cols) == 0:
             return np.zeros(self.shape[0])
         out = self._compute([_delayed_matvec(b, cols, coef) for b in self.blocks])
         return np.concatenate(out)
 
     def rmatvec(self, v):
+        """``X.T @ v`` in float64, summed over the row chunks by a tree on the workers.
+
+        Parameters
+        ----------
+        v : ndarray of shape (n_stars,)
+            One value per row (star).
+
+        Returns
+        -------
+        product : ndarray of shape (n_features,)
+            One value per column (feature).
+        """
         return self._sum(_kernel.rmatvec, np.asarray(v, dtype=np.float64))
 
     def take_columns(self, cols):
+        """The columns ``cols``, gathered and persisted on the workers.
+
+        Parameters
+        ----------
+        cols : ndarray of int
+            Column indices.
+
+        Returns
+        -------
+        columns : DaskRowBlocks of shape (n_stars, len(cols))
+            The working set, with the row chunks of ``X``.
+        """
         cols = np.asarray(cols, dtype=np.intp)
         gathered = self.X.map_blocks(_take, cols, chunks=(self.X.chunks[0], (cols.size,)),
                                      dtype=self.X.dtype)
@@ -108,6 +146,30 @@ class DaskRowBlocks(RowBlockOperator):
         return DaskRowBlocks(gathered, client=self.client, split_every=self.split_every)
 
     def projected_gram(self, s, inv_w, bz, rt, Q):
+        """The Newton step's Gram pass, summed over the row chunks.
+
+        Parameters
+        ----------
+        s : ndarray of shape (n_stars,)
+            Row weights (square roots of the curvatures).
+        inv_w : ndarray of shape (n_columns,)
+            Column scales (inverse penalty weights).
+        bz, rt : ndarray of shape (n_stars,)
+            Weighted working response and weighted gradient factors.
+        Q : ndarray of shape (n_stars, q)
+            Orthonormal basis of the row-weighted unpenalised block.
+
+        Returns
+        -------
+        G : ndarray of shape (n_columns, n_columns)
+            ``Z^T Z`` (Fortran order; its upper triangle is meaningful).
+        zb : ndarray of shape (n_columns,)
+            ``Z^T bz``.
+        gz : ndarray of shape (n_columns,)
+            ``Z^T rt``.
+        C : ndarray of shape (q, n_columns)
+            ``Q^T Z``.
+        """
         def block_gram(block, s_b, bz_b, rt_b, Q_b):
             return _kernel.projected_gram(block, s_b, inv_w, bz_b, rt_b, Q_b)
 
@@ -115,13 +177,30 @@ class DaskRowBlocks(RowBlockOperator):
         return np.asfortranarray(G), zb, gz, C
 
     def columns(self, cols):
-        """``X[:, cols]`` as an in-memory float64 array (e.g. the unpenalised block)."""
+        """``X[:, cols]`` as an in-memory float64 array (e.g. the unpenalised block).
+
+        Parameters
+        ----------
+        cols : ndarray of int
+            Column indices.
+
+        Returns
+        -------
+        columns : ndarray of shape (n_stars, len(cols))
+            Their values, in memory on the client.
+        """
         cols = np.asarray(cols, dtype=np.intp)
         parts = self._compute([_delayed_take(b, cols) for b in self.blocks])
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, cols.size))
 
     def nonfinite_columns(self):
-        """Indices of the columns holding a NaN or an infinity (one pass)."""
+        """Indices of the columns holding a NaN or an infinity (one pass).
+
+        Returns
+        -------
+        columns : ndarray of int
+            Indices of the columns with a non-finite value.
+        """
         import dask.array as da
 
         bad = ~da.isfinite(self.X).all(axis=0)
@@ -155,6 +234,7 @@ def features_to_dask_array(features, ddf, *, persist=True, client=None):
     persist : bool, default=True
         Keep the feature matrix in the workers' memory (the solver passes over it many times).
     client : dask.distributed.Client, optional
+        Persists on it; without one, Dask's current scheduler.
 
     Returns
     -------
@@ -207,11 +287,13 @@ def fit_parallax_distributed(regressor, X, y, sigma=None, *, sample_weight=None,
     sigma : array-like of shape (n_stars,), optional
         Their uncertainties (mas).
     sample_weight : array-like of shape (n_stars,), optional
+        Non-negative weights of the stars' chi-squared terms.
     feature_names : array-like of str, optional
         Names of the features (``penalized="auto"`` and names in ``penalized`` need them).
     client : dask.distributed.Client, optional
         Computes on it; without one, Dask's current scheduler.
     split_every : int, default=8
+        Row chunks summed per task of the reduction trees.
 
     Returns
     -------

@@ -87,6 +87,7 @@ def apply_to_parquet(estimator, source, destination, *, columns=None, method="tr
     Parameters
     ----------
     estimator : fitted estimator or Pipeline
+        Works row by row (see :func:`transform_partitions`).
     source : str or path-like
         A Parquet file, a directory of Parquet files or a glob (anything
         ``dask.dataframe.read_parquet`` reads, local or remote).
@@ -95,6 +96,7 @@ def apply_to_parquet(estimator, source, destination, *, columns=None, method="tr
     columns : sequence of str, optional
         Columns to read (default: all); reading only what the estimator needs saves I/O.
     method : str, default="transform"
+        ``"transform"`` or ``"predict"``.
     keep_columns : sequence of str, default=()
         See :func:`transform_partitions`.
     client : dask.distributed.Client, optional
@@ -105,6 +107,7 @@ def apply_to_parquet(estimator, source, destination, *, columns=None, method="tr
     Returns
     -------
     destination : str
+        The output directory.
     """
     import dask.dataframe as dd
 
@@ -131,6 +134,7 @@ def apply_to_hats(estimator, source, destination, *, columns=None, method="trans
     Parameters
     ----------
     estimator : fitted estimator or Pipeline
+        Works row by row (see :func:`transform_partitions`).
     source : str or path-like
         Directory of the HATS catalogue (local or remote, anything ``lsdb.open_catalog`` reads).
     destination : str or path-like
@@ -138,6 +142,7 @@ def apply_to_hats(estimator, source, destination, *, columns=None, method="trans
     columns : sequence of str, optional
         Columns to read (default: the catalogue's default columns).
     method : str, default="transform"
+        ``"transform"`` or ``"predict"``.
     keep_columns : sequence of str, default=()
         Input columns copied in front of the output, after the coordinates (deg).
     catalog_name : str, optional
@@ -151,6 +156,7 @@ def apply_to_hats(estimator, source, destination, *, columns=None, method="trans
     Returns
     -------
     destination : str
+        The new catalogue's directory (open it with ``lsdb.open_catalog``).
     """
     import lsdb
 
