@@ -112,6 +112,17 @@ def test_calibrator_distributed_errors_name_the_column(client, sample):
                                    dd.from_pandas(bad, npartitions=3), client=client)
 
 
+def test_an_empty_partition_is_harmless(client, sample):
+    """A filter upstream can leave partitions without rows: they add nothing to any sum."""
+    ddf = dd.from_pandas(sample, npartitions=4).map_partitions(lambda p: p[p.index >= 700])
+    rows = sample[sample.index >= 700]
+    params = dict(abundance_columns=ABUNDANCES)
+    _assert_same_fit(NuisanceCalibrator(**params).fit(rows),
+                     fit_calibrator_distributed(NuisanceCalibrator(**params), ddf, client=client))
+    pd.testing.assert_frame_equal(radial_profile_distributed(ddf, ["FE_H"], client=client),
+                                  radial_abundance_profile(rows, ["FE_H"]), rtol=1e-12)
+
+
 def test_radial_profile_distributed_equals_in_memory(client, sample, ddf):
     columns = ["FE_H", "MG_FE", "O_FE"]
     whole = radial_abundance_profile(sample, columns)

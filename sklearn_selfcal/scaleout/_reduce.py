@@ -8,6 +8,8 @@ small result reaches the client whatever the number of partitions.
 
 from __future__ import annotations
 
+import warnings
+
 __all__ = ["tree_reduce", "PartitionRunner", "first_rows"]
 
 #: Results combined per task of the reduction tree.
@@ -72,7 +74,9 @@ class PartitionRunner:
 
 def first_rows(ddf, n=64):
     """The first ``n`` rows of a Dask DataFrame (from the first partitions that have rows)."""
-    head = ddf.head(n, npartitions=1, compute=True)
+    with warnings.catch_warnings():  # dask warns when the first partition has fewer rows
+        warnings.simplefilter("ignore", UserWarning)
+        head = ddf.head(n, npartitions=1, compute=True)
     if len(head) == 0:
         head = ddf.head(n, npartitions=-1, compute=True)
     if len(head) == 0:
