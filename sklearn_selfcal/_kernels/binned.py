@@ -16,7 +16,8 @@ import numpy as np
 from .._paper import MEDIAN_EFFICIENCY
 
 __all__ = ["bin_index", "bin_index_2d", "category_bins", "equal_count_bins", "grouped_count",
-           "grouped_mean", "grouped_median", "grouped_median_and_error", "grouped_std"]
+           "grouped_mean", "grouped_median", "grouped_median_and_error", "grouped_std",
+           "grouped_sum", "mean_from_sum"]
 
 
 def bin_index(values, edges):
@@ -143,12 +144,33 @@ def grouped_mean(group, values, n_groups):
     count : ndarray of int of shape (n_groups,)
         Number of finite values per group.
     """
+    total, count = grouped_sum(group, values, n_groups)
+    return mean_from_sum(total, count), count
+
+
+def grouped_sum(group, values, n_groups):
+    """Sum and count of the finite values of every group (additive over disjoint row sets).
+
+    Parameters
+    ----------
+    group, values, n_groups
+        As in :func:`grouped_count` (values in any unit; non-finite ones are ignored).
+
+    Returns
+    -------
+    total : ndarray of float of shape (n_groups,)
+        Sum per group (0 for an empty group), in the unit of ``values``.
+    count : ndarray of int of shape (n_groups,)
+        Number of finite values per group.
+    """
     g, v = _valid(group, values, n_groups)
-    count = np.bincount(g, minlength=n_groups)
-    total = np.bincount(g, weights=v, minlength=n_groups)
+    return np.bincount(g, weights=v, minlength=n_groups), np.bincount(g, minlength=n_groups)
+
+
+def mean_from_sum(total, count):
+    """``total / count`` where ``count > 0``, NaN elsewhere (the mean from :func:`grouped_sum`)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return mean, count
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def grouped_std(group, values, n_groups, ddof=1):

@@ -58,8 +58,11 @@ __all__ = [
     "WeightedL1",
     "kkt_residual",
     "RowSubset",
+    "RowBlockOperator",
     "matvec",
     "rmatvec",
+    "working_set_columns",
+    "projected_gram",
     "solve_gauss_newton",
     "explinear_l1_path",
     "alpha_max",
@@ -250,6 +253,36 @@ class ColumnSubset:
         return self.X[key][:, self.cols]
 
 
+class RowBlockOperator:
+    """Interface of a big matrix held elsewhere (e.g. in row blocks on Dask workers).
+
+    The solvers touch ``X`` only through :func:`matvec`, :func:`rmatvec`, the gathering of the
+    working-set columns and the projected Gram pass of a Newton step; a subclass implements those
+    four on its own storage (typically by running the in-memory kernels on every row block and
+    summing), and the solvers run unchanged, the small vectors and matrices staying with the
+    caller. Subclasses set ``shape`` and ``dtype``.
+    """
+
+    shape = (0, 0)
+    dtype = np.dtype(np.float64)
+
+    def matvec(self, cols, coef):
+        """``X[:, cols] @ coef`` (float64, shape (n_samples,)); ``cols=None``: every column."""
+        raise NotImplementedError
+
+    def rmatvec(self, v):
+        """``X.T @ v`` (float64, shape (n_features,))."""
+        raise NotImplementedError
+
+    def take_columns(self, cols):
+        """The columns ``cols`` as another operator (the working set of a Newton step)."""
+        raise NotImplementedError
+
+    def projected_gram(self, s, inv_w, bz, rt, Q):
+        """:func:`projected_gram` of this matrix."""
+        raise NotImplementedError
+
+
 def _row_blocks(X, block_bytes=16 * 2**20):
     """Row slices of ``X`` whose float64 version takes about ``block_bytes``."""
     n, d = X.shape
@@ -322,6 +355,8 @@ def matvec(X, cols, coef):
     coef : ndarray
         Coefficients.
     """
+    if isinstance(X, RowBlockOperator):
+        return X.matvec(cols, coef)
     n = X.shape[0]
     out = np.zeros(n, dtype=np.float64)
     if cols is not None and len(cols) == 0:
@@ -349,12 +384,81 @@ def rmatvec(X, v):
     gradients that nearly cancel (``|grad_j| = alpha`` on the support), so a float32 sum over tens
     of thousands of stars would not be able to certify a relative residual of 1e-4.
     """
+    if isinstance(X, RowBlockOperator):
+        return X.rmatvec(v)
     out = np.zeros(X.shape[1], dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
     with blas_threads(1):
         for rows, block in _float64_blocks(X):
             out += block.T @ v[rows]
     return out
+
+
+def working_set_columns(X, cols):
+    """The columns ``cols`` of ``X`` for the passes of a Newton step.
+
+    A contiguous copy (in ``X``'s dtype) while it, its Gram matrix and Cholesky factor stay under
+    0.9 copies of ``X`` (fast passes); otherwise a :class:`ColumnSubset` gathering them on every
+    pass; a :class:`RowBlockOperator`'s own :meth:`~RowBlockOperator.take_columns`.
+    """
+    if isinstance(X, RowBlockOperator):
+        return X.take_columns(cols)
+    n, m = X.shape[0], len(cols)
+    itemsize = np.dtype(X.dtype).itemsize
+    if n * m * itemsize + 16 * m**2 <= 0.9 * n * X.shape[1] * itemsize:
+        Xws = np.empty((n, m), dtype=X.dtype)
+        for rows in _row_blocks(X):
+            Xws[rows] = X[rows][:, cols]
+        return Xws
+    return ColumnSubset(X, cols)
+
+
+def projected_gram(Xws, s, inv_w, bz, rt, Q):
+    """One pass over the row-weighted working-set columns ``Z = diag(s) Xws diag(inv_w)``.
+
+    Parameters
+    ----------
+    Xws : ndarray, ColumnSubset or RowBlockOperator of shape (n_samples, m)
+    s, bz, rt : ndarray of shape (n_samples,)
+        Row weights (square roots of the curvatures), weighted working response and weighted
+        gradient factors.
+    inv_w : ndarray of shape (m,)
+        Column scales (inverse penalty weights).
+    Q : ndarray of shape (n_samples, q)
+        Orthonormal basis of the row-weighted unpenalised block.
+
+    Returns
+    -------
+    G : ndarray of shape (m, m), Fortran order
+        ``Z^T Z``; only its upper triangle is meaningful.
+    zb, gz : ndarray of shape (m,)
+        ``Z^T bz`` and ``Z^T rt``.
+    C : ndarray of shape (q, m)
+        ``Q^T Z``.
+
+    Notes
+    -----
+    Every output is a sum over rows: those of row blocks add up to the whole's, which is how a
+    :class:`RowBlockOperator` computes them.
+    """
+    if isinstance(Xws, RowBlockOperator):
+        return Xws.projected_gram(s, inv_w, bz, rt, Q)
+    m = Xws.shape[1]
+    G = np.zeros((m, m), order="F")                   # accumulated in place (BLAS)
+    zb = np.zeros(m)
+    gz = np.zeros(m)
+    C = np.zeros((Q.shape[1], m))
+    with blas_threads(None if m >= PARALLEL_GRAM_COLUMNS else 1):
+        for rows in _row_blocks(Xws):
+            Zb = Xws[rows].astype(np.float64)
+            Zb *= s[rows, None]
+            Zb *= inv_w[None, :]
+            if m:   # upper triangle of G += Zb^T Zb
+                G = dsyrk(1.0, Zb.T, beta=1.0, c=G, overwrite_c=1)
+            zb += Zb.T @ bz[rows]
+            gz += Zb.T @ rt[rows]
+            C += Q[rows].T @ Zb
+    return G, zb, gz, C
 
 
 def _eta(X, pen_cols, U, coef_u, coef_p):
@@ -735,15 +839,7 @@ def _newton_on_working_set(X, pen_cols, U, datafit, penalty, coef_u, coef_p, eta
     cols = pen_cols[ws]
     inv_w = 1.0 / penalty.weights[ws]
     sub_penalty = WeightedL1(penalty.alpha, np.ones(ws.size))
-    itemsize = np.dtype(X.dtype).itemsize
-    if n * ws.size * itemsize + 16 * ws.size**2 <= 0.9 * n * X.shape[1] * itemsize:
-        # a contiguous copy of the working-set columns (plus the Gram matrix and the Cholesky
-        # factor) stays under one copy of X: fast passes
-        Xws = np.empty((n, ws.size), dtype=X.dtype)
-        for rows in _row_blocks(X):
-            Xws[rows] = X[rows][:, cols]
-    else:
-        Xws = ColumnSubset(X, cols)                       # no copy: gathered on every pass
+    Xws = working_set_columns(X, cols)
     for step_no in range(1, max_newton + 1):
         mu = safe_exp(eta)
         v = datafit.raw_grad(eta, mu)                     # d datafit / d eta
@@ -768,20 +864,7 @@ def _newton_on_working_set(X, pen_cols, U, datafit, penalty, coef_u, coef_p, eta
         if fixed.size:                                    # collinear columns keep their values
             bz = bz - A[:, fixed] @ coef_u[fixed]
         qb = Q.T @ bz
-        G = np.zeros((ws.size, ws.size), order="F")       # accumulated in place (BLAS)
-        zb = np.zeros(ws.size)
-        gz = np.zeros(ws.size)
-        C = np.zeros((Q.shape[1], ws.size))
-        with blas_threads(None if ws.size >= PARALLEL_GRAM_COLUMNS else 1):
-            for rows in _row_blocks(Xws):
-                Zb = Xws[rows].astype(np.float64)
-                Zb *= s[rows, None]
-                Zb *= inv_w[None, :]
-                if ws.size:   # upper triangle of G += Zb^T Zb
-                    G = dsyrk(1.0, Zb.T, beta=1.0, c=G, overwrite_c=1)
-                zb += Zb.T @ bz[rows]
-                gz += Zb.T @ rt[rows]
-                C += Q[rows].T @ Zb
+        G, zb, gz, C = projected_gram(Xws, s, inv_w, bz, rt, Q)
         # project out span(sqrt(h) U):  Z' = Z - Q C, z' = z - Q qb
         if C.shape[0] and ws.size:
             G = dsyrk(-1.0, C.T, beta=1.0, c=G, overwrite_c=1)

@@ -28,6 +28,8 @@ __all__ = [
     "rank_deficiencies",
     "solve_many",
     "solve_from_normal",
+    "coef_from_normal",
+    "residual_sums",
     "residuals",
     "sandwich_meat",
     "prediction_variance",
@@ -190,14 +192,71 @@ def solve_from_normal(design_t, values, weights, gram, rhs):
     The equilibrated normal equations are solved with a batched solver and inverted (D x D each)
     for the covariance.
     """
+    coef, gram_inv = coef_from_normal(gram, rhs)
+    resid = residuals(design_t, values, coef)
+    chi2, n_obs = _chi2(resid, weights)
+    return WLSResult(coef=coef, gram_inv=gram_inv, chi2=chi2, n_obs=n_obs, resid=resid)
+
+
+def _chi2(resid, weights):
+    """Weighted residual sum of squares and number of rows with positive weight, per problem."""
+    valid = weights > 0
+    chi2 = np.einsum("kn,kn->k", _weighted(resid, weights), np.where(valid, resid, 0.0))
+    return chi2, valid.sum(axis=1)
+
+
+def coef_from_normal(gram, rhs):
+    """Coefficients and inverse normal matrices of K problems from their normal equations alone.
+
+    The normal equations are additive over rows, so they can be summed over partitions of the
+    data (:func:`normal_equations` of each) before this one small solve per problem.
+
+    Parameters
+    ----------
+    gram : ndarray of shape (K, D, D)
+    rhs : ndarray of shape (K, D)
+
+    Returns
+    -------
+    coef : ndarray of shape (K, D)
+    gram_inv : ndarray of shape (K, D, D)
+        ``gram^{-1}`` (equilibrated solve and inversion, as :func:`solve_from_normal`).
+    """
     eq, d = _equilibrate(gram)
     coef = np.linalg.solve(eq, (rhs / d)[:, :, None])[:, :, 0] / d
     gram_inv = np.linalg.inv(eq) / d[:, :, None] / d[:, None, :]
+    return coef, gram_inv
+
+
+def residual_sums(design_t, values, weights, coef, products=None, meat=True):
+    """The row sums that follow a solve: weighted chi-square, row counts and sandwich meat.
+
+    Every output is a sum over rows, so those of partitions of the data add up to the whole's.
+
+    Parameters
+    ----------
+    design_t : ndarray of shape (D, n_rows)
+    values : ndarray of shape (K, n_rows)
+    weights : ndarray of shape (K, n_rows)
+        Zero where a value does not take part.
+    coef : ndarray of shape (K, D)
+    products : ndarray, optional
+        :func:`pair_products` of ``design_t``.
+    meat : bool, default True
+        Also return :func:`sandwich_meat` (else ``None``).
+
+    Returns
+    -------
+    chi2 : ndarray of shape (K,)
+        ``sum_n w_kn r_kn^2`` over the rows with positive weight.
+    n_obs : ndarray of int of shape (K,)
+        Rows with positive weight.
+    meat : ndarray of shape (K, D, D) or None
+    """
     resid = residuals(design_t, values, coef)
-    valid = weights > 0
-    wr = _weighted(resid, weights)
-    chi2 = np.einsum("kn,kn->k", wr, np.where(valid, resid, 0.0))
-    return WLSResult(coef=coef, gram_inv=gram_inv, chi2=chi2, n_obs=valid.sum(axis=1), resid=resid)
+    chi2, n_obs = _chi2(resid, weights)
+    middle = sandwich_meat(design_t, resid, weights, products) if meat else None
+    return chi2, n_obs, middle
 
 
 def residuals(design_t, values, coef):

@@ -138,17 +138,18 @@ def _variable_name(spec):
     return spec.name if ref == 0 else f"({spec.name}-{ref:g})"
 
 
-def build_design(V, codes, train, *, orbit_names, orbit_basis, orbit_degree, orbit_knots,
+def build_design(training, *, orbit_names, orbit_basis, orbit_degree, orbit_knots,
                  nuisances, interactions):
     """Lay out the design and fix its data-dependent parts (knots, scaling) on the training rows.
 
     Parameters
     ----------
-    V : ndarray of shape (n, n_orbit + n_continuous)
-        Orbit features, then the continuous nuisances (raw values).
-    codes : ndarray of int of shape (n, n_categorical)
-        Codes of the categorical nuisances (categories fitted on the training rows).
-    train : ndarray of bool of shape (n,)
+    training : TrainingStatistics
+        What the design needs of the training rows' continuous values ``V`` (orbit features,
+        then the continuous nuisances, raw): ``median(j)`` and ``values(j)`` of column ``j`` (for
+        spline references and quantile knots) and ``center_scale(columns, shift)``, the mean and
+        standard deviation (``ddof=0``) of ``V[:, columns] - shift`` (for the polynomial terms);
+        see :mod:`._sufficient`, which computes them in memory or summed over partitions.
     orbit_names : list of str
     orbit_basis : {"polynomial", "spline"}
     orbit_degree : int
@@ -169,7 +170,6 @@ def build_design(V, codes, train, *, orbit_names, orbit_basis, orbit_degree, orb
     continuous = [s for s in nuisances if s.kind == "continuous"]
     cont_var = {s.name: n_orbit + j for j, s in enumerate(continuous)}
     cat_var = {s.name: j for j, s in enumerate(s for s in nuisances if s.kind != "continuous")}
-    Vt = V[train]
 
     # (sort key, name, group, source) of every column; sorted at the end into design order:
     # keys (1, ...) for the constant and the orbit terms, (2, nuisance position, ...) for the rest
@@ -219,14 +219,14 @@ def build_design(V, codes, train, *, orbit_names, orbit_basis, orbit_degree, orb
                     columns[k] = (key, name, owner, src)
 
     splines = []
-    spline_vars = ([(j, name, orbit_degree, orbit_knots[j], float(np.median(Vt[:, j])), ORBIT,
+    spline_vars = ([(j, name, orbit_degree, orbit_knots[j], training.median(j), ORBIT,
                      (1, 1 + j)) for j, name in enumerate(orbit_names)]
                    if orbit_basis == "spline" else [])
     spline_vars += [(cont_var[s.name], s.name, s.degree, s.knots, float(s.reference), s.name,
                      (2, nuisances.index(s))) for s in continuous if s.basis == "spline"]
     for var, name, degree, knots, ref, group, key in spline_vars:
         if np.ndim(knots) == 0:
-            knots = _bspline.quantile_knots(Vt[:, var], int(knots),
+            knots = _bspline.quantile_knots(training.values(var), int(knots),
                                             include=None if group == ORBIT else ref)
         else:
             knots = _bspline.check_knots(knots, what=f"knots of {name!r}")
@@ -254,9 +254,8 @@ def build_design(V, codes, train, *, orbit_names, orbit_basis, orbit_degree, orb
         c.columns = np.array([position[("offset", b, i)] for i in range(len(c.categories) - 1)],
                              dtype=int)
 
-    x = Vt[:, poly_vars] - np.asarray(poly_shift, dtype=float)
-    center = x.mean(axis=0) if x.size else np.zeros(len(poly_vars))
-    scale = x.std(axis=0) if x.size else np.ones(len(poly_vars))
+    center, scale = training.center_scale(np.asarray(poly_vars, dtype=int),
+                                          np.asarray(poly_shift, dtype=float))
     return Design(
         names=[columns[k][1] for k in order], groups=[columns[k][2] for k in order],
         poly_variables=np.asarray(poly_vars, dtype=int),

@@ -29,8 +29,8 @@ from ..cleaning import frame_if_table
 from .._validation import check_positive_column
 from ..selection import within_bounds
 from . import _columns as _col
-from . import _trends
-from ._design import NuisanceSpec, build_design
+from . import _sufficient, _trends
+from ._design import NuisanceSpec
 
 __all__ = ["NuisanceCalibrator", "UnseenCategoryWarning"]
 
@@ -376,10 +376,6 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         """Abundances (n, K) and weights (n, K): 1/sigma^2 (or 1), zero where the value is NaN."""
         A = _col.values(X, cols.abundance, cols.abundance_names)
         finite = np.isfinite(A)
-        if check:
-            for k, name in enumerate(cols.abundance_names):
-                if not finite[:, k].any():
-                    raise ValueError(f"abundance column {name!r} has no finite value (all NaN)")
         if not self.weighted:
             return A, finite.astype(float)
         E = _col.values(X, cols.error, cols.error_names)
@@ -394,8 +390,11 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
             finite &= E > 0
         return A, np.where(finite, 1.0 / np.where(finite, E, 1.0) ** 2, 0.0)
 
-    def _nuisance_specs(self, cols, V, X, train):
-        """Resolve basis, degree, knots, reference and categories of every nuisance."""
+    def _nuisance_specs(self, cols, training):
+        """Resolve basis, degree, knots, reference and categories of every nuisance.
+
+        ``training``: the training rows' statistics (:class:`._sufficient.TrainingStatistics`).
+        """
         names = cols.nuisance_names
         cont = [names[j] for j in cols.continuous]
         basis = _col.per_column(self.nuisance_basis, cont, "nuisance_basis")
@@ -405,12 +404,9 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         for j, name in enumerate(names):
             ref = cols.nuisance_reference[j]
             if cols.nuisance_kinds[j] == _col.CATEGORICAL:
-                raw = _col.column_series(X, cols.nuisance[j])
-                raw = raw[train] if isinstance(raw, pd.Series) else raw[train]
-                categories = _categorical.categories_of(raw)
+                categories, counts = training.categories(cols.categorical.index(j))
                 if ref is None:
-                    counts = Counter(_categorical.encode(raw, categories).tolist())
-                    ref = categories[max(range(len(categories)), key=lambda c: counts[c])]
+                    ref = max(categories, key=lambda c: counts[c])
                 elif str(ref) not in categories:
                     raise ValueError(f"nuisance_reference {ref!r} of the categorical nuisance "
                                      f"{name!r} is not one of its categories among the training "
@@ -429,8 +425,8 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
             if isinstance(ref, str):
                 raise ValueError(f"nuisance_reference {ref!r} of the continuous nuisance {name!r} "
                                  "must be a number (or None)")
-            values = V[train, n_orbit + cols.continuous.index(j)]
-            ref = float(np.median(values)) if ref is None else float(ref)
+            ref = (training.median(n_orbit + cols.continuous.index(j)) if ref is None
+                   else float(ref))
             specs.append(NuisanceSpec(name, _col.CONTINUOUS, b, int(d), _check_knots(k, name),
                                       ref))
         spline_arrays = [s.name for s in specs
@@ -488,55 +484,16 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         """
         t_start = time.perf_counter()
         X, feature_names = self._validate_X(X, reset=True)
-        cols = self._resolve_columns(X, feature_names)
-        orbit_knots = self._orbit_knots(cols)
-        A, weights = self._abundances_and_weights(X, cols, check=True)
-        V = self._continuous(X, cols)
-        missing_cat = np.zeros(X.shape[0], dtype=bool)
-        for j in cols.categorical:
-            missing_cat |= pd.isna(np.asarray(_col.column_series(X, cols.nuisance[j]),
-                                              dtype=object)).astype(bool)
-        train = self._training_rows(X, feature_names) & np.isfinite(V).all(axis=1) & ~missing_cat
-        n_train = int(train.sum())
-        if n_train == 0:
-            raise ValueError(f"no training star: of X's {X.shape[0]} row(s) none passes the "
-                             "training filter with finite orbit features and nuisance values")
-        specs = self._nuisance_specs(cols, V, X, train)
-        self.categories_ = {s.name: s.categories for s in specs if s.kind == _col.CATEGORICAL}
-        codes = self._codes(X, cols, warn=False)
-        design = build_design(V, codes, train, orbit_names=cols.orbit_names,
-                              orbit_basis=self.orbit_basis, orbit_degree=self.orbit_degree,
-                              orbit_knots=orbit_knots, nuisances=specs,
-                              interactions=self.nuisance_interactions)
-        n_terms = design.n_terms
+        return _sufficient.fit_in_passes(
+            self, X, feature_names, lambda cols: _sufficient.InMemoryRunner(self, cols, X),
+            t_start)
 
-        W = weights.T[:, train]  # kernels' layout: one row per abundance, one column per star
-        n_stars = (W > 0).sum(axis=1)
-        few = [(name, int(n)) for name, n in zip(cols.abundance_names, n_stars) if n <= n_terms]
-        if few:
-            raise ValueError(
-                f"too few training stars with a valid value to fit {n_terms} design terms "
-                f"(need more than {n_terms}) for: {few}; X has n_samples={X.shape[0]} row(s), of "
-                f"which {n_train} pass the training filter with finite orbit features and "
-                "nuisance values"
-            )
-        design_t = np.ascontiguousarray(design.evaluate(V[train], codes[train], fit_units=True).T)
-        At = A.T[:, train]
-        products = _wls.pair_products(design_t)
-        gram, rhs = _wls.normal_equations(design_t, At, W, products)
-        deficient = _wls.rank_deficiencies(gram)
-        if deficient:
-            parts = [f"{cols.abundance_names[k]!r}: {[design.names[j] for j in js]}"
-                     for k, js in deficient.items()]
-            raise ValueError(
-                "the design matrix is rank deficient (columns (nearly) collinear among the training "
-                "stars) for " + "; ".join(parts) + ". Check that the orbit features and nuisance "
-                "parameters vary among the training stars and that every category has stars with "
-                "a valid value, or lower the degrees / number of knots."
-            )
-        res = _wls.solve_from_normal(design_t, At, W, gram, rhs)
+    def _store_fit(self, cols, specs, design, res, meat, n_train):
+        """Fitted attributes from the solution in the scaled basis (``res``: coef, gram_inv, chi2,
+        n_obs) and the sandwich meat (or None), converted to physical units."""
+        n_terms = design.n_terms
         chi2_red = res.chi2 / (res.n_obs - n_terms)
-        cov_s = self._scaled_covariance(res, design_t, W, products, n_terms)
+        cov_s = self._scaled_covariance(res, meat, n_terms)
 
         T = design.to_physical()
         coef = res.coef @ T.T
@@ -564,9 +521,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         self.n_training_stars_ = n_train
         self._cols = cols
         self._design = design
-        if self.verbose:
-            self._report_fit(time.perf_counter() - t_start)
-        return self
+
 
     def _report_fit(self, seconds):
         """One line per fit: sizes, time and the most significant nuisance terms."""
@@ -577,13 +532,12 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
               f"{self.n_training_stars_} training stars in {seconds:.2f} s "
               f"({len(self.design_names_)} terms); strongest nuisance terms: {top}", flush=True)
 
-    def _scaled_covariance(self, res, design_t, W, products, n_terms):
+    def _scaled_covariance(self, res, meat, n_terms):
         """Coefficient covariance in the scaled basis, as ``covariance`` says."""
         dof = res.n_obs - n_terms
         if self.covariance == "chi2":
             return res.gram_inv * (res.chi2 / dof)[:, None, None]
         if self.covariance == "sandwich":
-            meat = _wls.sandwich_meat(design_t, res.resid, W, products)
             return res.gram_inv @ meat @ res.gram_inv * (res.n_obs / dof)[:, None, None]
         return res.gram_inv
 

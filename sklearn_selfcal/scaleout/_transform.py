@@ -1,4 +1,4 @@
-"""Apply fitted estimators to catalogues larger than memory with Dask.
+"""Apply fitted estimators to catalogues larger than memory, partition by partition.
 
 A fitted pipeline is a function of one row at a time (``transform``/``predict`` never look at other
 rows), so a catalogue that does not fit in memory can be processed partition by partition:
@@ -13,16 +13,11 @@ Dask is an optional dependency (``pip install "sklearn-selfcal[dask]"``).
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 
-from .spectra import register_dask
-
-try:  # spectra columns (SpectraArray) in Dask DataFrames
-    register_dask()
-except ImportError:  # pragma: no cover - dask is optional
-    pass
-
-__all__ = ["transform_partitions", "apply_to_parquet"]
+__all__ = ["transform_partitions", "apply_to_parquet", "apply_to_hats"]
 
 
 def _apply(partition, estimator, method, keep=()):
@@ -69,6 +64,12 @@ def transform_partitions(estimator, ddf, *, method="transform", keep_columns=(),
         One row per input row, same index and partitions; nothing is computed until asked.
     """
     keep = tuple(keep_columns)
+    estimator, meta = _shipped(estimator, ddf, method, keep, meta, client)
+    return ddf.map_partitions(_apply, estimator, method, keep, meta=meta)
+
+
+def _shipped(estimator, ddf, method, keep, meta, client):
+    """The output's meta (from the first rows unless given) and the estimator to ship."""
     if meta is None:
         head = ddf.head(64, npartitions=1)
         if len(head) == 0:
@@ -76,7 +77,7 @@ def transform_partitions(estimator, ddf, *, method="transform", keep_columns=(),
         meta = _apply(head, estimator, method, keep).iloc[:0]
     if client is not None:
         estimator = client.scatter(estimator, broadcast=True)
-    return ddf.map_partitions(_apply, estimator, method, keep, meta=meta)
+    return estimator, meta
 
 
 def apply_to_parquet(estimator, source, destination, *, columns=None, method="transform",
@@ -116,4 +117,58 @@ def apply_to_parquet(estimator, source, destination, *, columns=None, method="tr
     result = transform_partitions(estimator, ddf, method=method, keep_columns=keep_columns,
                                   client=client)
     result.to_parquet(str(destination), write_index=True)
+    return str(destination)
+
+
+def apply_to_hats(estimator, source, destination, *, columns=None, method="transform",
+                  keep_columns=(), catalog_name=None, client=None, **open_kwargs):
+    """Apply a fitted estimator to a HATS catalogue (as LSDB serves them) and write a HATS catalogue.
+
+    HATS (Hierarchical Adaptive Tiling Scheme) catalogues are Parquet files partitioned by HEALPix
+    pixel, the layout in which Gaia-scale catalogues are served to LSDB. The catalogue is opened
+    lazily with :func:`lsdb.open_catalog`, the estimator applied to every pixel's partition
+    (:func:`transform_partitions`' row-by-row rule) and the result written as a new HATS
+    catalogue with the same pixels, carrying the source's right ascension and declination so that
+    LSDB can cross-match and search it.
+
+    Needs the optional ``lsdb`` package (``pip install "sklearn-selfcal[lsdb]"``).
+
+    Parameters
+    ----------
+    estimator : fitted estimator or Pipeline
+        Works row by row (see :func:`transform_partitions`).
+    source : str or path-like
+        Directory of the HATS catalogue (local or remote, anything ``lsdb.open_catalog`` reads).
+    destination : str or path-like
+        Directory of the new HATS catalogue (must not exist).
+    columns : sequence of str, optional
+        Columns to read (default: the catalogue's default columns).
+    method : str, default="transform"
+        ``"transform"`` or ``"predict"``.
+    keep_columns : sequence of str, default=()
+        Input columns copied in front of the output, after the coordinates (deg).
+    catalog_name : str, optional
+        Name of the new catalogue (default: the destination directory's name).
+    client : dask.distributed.Client, optional
+        The estimator is scattered to its workers once; the work runs on Dask's current
+        scheduler (a client made active, e.g. ``with Client(...)``).
+    **open_kwargs
+        Passed to ``lsdb.open_catalog`` (e.g. ``search_filter=lsdb.ConeSearch(...)``).
+
+    Returns
+    -------
+    destination : str
+        The new catalogue's directory (open it with ``lsdb.open_catalog``).
+    """
+    import lsdb
+
+    catalog = lsdb.open_catalog(source, columns=list(columns) if columns is not None else None,
+                                **open_kwargs)
+    info = catalog.hc_structure.catalog_info
+    keep = tuple(dict.fromkeys([info.ra_column, info.dec_column, *keep_columns]))
+    estimator, meta = _shipped(estimator, catalog.to_dask_dataframe(), method, keep, None, client)
+    result = catalog.map_partitions(_apply, estimator, method, keep, meta=meta)
+    name = catalog_name if catalog_name is not None else os.path.basename(
+        os.path.normpath(os.fspath(destination)))
+    result.write_catalog(os.fspath(destination), catalog_name=name, progress_bar=False)
     return str(destination)
