@@ -1,5 +1,6 @@
 """Simulated surveys with known truth, for injection-and-recovery tests and the demo."""
 
 from ._survey import DEFAULT_PHYSICS, make_survey
+from ._survey_files import SURVEY_FILES, load_survey, write_survey
 
-__all__ = ["make_survey", "DEFAULT_PHYSICS"]
+__all__ = ["make_survey", "write_survey", "load_survey", "DEFAULT_PHYSICS", "SURVEY_FILES"]
