@@ -288,3 +288,15 @@ def test_bad_nuisance_options():
                           ({"telescope_offsets": {"lco25m": {"YY": 1}}}, "unknown abundance")]:
         with pytest.raises(ValueError, match=match):
             make_survey(50, n_pixels=0, random_state=0, **kwargs)
+
+
+def test_candidate_transforms_in_blocks_change_nothing(monkeypatch):
+    """The per-candidate sky, dust and energy transforms run in blocks (bounded temporaries at
+    10^6 stars); the catalogue must not depend on the block size."""
+    from sklearn_selfcal.datasets import _survey
+
+    whole = make_survey(1500, n_pixels=0, random_state=8)
+    monkeypatch.setattr(_survey, "_TRANSFORM_BLOCK", 999)  # ~7,000 candidates: 8 blocks
+    blocks = make_survey(1500, n_pixels=0, random_state=8)
+    pd.testing.assert_frame_equal(whole.frame, blocks.frame, check_exact=True)
+    pd.testing.assert_frame_equal(whole.truth, blocks.truth, check_exact=True)

@@ -2,5 +2,7 @@
 
 from ._orbits import ORBIT_POPULATIONS, make_orbits
 from ._survey import DEFAULT_PHYSICS, make_survey
+from ._survey_files import SURVEY_FILES, load_survey, write_survey
 
-__all__ = ["make_survey", "DEFAULT_PHYSICS", "make_orbits", "ORBIT_POPULATIONS"]
+__all__ = ["make_survey", "write_survey", "load_survey", "DEFAULT_PHYSICS", "SURVEY_FILES",
+           "make_orbits", "ORBIT_POPULATIONS"]

@@ -16,7 +16,7 @@ from joblib import Parallel, delayed
 from .._apogee import N_ASPCAP_PIXELS, aspcap_wavelength
 
 __all__ = ["LABELS", "DEFAULT_SPECTRA", "spectral_model", "label_matrix", "simulate_spectra",
-           "spectrum_snr"]
+           "spectrum_snr", "SpectraPlan"]
 
 #: Label terms of the log-flux model, in the column order of the response matrix.
 LABELS = ("const", "teff", "logg", "feh", "alpha", "c", "n", "lsf1", "lsf2",
@@ -96,15 +96,20 @@ def spectrum_snr(h_mag, spectra):
     return np.clip(spectra["snr_at_h11"] * 10.0 ** (-0.2 * (np.asarray(h_mag) - 11.0)), lo, hi)
 
 
-def _fill_chunk(seed, labels, inv_snr, response, inv_throughput, flux, err, rows, spectra):
-    """Fill ``flux[rows]`` and ``err[rows]`` in place (no full-size temporaries but the noise)."""
+def _throughput(n_pixels):
+    """A smooth, fixed throughput pattern across each detector (dimensionless, float32)."""
+    return (0.85 + 0.15 * np.cos(np.linspace(0.0, 6.0 * np.pi, n_pixels)) ** 2).astype(np.float32)
+
+
+def _fill_chunk(seed, labels, inv_snr, response, inv_throughput, f, e, spectra):
+    """Fill the views ``f`` and ``e`` (one random-stream chunk) in place; no full-size temporary
+    but the noise."""
     rng = np.random.default_rng(seed)
-    f, e = flux[rows], err[rows]  # views
-    np.matmul(labels[rows], response.T, out=f)
+    np.matmul(labels, response.T, out=f)
     np.exp(f, out=f)
     np.maximum(f, 0.05, out=e)  # photon noise ~ sqrt(flux), floored in saturated line cores
     np.sqrt(e, out=e)
-    e *= inv_snr[rows, None]
+    e *= inv_snr[:, None]
     e *= inv_throughput[None, :]
     noise = rng.standard_normal(f.shape, dtype=np.float32)
     noise *= e
@@ -115,25 +120,60 @@ def _fill_chunk(seed, labels, inv_snr, response, inv_throughput, flux, err, rows
     e.flat[bad] = spectra["bad_pixel_error"]
 
 
+class SpectraPlan:
+    """The random-stream chunks of a survey's spectra, to fill all at once or block by block.
+
+    Row chunk ``k`` (rows ``k * chunk_size`` to ``(k + 1) * chunk_size``) is drawn from the
+    ``k``-th child of ``seed_seq``, so the pixels of a star do not depend on how many chunks are
+    filled at once, in which order or in how many threads.
+
+    Parameters
+    ----------
+    seed_seq : numpy.random.SeedSequence
+        Parent of the chunks' streams.
+    labels : ndarray of shape (n_stars, len(LABELS)), float32
+        From :func:`label_matrix`.
+    snr : ndarray of shape (n_stars,)
+        Per-pixel signal-to-noise.
+    spectra : dict
+        The ``spectra`` physics group (:data:`DEFAULT_SPECTRA`).
+    n_pixels : int
+    """
+
+    def __init__(self, seed_seq, labels, snr, spectra, n_pixels):
+        self.wavelength, self.response = spectral_model(n_pixels)
+        self.labels, self.spectra, self.n_pixels = labels, spectra, int(n_pixels)
+        self.n_stars = labels.shape[0]
+        self.chunk_size = int(spectra["chunk_size"])
+        self.inv_snr = (1.0 / np.asarray(snr, dtype=np.float64)).astype(np.float32)
+        self.inv_throughput = 1.0 / _throughput(self.n_pixels)
+        self.starts = range(0, self.n_stars, self.chunk_size)
+        self.seeds = seed_seq.spawn(len(self.starts))
+
+    def fill(self, chunk, flux, err):
+        """Fill chunk ``chunk`` into ``flux`` and ``err`` (arrays of the chunk's rows)."""
+        rows = self.chunk_rows(chunk)
+        _fill_chunk(self.seeds[chunk], self.labels[rows], self.inv_snr[rows], self.response,
+                    self.inv_throughput, flux, err, self.spectra)
+
+    def chunk_rows(self, chunk):
+        """The rows (a slice) of chunk ``chunk``."""
+        start = self.starts[chunk]
+        return slice(start, min(start + self.chunk_size, self.n_stars))
+
+
 def simulate_spectra(seed_seq, labels, snr, spectra, n_pixels, n_jobs=None):
     """Noisy spectra and errors, float32 arrays of shape (n_stars, n_pixels), filled in chunks.
 
-    Chunks are independent random streams spawned from ``seed_seq`` and are filled in threads,
-    so the result does not depend on ``n_jobs``; memory is the two outputs plus one chunk per thread.
+    Chunks are independent random streams spawned from ``seed_seq`` (:class:`SpectraPlan`) and
+    are filled in threads, so the result does not depend on ``n_jobs``; memory is the two outputs
+    plus one chunk per thread.
     """
-    wave, response = spectral_model(n_pixels)
-    n = labels.shape[0]
-    # a smooth, fixed throughput pattern across each detector
-    throughput = (0.85 + 0.15 * np.cos(np.linspace(0.0, 6.0 * np.pi, n_pixels)) ** 2).astype(np.float32)
-    flux = np.empty((n, n_pixels), dtype=np.float32)
-    err = np.empty((n, n_pixels), dtype=np.float32)
-    inv_snr = (1.0 / np.asarray(snr, dtype=np.float64)).astype(np.float32)
-    step = spectra["chunk_size"]
-    starts = range(0, n, step)
-    seeds = seed_seq.spawn(len(starts))
+    plan = SpectraPlan(seed_seq, labels, snr, spectra, n_pixels)
+    flux = np.empty((plan.n_stars, plan.n_pixels), dtype=np.float32)
+    err = np.empty((plan.n_stars, plan.n_pixels), dtype=np.float32)
     Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(_fill_chunk)(s, labels, inv_snr, response, 1.0 / throughput, flux, err,
-                             slice(i, min(i + step, n)), spectra)
-        for s, i in zip(seeds, starts)
+        delayed(plan.fill)(k, flux[plan.chunk_rows(k)], err[plan.chunk_rows(k)])
+        for k in range(len(plan.starts))
     )
-    return wave, flux, err
+    return plan.wavelength, flux, err

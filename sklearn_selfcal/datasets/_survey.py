@@ -17,7 +17,7 @@ from .._kernels.staeckel import DEFAULT_DELTA_KPC, cached_staeckel, orbital_ener
 from . import _astrometry, _chemistry, _dust, _galaxy, _spectra, _stars, _targeting
 from ._random import seed_sequence
 
-__all__ = ["make_survey", "DEFAULT_PHYSICS"]
+__all__ = ["make_survey", "simulate_catalogue", "DEFAULT_PHYSICS"]
 
 #: Every physics keyword of :func:`make_survey` and its default, grouped by the piece it belongs to.
 DEFAULT_PHYSICS = {
@@ -95,15 +95,27 @@ def _draw_candidates(rngs, n, physics, potential, frame, vc_table):
          "pop": np.repeat(np.array(_galaxy.POPULATIONS, dtype=object), counts)[perm]}
     c["logg"], c["teff"], c["mass"] = _stars.sample_stellar_parameters(st, n, physics["stars"])
     c["M_K"] = _stars.absolute_k_magnitude(st, c["logg"], c["teff"], c["mass"], physics["stars"])
-    c["obs"] = galactocentric_to_icrs(c["xyz"], c["vxyz"], frame)
-    c["A_K"] = _dust.extinction_k(c["xyz"], physics["dust"])
+    pos, vel = c["xyz"], c["vxyz"]
+    c["obs"] = _by_blocks(lambda i: galactocentric_to_icrs(pos[:, i], vel[:, i], frame), n)
+    c["A_K"] = _by_blocks(lambda i: _dust.extinction_k(pos[:, i], physics["dust"]), n)
     c["dist_mod"] = 5.0 * np.log10(c["obs"]["distance"] * 100.0)  # distance in kpc
     h_mag = (c["M_K"] + _stars.intrinsic_colours(c["teff"])["H"] + c["dist_mod"]
              + _stars.EXTINCTION_RATIOS["H"] * c["A_K"])
-    c["E"] = orbital_energy(potential, c["xyz"], c["vxyz"])
+    c["E"] = _by_blocks(lambda i: orbital_energy(potential, pos[:, i], vel[:, i]), n)
     keep = (_targeting.is_targeted(g, h_mag, c["obs"]["l"], c["obs"]["b"], physics["targeting"])
             & (np.hypot(c["xyz"][0], c["xyz"][1]) >= 0.1) & (c["E"] < 0))
     return _take(c, keep)
+
+
+#: Candidates per call of the deterministic per-star transforms (sky coordinates, dust, energy),
+#: whose temporaries would otherwise grow with the number of candidates drawn (~4 per star kept).
+_TRANSFORM_BLOCK = 2**18
+
+
+def _by_blocks(func, n):
+    """``func(slice)`` over consecutive blocks of ``n`` candidates, concatenated (dicts too)."""
+    parts = [func(slice(a, min(a + _TRANSFORM_BLOCK, n))) for a in range(0, n, _TRANSFORM_BLOCK)]
+    return parts[0] if len(parts) == 1 else _concat(parts)
 
 
 def _take(c, idx):
@@ -114,9 +126,11 @@ def _take(c, idx):
 
 
 def _concat(batches):
+    """Batches (dicts of arrays, nested, or arrays) joined along their last axis."""
     first = batches[0]
-    return {key: (_concat([b[key] for b in batches]) if isinstance(first[key], dict)
-                  else np.concatenate([b[key] for b in batches], axis=-1)) for key in first}
+    if not isinstance(first, dict):
+        return np.concatenate(batches, axis=-1)
+    return {key: _concat([b[key] for b in batches]) for key in first}
 
 
 def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_jobs=None, **physics):
@@ -222,8 +236,44 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
     n_stars = int(n_stars)
     if n_stars < 1:
         raise ValueError(f"n_stars must be a positive integer, got {n_stars}")
+    _check_pixels(n_pixels)
+    survey = simulate_catalogue(n_stars, random_state, **physics)
+    wavelength = spectra = spectra_err = None
+    if _check_pixels(n_pixels) > 0:
+        wavelength, spectra, spectra_err = _spectra.simulate_spectra(
+            survey.spectra_seed, survey.labels, survey.snr, survey.params["physics"]["spectra"],
+            int(n_pixels), n_jobs=n_jobs)
+    return Bunch(frame=survey.frame, spectra=spectra, spectra_err=spectra_err,
+                 wavelength=wavelength, truth=survey.truth,
+                 params={**survey.params, "n_pixels": int(n_pixels)})
+
+
+def _check_pixels(n_pixels):
     if int(n_pixels) < 0:
         raise ValueError(f"n_pixels must be >= 0, got {n_pixels}")
+    return int(n_pixels)
+
+
+def simulate_catalogue(n_stars, random_state=None, **physics):
+    """Everything :func:`make_survey` simulates but the spectra, and what the spectra need.
+
+    Parameters
+    ----------
+    n_stars : int
+    random_state : int, RandomState, Generator or None
+    **physics
+        As for :func:`make_survey`.
+
+    Returns
+    -------
+    survey : sklearn.utils.Bunch
+        ``frame``, ``truth`` and ``params`` (without ``n_pixels``) as in :func:`make_survey`;
+        ``labels`` (n_stars, len(LABELS)) float32 and ``snr`` (n_stars,), the inputs of the
+        spectra; ``spectra_seed``, the :class:`numpy.random.SeedSequence` of their streams.
+    """
+    n_stars = int(n_stars)
+    if n_stars < 1:
+        raise ValueError(f"n_stars must be a positive integer, got {n_stars}")
     physics = _resolve_physics(physics)
     seq = seed_sequence(random_state)
     children = seq.spawn(len(_STREAMS))
@@ -241,6 +291,7 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
         have += batch["pop"].size
         drawn += size
     c = _take(_concat(batches), slice(0, n_stars))
+    del batches
 
     R, phi, v_R, v_phi, L_z = cylindrical_from_cartesian(c["xyz"], c["vxyz"])
     finder = cached_staeckel(potential, DEFAULT_DELTA_KPC, key="default_potential")
@@ -289,7 +340,8 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
     table.update({k: v for k, v in astro.items() if k not in ("VHELIO_AVG", "VERR")})
     table.update(phot)
     _astrometry.drop_undetected(table, apparent["phot_g_mean_mag"], physics["astrometry"])
-    frame_df = pd.DataFrame(table)
+    frame_df = pd.DataFrame(table)  # a copy: free the pieces before the truth is built
+    del table, measured, astro, phot, apparent
 
     truth = pd.DataFrame({
         "distance": obs["distance"], "parallax": 1.0 / obs["distance"],
@@ -301,14 +353,6 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
         "TEFF": c["teff"], "LOGG": c["logg"], "mass": c["mass"], "M_K": c["M_K"], "A_K": c["A_K"],
         **true_ab,
     })
-
-    wavelength = spectra = spectra_err = None
-    if int(n_pixels) > 0:
-        labels = _spectra.label_matrix(c["teff"], c["logg"], feh, true_ab["ALPHA_M"],
-                                       true_ab["C_FE"], true_ab["N_FE"], lsf[0], lsf[1])
-        wavelength, spectra, spectra_err = _spectra.simulate_spectra(
-            np.random.SeedSequence(rngs["spectra"].integers(0, 2**63 - 1)), labels, snr,
-            physics["spectra"], int(n_pixels), n_jobs=n_jobs)
 
     params = {
         "systematics": chem["systematics"].copy(),
@@ -322,8 +366,11 @@ def make_survey(n_stars=2000, n_pixels=N_ASPCAP_PIXELS, random_state=None, n_job
         "action_delta": DEFAULT_DELTA_KPC,
         "physics": physics,
         "n_stars": n_stars,
-        "n_pixels": int(n_pixels),
         "random_state": random_state if isinstance(random_state, (int, np.integer, type(None))) else None,
     }
-    return Bunch(frame=frame_df, spectra=spectra, spectra_err=spectra_err, wavelength=wavelength,
-                 truth=truth, params=params)
+    labels = _spectra.label_matrix(c["teff"], c["logg"], feh, true_ab["ALPHA_M"], true_ab["C_FE"],
+                                   true_ab["N_FE"], lsf[0], lsf[1])
+    # drawn whether or not spectra are made: the stream is used for nothing else
+    spectra_seed = np.random.SeedSequence(rngs["spectra"].integers(0, 2**63 - 1))
+    return Bunch(frame=frame_df, truth=truth, params=params, labels=labels, snr=snr,
+                 spectra_seed=spectra_seed)
