@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, _f
 from sklearn.model_selection import KFold, check_cv
 from sklearn.pipeline import Pipeline
 from sklearn.utils._indexing import _safe_indexing
-from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import Interval, HasMethods
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -91,16 +91,34 @@ def _slice_params(params, indices, n_samples):
     return out
 
 
-def _fit_fold(estimator, X, y, train, test, fit_params, return_std):
+def _predict_in_blocks(estimator, X, return_std, block_rows):
+    """Predictions (and std) of ``X`` computed ``block_rows`` rows at a time.
+
+    Predictions are row by row, so the blocks only bound the memory of the intermediate features
+    (and their uncertainties) to a block's worth, whatever the number of stars.
+    """
+    n = X.shape[0]
+    step = n if block_rows is None else max(1, int(block_rows))
+    preds, stds = [], []
+    for start in range(0, max(n, 1), step):
+        block = _safe_indexing(X, np.arange(start, min(start + step, n)))
+        if return_std:
+            p, s = predict_with_std(estimator, block)
+            stds.append(np.asarray(s, dtype=float))
+        else:
+            p = estimator.predict(block)
+        preds.append(np.asarray(p, dtype=float))
+    pred = np.concatenate(preds) if preds else np.empty(0)
+    return pred, (np.concatenate(stds) if return_std and stds else None)
+
+
+def _fit_fold(estimator, X, y, train, test, fit_params, return_std, block_rows=None):
     """Fit a clone on the rows ``train`` (metadata sliced alike); predict the rows ``test``."""
     n = len(y)
     est = clone(estimator).fit(
         _safe_indexing(X, train), _safe_indexing(y, train), **_slice_params(fit_params, train, n)
     )
-    X_test = _safe_indexing(X, test)
-    if return_std:
-        return predict_with_std(est, X_test)
-    return est.predict(X_test), None
+    return _predict_in_blocks(est, _safe_indexing(X, test), return_std, block_rows)
 
 
 class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
@@ -146,6 +164,10 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         scikit-learn configuration, such as metadata routing, to the workers).
     verbose : int, default=0
         Progress bar over the folds.
+    predict_block_rows : int or None, default=20000
+        Stars predicted at a time (held-out folds and ``transform``): the model's intermediate
+        features exist for one block only, so memory does not grow with the number of stars.
+        None: all at once. The predictions do not depend on it.
 
     Attributes
     ----------
@@ -204,11 +226,12 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
+        "predict_block_rows": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, estimator, *, cv=2, training_filter=None, scatter=None,
                  output="spec_parallax", return_std=True, passthrough=True, refit=True,
-                 random_state=None, n_jobs=None, verbose=0):
+                 random_state=None, n_jobs=None, verbose=0, predict_block_rows=20000):
         self.estimator = estimator
         self.cv = cv
         self.training_filter = training_filter
@@ -220,6 +243,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.predict_block_rows = predict_block_rows
 
     # ---------------------------------------------------------------- metadata routing
     def get_metadata_routing(self):
@@ -291,7 +315,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         train_mask = self.training_mask_
         splits = list(self._splitter().split(X, y))
         jobs = (delayed(_fit_fold)(self.estimator, X, y, train[train_mask[train]], test,
-                                   fit_params, self.return_std)
+                                   fit_params, self.return_std, self.predict_block_rows)
                 for train, test in splits)
         results = Parallel(n_jobs=self.n_jobs)(
             progress(jobs, total=len(splits), desc="cross-fit folds", verbose=self.verbose)
@@ -409,11 +433,10 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "estimator_")
         X = self._check_input(X, reset=False)
+        pred, std = _predict_in_blocks(self.estimator_, X, self.return_std,
+                                       self.predict_block_rows)
         if self.return_std:
-            pred, std = predict_with_std(self.estimator_, X)
             std = self._with_scatter(pred, std)
-        else:
-            pred, std = self.estimator_.predict(X), None
         return self._append(X, pred, std)
     def _append(self, X, pred, std):
         new = {self.output: np.asarray(pred, dtype=float)}
