@@ -1,4 +1,5 @@
-"""Tests of ActionTransformer (sklearn_selfcal.actions) and its Staeckel kernel."""
+"""Tests of ActionTransformer (sklearn_selfcal.actions); its kernels (staeckel, staeckel_grid,
+action_methods, action_chunks, montecarlo, ...) are tested in tests/test_kernels_<kernel>.py."""
 
 import pickle
 import warnings
@@ -15,7 +16,6 @@ from gala.units import galactic
 from sklearn.compose import ColumnTransformer
 
 from sklearn_selfcal import ActionTransformer
-from sklearn_selfcal._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
 from sklearn_selfcal.actions import ACCURACY_COLUMN, OUTPUT_COLUMNS, BadRowsWarning
 from sklearn_selfcal.coordinates import R0_KPC, galactocentric_to_icrs
 from sklearn_selfcal.potential import default_potential
@@ -142,14 +142,6 @@ def test_agreement_with_gala_orbit_based_actions():
     # the paper-relevant claim: median agreement under 1 % (measured 0.2-0.3 % on 40 stars)
     assert np.median(rel_R) < 0.01, rel_R
     assert np.median(rel_z) < 0.01, rel_z
-
-
-def test_default_delta_is_within_the_range_that_conserves_actions_best():
-    # estimate_delta minimises the spread of J_R, J_z along 24 reference disk orbits; for this potential
-    # the criterion is flat from ~2.5 to ~4.5 kpc, and the default 3.8 kpc (chosen against o2gf) is in it
-    delta = estimate_delta(default_potential())
-    assert 2.5 <= delta <= 4.5
-    assert 2.5 <= DEFAULT_DELTA_KPC <= 4.5
 
 
 def test_recovers_the_true_actions_of_make_survey():

@@ -1,4 +1,6 @@
-"""Tests of NuisanceCalibrator (sklearn_selfcal.calibration) and its kernels (design, wls)."""
+"""Tests of NuisanceCalibrator (sklearn_selfcal.calibration); its kernels are tested in
+tests/test_kernels_design.py, test_kernels_wls.py, test_kernels_bspline.py and
+test_kernels_categorical.py."""
 
 import functools
 import pickle
@@ -15,14 +17,13 @@ from sklearn_selfcal import NuisanceCalibrator
 from sklearn_selfcal._paper import ABUNDANCE_COLUMNS
 from sklearn_selfcal._kernels import bspline as kbspline
 from sklearn_selfcal._kernels import design as kdesign
-from sklearn_selfcal._kernels import wls as kwls
 from sklearn_selfcal.calibration import (UnseenCategoryWarning, abundance_scorer, chosen_models,
                                          trend_summary)
 from sklearn_selfcal.datasets import make_survey
 from sklearn_selfcal.selection import disk_sample_mask, training_mask
 
-PAPER_DESIGN = ["1", "J_R", "J_z", "L_z", "J_R^2", "J_R J_z", "J_R L_z", "J_z^2", "J_z L_z",
-                "L_z^2", "(LOGG-2.2)", "(LOGG-2.2)^2"]
+from _helpers import PAPER_DESIGN
+
 NUIS = ["(LOGG-2.2)", "(LOGG-2.2)^2"]
 ORBIT_COLUMNS = ["J_R", "J_z", "L_z", "x"]
 P_STRICT = 1e-3  # chi2(2 dof) > 13.8: (lg, lg2) jointly excluded
@@ -96,65 +97,6 @@ def nuisance_chi2(cal, injected):
     idx = [cal.design_names_.index(t) for t in NUIS]
     C = cal.coef_cov_[:, idx][:, :, idx]
     return np.einsum("ki,kij,kj->k", d, np.linalg.inv(C), d)
-
-
-# --------------------------------------------------------------------------- kernels
-def test_monomial_order_and_names_are_the_papers():
-    powers = kdesign.block_powers([kdesign.monomial_powers(3, 2, include_bias=True),
-                                   kdesign.monomial_powers(1, 2, include_bias=False)])
-    names = kdesign.monomial_names(["J_R", "J_z", "L_z", "(LOGG-2.2)"], powers)
-    assert names == PAPER_DESIGN
-    two = kdesign.monomial_powers(2, 2, include_bias=False)
-    assert kdesign.monomial_names(["a", "b"], two) == ["a", "b", "a^2", "a b", "b^2"]
-
-
-def test_change_of_basis_is_exact():
-    rng = np.random.default_rng(0)
-    powers = kdesign.block_powers([kdesign.monomial_powers(3, 3, include_bias=True),
-                                   kdesign.monomial_powers(2, 2, include_bias=False)])
-    X = rng.normal(size=(50, 5)) * [50, 10, 800, 0.5, 300] + [40, 10, -2000, -0.8, 100]
-    c, s = X.mean(0), X.std(0)
-    T = kdesign.change_of_basis(powers, c, s)
-    np.testing.assert_allclose(kdesign.evaluate_monomials((X - c) / s, powers),
-                               kdesign.evaluate_monomials(X, powers) @ T, rtol=1e-9, atol=1e-9)
-    # a nuisance block without a constant cannot be centred unless the design has one
-    with pytest.raises(ValueError, match="not part of the design"):
-        kdesign.change_of_basis(kdesign.monomial_powers(1, 2, include_bias=False), [1.0], [1.0])
-
-
-def test_batched_wls_equals_per_problem_lstsq_with_missing_values():
-    rng = np.random.default_rng(1)
-    n, D, K = 400, 6, 5
-    Y = rng.normal(size=(n, D))
-    A = rng.normal(size=(K, n))
-    W = rng.uniform(0.5, 2.0, size=(K, n))
-    W[rng.random((K, n)) < 0.2] = 0.0
-    A[W == 0] = np.nan  # missing values never leak into the answer
-    res = kwls.solve_many(np.ascontiguousarray(Y.T), A, W)
-    for k in range(K):
-        m = W[k] > 0
-        sw = np.sqrt(W[k, m])
-        coef = np.linalg.lstsq(Y[m] * sw[:, None], A[k, m] * sw, rcond=None)[0]
-        np.testing.assert_allclose(res.coef[k], coef, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(res.gram_inv[k], np.linalg.inv((Y[m] * W[k, m, None]).T @ Y[m]),
-                                   rtol=1e-10)
-        r = A[k, m] - Y[m] @ coef
-        assert res.chi2[k] == pytest.approx((W[k, m] * r**2).sum(), rel=1e-10)
-        assert res.n_obs[k] == m.sum()
-        meat = kwls.sandwich_meat(np.ascontiguousarray(Y.T), res.resid, W)[k]
-        np.testing.assert_allclose(meat, (Y[m] * (W[k, m] * r)[:, None] ** 2).T @ Y[m], rtol=1e-10)
-
-
-def test_rank_deficiency_names_the_collinear_terms():
-    rng = np.random.default_rng(2)
-    Y = rng.normal(size=(100, 4))
-    Y[:, 3] = 2 * Y[:, 1] - Y[:, 0]
-    gram, _ = kwls.normal_equations(np.ascontiguousarray(Y.T), np.zeros((2, 100)),
-                                    np.ones((2, 100)))
-    assert kwls.rank_deficiencies(gram) == {0: [0, 1, 3], 1: [0, 1, 3]}
-    gram, _ = kwls.normal_equations(np.ascontiguousarray(rng.normal(size=(4, 100))),
-                                    np.zeros((1, 100)), np.ones((1, 100)))
-    assert kwls.rank_deficiencies(gram) == {}
 
 
 # --------------------------------------------------------------------------- injection / recovery

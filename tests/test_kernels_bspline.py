@@ -1,16 +1,12 @@
-"""Tests of the basis kernels of the calibration: B-splines, categorical offsets, fitted-value
-variances (sklearn_selfcal._kernels.bspline, .categorical, .wls.prediction_variance) and the
-presorted group medians of the profiles (sklearn_selfcal._kernels.profiles)."""
+"""Tests of the B-spline bases of the calibration (sklearn_selfcal._kernels.bspline)."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.interpolate import BSpline
 
-from sklearn_selfcal._kernels import bspline, categorical, profiles, wls
+from sklearn_selfcal._kernels import bspline
 
 
-# --------------------------------------------------------------------------- B-splines
 def test_basis_is_a_partition_of_unity_and_reproduces_polynomials():
     knots = np.array([0.3, 0.9, 1.5, 1.8, 2.35])
     x = np.linspace(0.3, 2.35, 400)
@@ -70,48 +66,3 @@ def test_knots():
         bspline.quantile_knots(np.ones(10), 4)
     with pytest.raises(ValueError, match="strictly increasing"):
         bspline.check_knots([1.0, 1.0, 2.0], "knots of 'LOGG'")
-
-
-# --------------------------------------------------------------------------- categories
-def test_categorical_codes_and_treatment_columns():
-    values = pd.Series(["lco25m", "apo25m", None, "apo1m", "lco25m"], dtype="category")
-    assert categorical.categories_of(values) == ["apo1m", "apo25m", "lco25m"]
-    codes = categorical.encode(values, ["apo25m", "lco25m"])
-    np.testing.assert_array_equal(codes, [1, 0, categorical.MISSING, categorical.UNSEEN, 1])
-    D = categorical.treatment_columns(codes, 2, reference=0)
-    np.testing.assert_array_equal(D[[0, 1, 4], 0], [1.0, 0.0, 1.0])
-    assert np.isnan(D[[2, 3]]).all()
-    # strings of any storage compare equal; numbers are categories by their text
-    np.testing.assert_array_equal(
-        categorical.encode(np.array(["a", np.nan, "b"], dtype=object), ["a", "b"]), [0, -1, 1])
-    np.testing.assert_array_equal(categorical.encode(pd.Series([1, 2, 1]), ["1", "2"]), [0, 1, 0])
-
-
-# --------------------------------------------------------------------------- least squares
-def test_prediction_variance_is_the_quadratic_form():
-    rng = np.random.default_rng(3)
-    Y = rng.normal(size=(50, 4))
-    Y[7] = np.nan
-    L = rng.normal(size=(3, 4, 4))
-    cov = L @ np.swapaxes(L, 1, 2)
-    var = wls.prediction_variance(np.ascontiguousarray(Y.T), cov)
-    np.testing.assert_allclose(var, np.einsum("np,kpq,nq->kn", Y, cov, Y), rtol=1e-12)
-    assert np.isnan(var[:, 7]).all()
-
-
-# --------------------------------------------------------------------------- profiles
-def test_group_medians_of_presorted_values_equal_numpy():
-    rng = np.random.default_rng(4)
-    values = rng.normal(size=(1001, 3))
-    values[rng.random(values.shape) < 0.1] = np.nan
-    groups = rng.integers(-1, 7, 1001)
-    orders, sorted_values = profiles.presort(values)
-    for k in range(3):
-        med, count = profiles.group_medians(sorted_values[k], groups[orders[k]], 8)
-        for g in range(8):
-            sel = values[(groups == g) & np.isfinite(values[:, k]), k]
-            assert count[g] == sel.size
-            if sel.size:
-                assert med[g] == np.median(sel)
-            else:
-                assert np.isnan(med[g])

@@ -1,0 +1,35 @@
+"""Tests of the action methods (sklearn_selfcal._kernels.action_methods): galpy's C fudge with the
+numpy fudge where galpy gives up."""
+
+import numpy as np
+
+from sklearn_selfcal._kernels import staeckel_integrals as si
+from sklearn_selfcal._kernels.action_methods import ActionModel, _direct
+from sklearn_selfcal._kernels.staeckel import (GALPY_RO_KPC, GALPY_VO_KMS, make_staeckel,
+                                               staeckel_actions)
+from sklearn_selfcal.potential import default_potential
+
+from _helpers import phi_of
+
+
+# a halo star on which galpy's C root finding gives up (J_R = 9999.99, natural units)
+_GALPY_FAILS = dict(R=2.879521792165946, z=-3.478902654821262, v_R=1.615322680280282,
+                    v_T=0.4983077668753245, v_z=0.350006963298146, delta=0.24955207297461485)
+
+
+def test_galpy_failures_become_nan_and_the_numpy_fudge_computes_them(pot):
+    s = {k: np.array([v]) for k, v in _GALPY_FAILS.items()}
+    finder = make_staeckel(default_potential())
+    raw = finder(s["R"], s["v_R"], s["v_T"], s["z"], s["v_z"], delta=s["delta"])
+    assert raw[0][0] > 9999  # the case still fails in galpy (else this test tests nothing)
+    ro, vo = GALPY_RO_KPC, GALPY_VO_KMS
+    J_R, J_z = staeckel_actions(finder, s["R"] * ro, s["z"] * ro, s["v_R"] * vo, -s["v_T"] * vo,
+                                s["v_z"] * vo, delta=s["delta"] * ro)
+    assert np.isnan(J_R[0]) and np.isnan(J_z[0])  # not a silent 17-million kpc km/s
+    model = ActionModel(potential=default_potential(), key="k", method="staeckel_fixed",
+                        delta=float(s["delta"][0] * ro), focal=None, grid=None, check=False,
+                        threshold=0.05)
+    J_R, J_z = _direct(model, pot, s["R"], s["z"], s["v_R"], s["v_T"], s["v_z"])
+    expected = si.actions(phi_of(pot), s["R"], s["z"], s["v_R"], s["v_T"], s["v_z"], s["delta"])
+    assert np.isfinite(J_R[0]) and 0 < J_R[0] < 100
+    np.testing.assert_allclose([J_R[0], J_z[0]], [expected[0][0], expected[1][0]], rtol=1e-12)

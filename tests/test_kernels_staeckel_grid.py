@@ -1,0 +1,43 @@
+"""Tests of the focal-distance and action tables (sklearn_selfcal._kernels.staeckel_grid)."""
+
+import numpy as np
+from galpy.actionAngle import actionAngleStaeckel
+
+from sklearn_selfcal._kernels import orbit_sampling, staeckel_grid
+from sklearn_selfcal._kernels.staeckel import GALPY_RO_KPC
+
+from _helpers import natural_stars, phi_of
+
+
+def test_focal_distances_are_constant_along_an_orbit_and_sensible(pot, tables):
+    focal, _ = tables
+    R, z, v_R, v_T, v_z = natural_stars(50, seed=6)
+    points = orbit_sampling.orbit_points(pot, R, z, v_R, v_T, v_z, 2.0, 5)
+    phi = phi_of(pot)
+    P_R, P_z, P_vR, P_vT, P_vz = points.transpose(1, 0, 2)
+    E = phi(P_R, P_z) + 0.5 * (P_vR**2 + P_vT**2 + P_vz**2)
+    delta = staeckel_grid.focal_distance(focal, E, P_R * P_vT)
+    np.testing.assert_allclose(delta, np.broadcast_to(delta[0], delta.shape), rtol=1e-10)
+    # the Sun's orbit: the fixed 3.8 kpc is in the flat optimum 2.5-4.5 kpc of estimate_delta
+    sun = staeckel_grid.focal_distance(focal, phi(np.array([1.02]), np.zeros(1)) + 0.5 * 1.1**2,
+                                       np.array([1.02 * 1.1])) * GALPY_RO_KPC
+    assert 2.5 < sun[0] < 4.5
+    constant = staeckel_grid.build_focal_table(pot, n1=4, n2=4, constant=0.3)
+    np.testing.assert_array_equal(staeckel_grid.focal_distance(constant, E, P_R * P_vT), 0.3)
+
+
+def test_action_grid_reproduces_the_direct_fudge(pot, tables):
+    focal, grid = tables
+    R, z, v_R, v_T, v_z = natural_stars(2000, seed=7)
+    J_R, J_z, delta = staeckel_grid.grid_actions(grid, pot, R, z, v_R, v_T, v_z)
+    jr, _, jz = actionAngleStaeckel(pot=pot, delta=0.45, c=True)(R, v_R, v_T, z, v_z, delta=delta)
+    inside = np.isfinite(J_R)
+    assert inside.mean() > 0.95
+    rel_R, rel_z = np.abs(J_R[inside] / jr[inside] - 1), np.abs(J_z[inside] / jz[inside] - 1)
+    # the issue's goal: a median error <= 0.1 %; measured 1e-5 (J_R) and 1e-4 (J_z) on this mix
+    assert np.median(rel_R) < 1e-3 and np.median(rel_z) < 1e-3
+    assert np.percentile(rel_R, 90) < 1e-2 and np.percentile(rel_z, 90) < 1e-2
+    # far beyond the tables (energy above the potential at 160 kpc): NaN, computed directly
+    J_far = staeckel_grid.grid_actions(grid, pot, np.array([1.0]), np.zeros(1), np.array([2.0]),
+                                       np.array([1.0]), np.zeros(1))[0]
+    assert np.isnan(J_far[0])
