@@ -229,3 +229,28 @@ def test_bad_cv():
     X, y = _table()
     with pytest.raises(ValueError, match="'cv' parameter"):
         CrossFitTransformer(LinearRegression(), cv=1).fit_transform(X, y)
+
+
+class _BlockRecorder(_MemorisingRegressor):
+    """Records the number of rows of every predict call (a proxy for the features' memory)."""
+
+    def predict(self, X, return_std=False):
+        type(self).calls.append(len(np.asarray(X)))
+        return super().predict(X, return_std=return_std)
+
+
+def test_predictions_in_row_blocks_are_the_same_and_bounded():
+    X, y = _table(n=103)
+    _BlockRecorder.calls = []
+    blocked = CrossFitTransformer(_BlockRecorder(), cv=2, output="p", random_state=0,
+                                  predict_block_rows=10)
+    out = blocked.fit_transform(X, y)
+    # every held-out star was predicted in calls of at most 10 rows
+    assert _BlockRecorder.calls and max(_BlockRecorder.calls) <= 10
+    _BlockRecorder.calls = []
+    new = blocked.transform(X)
+    assert max(_BlockRecorder.calls) <= 10 and sum(_BlockRecorder.calls) == len(X)
+    whole = CrossFitTransformer(_BlockRecorder(), cv=2, output="p", random_state=0,
+                                predict_block_rows=None)
+    pd.testing.assert_frame_equal(out, whole.fit_transform(X, y))
+    pd.testing.assert_frame_equal(new, whole.transform(X))
