@@ -1,6 +1,9 @@
-"""The ``sklearn-selfcal`` command: ``demo``, ``check`` and ``run``.
+"""The ``sklearn-selfcal`` command: ``simulate``, ``demo``, ``check`` and ``run``.
 
-* ``demo`` -- the whole method on the built-in simulated survey (no download);
+* ``simulate`` -- write a simulated survey (``catalogue.parquet`` + ``spectra.h5``) in bounded
+  memory, at any size;
+* ``demo`` -- ``simulate`` followed by ``run``: the whole method on the built-in simulated survey
+  (no download), its truth printed next to what was recovered;
 * ``check CATALOGUE`` -- in seconds and before any computation: the column used for every role, the
   distance source, the stars passing each cut of the paper, the abundances to calibrate, and the
   configuration key that fixes anything missing; exits 1 when ``run`` could not proceed;
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -57,11 +61,15 @@ def build_parser():
                            help="use this distance column (unit and uncertainty from [distance] "
                                 "or from the recognised catalogue) instead of the ones found")
 
-    demo = sub.add_parser("demo", parents=[config, outputs],
-                          help="run the whole method on the built-in simulated survey")
-    demo.add_argument("--n-stars", type=int, default=20_000, help="stars in the survey (20,000)")
-    demo.add_argument("--n-pixels", type=int, default=7_514,
+    size = argparse.ArgumentParser(add_help=False)
+    size.add_argument("--n-stars", type=int, default=20_000, help="stars in the survey (20,000)")
+    size.add_argument("--n-pixels", type=int, default=7_514,
                       help="pixels per spectrum (7,514: the ASPCAP grid)")
+    sub.add_parser("simulate", parents=[config, outputs, size],
+                   help="write a simulated survey: catalogue.parquet, spectra.h5 (flux, "
+                        "flux_err), truth.parquet, params.json")
+    sub.add_parser("demo", parents=[config, outputs, size],
+                   help="simulate a survey, then run the whole method on it")
     sub.add_parser("check", parents=[catalogue, config],
                    help="check a catalogue for run: columns, distances, cuts; exit 1 if run "
                         "could not proceed")
@@ -145,11 +153,39 @@ def _truth_gradient(survey, result, config, random_state):
                    "err_plus": float(row["err_plus"])} for name, row in regressor.summary_.iterrows()}
 
 
-def _demo(args):
-    from ._paper import correct_parallax
-    from .datasets import make_survey
+def _simulate_into(directory, args, verbose):
+    """``write_survey`` of the command's size and seed into ``directory``."""
+    from .datasets import write_survey
+
+    if verbose:
+        print(f"[sklearn-selfcal] simulating {args.n_stars:,} stars x {args.n_pixels:,} pixels "
+              f"into {directory} ...", flush=True)
+    return write_survey(args.n_stars, directory, n_pixels=args.n_pixels,
+                        random_state=args.random_state, n_jobs=os.cpu_count(), overwrite=True,
+                        verbose=verbose)
+
+
+def _simulate(args):
     from .io.outdir import OutputDirectory
-    from .outputs import write_outputs
+    from .workflow import load_config
+
+    load_config(args.config)  # a bad config is reported before anything is simulated
+    verbose = 0 if args.quiet else 1
+    outdir = OutputDirectory(args.out, args.overwrite)
+    with outdir as tmp:
+        written = _simulate_into(tmp, args, verbose)
+    names = {k: outdir.path / Path(v).name for k, v in written.items()
+             if k in ("catalogue", "spectra", "truth", "params")}
+    _print([f"simulated survey of {args.n_stars:,} stars x {args.n_pixels:,} pixels in "
+            f"{outdir.path}:"] + [f"  {k:<10} {v}" for k, v in names.items()] +
+           [f"run the method on it with: sklearn-selfcal run {names['catalogue']} --spectra "
+            f"{names['spectra']} --out <directory>"])
+    return 0
+
+
+def _demo(args):
+    from .datasets import load_survey
+    from .io.outdir import OutputDirectory
     from .workflow import load_config, run_method
 
     t0 = time.perf_counter()
@@ -157,13 +193,24 @@ def _demo(args):
     verbose = 0 if args.quiet else 1
     outdir = OutputDirectory(args.out, args.overwrite)
     outdir.check()
-    if verbose:
-        print(f"[sklearn-selfcal] simulating {args.n_stars:,} stars x {args.n_pixels:,} pixels ...",
-              flush=True)
-    survey = make_survey(args.n_stars, n_pixels=args.n_pixels, random_state=args.random_state,
-                         n_jobs=-1)
-    result = run_method(survey.frame, survey.spectra, survey.spectra_err, config=config,
-                        random_state=args.random_state, verbose=verbose)
+    with outdir as tmp:  # simulate, then run on the files: spectra read from disk by rows
+        written = _simulate_into(tmp / "survey", args, verbose)
+        survey = load_survey(tmp / "survey")
+        result = run_method(survey.frame, survey.spectra, survey.spectra_err, config=config,
+                            random_state=args.random_state, verbose=verbose, scratch_dir=tmp)
+        paths, extra = _demo_outputs(args, config, survey, result, tmp, verbose)
+        paths.update({f"survey_{k}": str(v) for k, v in written.items()
+                      if k in ("catalogue", "spectra", "truth", "params")})
+    paths = {k: str(outdir.path / Path(v).relative_to(tmp)) for k, v in paths.items()}
+    _print(_summary_lines(result, extra, paths, time.perf_counter() - t0))
+    return 0
+
+
+def _demo_outputs(args, config, survey, result, tmp, verbose):
+    """The demo's outputs: those of ``run``, with the truth of the simulation beside them."""
+    from ._paper import correct_parallax
+    from .outputs import write_outputs
+
     extra_truth = _truth_gradient(survey, result, config, args.random_state)
     parent = result.catalogue["PARENT_SAMPLE"].to_numpy()
     true = survey.truth["parallax"].to_numpy()[parent]
@@ -180,12 +227,9 @@ def _demo(args):
         "simulation": {"n_stars": args.n_stars, "n_pixels": args.n_pixels,
                        "random_state": args.random_state},
     }
-    with outdir as tmp:
-        paths = write_outputs(result, tmp, random_state=args.random_state, command=sys.argv,
-                              extra=extra, verbose=verbose)
-    paths = {k: str(outdir.path / Path(v).relative_to(tmp)) for k, v in paths.items()}
-    _print(_summary_lines(result, extra, paths, time.perf_counter() - t0))
-    return 0
+    paths = write_outputs(result, tmp, random_state=args.random_state, command=sys.argv,
+                          extra=extra, verbose=verbose)
+    return paths, extra
 
 
 def _inspect(args, config):
@@ -296,11 +340,11 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     try:
-        return {"demo": _demo, "check": _check, "run": _run}[args.command](args)
+        return {"simulate": _simulate, "demo": _demo, "check": _check,
+                "run": _run}[args.command](args)
     except _CannotRun:
         return 1
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError, NotADirectoryError,
-            OutputLockedError) as err:
+    except (OSError, KeyError, ValueError, OutputLockedError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"sklearn-selfcal {args.command}: error: {message}", file=sys.stderr)
         return 1

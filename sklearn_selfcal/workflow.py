@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
+import tempfile
 import json
 import time
 import tomllib
@@ -66,6 +68,8 @@ DEFAULT_CONFIG = {
         "max_iter": 100,
         "magnitudes": "auto",       # the paper's 8 bands that the catalogue has, or a list
         "lsf_moments": "auto",      # LSF_1..LSF_5 if present, or a list
+        "refit": False,             # refit on all training stars (to apply the pipeline to others)
+        "scratch": "auto",          # feature matrices in scratch files: "auto", true or false
     },
     "actions": {"n_samples": 0, "n_jobs": None, "method": "auto", "orbit_check": True},
     "disk": {"z_max": DISK_Z_MAX_KPC, "wedge_angle": DISK_WEDGE_ANGLE_DEG,
@@ -168,8 +172,8 @@ def _append(name, transformer):
 
 def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=None,
                          alpha=PAPER_ALPHA, n_folds=2, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
-                         dtype="float32", tol=1e-4, max_iter=100, n_samples=0, n_jobs=None,
-                         actions_method="auto", orbit_check=True, logg_max=LOGG_MAX, disk=None,
+                         dtype="float32", tol=1e-4, max_iter=100, refit=True, scratch_dir=None,
+                         n_samples=0, n_jobs=None, actions_method="auto", orbit_check=True, logg_max=LOGG_MAX, disk=None,
                          max_actions_rel_err=None, random_state=None, verbose=0,
                          **calibrator_params):
     """The whole method as one scikit-learn ``Pipeline`` (distances -> orbits -> calibration).
@@ -212,6 +216,12 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
         Relative KKT tolerance of the parallax solver.
     max_iter : int, default=100
         Outer iterations of the parallax solver.
+    refit : bool, default=True
+        Also refit the parallax model on every training star, so that the fitted pipeline can
+        ``transform`` new stars (``fit_transform`` gives out-of-fold predictions either way).
+    scratch_dir : str or path-like, optional
+        Write the parallax model's feature matrices to memory-mapped scratch files there (their
+        memory then does not grow with the number of stars).
     n_samples : int, default=0
         Monte Carlo samples of :class:`~sklearn_selfcal.ActionTransformer` (0: no ``_err``).
     n_jobs : int, optional
@@ -256,8 +266,8 @@ def make_method_pipeline(*, distance=None, magnitude_columns=None, lsf_columns=N
             alpha=alpha, parallax_zero_point=parallax_zero_point, n_folds=n_folds,
             training_filter=functools.partial(gaia_training_mask, magnitude_columns=mags,
                                               missing="skip"),
-            dtype=np.dtype(dtype).type, tol=tol, max_iter=max_iter, random_state=random_state,
-            verbose=verbose, **options)))
+            dtype=np.dtype(dtype).type, tol=tol, max_iter=max_iter, scratch_dir=scratch_dir,
+            random_state=random_state, verbose=verbose, **options).set_params(refit=refit)))
         steps.append(("drop_spectra", ColumnTransformer(
             [("spectra", "drop", spectra_columns)], remainder="passthrough",
             verbose_feature_names_out=False)))
@@ -295,7 +305,7 @@ def _calibrator_options(params):
     return out
 
 
-def pipeline_from_config(config, plan, *, random_state=None, verbose=0):
+def pipeline_from_config(config, plan, *, random_state=None, verbose=0, scratch_dir=None):
     """:func:`make_method_pipeline` with the settings of a configuration and a run plan.
 
     Parameters
@@ -308,6 +318,8 @@ def pipeline_from_config(config, plan, *, random_state=None, verbose=0):
         Seed of every random step.
     verbose : int
         Progress reports.
+    scratch_dir : str or path-like, optional
+        Where the parallax model's scratch files go when ``[parallax] scratch`` says so.
 
     Returns
     -------
@@ -320,7 +332,8 @@ def pipeline_from_config(config, plan, *, random_state=None, verbose=0):
         distance=plan.distance, magnitude_columns=plan.magnitudes or None,
         lsf_columns=plan.lsf if plan.spectra else None, alpha=pcfg["alpha"],
         n_folds=pcfg["n_folds"], parallax_zero_point=pcfg["parallax_zero_point"],
-        dtype=pcfg["dtype"], tol=pcfg["tol"], max_iter=pcfg["max_iter"],
+        dtype=pcfg["dtype"], tol=pcfg["tol"], max_iter=pcfg["max_iter"], refit=pcfg["refit"],
+        scratch_dir=scratch_dir,
         n_samples=config["actions"]["n_samples"], n_jobs=config["actions"]["n_jobs"],
         actions_method=config["actions"]["method"], orbit_check=config["actions"]["orbit_check"],
         max_actions_rel_err=config["calibration"]["max_actions_rel_err"],
@@ -401,7 +414,7 @@ def _fit_calibration(step, Xt, min_per_coefficient):
 
 
 def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_state=0, verbose=1,
-               distance_column=None, plan=None, prepared=None):
+               distance_column=None, plan=None, prepared=None, scratch_dir=None):
     """Run the paper's method on a catalogue (and its spectra).
 
     The catalogue's columns are mapped to roles (:mod:`sklearn_selfcal.columns`, with the
@@ -433,6 +446,10 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         From :func:`~sklearn_selfcal.preflight.prepare_catalogue` of ``frame`` with ``plan``
         (made here if not given), so that a caller that checked the catalogue first does not
         clean it twice.
+    scratch_dir : str or path-like, optional
+        Where the parallax model may write its feature matrices as memory-mapped scratch files
+        (``[parallax] scratch``: ``"auto"`` does so when they would take more than a quarter of
+        the machine's memory; default: the system's temporary directory).
 
     Returns
     -------
@@ -486,7 +503,12 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     for line in plan.left_out:
         steps.note(line)
 
-    pipe = pipeline_from_config(config, plan, random_state=random_state, verbose=verbose)
+    scratch = _scratch_dir(config["parallax"]["scratch"], scratch_dir, spectra,
+                           int(parent.sum())) if plan.spectra else None
+    if scratch is not None:
+        steps.note(f"parallax features in scratch files under {scratch} (memory bounded)")
+    pipe = pipeline_from_config(config, plan, random_state=random_state, verbose=verbose,
+                                scratch_dir=scratch)
     X = work.loc[parent]
     fit_params = {}
     if plan.spectra:  # row selection of the spectra columns composes indices: no pixel copied
@@ -587,6 +609,24 @@ def _calibration_draws(calibrator, X_disk, column):
 _STEP_LABELS = {"parallax": "spectro-photometric parallaxes", "drop_spectra": "spectra dropped",
                 "distance": "distances",
                 "orbits": "phase space and actions", "calibrate": "self-calibration"}
+
+
+def _scratch_dir(setting, where, spectra, n_parent):
+    """Where the parallax features go: None (memory) or a directory, as ``[parallax] scratch``."""
+    if setting is False or setting == "false":
+        return None
+    if setting == "auto":
+        n_pixels = spectra.n_pixels if isinstance(spectra, SpectraArray) else np.shape(spectra)[1]
+        feature_bytes = n_parent * (n_pixels + 13) * 4  # one float32 matrix, both halves
+        try:
+            memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+            memory = 16 * 2**30
+        if feature_bytes <= memory / 4:
+            return None
+    elif setting is not True and setting != "true":
+        raise ValueError(f"[parallax] scratch must be 'auto', true or false, got {setting!r}")
+    return os.fspath(where) if where is not None else tempfile.gettempdir()
 
 
 def _aligned_spectra(spectra, spectra_err, n):

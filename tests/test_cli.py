@@ -136,3 +136,28 @@ def test_module_entry_point_help():
     done = subprocess.run([sys.executable, "-m", "sklearn_selfcal", "--help"], capture_output=True,
                           text=True, check=True)
     assert "demo" in done.stdout and "run" in done.stdout
+
+
+def test_simulate_writes_a_survey_that_run_reads_from_disk(tmp_path, capsys):
+    from sklearn_selfcal.datasets import load_survey, make_survey
+
+    out = tmp_path / "survey"
+    assert main(["simulate", "--out", str(out), "--n-stars", "300", "--n-pixels", "40",
+                 "--random-state", "5", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"sklearn-selfcal run {out / 'catalogue.parquet'} --spectra {out / 'spectra.h5'}" in printed
+    written = load_survey(out)
+    expected = make_survey(300, 40, random_state=5)
+    pd.testing.assert_frame_equal(written.frame, expected.frame)
+    np.testing.assert_array_equal(written.spectra.to_numpy_2d(), expected.spectra)
+    # a second simulate refuses a folder with a survey unless --overwrite
+    assert main(["simulate", "--out", str(out), "--n-stars", "300", "--n-pixels", "40",
+                 "--quiet"]) == 1
+
+
+def test_demo_is_simulate_then_run(demo_dir):
+    # the demo keeps the survey it simulated next to the results, and ran on the files
+    for name in ("catalogue.parquet", "spectra.h5", "truth.parquet", "params.json"):
+        assert (demo_dir / "survey" / name).is_file(), name
+    prov = json.loads((demo_dir / "provenance.json").read_text())
+    assert prov["distance_source"]["kind"] == "spectra"

@@ -14,7 +14,6 @@ keeps the point estimate of the paper's fit and costs milliseconds per draw.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import Bunch
 
 from .._kernels import broken_line as _bl
