@@ -235,6 +235,8 @@ def main():
                              "the OOM killer on a shared machine")
     args = parser.parse_args()
     steps = set(args.steps.split(","))
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.workdir))
     print(f"bench_scale: sizes {args.sizes}, {args.n_pixels} pixels, n_jobs={args.n_jobs}, "
           f"files in {base} ({shutil.disk_usage(base).free / 1e9:.0f} GB free)")

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -73,8 +74,12 @@ def build_parser():
     sub.add_parser("check", parents=[catalogue, config],
                    help="check a catalogue for run: columns, distances, cuts; exit 1 if run "
                         "could not proceed")
-    sub.add_parser("run", parents=[catalogue, config, outputs],
-                   help="run the method on a catalogue")
+    run = sub.add_parser("run", parents=[catalogue, config, outputs],
+                         help="run the method on a catalogue")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on a Dask cluster: its scheduler's address (tcp://host:8786) or "
+                          "scheduler file (.json), or 'local' for a LocalCluster on this machine "
+                          "(overrides [dask] scheduler)")
     return parser
 
 
@@ -308,8 +313,21 @@ def _run(args):
             inputs += [Path(p) for p in (spectra.get("paths") or [args.spectra])]
         if args.config is not None:
             inputs.append(args.config)
-        result = run_method(frame, flux, flux_err, config=config, random_state=args.random_state,
-                            verbose=verbose, plan=plan, prepared=prepared)
+        scheduler = args.scheduler or config["dask"]["scheduler"]
+        with contextlib.ExitStack() as stack:
+            client = None
+            if scheduler:
+                from .scaleout import dask_client
+
+                client = stack.enter_context(dask_client(
+                    scheduler, n_workers=config["dask"]["n_workers"] or None))
+                if verbose:
+                    _print([f"Dask cluster: {scheduler} ({len(client.nthreads())} workers, "
+                            f"{sum(client.nthreads().values())} threads)"])
+            result = run_method(frame, flux, flux_err, config=config,
+                                random_state=args.random_state, verbose=verbose, plan=plan,
+                                prepared=prepared, client=client)
+        result.summary["scheduler"] = scheduler or None
         checks = counts.table.to_dict(orient="records") if counts is not None else None
         paths = write_outputs(result, tmp, random_state=args.random_state, inputs=inputs,
                               command=sys.argv, checks=checks, verbose=verbose)

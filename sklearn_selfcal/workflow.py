@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn import config_context
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import Bunch
@@ -87,6 +88,9 @@ DEFAULT_CONFIG = {
     "diagnostics": {"trend_columns": ["LOGG", "TEFF", "TELESCOPE"], "trend_bins": 4},
     "figures": {"enabled": True, "dpi": 110},
     "output": {"columns": "used"},
+    # a Dask cluster for the run (docs/scaling.rst): "" runs on this machine; "local" starts a
+    # LocalCluster of n_workers processes (0: one per core); else a scheduler address or file
+    "dask": {"scheduler": "", "n_workers": 0, "partitions": 0},
 }
 _ROLE_NAMES = {r.name for r in ROLES} | {r.canonical for r in ROLES}
 
@@ -372,11 +376,26 @@ class _Steps:
             print(f"[sklearn-selfcal] {text}", flush=True)
 
 
-def _fit_calibration(step, Xt, min_per_coefficient):
+def _fit_step(step, Xt, client, partitions):
+    """Fit the ``"calibrate"`` step: in memory, or summed over partitions on a Dask cluster."""
+    if client is None:
+        return step, step.fit_transform(Xt)
+    from sklearn.frozen import FrozenEstimator
+
+    from .scaleout import fit_calibrator_distributed
+    from .scaleout._cluster import partitioned
+
+    name, calibrator = step.transformer_list[1]
+    fit_calibrator_distributed(calibrator, partitioned(Xt, client, partitions), client=client)
+    fitted = clone(step).set_params(**{name: FrozenEstimator(calibrator)})
+    return fitted, fitted.fit_transform(Xt)
+
+
+def _fit_calibration(step, Xt, min_per_coefficient, client=None, partitions=0):
     """Fit the ``"calibrate"`` step; drop the abundances with too few training stars.
 
     Returns the table with ``<X>_NEW`` (``Xt`` itself when nothing could be fitted), the fitted
-    calibrator (or None) and ``{what: why}`` for what was skipped.
+    calibrator (or None), the fitted step and ``{what: why}`` for what was skipped.
     """
     calibrator = step.transformer_list[1][1]
     skipped = {}
@@ -385,7 +404,7 @@ def _fit_calibration(step, Xt, min_per_coefficient):
     counts = {c: int((train & np.isfinite(Xt[c].to_numpy(dtype=float))).sum()) for c in names}
     empty = [c for c, n in counts.items() if n == 0]
     if len(empty) == len(counts):
-        return Xt, None, {"calibration": f"no training star: {int(train.sum())} stars pass the "
+        return Xt, None, step, {"calibration": f"no training star: {int(train.sum())} stars pass the "
                                          "disk sample and the training filter, none with an "
                                          "abundance"}
     if empty:
@@ -393,9 +412,9 @@ def _fit_calibration(step, Xt, min_per_coefficient):
         calibrator.set_params(abundance_columns=[c for c in names if c not in empty])
     while True:
         try:
-            out = step.fit_transform(Xt)
+            fitted, out = _fit_step(step, Xt, client, partitions)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            return Xt, None, {"calibration": f"too few training stars for the calibration "
+            return Xt, None, step, {"calibration": f"too few training stars for the calibration "
                                              f"({max(counts.values())} at most): the model "
                                              f"cannot be fitted ({exc})"}
         n_terms = calibrator.coef_.shape[1]
@@ -403,18 +422,18 @@ def _fit_calibration(step, Xt, min_per_coefficient):
         n_stars = calibrator.n_stars_
         too_few = [a for a, n in n_stars.items() if n < needed]
         if not too_few:
-            return out, calibrator, skipped
+            return out, calibrator, fitted, skipped
         why = (f"fewer than {needed} training stars (the model has {n_terms} coefficients per "
                f"abundance; [calibration] min_stars_per_coefficient = {min_per_coefficient})")
         if len(too_few) == len(n_stars):
-            return Xt, None, {"calibration": f"too few training stars for the calibration: "
+            return Xt, None, step, {"calibration": f"too few training stars for the calibration: "
                                              f"{int(n_stars.max())} at most, {why}"}
         skipped[f"calibration of {', '.join(too_few)}"] = why
         calibrator.set_params(abundance_columns=[a for a in n_stars.index if a not in too_few])
 
 
 def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_state=0, verbose=1,
-               distance_column=None, plan=None, prepared=None, scratch_dir=None):
+               distance_column=None, plan=None, prepared=None, scratch_dir=None, client=None):
     """Run the paper's method on a catalogue (and its spectra).
 
     The catalogue's columns are mapped to roles (:mod:`sklearn_selfcal.columns`, with the
@@ -450,6 +469,13 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         Where the parallax model may write its feature matrices as memory-mapped scratch files
         (``[parallax] scratch``: ``"auto"`` does so when they would take more than a quarter of
         the machine's memory; default: the system's temporary directory).
+    client : distributed.Client, optional
+        Run on this Dask cluster (see :func:`~sklearn_selfcal.scaleout.dask_client`, which also
+        sends the pipeline's parallel loops, the parallax folds and the action chunks, to its
+        workers): the calibration is fitted over partitions
+        (:func:`~sklearn_selfcal.scaleout.fit_calibrator_distributed`) and the profiles
+        aggregated there (:func:`~sklearn_selfcal.scaleout.radial_profile_distributed`). The
+        results are those of the run without it (to rounding: 1e-10 relative).
 
     Returns
     -------
@@ -522,9 +548,11 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
                 Xt = step.fit_transform(Xt, y, **(fit_params if name == "parallax" else {}))
         X_orbits = Xt  # what the calibrator is fitted on (its draws and trends need it)
         with steps(_STEP_LABELS["calibrate"]):
-            Xt, calibrator, why = _fit_calibration(
+            Xt, calibrator, fitted, why = _fit_calibration(
                 pipe.named_steps["calibrate"], Xt,
-                config["calibration"]["min_stars_per_coefficient"])
+                config["calibration"]["min_stars_per_coefficient"], client=client,
+                partitions=config["dask"]["partitions"])
+            pipe.steps[-1] = ("calibrate", fitted)
         skipped.update(why)
         for what, text in why.items():
             steps.note(f"{what} skipped: {text}")
@@ -549,7 +577,8 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     with steps("radial profiles and broken power-law fit"):
         g = config["gradient"]
         fit = profiles_and_fit(
-            view[disk], g, random_state=random_state, verbose=verbose,
+            view[disk], g, random_state=random_state, verbose=verbose, client=client,
+            partitions=config["dask"]["partitions"],
             radius_draws=_radius_draws(view[disk], plan.distance) if g["distance_errors"]
             else None,
             calibration_draws=_calibration_draws(calibrator, X_disk, g["column"])
@@ -690,7 +719,7 @@ def _posterior(regressor):
 
 
 def profiles_and_fit(frame, gradient_config=None, *, radius_draws=None, calibration_draws=None,
-                     random_state=None, verbose=0):
+                     random_state=None, verbose=0, client=None, partitions=0):
     """Radial abundance profiles (Tables 1-3) and the broken power-law fit with its error budget.
 
     The profiles are those of the calibrated ``<X>_NEW`` columns (of the reported abundances when
@@ -715,6 +744,12 @@ def profiles_and_fit(frame, gradient_config=None, *, radius_draws=None, calibrat
         Seeds the bootstrap, the draws and the MCMC.
     verbose : int
         Progress of the MCMC.
+    client : distributed.Client, optional
+        Aggregate the profiles on this Dask cluster
+        (:func:`~sklearn_selfcal.scaleout.radial_profile_distributed`, the same medians) unless
+        a bootstrap is asked for (``n_bootstrap``, computed in memory).
+    partitions : int, default=0
+        Partitions of the table on the cluster (0: one per worker thread).
 
     Returns
     -------
@@ -736,8 +771,17 @@ def profiles_and_fit(frame, gradient_config=None, *, radius_draws=None, calibrat
         out.skipped["broken power-law fit"] = "no radial profile"
         return out
     split = next((c for c in (calibrated_name("ALPHA_M"), "ALPHA_M") if c in frame.columns), None)
-    out.profile = radial_abundance_profile(frame, columns, split=split,
-                                           n_bootstrap=g["n_bootstrap"], random_state=random_state)
+    if client is not None and not g["n_bootstrap"]:
+        from .scaleout import radial_profile_distributed
+        from .scaleout._cluster import partitioned
+
+        keep = list(dict.fromkeys(["R", *columns] + ([split] if split else [])))
+        out.profile = radial_profile_distributed(
+            partitioned(frame[keep], client, partitions), columns, split=split, client=client)
+    else:
+        out.profile = radial_abundance_profile(frame, columns, split=split,
+                                               n_bootstrap=g["n_bootstrap"],
+                                               random_state=random_state)
     requested = g["column"]
     reported = requested[:-len(CALIBRATED_SUFFIX)] if requested.endswith(CALIBRATED_SUFFIX) \
         else requested

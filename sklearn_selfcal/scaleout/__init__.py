@@ -7,7 +7,8 @@ aggregations are reductions over partitions that give the in-memory results:
 :func:`radial_profile_distributed` and :func:`face_on_map_distributed` (exact medians: the stars
 are shuffled so that every bin lies in one partition) and :func:`fit_parallax_distributed` (the
 parallax model's solver with every pass over the rows of a row-chunked ``dask.array`` of features
-run on the workers that hold them). See :doc:`/scaling_dask`.
+run on the workers that hold them). :func:`dask_client` runs a whole
+``sklearn-selfcal run`` on a cluster (``--scheduler``). See :doc:`/scaling`.
 
 Dask is an optional dependency (``pip install "sklearn-selfcal[dask]"``).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 from ..spectra import register_dask
 from ._binned import face_on_map_distributed, radial_profile_distributed
 from ._calibration import fit_calibrator_distributed
+from ._cluster import LOCAL_SCHEDULER, dask_client, partitioned
 from ._parallax import DaskRowBlocks, features_to_dask_array, fit_parallax_distributed
 from ._transform import apply_to_hats, apply_to_parquet, transform_partitions
 
@@ -35,4 +37,7 @@ __all__ = [
     "fit_parallax_distributed",
     "features_to_dask_array",
     "DaskRowBlocks",
+    "dask_client",
+    "partitioned",
+    "LOCAL_SCHEDULER",
 ]
