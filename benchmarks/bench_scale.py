@@ -16,7 +16,9 @@ lines the package prints when verbose (plus the reading of the inputs and the wr
 outputs) and records each step's wall time and peak resident memory (``VmHWM`` of
 ``/proc/self/status``, reset between steps through ``/proc/self/clear_refs``; ``ru_maxrss``
 is not used: on Linux a child inherits its parent's). The parallax model's float32 feature
-matrix, ``n_parent x (n_pixels + 13) x 4`` bytes, is printed beside the peaks. The machine is
+matrix, ``n_parent x (n_pixels + 13) x 4`` bytes, is printed beside the peaks, and so is each step's peak *anonymous* resident memory (sampled
+every 0.1 s): resident memory also counts the pages of memory-mapped scratch and spectra files,
+which the system reclaims under pressure, the anonymous part it cannot. The machine is
 shared: compare within one run.
 
 Usage::
@@ -61,13 +63,39 @@ def _reset_hwm():
         pass
 
 
+def _anon_gb():
+    """Resident anonymous memory (GB): what the process holds that the system cannot reclaim.
+
+    Resident memory (``VmHWM``) also counts the pages of memory-mapped files (the parallax
+    model's scratch files, the spectra file), which the system drops under pressure.
+    """
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("RssAnon"):
+                return int(line.split()[1]) / 1e6
+    return float("nan")
+
+
 class StepMeter(io.TextIOBase):
-    """A stdout tee that closes a step at each ``[sklearn-selfcal] <step> ...`` line."""
+    """A stdout tee that closes a step at each ``[sklearn-selfcal] <step> ...`` line.
+
+    A daemon thread samples the resident anonymous memory every 0.1 s (there is no kernel
+    high-water mark for it) and keeps each step's maximum.
+    """
 
     def __init__(self, stream, first):
+        import threading
+
         self.stream, self.pending, self.steps = stream, "", []
         self.current, self.t0 = first, time.perf_counter()
+        self.anon_peak = _anon_gb()
         _reset_hwm()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while True:
+            self.anon_peak = max(self.anon_peak, _anon_gb())
+            time.sleep(0.1)
 
     def write(self, text):
         self.stream.write(text)
@@ -85,9 +113,11 @@ class StepMeter(io.TextIOBase):
     def mark(self, name):
         """End the current step (its time and peak resident memory) and start ``name``."""
         now = time.perf_counter()
+        anon = max(self.anon_peak, _anon_gb())
         self.steps.append({"step": self.current, "seconds": round(now - self.t0, 2),
-                           "peak_gb": round(_hwm_gb(), 3)})
+                           "peak_gb": round(_hwm_gb(), 3), "anon_gb": round(anon, 3)})
         _reset_hwm()
+        self.anon_peak = _anon_gb()
         self.current, self.t0 = name, time.perf_counter()
 
 
@@ -211,8 +241,10 @@ def _print_steps(title, result, feature_gb=None):
     for s in result["steps"]:
         if s["step"] == "imports" or (s["step"] == "end"):
             continue
-        print(f"    {s['step']:<45s} {s['seconds']:9.1f} s   peak RSS {s['peak_gb']:6.2f} GB")
-    line = f"    process peak RSS {peak:.2f} GB"
+        print(f"    {s['step']:<45s} {s['seconds']:9.1f} s   peak RSS {s['peak_gb']:6.2f} GB"
+              f"  (anonymous {s.get('anon_gb', float('nan')):5.2f} GB)")
+    anon = max(s.get("anon_gb", float("nan")) for s in result["steps"])
+    line = f"    process peak RSS {peak:.2f} GB (anonymous {anon:.2f} GB)"
     if feature_gb:
         line += f"; float32 feature matrix {feature_gb:.2f} GB (peak / matrix {peak / feature_gb:.2f})"
     print(line)

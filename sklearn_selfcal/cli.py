@@ -326,7 +326,7 @@ def _run(args):
                             f"{sum(client.nthreads().values())} threads)"])
             result = run_method(frame, flux, flux_err, config=config,
                                 random_state=args.random_state, verbose=verbose, plan=plan,
-                                prepared=prepared, client=client)
+                                prepared=prepared, client=client, scratch_dir=tmp)
         result.summary["scheduler"] = scheduler or None
         checks = counts.table.to_dict(orient="records") if counts is not None else None
         paths = write_outputs(result, tmp, random_state=args.random_state, inputs=inputs,

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import tempfile
-import json
 import time
 import tomllib
 from pathlib import Path
@@ -32,22 +32,40 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import Bunch
 
-from ._paper import (ABUNDANCE_COLUMNS, CALIBRATED_SUFFIX, MAGNITUDE_COLUMNS, DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG,
-                     DISK_Z_MAX_KPC, GAIA_PARALLAX_ZERO_POINT, LOGG_MAX, LOGG_REFERENCE,
-                     PAPER_ALPHA, PAPER_TRAINING_BOUNDS, calibrated_name)
+from ._paper import (
+    ABUNDANCE_COLUMNS,
+    CALIBRATED_SUFFIX,
+    DISK_VZ_MAX_KMS,
+    DISK_WEDGE_ANGLE_DEG,
+    DISK_Z_MAX_KPC,
+    GAIA_PARALLAX_ZERO_POINT,
+    LOGG_MAX,
+    LOGG_REFERENCE,
+    MAGNITUDE_COLUMNS,
+    PAPER_ALPHA,
+    PAPER_TRAINING_BOUNDS,
+    calibrated_name,
+)
 from .actions import ACCURACY_COLUMN, ActionTransformer
-from .calibration import NuisanceCalibrator
+from .calibration import NuisanceCalibrator, trend_summary
 from .cleaning import as_frame
 from .columns import ROLES
-from .distances import DEFAULT_PARALLAX_OVER_ERROR, DISTANCE_COLUMNS, distance_transformer
-from .calibration import trend_summary
+from .distances import (
+    DEFAULT_PARALLAX_OVER_ERROR,
+    DISTANCE_COLUMNS,
+    distance_transformer,
+)
 from .gradients import fit_radial_gradient, radial_abundance_profile, radius_sampler
 from .maps import profile_points
 from .preflight import plan_and_prepare, prepare_catalogue
+from .selection import (
+    disk_sample_mask,
+    disk_training_mask,
+    gaia_training_mask,
+    parent_sample_cuts,
+    quality_cuts,
+)
 from .spectra import SpectraArray, SpectraDtype, join_spectra
-
-from .selection import (disk_sample_mask, disk_training_mask, gaia_training_mask,
-                        parent_sample_cuts, quality_cuts)
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "make_method_pipeline", "pipeline_from_config",
            "run_method", "profiles_and_fit"]

@@ -8,7 +8,7 @@ holds it. Counts, sums and means need no shuffle (sums of per-partition ``bincou
 
 The alternative, an approximate median from mergeable sketches (histograms, t-digests) with an
 error bound, was not needed: the shuffle moves a few float columns once, and its cost is measured
-by ``benchmarks/bench_dask.py`` (see :doc:`/scaling_dask`).
+by ``benchmarks/bench_dask.py`` (see :doc:`/scaling`).
 """
 
 from __future__ import annotations
