@@ -25,16 +25,19 @@ __all__ = ["GENERIC_SENTINELS", "MAGNITUDE_SENTINELS", "as_frame", "frame_if_tab
 
 #: Values written for "no measurement" in floating-point columns of APOGEE, Gaia cross-matches and
 #: VizieR tables: -9999 (Gaia columns of DR16), -9999.99 (parameters, abundances, photometry),
-#: -999.99 / -999 (uncertainties) and -9999.9999. Matched to a relative tolerance of 1e-6, which
-#: absorbs float32 storage (float32(-9999.99) = -9999.990234...).
+#: -999.99 / -999 (uncertainties) and -9999.9999. A value matches when it rounds to the same
+#: float32 as the sentinel (half a float32 step, ~3e-8 relative), which absorbs float32 storage
+#: (float32(-9999.99) = -9999.990234...) and text written from it ("-9999.9902"), but not a
+#: physical value that merely lies near a sentinel: an angular momentum of -999.9902 kpc km/s,
+#: met at 10^6 stars, is 3 float32 steps from -999.99 and is kept.
 GENERIC_SENTINELS = (-9999.0, -9999.99, -9999.9999, -999.0, -999.99)
-_SENTINEL_RTOL = 1e-6
+_SENTINEL_RTOL = 1e-6  # width of the cheap pre-selection of candidates only
 _BLANKS = frozenset(["", "nan", "NaN", "NAN", "--", "null", "NULL", "None", "N/A", "NA"])
 _N_SHOWN = 5
 
 
 def sentinel_mask(values, sentinels=GENERIC_SENTINELS):
-    """Which finite values equal one of ``sentinels`` (to a relative 1e-6).
+    """Which finite values equal one of ``sentinels`` (in float32: to ~3e-8 relative).
 
     Parameters
     ----------
@@ -65,8 +68,9 @@ def sentinel_mask(values, sentinels=GENERIC_SENTINELS):
         if idx.size:
             candidates = values[idx]
             hit = np.zeros(idx.size, dtype=bool)
+            as_float32 = candidates.astype(np.float32)
             for s in sentinels:
-                hit |= np.abs(candidates - s) <= _SENTINEL_RTOL * abs(s)
+                hit |= as_float32 == np.float32(s)
             bad[idx[hit]] = True
     return bad
 

@@ -971,7 +971,9 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
     n_jobs : int, default=None
         Folds fitted in parallel.
     verbose : int, default=0
-        Progress bar over the folds; above 1, also one line per outer iteration of each fit.
+        Progress bar over the folds and one line per outer iteration of each fit (its
+        objective, KKT residual, non-zero coefficients and time: a fold of 10\ :sup:`5` stars
+        takes minutes).
 
     Returns
     -------
@@ -1006,7 +1008,7 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
                                           scratch_dir=scratch_dir)
     model = make_parallax_pipeline(alpha, features=features,
                                    parallax_zero_point=parallax_zero_point, tol=tol,
-                                   max_iter=max_iter, verbose=max(verbose - 1, 0))
+                                   max_iter=max_iter, verbose=verbose)
     return CrossFitTransformer(
         model, cv=n_folds, training_filter=training_filter,
         scatter=functools.partial(fractional_scatter, parallax_zero_point=parallax_zero_point),

@@ -507,3 +507,31 @@ def test_atomic_write_needs_an_existing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         with atomic_write(tmp_path / "missing" / "x.fits"):
             pass
+
+
+@pytest.mark.parametrize("nullable", [False, True], ids=["streamed", "whole-table"])
+def test_fits_catalogue_written_by_blocks_is_astropys_file(tmp_path, monkeypatch, nullable):
+    """Blocks of rows give the bytes astropy writes for the whole table (text widths, NaN,
+    booleans, units); a nullable integer column, whose null value astropy picks from the data,
+    takes the whole-table path and gives the same file too."""
+    from sklearn_selfcal.io import _fits_write
+    from sklearn_selfcal.io.write import _frame_to_table
+
+    monkeypatch.setattr(_fits_write, "BLOCK_ROWS", 1000)  # several blocks, a partial last one
+    rng = np.random.default_rng(0)
+    n = 3_517
+    frame = pd.DataFrame({
+        "APOGEE_ID": [f"2M{i}" for i in range(n)],  # the longest ids are in the last blocks
+        "TELESCOPE": pd.Series(rng.choice(["apo1m", "lco25m"], n), dtype="string"),
+        "x": rng.normal(size=n), "ASPCAPFLAG": rng.integers(0, 2**40, n),
+        "ok": rng.random(n) < 0.5, "f32": rng.normal(size=n).astype(np.float32)})
+    frame.loc[::7, "x"] = np.nan
+    if nullable:
+        frame["n"] = pd.array(np.where(rng.random(n) < 0.1, None, 3), dtype="Int64")
+    calls = []
+    original = _fits_write._block_hdu
+    monkeypatch.setattr(_fits_write, "_block_hdu", lambda *a: calls.append(1) or original(*a))
+    write_catalogue(frame, tmp_path / "blocks.fits", units={"x": "kpc"})
+    _frame_to_table(frame, units={"x": "kpc"}).write(tmp_path / "whole.fits", format="fits")
+    assert (tmp_path / "blocks.fits").read_bytes() == (tmp_path / "whole.fits").read_bytes()
+    assert len(calls) == (0 if nullable else 4)

@@ -535,3 +535,19 @@ def test_estimators_accept_an_astropy_table(orbit_frame):
         np.testing.assert_array_equal(at.fit_transform(table), at.fit_transform(frame))
         cal = NuisanceCalibrator(abundance_columns=["FE_H"], training_filter=None)
         np.testing.assert_array_equal(cal.fit_transform(table), cal.fit_transform(frame))
+
+
+def test_a_physical_value_near_a_sentinel_is_kept():
+    """Sentinels match to float32 rounding, not to a loose relative tolerance.
+
+    Found at 10^6 simulated stars: an angular momentum of -999.9902 kpc km/s was taken for the
+    -999.99 sentinel (1e-6 relative tolerance) and set to NaN. Sentinels as stored in float32,
+    or printed from float32 with 8 digits, must still match.
+    """
+    from sklearn_selfcal.cleaning import sentinel_mask
+
+    kept = np.array([-999.9902, -999.9895, -1000.0, -9999.95, -9999.9802, 42.0])
+    assert not sentinel_mask(kept).any()
+    found = np.array([-999.99, np.float32(-999.99), -9999.99, np.float32(-9999.99), -9999.9902,
+                      np.float32(-9999.9999), -9999.0, -999.0])
+    assert sentinel_mask(found).all()

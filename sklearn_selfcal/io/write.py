@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..columns import check_unique
+from ._fits_write import stream_fits
 from ._formats import ECSV, FITS, PARQUET, kind_of
 
 __all__ = ["atomic_write", "write_catalogue", "write_table"]
@@ -150,9 +151,12 @@ def write_catalogue(frame, path, units=None, *, non_ascii="error"):
         return
     if non_ascii not in ("error", "escape"):
         raise ValueError(f"non_ascii must be 'error' or 'escape', got {non_ascii!r}")
-    table = _frame_to_table(_ascii_strings(frame, path, non_ascii), units=units)
-    with atomic_write(path) as tmp:
-        table.write(tmp, format="fits")
+    frame = _ascii_strings(frame, path, non_ascii)
+    check_unique(list(frame.columns), "the table to write")
+    with atomic_write(path) as tmp:  # by blocks of rows when the columns allow it
+        if not stream_fits(frame.reset_index(drop=True), tmp,
+                           lambda block: _frame_to_table(block, units=units)):
+            _frame_to_table(frame, units=units).write(tmp, format="fits")
 
 
 def write_table(frame, path, units=None, meta=None):
