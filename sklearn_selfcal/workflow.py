@@ -588,6 +588,7 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     summary["n_disk"] = int(disk.sum())
     trends = None
     X_disk = X_orbits.loc[view.index[disk]]
+    del X, Xt, X_orbits  # the parent sample's tables: the catalogue holds what they added
     if calibrator is not None:
         summary["n_calibration_training"] = {k: int(v) for k, v in calibrator.n_stars_.items()}
         trends = _trends(calibrator, X_disk, config["diagnostics"], skipped)
@@ -708,16 +709,12 @@ def _disk_kwargs(config):
 def _catalogue(table, Xt, X, parent, quality_ok):
     """The catalogue's cleaned columns, then every column the pipeline added (NaN off-parent)."""
     added = [c for c in Xt.columns if c not in X.columns]
-    out = table.copy()
-    clash = [c for c in added if c in out.columns]
-    if clash:
-        out = out.rename(columns={c: f"{c}_input" for c in clash})
-    out["QUALITY_OK"] = quality_ok
-    out["PARENT_SAMPLE"] = parent
-    new = Xt[added].reindex(table.index[parent])
+    clash = [c for c in added if c in table.columns]
+    out = table.rename(columns={c: f"{c}_input" for c in clash}) if clash else table
+    flags = pd.DataFrame({"QUALITY_OK": quality_ok, "PARENT_SAMPLE": parent}, index=table.index)
     full = pd.DataFrame(np.nan, index=table.index, columns=added)
-    full.loc[table.index[parent], added] = new.to_numpy(dtype=float)
-    return pd.concat([out, full], axis=1)
+    full.loc[table.index[parent], added] = Xt[added].reindex(table.index[parent]).to_numpy(float)
+    return pd.concat([out, flags, full], axis=1)  # one copy of the table: the catalogue
 
 
 def _disk_view(catalogue, work):
