@@ -587,8 +587,9 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     catalogue["DISK_SAMPLE"] = disk
     summary["n_disk"] = int(disk.sum())
     trends = None
-    X_disk = X_orbits.loc[view.index[disk]]
-    del X, Xt, X_orbits  # the parent sample's tables: the catalogue holds what they added
+    disk_view = view[disk]
+    X_disk = X_orbits.loc[disk_view.index]
+    del X, Xt, X_orbits, view  # the parent sample's tables: the catalogue holds what they added
     if calibrator is not None:
         summary["n_calibration_training"] = {k: int(v) for k, v in calibrator.n_stars_.items()}
         trends = _trends(calibrator, X_disk, config["diagnostics"], skipped)
@@ -596,9 +597,9 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     with steps("radial profiles and broken power-law fit"):
         g = config["gradient"]
         fit = profiles_and_fit(
-            view[disk], g, random_state=random_state, verbose=verbose, client=client,
+            disk_view, g, random_state=random_state, verbose=verbose, client=client,
             partitions=config["dask"]["partitions"],
-            radius_draws=_radius_draws(view[disk], plan.distance) if g["distance_errors"]
+            radius_draws=_radius_draws(disk_view, plan.distance) if g["distance_errors"]
             else None,
             calibration_draws=_calibration_draws(calibrator, X_disk, g["column"])
             if g["calibration_errors"] else None)
@@ -611,7 +612,7 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         summary["fit_column"] = fit.column
     return Bunch(catalogue=catalogue, pipeline=pipe, profile=fit.profile, regressor=fit.regressor,
                  gradient_errors=fit.errors, calibrator=calibrator, trends=trends,
-                 disk_sample=view[disk], plan=plan, summary=summary, skipped=skipped,
+                 disk_sample=disk_view, plan=plan, summary=summary, skipped=skipped,
                  timings=steps.times, config=config)
 
 
