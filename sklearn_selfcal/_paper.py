@@ -24,7 +24,12 @@ import numpy as np
 
 __all__ = [
     "GAIA_PARALLAX_ZERO_POINT",
+    "PARALLAX_ZERO_POINT_RANGE_MAS",
+    "SPEC_PARALLAX",
+    "PARALLAX_ERROR",
     "correct_parallax",
+    "zero_point_of",
+    "parallax_to_distance",
     "R0_KPC",
     "Z_SUN_KPC",
     "V_SUN_KMS",
@@ -56,8 +61,95 @@ __all__ = [
 # --------------------------------------------------------------------------- astrometry (sec. 3.1)
 
 #: Gaia EDR3 parallax zero point (mas) in Lindegren et al. (2021)'s sense, ``observed = true +
-#: zero_point``; the paper's global correction.
+#: zero_point``; the paper's global correction. The default of every ``parallax_zero_point``.
 GAIA_PARALLAX_ZERO_POINT = -0.017
+#: Allowed zero points (mas), inclusive: every ``parallax_zero_point`` parameter is validated
+#: against this range (Gaia's zero points are tens of micro-arcseconds; a value beyond 1 mas is a
+#: unit mistake).
+PARALLAX_ZERO_POINT_RANGE_MAS = (-1.0, 1.0)
+#: The spectro-photometric parallax column (mas). It estimates the true parallax, so its zero
+#: point is 0 whatever ``parallax_zero_point`` says (:func:`zero_point_of`).
+SPEC_PARALLAX = "spec_parallax"
+#: The one name of a per-star parallax uncertainty (mas, 1 sigma): the catalogue role, the metadata
+#: routed to the parallax model, and (as ``spec_parallax_err``) the model's output.
+PARALLAX_ERROR = "parallax_error"
+
+
+def zero_point_of(column, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT):
+    """The zero point (mas) to subtract from the parallax column ``column``.
+
+    The rule of the whole package: ``parallax_zero_point`` applies to observed (Gaia) parallaxes;
+    the spectro-photometric parallax :data:`SPEC_PARALLAX` has zero point 0.
+
+    Parameters
+    ----------
+    column : str or int
+        Name (or position) of the parallax column read.
+    parallax_zero_point : float, default=GAIA_PARALLAX_ZERO_POINT
+        Zero point of observed parallaxes (mas).
+
+    Returns
+    -------
+    zero_point : float
+        Zero point (mas).
+
+    Examples
+    --------
+    >>> zero_point_of("parallax"), zero_point_of("spec_parallax")
+    (-0.017, 0.0)
+    """
+    return 0.0 if column == SPEC_PARALLAX else float(parallax_zero_point)
+
+
+def parallax_to_distance(parallax, parallax_error=None, *, zero_point=GAIA_PARALLAX_ZERO_POINT,
+                         min_over_error=None):
+    """Heliocentric distance (kpc) and its uncertainty from a parallax (mas): the one inversion.
+
+    ``d = 1 / (parallax - zero_point)`` and, to first order, ``d_err = parallax_error /
+    (parallax - zero_point)**2``. Where the corrected parallax is not positive and finite (or,
+    with ``min_over_error``, where ``(parallax - zero_point) / parallax_error`` is not above it)
+    the distance and its error are NaN; no row is dropped.
+
+    Parameters
+    ----------
+    parallax : array-like of shape (n_stars,)
+        Parallaxes (mas).
+    parallax_error : array-like of shape (n_stars,), optional
+        Their uncertainties (mas).
+    zero_point : float, default=GAIA_PARALLAX_ZERO_POINT
+        Zero point (mas), subtracted (:func:`zero_point_of` gives the right one for a column).
+    min_over_error : float, optional
+        Keep only parallaxes measured better than this (e.g. 5, the paper's parallax/error > 5);
+        needs ``parallax_error``.
+
+    Returns
+    -------
+    distance : ndarray of shape (n_stars,)
+        Distances (kpc).
+    distance_error : ndarray of shape (n_stars,)
+        Their uncertainties (kpc); only when ``parallax_error`` is given.
+
+    Examples
+    --------
+    >>> d, e = parallax_to_distance([0.483, -0.1], [0.05, 0.05])
+    >>> [round(float(v), 4) for v in d], [round(float(v), 4) for v in e]
+    ([2.0, nan], [0.2, nan])
+    """
+    plx = correct_parallax(parallax, zero_point)
+    good = np.isfinite(plx) & (plx > 0)
+    if parallax_error is not None:
+        err = np.asarray(parallax_error, dtype=float)
+        if min_over_error is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                good &= plx / err > min_over_error
+        good &= np.isfinite(err) & (err >= 0)
+    elif min_over_error is not None:
+        raise ValueError("min_over_error needs parallax_error")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        distance = np.where(good, 1.0 / plx, np.nan)
+        if parallax_error is None:
+            return distance
+        return distance, np.where(good, err / plx**2, np.nan)
 
 
 def correct_parallax(parallax, zero_point=GAIA_PARALLAX_ZERO_POINT):

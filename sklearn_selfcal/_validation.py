@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import pandas as pd
+from sklearn.utils._param_validation import Interval
+
+from ._paper import PARALLAX_ZERO_POINT_RANGE_MAS
 
 __all__ = [
     "MEDIAN_DISTANCE_RANGE_KPC",
+    "PARALLAX_ZERO_POINT_CONSTRAINT",
     "require_columns",
     "column_index",
     "check_finite_column",
@@ -18,6 +24,10 @@ __all__ = [
 #: Unit guards accept samples whose median heliocentric distance lies in this range (kpc): outside
 #: it a parallax is most likely in arcsec or micro-arcsec, or a distance in pc.
 MEDIAN_DISTANCE_RANGE_KPC = (0.01, 100.0)
+
+#: The ``_parameter_constraints`` entry of every ``parallax_zero_point`` (mas): the one range,
+#: :data:`~sklearn_selfcal._paper.PARALLAX_ZERO_POINT_RANGE_MAS`.
+PARALLAX_ZERO_POINT_CONSTRAINT = [Interval(Real, *PARALLAX_ZERO_POINT_RANGE_MAS, closed="both")]
 
 
 def require_columns(available, required, *, what="input"):

@@ -31,8 +31,9 @@ from ._kernels.action_methods import METHODS, ActionModel
 from ._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
 from ._kernels.staeckel_grid import cached_tables
 from ._progress import progress
-from ._validation import require_columns
+from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT, require_columns
 from .cleaning import clean_values, frame_if_table
+from .exceptions import BadRowsWarning, InaccurateActionsWarning
 from .columns import get_role
 from .coordinates import R0_KPC, V_SUN_KMS, Z_SUN_KPC
 from .potential import check_axisymmetric, default_potential
@@ -56,14 +57,6 @@ _COLUMN_ROLES = {"ra": "ra", "dec": "dec", "dist": "parallax", "pmra": "pmra", "
                  "rv": "radial_velocity", "dist_err": "parallax_error", "pmra_err": "pmra_error",
                  "pmdec_err": "pmdec_error", "rv_err": "radial_velocity_error",
                  "pm_corr": "pm_correlation"}
-
-
-class BadRowsWarning(UserWarning):
-    """Some rows got NaN actions (bad input, unbound or near-axis orbits); no row was dropped."""
-
-
-class InaccurateActionsWarning(UserWarning):
-    """Some stars' actions vary along their orbits by more than ``rel_err_threshold``."""
 
 
 class ActionTransformer(TransformerMixin, BaseEstimator):
@@ -273,7 +266,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         "pmra": [str, Integral],
         "pmdec": [str, Integral],
         "radial_velocity": [str, Integral],
-        "parallax_zero_point": [Interval(Real, None, None, closed="neither")],
+        "parallax_zero_point": PARALLAX_ZERO_POINT_CONSTRAINT,
         "r0": [Interval(Real, 0, None, closed="neither")],
         "z_sun": [Interval(Real, None, None, closed="neither")],
         "v_sun": [tuple, list, np.ndarray, HasMethods(["d_xyz"])],

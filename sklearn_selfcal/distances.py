@@ -30,7 +30,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, validate_data
 
-from ._paper import GAIA_PARALLAX_ZERO_POINT
+from ._paper import GAIA_PARALLAX_ZERO_POINT, parallax_to_distance, zero_point_of
+from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT
 from .cleaning import frame_if_table
 from .columns import DISTANCE_SOURCES, distance_pc_factor
 
@@ -227,9 +228,9 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
 
     A stateless transformer: ``transform`` returns ``distance_kpc`` and ``distance_kpc_err``
     for every row (NaN where the input gives no usable distance). With ``unit="mas"`` the column
-    is a parallax: ``distance = 1 / (parallax - parallax_zero_point)`` and ``error = sigma /
-    (parallax - parallax_zero_point)**2``, kept only where ``parallax / sigma`` exceeds
-    ``min_parallax_over_error`` (below it the inverse parallax is a biased distance). Otherwise the
+    is a parallax, inverted by :func:`~sklearn_selfcal._paper.parallax_to_distance` (zero point
+    subtracted, kept only where the corrected ``parallax / parallax_error`` exceeds
+    ``min_parallax_over_error``: below it the inverse parallax is a biased distance). Otherwise the
     column is a distance in ``unit`` with an uncertainty column or 16th/84th percentiles
     (``(hi - lo) / 2``). Distances that are not positive are NaN.
 
@@ -244,7 +245,8 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
     lo, hi : str, int or None, default=None
         16th and 84th percentile columns, used when ``error`` is None.
     parallax_zero_point : float, default=-0.017
-        Subtracted from a parallax (mas); ignored for distances.
+        Subtracted from a Gaia parallax (mas; 0 is used for ``spec_parallax``, see
+        :func:`~sklearn_selfcal._paper.zero_point_of`); ignored for distances.
     min_parallax_over_error : float, default=5
         Parallaxes with a smaller signal-to-noise give NaN; ignored for distances.
 
@@ -271,7 +273,7 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         "error": [str, Interval(Integral, 0, None, closed="left"), None],
         "lo": [str, Interval(Integral, 0, None, closed="left"), None],
         "hi": [str, Interval(Integral, 0, None, closed="left"), None],
-        "parallax_zero_point": [Interval(Real, -10, 10, closed="both")],
+        "parallax_zero_point": PARALLAX_ZERO_POINT_CONSTRAINT,
         "min_parallax_over_error": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -372,17 +374,15 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
             err = 0.5 * (values[-1] - values[-2])
         else:
             err = np.full(value.shape, np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.unit == "mas":
-                plx = value - self.parallax_zero_point
-                keep = (plx > 0) & (value / err > self.min_parallax_over_error)
-                dist = np.where(keep, 1.0 / plx, np.nan)
-                dist_err = np.where(keep, err / plx**2, np.nan)
-            else:
-                scale = distance_pc_factor(self.unit) / 1000.0
+        if self.unit == "mas":
+            dist, dist_err = parallax_to_distance(
+                value, err, zero_point=zero_point_of(self.column, self.parallax_zero_point),
+                min_over_error=self.min_parallax_over_error)
+        else:
+            scale = distance_pc_factor(self.unit) / 1000.0
+            with np.errstate(invalid="ignore"):
                 dist = np.where(value > 0, value * scale, np.nan)
-                dist_err = np.where(value > 0, err * scale, np.nan)
-        dist_err = np.where(dist_err >= 0, dist_err, np.nan)
+                dist_err = np.where((value > 0) & (err >= 0), err * scale, np.nan)
         return np.column_stack([dist, dist_err])
 
     def get_feature_names_out(self, input_features=None):

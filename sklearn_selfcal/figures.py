@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from . import maps, plotting
 from ._paper import ALPHA_SPLIT_COLUMNS, CALIBRATED_SUFFIX, abundance_error_column, calibrated_name
 from ._progress import progress
+from .exceptions import FigureSkippedWarning
 from .io import atomic_write
 from .maps.populations import UNMAPPED_COLUMNS
 
@@ -30,10 +31,6 @@ __all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning"
 TREND_ABUNDANCES = ("FE_H", "MG_FE", "AL_FE")
 _FE_H = calibrated_name("FE_H")
 _MG_FE = calibrated_name("MG_FE")
-
-
-class FigureSkippedWarning(UserWarning):
-    """A figure of :func:`render_figures` could not be made; the message gives the reason."""
 
 
 class _Unavailable(Exception):

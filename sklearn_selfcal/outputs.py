@@ -215,7 +215,8 @@ def _figures(result, out_dir, random_state, verbose):
     """The paper's figures of the disk sample, from the fitted profile and regressor."""
     import warnings
 
-    from .figures import FigureSkippedWarning, render_figures
+    from .exceptions import FigureSkippedWarning
+    from .figures import render_figures
 
     if len(result.disk_sample) == 0:
         return {}, {"figures": "no star in the disk sample"}

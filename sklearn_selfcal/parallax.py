@@ -46,8 +46,8 @@ from ._kernels.explinear_l1 import (ExpLinearChi2, RowSubset, WeightedL1, alpha_
                                     explinear_l1_path, matvec, safe_exp, solve_gauss_newton)
 from ._paper import GAIA_PARALLAX_ZERO_POINT, PAPER_ALPHA
 from ._progress import progress
-from ._validation import (MEDIAN_DISTANCE_RANGE_KPC, check_numeric_columns,
-                          check_positive_column)
+from ._validation import (MEDIAN_DISTANCE_RANGE_KPC, PARALLAX_ZERO_POINT_CONSTRAINT,
+                          check_numeric_columns, check_positive_column)
 from .parallax_features import (LSF_COLUMNS, MAGNITUDE_COLUMNS, PIXEL_FEATURE_PREFIX,
                                 SpectroPhotometricFeatures, gaia_training_mask)
 
@@ -323,7 +323,7 @@ class _ParallaxModelMixin:
         "penalized": [StrOptions({"auto"}), "array-like"],
         "fit_intercept": ["boolean"],
         # |zero point| <= 1 mas: Gaia's are a few hundredths of a mas
-        "parallax_zero_point": [Interval(Real, -1.0, 1.0, closed="both")],
+        "parallax_zero_point": PARALLAX_ZERO_POINT_CONSTRAINT,
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "dtype": [None, Options(type, {np.float32, np.float64})],
@@ -972,7 +972,7 @@ def make_parallax_step(*, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_Z
         Folds fitted in parallel.
     verbose : int, default=0
         Progress bar over the folds and one line per outer iteration of each fit (its
-        objective, KKT residual, non-zero coefficients and time: a fold of 10\ :sup:`5` stars
+        objective, KKT residual, non-zero coefficients and time: a fold of 10^5 stars
         takes minutes).
 
     Returns

@@ -59,3 +59,15 @@ def test_numpydoc(name):
     result = validate(name)
     errors = [f"{code}: {message}" for code, message in result["errors"] if code in CHECKS]
     assert not errors, f"{name}:\n" + "\n".join(errors)
+
+
+def test_every_module_compiles_without_a_warning():
+    """Invalid escape sequences and similar compile-time warnings are caught before a user sees them."""
+    import pathlib
+    import warnings
+
+    root = pathlib.Path(sklearn_selfcal.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            compile(path.read_text(), str(path), "exec")

@@ -26,6 +26,7 @@ from .._kernels.sampling import as_generator, gaussian_draws
 from .._kernels.bspline import check_knots
 from .._paper import LOGG_REFERENCE, PAPER_TRAINING_BOUNDS, abundance_error_column, calibrated_name
 from ..cleaning import frame_if_table
+from ..exceptions import UnseenCategoryWarning
 from .._validation import check_positive_column
 from ..selection import within_bounds
 from . import _columns as _col
@@ -37,10 +38,6 @@ __all__ = ["NuisanceCalibrator", "UnseenCategoryWarning"]
 _BASES = ("polynomial", "spline")
 _DEFAULT_DEGREE = 2
 _DEFAULT_KNOTS = 5
-
-
-class UnseenCategoryWarning(UserWarning):
-    """A categorical nuisance takes a value the calibrator was not fitted on (its rows get NaN)."""
 
 
 class NuisanceCalibrator(TransformerMixin, BaseEstimator):

@@ -19,6 +19,7 @@ from sklearn.utils import Bunch
 from .._kernels import binned as _binned
 from .._paper import R0_KPC
 from .._validation import require_columns
+from ..exceptions import OutsideMapWarning
 from ._checks import check_edges, check_mask, check_min_stars, check_positive, numeric_values
 
 __all__ = [
@@ -121,7 +122,7 @@ def map_extent(x, y, *, limit=MAP_LIMIT_KPC, what="map"):
 
     Warns
     -----
-    UserWarning
+    OutsideMapWarning
         Counting the finite points beyond ``limit`` (left out of the map).
 
     Examples
@@ -143,7 +144,7 @@ def map_extent(x, y, *, limit=MAP_LIMIT_KPC, what="map"):
     n_out = int(finite.sum() - inside.sum())
     if n_out:
         warnings.warn(f"{what}: {n_out} star(s) with |x| or |y| > {limit:g} kpc left out (pass "
-                      "extent= to map them)", UserWarning, stacklevel=2)
+                      "extent= to map them)", OutsideMapWarning, stacklevel=2)
     if not inside.any():
         return None
     xs, ys = x[inside], y[inside]

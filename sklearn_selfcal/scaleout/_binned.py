@@ -21,6 +21,7 @@ import pandas as pd
 from .._kernels import binned as _binned
 from .._paper import ALPHA_SPLIT, PAPER_RADIUS_BINS
 from .._validation import check_finite_column, require_columns
+from ..exceptions import OutsideMapWarning
 from ..gradients import radial_abundance_profile
 from ..maps.face_on import (MAP_BIN_SIZE_KPC, MAP_LIMIT_KPC, MAP_MIN_STARS, binned_map,
                             grid_edges)
@@ -235,7 +236,7 @@ def face_on_map_distributed(ddf, column=None, *, minus=None, where=None,
             client=client, split_every=split_every)
         if n_out:
             warnings.warn(f"binned_map: {n_out} star(s) with |x| or |y| > {limit:g} kpc left out "
-                          "(pass extent= to map them)", UserWarning, stacklevel=2)
+                          "(pass extent= to map them)", OutsideMapWarning, stacklevel=2)
         extent = None if x_lo > x_hi else (x_lo, x_hi, y_lo, y_hi)
     if extent is None:
         x_edges = y_edges = grid_edges(-bin_size, bin_size, bin_size)
