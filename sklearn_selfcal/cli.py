@@ -63,9 +63,10 @@ def build_parser():
                                 "or from the recognised catalogue) instead of the ones found")
 
     size = argparse.ArgumentParser(add_help=False)
-    size.add_argument("--n-stars", type=int, default=20_000, help="stars in the survey (20,000)")
-    size.add_argument("--n-pixels", type=int, default=7_514,
-                      help="pixels per spectrum (7,514: the ASPCAP grid)")
+    size.add_argument("--n-stars", type=_at_least(100), default=20_000,
+                      help="stars in the survey (20,000; at least 100)")
+    size.add_argument("--n-pixels", type=_at_least(1), default=7_514,
+                      help="pixels per spectrum (7,514: the ASPCAP grid; at least 1)")
     sub.add_parser("simulate", parents=[config, outputs, size],
                    help="write a simulated survey: catalogue.parquet, spectra.h5 (flux, "
                         "flux_err), truth.parquet, params.json")
@@ -81,6 +82,33 @@ def build_parser():
                           "scheduler file (.json), or 'local' for a LocalCluster on this machine "
                           "(overrides [dask] scheduler)")
     return parser
+
+
+def _at_least(low):
+    """An argparse type: an integer >= ``low`` (refused at once, before anything is computed)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum of {low}")
+        return value
+
+    return parse
+
+
+def _checked_config(path):
+    """The configuration of ``--config``, every value validated by the step it sets (seconds)."""
+    from .config import check_config, config_params, load_config
+    from .workflow import make_method_pipeline
+
+    config = load_config(path)
+    pipe = make_method_pipeline()
+    problems = check_config(pipe.set_params(**config_params(config, pipe)))
+    if problems:
+        raise ValueError("invalid configuration: " + "; ".join(problems))
+    return config
 
 
 def _print(lines, file=None):
@@ -172,9 +200,8 @@ def _simulate_into(directory, args, verbose):
 
 def _simulate(args):
     from .io.outdir import OutputDirectory
-    from .workflow import load_config
 
-    load_config(args.config)  # a bad config is reported before anything is simulated
+    _checked_config(args.config)  # a bad config is reported before anything is simulated
     verbose = 0 if args.quiet else 1
     outdir = OutputDirectory(args.out, args.overwrite)
     with outdir as tmp:
@@ -191,10 +218,10 @@ def _simulate(args):
 def _demo(args):
     from .datasets import load_survey
     from .io.outdir import OutputDirectory
-    from .workflow import load_config, run_method
+    from .workflow import run_method
 
     t0 = time.perf_counter()
-    config = load_config(args.config)
+    config = _checked_config(args.config)
     verbose = 0 if args.quiet else 1
     outdir = OutputDirectory(args.out, args.overwrite)
     outdir.check()
@@ -220,7 +247,7 @@ def _demo_outputs(args, config, survey, result, tmp, verbose):
     parent = result.catalogue["PARENT_SAMPLE"].to_numpy()
     true = survey.truth["parallax"].to_numpy()[parent]
     gaia = correct_parallax(survey.frame["parallax"].to_numpy()[parent],
-                            config["parallax"]["parallax_zero_point"])
+                            config["distance"]["parallax_zero_point"])
     spec = result.catalogue["spec_parallax"].to_numpy()[parent]
     extra = {
         "injected_feh_gradient": survey.params["feh_gradient"],
@@ -238,43 +265,48 @@ def _demo_outputs(args, config, survey, result, tmp, verbose):
 
 
 def _inspect(args, config):
-    """Plan, read, clean and count: what ``check`` prints and ``run`` starts from."""
+    """Plan, read, clean, validate the configuration and count: what ``check`` prints and ``run``
+    starts from, all before any computation."""
     from .io import catalogue_columns, read_catalogue
     from .io.spectra import spectra_rows
-    from .preflight import count_cuts, plan_and_prepare, plan_run
+    from .preflight import count_cuts, plan_and_prepare, plan_run, summary_lines
+    from .selection import DiskTrainingFilter
+    from .workflow import pipeline_from_config
 
     t0 = time.perf_counter()
     columns = catalogue_columns(args.catalogue)
-    plan = plan_run(columns, config, spectra=args.spectra is not None,
-                    distance_column=args.distance)
-    counts = None
-    if args.spectra is not None:
+    spectra = args.spectra is not None
+    plan = plan_run(columns, config, spectra=spectra, distance_column=args.distance)
+    if spectra:
         n_spectra, has_errors = spectra_rows(args.spectra)
     read = None if config["output"]["columns"] == "all" else plan.read_columns()
     frame = read_catalogue(args.catalogue, columns=read, gaia_names=False, clean=False)
-    plan, prepared = plan_and_prepare(frame, config, spectra=args.spectra is not None,
+    plan, prepared = plan_and_prepare(frame, config, spectra=spectra,
                                       distance_column=args.distance, columns=columns)
-    if args.spectra is not None and not has_errors:
+    if spectra and not has_errors:
         plan.problems.append(f"{args.spectra}: no flux uncertainties (a <stem>_err.npy file or "
                              "an HDF5 dataset flux_err); they are needed to mask bad pixels")
-    if args.spectra is not None and n_spectra != len(frame):
+    if spectra and n_spectra != len(frame):
         plan.problems.append(f"{args.spectra}: {n_spectra} spectra for {len(frame)} catalogue "
                              "rows; they must be aligned row by row")
-    if "logg" in plan.column_map:
-        counts = count_cuts(prepared.work, plan, config, random_state=args.random_state)
-        if plan.can_run and not counts.parent.any():
-            plan.problems.append("no star passes the parent-sample cuts (allStar flags, LOGG <= "
-                                 f"{config['sample']['logg_max']}): nothing to do")
-    from .preflight import summary_lines
-
-    lines = summary_lines(plan, counts, path=args.catalogue,
-                          n_rows=len(frame) if frame is not None else 0,
+    training_filter = DiskTrainingFilter()
+    if plan.distance is not None:
+        try:  # every value of the configuration, validated by the step it sets
+            pipe = pipeline_from_config(config, plan, columns=prepared.work.columns)
+            training_filter = pipe.get_params()["calibrate__calibrator__training_filter"]
+        except ValueError as exc:
+            plan.problems.append(str(exc))
+    counts = None
+    if plan.sample is not None:
+        counts = count_cuts(prepared.work, plan, training_filter,
+                            n_jobs=config["actions"].get("n_jobs"), random_state=args.random_state)
+    lines = summary_lines(plan, counts, path=args.catalogue, n_rows=len(frame),
                           seconds=time.perf_counter() - t0)
     return plan, frame, prepared, counts, lines
 
 
 def _check(args):
-    from .workflow import load_config
+    from .config import load_config
 
     config = load_config(args.config)
     with warnings.catch_warnings(record=True) as caught:
@@ -293,10 +325,10 @@ def _run(args):
     from .io.outdir import OutputDirectory
     from .io.spectra import read_spectra
     from .outputs import write_outputs
-    from .workflow import load_config, run_method
+    from .workflow import run_method
 
     t0 = time.perf_counter()
-    config = load_config(args.config)
+    config = _checked_config(args.config)
     verbose = 0 if args.quiet else 1
     outdir = OutputDirectory(args.out, args.overwrite)
     with outdir as tmp:  # locked for the whole run; moved into place only if it succeeds

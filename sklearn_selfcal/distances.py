@@ -66,8 +66,9 @@ class DistanceChoice:
     parallax_over_error : float or None, default=None
         The minimum ``parallax / parallax_error`` of Gaia parallaxes used as distances
         (dimensionless); None for the other kinds.
-    parallax_zero_point : float, default=0.0
-        Zero point of the Gaia parallaxes (mas), subtracted; used only by the ``"parallax"`` kind.
+    parallax_zero_point : float, default=-0.017
+        Zero point of the catalogue's Gaia parallaxes (mas), subtracted from them (the
+        ``"parallax"`` kind's distances, the ``"spectra"`` kind's training targets).
 
     Examples
     --------
@@ -84,7 +85,7 @@ class DistanceChoice:
     hi: str | None = None
     label: str = ""
     parallax_over_error: float | None = None
-    parallax_zero_point: float = 0.0
+    parallax_zero_point: float = GAIA_PARALLAX_ZERO_POINT
 
     def describe(self):
         """Describe the source in one line, for the run's summary.
@@ -161,7 +162,8 @@ def choose_distance_source(columns, column_map, *, spectra=False, source="auto",
     if column is not None:
         source = "distance"
     if source in ("auto", "spectra") and spectra:
-        return DistanceChoice("spectra", label="spectro-photometric model")
+        return DistanceChoice("spectra", label="spectro-photometric model",
+                              parallax_zero_point=float(parallax_zero_point))
     if source == "spectra":
         raise ValueError("[distance] source = 'spectra' needs spectra: pass --spectra FILE")
     if source in ("auto", "spec_parallax") and {"spec_parallax", "spec_parallax_err"} <= columns:

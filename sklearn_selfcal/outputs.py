@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .gradients import write_profile_ecsv
 from .io import atomic_write, write_catalogue, write_table
 
 __all__ = ["write_outputs", "provenance"]
@@ -165,11 +166,8 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     units = {c: u for c, u in _UNITS.items() if c in catalogue.columns}
     units.update({f"{c}_err": u for c, u in _UNITS.items() if f"{c}_err" in catalogue.columns})
     write_catalogue(catalogue, paths["catalogue_fits"], units=units, non_ascii="escape")
-    if result.profile is not None:
-        paths["profiles"] = str(out_dir / "radial_profiles.ecsv")
-        write_table(result.profile, paths["profiles"],
-                    meta={"description": "median abundances (dex) in bins of Galactocentric radius "
-                          "(kpc); uncertainties 1.253 sigma / sqrt(N)"})
+    if result.profile is not None:  # one writer of the profile table: units and binning kept
+        paths["profiles"] = write_profile_ecsv(result.profile, out_dir / "radial_profiles.ecsv")
     if result.trends is not None:
         paths["trend_bins"] = str(out_dir / "nuisance_trend_bins.ecsv")
         write_table(result.trends.bins, paths["trend_bins"],
@@ -221,8 +219,8 @@ def _figures(result, out_dir, random_state, verbose):
     if len(result.disk_sample) == 0:
         return {}, {"figures": "no star in the disk sample"}
     g = result.config["gradient"]
-    nuisances = [n for n in result.config["calibration"]["nuisance_columns"]
-                 if n in result.disk_sample.columns]
+    fitted = result.calibrator.nuisance_columns if result.calibrator is not None else ("LOGG",)
+    nuisances = [n for n in fitted if isinstance(n, str) and n in result.disk_sample.columns]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FigureSkippedWarning)  # recorded in provenance.json
         rendered = render_figures(

@@ -12,20 +12,23 @@ before the first expensive step when it could not proceed.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ._paper import ABUNDANCE_COLUMNS, abundance_error_column
+from ._paper import (ABUNDANCE_COLUMNS, SPEC_PARALLAX, abundance_error_column,
+                     parallax_to_distance, zero_point_of)
 from .cleaning import as_frame, clean_catalogue
 from .columns import DISTANCE_SOURCES, ROLES, as_mapping, canonical_frame, resolve_columns
+from .config import step_setting
 from .distances import DistanceTransformer, choose_distance_source, distance_transformer
-from .selection import (bounds_cuts, disk_sample_cuts, gaia_training_cuts,
-                        parent_sample_cuts, quality_cuts)
+from .selection import bounds_cuts, gaia_training_cuts, parent_sample_cuts, quality_cuts
 
-__all__ = ["RunPlan", "plan_run", "plan_and_prepare", "empty_columns", "prepare_catalogue", "count_cuts", "PAPER_BANDS", "LSF_ROLES",
+__all__ = ["RunPlan", "plan_run", "plan_and_prepare", "sample_cuts", "empty_sample_message",
+           "empty_columns", "prepare_catalogue", "count_cuts", "PAPER_BANDS", "LSF_ROLES",
            "ORBIT_ROLES"]
 
 _ROLE = {role.name: role for role in ROLES}
@@ -68,6 +71,9 @@ class RunPlan:
         Remarks for the user (e.g. an empty distance column passed over).
     spectra : bool
         Spectra are given: the parallax model is trained.
+    sample : Bunch or None
+        The quality and parent-sample cuts of the catalogue's rows (:func:`sample_cuts`), computed
+        once by :func:`plan_and_prepare` and carried to the counts and the run.
     """
 
     columns: list
@@ -80,6 +86,7 @@ class RunPlan:
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     spectra: bool = False
+    sample: object = None
 
     @property
     def can_run(self):
@@ -204,7 +211,7 @@ def plan_run(columns, config, *, spectra=False, distance_column=None, empty=()):
         if role not in column_map:
             plan.problems.append(f"no {_ROLE[role].description} column: map it with [columns] "
                                  f"{role} = \"<column>\" (provided by {_ROLE[role].provider})")
-    if config["actions"]["n_samples"] > 0:
+    if step_setting(config, "actions", "n_samples") > 0:
         for role in _ORBIT_ERROR_ROLES:
             if role not in column_map:
                 plan.problems.append(f"[actions] n_samples > 0 needs the {_ROLE[role].description}"
@@ -221,14 +228,14 @@ def plan_run(columns, config, *, spectra=False, distance_column=None, empty=()):
             column=distance_column or dcfg["column"] or None, error=dcfg["error"] or None,
             lo=dcfg["lo"] or None, hi=dcfg["hi"] or None, unit=dcfg["unit"],
             parallax_over_error=dcfg["parallax_over_error"],
-            parallax_zero_point=config["parallax"]["parallax_zero_point"])
+            parallax_zero_point=dcfg["parallax_zero_point"])
     except ValueError as exc:
         plan.problems.append(str(exc))
     if spectra:
         _plan_parallax_model(plan, config)
     plan.abundances = [c for c in ABUNDANCE_COLUMNS if c in column_map]
     missing_err = [c for c in plan.abundances if abundance_error_column(c) not in column_map]
-    if missing_err and config["calibration"]["weighted"]:
+    if missing_err and step_setting(config, "calibration", "weighted"):
         plan.notes.append(f"abundances without an uncertainty column are not calibrated: "
                           f"{missing_err} (map them with [columns] <X>_ERR = \"<column>\")")
         plan.abundances = [c for c in plan.abundances if c not in missing_err]
@@ -301,7 +308,8 @@ def prepare_catalogue(frame, plan, *, warn=True):
     return Bunch(table=table, work=work, cleaning=report)
 
 
-def plan_and_prepare(frame, config, *, spectra=False, distance_column=None, columns=None):
+def plan_and_prepare(frame, config, *, spectra=False, distance_column=None, columns=None,
+                     has_spectrum=None):
     """:func:`plan_run`, :func:`prepare_catalogue`, then the plan again with the distance columns
     that hold no value for the candidate parent stars passed over.
 
@@ -317,11 +325,15 @@ def plan_and_prepare(frame, config, *, spectra=False, distance_column=None, colu
         ``--distance``.
     columns : list of str, optional
         All the catalogue's columns (default: ``frame``'s).
+    has_spectrum : array-like of bool, optional
+        Which rows have a spectrum (a parent-sample cut when given).
 
     Returns
     -------
     plan : RunPlan
-        The plan, with the empty distance columns passed over.
+        The plan, with the empty distance columns passed over and the sample cuts
+        (:func:`sample_cuts`) in ``plan.sample``; when no star is left in the parent sample,
+        its first problem names the cut that emptied it (:func:`empty_sample_message`).
     prepared : Bunch
         Of :func:`prepare_catalogue`.
     """
@@ -329,39 +341,122 @@ def plan_and_prepare(frame, config, *, spectra=False, distance_column=None, colu
     columns = list(frame.columns) if columns is None else list(columns)
     first = plan_run(columns, config, spectra=spectra, distance_column=distance_column)
     prepared = prepare_catalogue(frame, first)
-    work = prepared.work
-    rows = np.ones(len(work), dtype=bool)
-    if "LOGG" in work.columns:
-        scfg = config["sample"]
-        rows = quality_cuts(work, star_bad=scfg["exclude_star_bad"],
-                            duplicates=scfg["exclude_duplicates"]).to_numpy().all(axis=1)
-        rows &= parent_sample_cuts(work, logg_max=scfg["logg_max"]).to_numpy().all(axis=1)
+    if "LOGG" not in prepared.work.columns:
+        return first, prepared
+    sample = sample_cuts(prepared.work, first, config, has_spectrum=has_spectrum)
+    empty = empty_columns(prepared.table.loc[sample.parent]) if sample.parent.any() else ()
     plan = plan_run(columns, config, spectra=spectra, distance_column=distance_column,
-                    empty=empty_columns(prepared.table.loc[rows]))
+                    empty=empty)
+    plan.sample = sample
+    if not sample.parent.any():
+        plan.problems.insert(0, empty_sample_message(prepared.work, sample, config))
     return plan, prepared
 
 
-def count_cuts(work, plan, config, *, has_spectrum=None, random_state=0):
-    """How many stars pass each cut of the paper, in order, and the positions used for them.
-
-    The cuts: allStar's flags (:func:`~sklearn_selfcal.selection.quality_cuts`), the parent
-    sample (log g, complete photometry and a spectrum when the parallax model is trained), the
-    Gaia training cuts of the parallax model (spectra only; counted within the parent sample),
-    the disk sample (positions and vertical velocities from the chosen distances; with spectra,
-    *estimated* from Gaia parallaxes with parallax/error > 5, since the spectro-photometric ones are
-    not fitted yet) and the calibration's training filter (actions computed for at most
-    :data:`CHECK_MAX_ACTIONS` disk stars; the count is scaled when they are a subsample).
+def sample_cuts(work, plan, config, *, has_spectrum=None):
+    """allStar's quality flags and the parent-sample cuts of every row, computed once.
 
     Parameters
     ----------
     work : DataFrame
         The canonical table (:func:`prepare_catalogue`).
     plan : RunPlan
-        From :func:`plan_run`.
+        The magnitudes of the parallax model (complete photometry is a parent cut when spectra
+        are given).
     config : dict
-        From :func:`~sklearn_selfcal.workflow.load_config` (the cuts' thresholds).
+        ``[sample]``: ``logg_max``, ``exclude_star_bad``, ``exclude_duplicates``.
     has_spectrum : array-like of bool, optional
-        Which rows have a spectrum (default: all).
+        Which rows have a spectrum (default: not a cut).
+
+    Returns
+    -------
+    sample : Bunch
+        ``quality`` and ``parent_cuts`` (DataFrames of bool, one column per cut), ``quality_ok``
+        and ``parent`` (ndarray of bool: every quality cut; every quality and parent cut).
+    """
+    scfg = config["sample"]
+    quality = quality_cuts(work, star_bad=scfg["exclude_star_bad"],
+                           duplicates=scfg["exclude_duplicates"])
+    parent_cuts = parent_sample_cuts(work, logg_max=scfg["logg_max"],
+                                     magnitude_columns=plan.magnitudes if plan.spectra else (),
+                                     has_spectrum=has_spectrum)
+    quality_ok = quality.to_numpy().all(axis=1)
+    return Bunch(quality=quality, parent_cuts=parent_cuts, quality_ok=quality_ok,
+                 parent=quality_ok & parent_cuts.to_numpy().all(axis=1))
+
+
+#: The configuration key that widens each cut of the quality and parent samples.
+_WIDEN = {"star_bad": "[sample] exclude_star_bad = false",
+          "duplicates": "[sample] exclude_duplicates = false",
+          "complete_photometry": "[parallax] magnitudes = [...] (the bands to use)",
+          "spectrum": "--spectra with a spectrum for these stars"}
+
+
+def empty_sample_message(work, sample, config):
+    """Why no star is left in the parent sample: the cut that emptied it and how to widen it.
+
+    Parameters
+    ----------
+    work : DataFrame
+        The canonical table.
+    sample : Bunch
+        Of :func:`sample_cuts`.
+    config : dict
+        The configuration (the cut's threshold).
+
+    Returns
+    -------
+    message : str
+        Names the cut, the lowest value found for the log g cut, and the configuration key.
+    """
+    cuts = pd.concat([sample.quality, sample.parent_cuts], axis=1)
+    conditions = {**sample.quality.attrs.get("conditions", {}),
+                  **sample.parent_cuts.attrs.get("conditions", {})}
+    kept = np.ones(len(work), dtype=bool)
+    for name in cuts.columns:
+        before = kept.copy()
+        kept &= cuts[name].to_numpy()
+        if kept.any():
+            continue
+        n = int(before.sum())
+        what = f"no star passes the parent-sample cut {conditions.get(name, name)}"
+        if name == "logg":
+            logg = work["LOGG"].to_numpy(dtype=float)[before]
+            logg = logg[np.isfinite(logg)]
+            if not logg.size:
+                return f"{what}: none of the {n:,} star(s) passing the cuts before it has a LOGG"
+            wider = float(np.ceil(logg.min() * 10) / 10)
+            return (f"{what}: the lowest LOGG of the {n:,} star(s) passing the cuts before it is "
+                    f"{logg.min():.2f} (the paper keeps giants more luminous than the red clump); "
+                    f"widen the cut with [sample] logg_max in a --config file, e.g. "
+                    f"logg_max = {wider:g} keeps {int((logg <= wider).sum()):,} star(s)")
+        return f"{what} ({n:,} star(s) before it); widen it with {_WIDEN.get(name, name)}"
+    return "no star in the parent sample"
+
+
+def count_cuts(work, plan, training_filter, *, n_jobs=None, random_state=0):
+    """How many stars pass each cut of the paper, in order, and the positions used for them.
+
+    The cuts: allStar's flags and the parent sample (log g, complete photometry and a spectrum
+    when the parallax model is trained), as computed once in ``plan.sample``
+    (:func:`sample_cuts`); the Gaia training cuts of the parallax model (spectra only; counted
+    within the parent sample); the disk sample (positions and vertical velocities from the chosen
+    distances; with spectra, *estimated* from Gaia parallaxes with parallax/error > 5, since the
+    spectro-photometric ones are not fitted yet) and the calibration's training filter (actions
+    computed for at most :data:`CHECK_MAX_ACTIONS` disk stars; the count is scaled when they are a
+    subsample).
+
+    Parameters
+    ----------
+    work : DataFrame
+        The canonical table (:func:`prepare_catalogue`).
+    plan : RunPlan
+        From :func:`plan_and_prepare` (with ``plan.sample``).
+    training_filter : DiskTrainingFilter
+        The calibration's training filter, with the run's thresholds (the disk sample's cuts and
+        the training bounds).
+    n_jobs : int or None, default=None
+        Parallel workers of the actions.
     random_state : int, default=0
         Chooses the subsample of disk stars whose actions are computed.
 
@@ -384,39 +479,32 @@ def count_cuts(work, plan, config, *, has_spectrum=None, random_state=0):
         return kept
 
     n = len(work)
-    everyone = np.ones(n, dtype=bool)
     rows.append({"stage": "input", "cut": "all rows", "condition": "", "n_remaining": n})
-    scfg = config["sample"]
-    quality = add("quality", quality_cuts(work, star_bad=scfg["exclude_star_bad"],
-                                          duplicates=scfg["exclude_duplicates"]), everyone)
-    parent_cuts = parent_sample_cuts(work, logg_max=scfg["logg_max"],
-                                     magnitude_columns=plan.magnitudes if plan.spectra else (),
-                                     has_spectrum=has_spectrum)
-    parent = add("parent sample", parent_cuts, quality)
+    quality = add("quality", plan.sample.quality, np.ones(n, dtype=bool))
+    parent = add("parent sample", plan.sample.parent_cuts, quality)
     if plan.spectra and plan.can_run:
         add("parallax training (Gaia)", gaia_training_cuts(work, missing="skip",
                                                            magnitude_columns=plan.magnitudes),
             parent)
     if plan.can_run:
-        disk = _estimated_disk(work, plan, config, parent, add, notes)
+        disk = _estimated_disk(work, plan, training_filter, parent, add, notes)
         if plan.distance.kind != "spectra" and parent.any() and not disk.with_distance.any():
             plan.problems.append(f"no star of the parent sample has a distance from "
                                  f"{plan.distance.describe()}")
-        _training_filter(work, config, disk, rows, notes, random_state)
+        _training_count(work, training_filter, disk, rows, notes, n_jobs, random_state)
     return Bunch(table=pd.DataFrame(rows), parent=parent, notes=notes)
 
 
-def _estimated_disk(work, plan, config, parent, add, notes):
+def _estimated_disk(work, plan, training_filter, parent, add, notes):
     from .coordinates import cylindrical_from_cartesian, icrs_to_galactocentric
 
     d = plan.distance
     if d.kind == "spec_parallax":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            plx = work["spec_parallax"].to_numpy(dtype=float)
-            dist = np.where(plx > 0, 1.0 / plx, np.nan)
+        dist = parallax_to_distance(work[SPEC_PARALLAX].to_numpy(dtype=float),
+                                    zero_point=zero_point_of(SPEC_PARALLAX))
     else:
         if d.kind == "spectra":
-            step = DistanceTransformer(parallax_zero_point=config["parallax"]["parallax_zero_point"])
+            step = DistanceTransformer(parallax_zero_point=d.parallax_zero_point)
             notes.append("disk sample estimated with Gaia parallaxes (parallax/error > 5); the run "
                          "uses the spectro-photometric ones")
         else:
@@ -427,23 +515,22 @@ def _estimated_disk(work, plan, config, parent, add, notes):
         _with_condition, "distance", "a finite, positive distance"), parent)
     rows = np.flatnonzero(kept)
     if rows.size == 0:
-        return Bunch(mask=kept, positions=None, distance=dist, with_distance=kept)
+        return Bunch(mask=kept, distance=dist, with_distance=kept)
     sub = work.iloc[rows]
     xyz, vxyz = icrs_to_galactocentric(sub["ra"].to_numpy(float), sub["dec"].to_numpy(float),
                                        dist[rows], sub["pmra"].to_numpy(float),
                                        sub["pmdec"].to_numpy(float),
                                        sub["VHELIO_AVG"].to_numpy(float))
     R = cylindrical_from_cartesian(xyz, vxyz)[0]
-    pos = pd.DataFrame({"x": xyz[0], "y": xyz[1], "z": xyz[2], "v_z": vxyz[2], "R": R,
-                        "LOGG": sub["LOGG"].to_numpy(float)}, index=sub.index)
-    dcfg = config["disk"]
-    cuts = disk_sample_cuts(pos, z_max=dcfg["z_max"], wedge_angle=dcfg["wedge_angle"],
-                            vz_max=dcfg["vz_max"], logg_max=config["sample"]["logg_max"])
+    pos = pd.DataFrame({"x": xyz[0], "y": xyz[1], "z": xyz[2], "v_z": vxyz[2], "R": R},
+                       index=sub.index).join(sub[[c for c in ("LOGG", "APOGEE_ID")
+                                                  if c in sub.columns]])
+    cuts = training_filter.disk_cuts(pos)
     full = pd.DataFrame(False, index=work.index, columns=cuts.columns)
     full.iloc[rows] = cuts.to_numpy()
     full.attrs = cuts.attrs
     disk = add("disk sample", full, kept)
-    return Bunch(mask=disk, positions=pos, distance=dist, with_distance=kept)
+    return Bunch(mask=disk, distance=dist, with_distance=kept)
 
 
 def _with_condition(frame, name, condition):
@@ -451,16 +538,15 @@ def _with_condition(frame, name, condition):
     return frame
 
 
-def _training_filter(work, config, disk, rows, notes, random_state):
-    """The calibration's training filter on (a subsample of) the disk sample."""
-    import warnings
-
+def _training_count(work, training_filter, disk, rows, notes, n_jobs, random_state):
+    """The calibration's training bounds on (a subsample of) the disk sample."""
     from .actions import ActionTransformer
+    from .exceptions import BadRowsWarning, InaccurateActionsWarning
 
     idx = np.flatnonzero(disk.mask)
     if idx.size == 0:
         rows.append({"stage": "calibration training", "cut": "bounds", "condition":
-                     "actions within the paper's bounds, x < 0", "n_remaining": 0})
+                     "actions within the training bounds", "n_remaining": 0})
         return
     rng = np.random.default_rng(random_state)
     sub = np.sort(rng.choice(idx, CHECK_MAX_ACTIONS, replace=False)) if idx.size > \
@@ -468,11 +554,12 @@ def _training_filter(work, config, disk, rows, notes, random_state):
     frame = work.iloc[sub][["ra", "dec", "pmra", "pmdec", "VHELIO_AVG"]].copy()
     frame["distance_kpc"] = disk.distance[sub]
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        phase = ActionTransformer(distance="distance_kpc", n_jobs=config["actions"]["n_jobs"]) \
+    with warnings.catch_warnings():  # a count: the run reports these stars itself
+        warnings.simplefilter("ignore", BadRowsWarning)
+        warnings.simplefilter("ignore", InaccurateActionsWarning)
+        phase = ActionTransformer(distance="distance_kpc", n_jobs=n_jobs) \
             .set_output(transform="pandas").fit_transform(frame)
-    cuts = bounds_cuts(phase)
+    cuts = bounds_cuts(phase, training_filter.bounds)
     kept = cuts.to_numpy().all(axis=1)
     n = int(round(kept.sum() * idx.size / sub.size))
     approx = "" if sub.size == idx.size else f" (~, from {sub.size:,} of {idx.size:,} stars)"

@@ -24,8 +24,13 @@ kpc km/s for the actions, dex for ``LOGG``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from numbers import Real
+
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 
 from ._paper import (DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG, DISK_Z_MAX_KPC, LOGG_MAX,
                      MAGNITUDE_COLUMNS, PAPER_TRAINING_BOUNDS)
@@ -46,6 +51,7 @@ __all__ = [
     "disk_sample_cuts",
     "disk_sample_mask",
     "disk_training_mask",
+    "DiskTrainingFilter",
     "cut_counts",
 ]
 
@@ -528,3 +534,105 @@ def cut_counts(*cuts):
                  "n_fail": int(n - remaining.sum()), "n_removed": int(n - remaining.sum()),
                  "n_remaining": int(remaining.sum())})
     return pd.DataFrame(rows).set_index("cut")
+
+
+class DiskTrainingFilter(BaseEstimator):
+    """The calibration's training stars as a parametrised filter: the disk sample within bounds.
+
+    A callable with parameters (``get_params``/``set_params``, validated by
+    ``_parameter_constraints``), so that a Pipeline's ``set_params`` reaches its thresholds, e.g.
+    ``pipe.set_params(calibrate__calibrator__training_filter__z_max=0.5)``, and the configuration's
+    ``[disk]`` section is nothing but those parameters. ``filter(X)`` is True for the stars of the
+    disk sample (:func:`disk_sample_cuts`) strictly inside ``bounds`` (:func:`training_mask`) and,
+    with ``max_actions_rel_err``, whose actions are accurate to that fraction
+    (``actions_rel_err``); :meth:`disk_cuts` gives the disk sample's cuts alone, with the same
+    thresholds, for the run's profiles and maps.
+
+    Parameters
+    ----------
+    logg_max : float, default=2.2
+        Keep ``LOGG <= logg_max`` (dex).
+    z_max : float, default=1.0
+        Keep ``|z| <= z_max`` (kpc) ...
+    wedge_angle : float or None, default=6.0
+        ... or ``|z| <= R tan(wedge_angle)`` (deg); None: no wedge.
+    vz_max : float, default=100.0
+        Keep ``|v_z| < vz_max`` (km/s).
+    exclude_ids : sequence of str or None, default=None
+        ``APOGEE_ID`` values left out (the paper's omega Cen members); None or empty: none.
+    bounds : mapping of str -> (low, high), default=PAPER_TRAINING_BOUNDS
+        Strict bounds of the training stars (actions in kpc km/s, ``x`` in kpc).
+    max_actions_rel_err : float or None, default=None
+        Also require ``actions_rel_err <= max_actions_rel_err`` (fractional); None: no such cut.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"z": [0.1, 3.0], "R": [8.0, 8.0], "v_z": [5.0, 5.0], "LOGG": [2.0, 2.0],
+    ...                   "J_R": [10.0, 10.0], "L_z": [-2000.0, -2000.0], "J_z": [5.0, 5.0],
+    ...                   "x": [-8.0, -8.0]})
+    >>> DiskTrainingFilter()(X).tolist(), DiskTrainingFilter(z_max=5.0, wedge_angle=None)(X).tolist()
+    ([True, False], [True, True])
+    """
+
+    _parameter_constraints = {
+        "logg_max": [Real],
+        "z_max": [Interval(Real, 0, None, closed="left")],
+        "wedge_angle": [Interval(Real, 0, 90, closed="left"), None],
+        "vz_max": [Interval(Real, 0, None, closed="neither")],
+        "exclude_ids": ["array-like", None],
+        "bounds": [Mapping],
+        "max_actions_rel_err": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
+    def __init__(self, *, logg_max=LOGG_MAX, z_max=DISK_Z_MAX_KPC, wedge_angle=DISK_WEDGE_ANGLE_DEG,
+                 vz_max=DISK_VZ_MAX_KMS, exclude_ids=None, bounds=PAPER_TRAINING_BOUNDS,
+                 max_actions_rel_err=None):
+        self.logg_max = logg_max
+        self.z_max = z_max
+        self.wedge_angle = wedge_angle
+        self.vz_max = vz_max
+        self.exclude_ids = exclude_ids
+        self.bounds = bounds
+        self.max_actions_rel_err = max_actions_rel_err
+
+    def disk_cuts(self, X):
+        """The disk sample's cuts of ``X`` (:func:`disk_sample_cuts` with these thresholds).
+
+        Parameters
+        ----------
+        X : DataFrame or mapping of str -> array-like
+            ``z``, ``R`` (kpc), ``v_z`` (km/s), ``LOGG`` (dex) and ``APOGEE_ID`` when
+            ``exclude_ids`` is set.
+
+        Returns
+        -------
+        cuts : DataFrame of bool
+            One column per cut, index of ``X``.
+        """
+        self._validate_params()
+        return disk_sample_cuts(X, z_max=self.z_max, wedge_angle=self.wedge_angle,
+                                vz_max=self.vz_max, logg_max=self.logg_max,
+                                exclude_ids=(list(self.exclude_ids) or None)
+                                if self.exclude_ids is not None else None)
+
+    def __call__(self, X):
+        """The training stars of ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame or mapping of str -> array-like
+            The columns of :meth:`disk_cuts`, the bounded columns and, with
+            ``max_actions_rel_err``, ``actions_rel_err``.
+
+        Returns
+        -------
+        mask : ndarray of bool of shape (n_rows,)
+            True for the training stars.
+        """
+        mask = self.disk_cuts(X).to_numpy().all(axis=1) & training_mask(X, self.bounds)
+        if self.max_actions_rel_err is not None:
+            require_columns(_columns_of(X), ["actions_rel_err"], what="DiskTrainingFilter")
+            with np.errstate(invalid="ignore"):
+                mask &= _column(X, "actions_rel_err") <= self.max_actions_rel_err
+        return mask

@@ -1,0 +1,212 @@
+"""The parallax step of the method's Pipeline, with flat parameters (the ``[parallax]`` section)."""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn import config_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .._paper import GAIA_PARALLAX_ZERO_POINT, LSF_COLUMNS, MAGNITUDE_COLUMNS, PAPER_ALPHA
+from .._validation import PARALLAX_ZERO_POINT_CONSTRAINT
+
+__all__ = ["SpectroPhotometricParallaxTransformer"]
+
+
+class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
+    """The paper's cross-fitted spectro-photometric parallaxes as one step (section 3.1).
+
+    The stars are split into ``n_folds`` random parts (the paper's two halves); each part is
+    predicted by the L1-penalised model (:class:`~sklearn_selfcal.SpectroPhotometricParallaxRegressor`
+    on :class:`~sklearn_selfcal.parallax_features.SpectroPhotometricFeatures`) trained on the Gaia
+    training stars (:func:`~sklearn_selfcal.selection.gaia_training_mask`) of the other parts.
+    ``fit_transform`` appends ``spec_parallax`` and ``spec_parallax_err`` (mas), the latter the
+    whole error budget (propagated feature uncertainties and the out-of-fold intrinsic scatter).
+    Every setting is a parameter of this one step, so ``Pipeline.set_params(parallax__alpha=...)``
+    and the configuration's ``[parallax]`` section reach all the pieces that use it.
+
+    Parameters
+    ----------
+    alpha : float, default=PAPER_ALPHA
+        L1 strength per training star (the paper's lambda = 160 over 39,764 stars).
+    parallax_zero_point : float, default=-0.017
+        Zero point of the observed Gaia parallaxes (mas), ``observed = true + zero point``.
+    n_folds : int, default=2
+        Cross-fitting folds (the paper's two halves).
+    magnitude_columns, lsf_columns : tuple of str
+        Unpenalised features: magnitudes (mag) and LSF moments (default: the paper's 8 bands and 5
+        moments); a catalogue's missing ones are left out by the run.
+    dtype : {"float32", "float64"}, default="float32"
+        Dtype of the feature matrix (float32 halves its memory).
+    tol : float, default=1e-4
+        Relative KKT tolerance of the solver.
+    max_iter : int, default=100
+        Outer iterations of the solver.
+    refit : bool, default=True
+        Also refit on every training star, so that the fitted step can ``transform`` new stars
+        (of another catalogue); ``fit_transform`` gives out-of-fold predictions either way.
+    scratch_dir : str, path-like or None, default=None
+        Folder for the feature matrices as memory-mapped scratch files (None: in memory).
+    n_jobs : int or None, default=None
+        Folds fitted in parallel.
+    random_state : int, RandomState instance or None, default=None
+        Fold assignment.
+    verbose : int, default=0
+        Progress of the folds and of the solver.
+
+    Attributes
+    ----------
+    crossfit_ : CrossFitTransformer
+        The fitted cross-fitting transformer (:func:`~sklearn_selfcal.parallax.make_parallax_step`).
+    training_mask_ : ndarray of bool
+        The stars that trained the models.
+    intrinsic_scatter_ : float
+        Fractional intrinsic scatter of the out-of-fold predictions.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+    """
+
+    __metadata_request__fit = {"sigma": True}
+
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "parallax_zero_point": PARALLAX_ZERO_POINT_CONSTRAINT,
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "magnitude_columns": [tuple, list],
+        "lsf_columns": [tuple, list],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "refit": ["boolean"],
+        "scratch_dir": [str, os.PathLike, None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, *, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
+                 n_folds=2, magnitude_columns=MAGNITUDE_COLUMNS, lsf_columns=LSF_COLUMNS,
+                 dtype="float32", tol=1e-4, max_iter=100, refit=True, scratch_dir=None,
+                 n_jobs=None, random_state=None, verbose=0):
+        self.alpha = alpha
+        self.parallax_zero_point = parallax_zero_point
+        self.n_folds = n_folds
+        self.magnitude_columns = magnitude_columns
+        self.lsf_columns = lsf_columns
+        self.dtype = dtype
+        self.tol = tol
+        self.max_iter = max_iter
+        self.refit = refit
+        self.scratch_dir = scratch_dir
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _crossfit(self):
+        from ..parallax import make_parallax_step
+
+        step = make_parallax_step(
+            alpha=self.alpha, parallax_zero_point=self.parallax_zero_point, n_folds=self.n_folds,
+            magnitude_columns=tuple(self.magnitude_columns), lsf_columns=tuple(self.lsf_columns),
+            dtype=np.dtype(self.dtype).type, tol=self.tol, max_iter=self.max_iter,
+            scratch_dir=self.scratch_dir, random_state=self.random_state, n_jobs=self.n_jobs,
+            verbose=self.verbose)
+        return step.set_params(refit=self.refit)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sigma=None):
+        """Fit the cross-fitted model (see :meth:`fit_transform`).
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_stars, n_columns)
+            The catalogue with its spectra (:func:`~sklearn_selfcal.parallax_features.join_spectra`).
+        y : array-like of shape (n_stars,)
+            Observed Gaia parallaxes (mas); NaN allowed off the training stars.
+        sigma : array-like of shape (n_stars,)
+            Their uncertainties (mas).
+
+        Returns
+        -------
+        self : SpectroPhotometricParallaxTransformer
+        """
+        self.fit_transform(X, y, sigma=sigma)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_transform(self, X, y, sigma=None):
+        """Append out-of-fold ``spec_parallax`` and ``spec_parallax_err`` (mas) to ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_stars, n_columns)
+            The catalogue with its spectra.
+        y : array-like of shape (n_stars,)
+            Observed Gaia parallaxes (mas); NaN allowed off the training stars.
+        sigma : array-like of shape (n_stars,)
+            Their uncertainties (mas).
+
+        Returns
+        -------
+        Xt : DataFrame
+            ``X`` followed by ``spec_parallax`` and ``spec_parallax_err``.
+        """
+        crossfit = self._crossfit()
+        with config_context(enable_metadata_routing=True):  # sigma reaches the regressor
+            out = crossfit.fit_transform(X, y, **({} if sigma is None else {"sigma": sigma}))
+        self.crossfit_ = crossfit
+        self.n_features_in_ = crossfit.n_features_in_
+        if hasattr(crossfit, "feature_names_in_"):
+            self.feature_names_in_ = crossfit.feature_names_in_
+        return out
+
+    def transform(self, X):
+        """Append ``spec_parallax`` and ``spec_parallax_err`` (mas) of new stars (needs ``refit``).
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_stars, n_columns)
+            A catalogue with its spectra, in the spelling of the fitted one.
+
+        Returns
+        -------
+        Xt : DataFrame
+            ``X`` followed by the two columns.
+        """
+        check_is_fitted(self, "crossfit_")
+        return self.crossfit_.transform(X)
+
+    def get_feature_names_out(self, input_features=None):
+        """The input columns followed by ``spec_parallax`` and ``spec_parallax_err``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input column names (default: those seen in ``fit``).
+
+        Returns
+        -------
+        names : ndarray of str
+        """
+        check_is_fitted(self, "crossfit_")
+        return self.crossfit_.get_feature_names_out(input_features)
+
+    @property
+    def training_mask_(self):
+        """The stars of the last fit that trained the models (ndarray of bool)."""
+        return self.crossfit_.training_mask_
+
+    @property
+    def intrinsic_scatter_(self):
+        """Fractional intrinsic scatter of the out-of-fold predictions (float)."""
+        return self.crossfit_.intrinsic_scatter_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = True
+        return tags
