@@ -29,6 +29,7 @@ from sklearn_selfcal.actions import BadRowsWarning
 from sklearn_selfcal.crossfit import CrossFitTransformer
 from sklearn_selfcal.distances import DistanceTransformer
 from sklearn_selfcal.parallax_features import SpectroPhotometricFeatures
+from sklearn_selfcal.workflow import SpectroPhotometricParallaxTransformer
 
 # every observable read from column 0 (the checks' arrays may have a single column)
 _COL0 = {"ra": 0, "dec": 0, "parallax": 0, "pmra": 0, "pmdec": 0, "radial_velocity": 0}
@@ -76,6 +77,14 @@ CASES = [
     }),
     # a distance column (kpc) in column 0 with its uncertainty in column 0 too
     (DistanceTransformer(0, unit="kpc", error=0), {}),
+    # the method's parallax step on plain arrays of fluxes (no magnitude or LSF column, no flux
+    # uncertainty to propagate)
+    (SpectroPhotometricParallaxTransformer(magnitude_columns=(), lsf_columns=(), gaia_cuts=False,
+                                           return_std=False, check_units=False,
+                                           random_state=0),
+     {"check_transformer_general": "by design fit_transform returns out-of-fold predictions and "
+      "transform the refitted model's (CrossFitTransformer)",
+      "check_transformer_data_not_an_array": "the same comparison as check_transformer_general"}),
 ]
 _EXPECTED = {id(est): expected for est, expected in CASES}
 
@@ -88,8 +97,9 @@ def _public_estimators():
             continue
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
+            # estimators have ``fit`` (a parametrised cut such as DiskTrainingFilter does not)
             if (inspect.isclass(obj) and issubclass(obj, BaseEstimator) and not name.startswith("_")
-                    and obj.__module__.startswith("sklearn_selfcal")):
+                    and obj.__module__.startswith("sklearn_selfcal") and hasattr(obj, "fit")):
                 found[name] = obj
     return found
 

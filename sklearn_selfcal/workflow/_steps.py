@@ -40,12 +40,21 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
     magnitude_columns, lsf_columns : tuple of str
         Unpenalised features: magnitudes (mag) and LSF moments (default: the paper's 8 bands and 5
         moments); a catalogue's missing ones are left out by the run.
+    gaia_cuts : bool, default=True
+        Train only on the stars passing the Gaia astrometric cuts of the paper
+        (:func:`~sklearn_selfcal.selection.gaia_training_mask`, which needs the catalogue's named
+        columns); False trains on every star.
     dtype : {"float32", "float64"}, default="float32"
         Dtype of the feature matrix (float32 halves its memory).
     tol : float, default=1e-4
         Relative KKT tolerance of the solver.
     max_iter : int, default=100
         Outer iterations of the solver.
+    return_std : bool, default=True
+        Also append ``spec_parallax_err`` (needs the spectra's flux uncertainties); False gives
+        the predictions only.
+    check_units : bool, default=True
+        Refuse parallaxes whose median distance says they are not in mas.
     refit : bool, default=True
         Also refit on every training star, so that the fitted step can ``transform`` new stars
         (of another catalogue); ``fit_transform`` gives out-of-fold predictions either way.
@@ -66,6 +75,8 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
         The stars that trained the models.
     intrinsic_scatter_ : float
         Fractional intrinsic scatter of the out-of-fold predictions.
+    n_iter_ : int
+        Solver iterations of the refitted model (``refit=True``).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
     """
@@ -78,9 +89,12 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
         "n_folds": [Interval(Integral, 2, None, closed="left")],
         "magnitude_columns": [tuple, list],
         "lsf_columns": [tuple, list],
+        "gaia_cuts": ["boolean"],
         "dtype": [StrOptions({"float32", "float64"})],
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "return_std": ["boolean"],
+        "check_units": ["boolean"],
         "refit": ["boolean"],
         "scratch_dir": [str, os.PathLike, None],
         "n_jobs": [Integral, None],
@@ -90,16 +104,20 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
 
     def __init__(self, *, alpha=PAPER_ALPHA, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
                  n_folds=2, magnitude_columns=MAGNITUDE_COLUMNS, lsf_columns=LSF_COLUMNS,
-                 dtype="float32", tol=1e-4, max_iter=100, refit=True, scratch_dir=None,
-                 n_jobs=None, random_state=None, verbose=0):
+                 gaia_cuts=True, dtype="float32", tol=1e-4, max_iter=100, return_std=True,
+                 check_units=True, refit=True, scratch_dir=None, n_jobs=None, random_state=None,
+                 verbose=0):
         self.alpha = alpha
         self.parallax_zero_point = parallax_zero_point
         self.n_folds = n_folds
         self.magnitude_columns = magnitude_columns
         self.lsf_columns = lsf_columns
+        self.gaia_cuts = gaia_cuts
         self.dtype = dtype
         self.tol = tol
         self.max_iter = max_iter
+        self.return_std = return_std
+        self.check_units = check_units
         self.refit = refit
         self.scratch_dir = scratch_dir
         self.n_jobs = n_jobs
@@ -108,14 +126,20 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
 
     def _crossfit(self):
         from ..parallax import make_parallax_step
+        from ..selection import gaia_training_mask
 
         step = make_parallax_step(
             alpha=self.alpha, parallax_zero_point=self.parallax_zero_point, n_folds=self.n_folds,
             magnitude_columns=tuple(self.magnitude_columns), lsf_columns=tuple(self.lsf_columns),
+            training_filter=gaia_training_mask if self.gaia_cuts else None,
             dtype=np.dtype(self.dtype).type, tol=self.tol, max_iter=self.max_iter,
             scratch_dir=self.scratch_dir, random_state=self.random_state, n_jobs=self.n_jobs,
             verbose=self.verbose)
-        return step.set_params(refit=self.refit)
+        if not self.return_std:
+            step.set_params(return_std=False, scatter=None)
+        return step.set_params(
+            refit=self.refit,
+            estimator__spectrophotometricparallaxregressor__check_units=self.check_units)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sigma=None):
@@ -204,6 +228,13 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
     def intrinsic_scatter_(self):
         """Fractional intrinsic scatter of the out-of-fold predictions (float)."""
         return self.crossfit_.intrinsic_scatter_
+
+    @property
+    def n_iter_(self):
+        """Outer solver iterations of the model refitted on every training star (int)."""
+        if not hasattr(self.crossfit_, "estimator_"):
+            raise AttributeError("n_iter_ is that of the refitted model: fit with refit=True")
+        return self.crossfit_.estimator_[-1].n_iter_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
