@@ -154,7 +154,7 @@ def bench_parallax(client, n, p, n_chunks, rng):
         da.from_array(X, chunks=(-(-n // n_chunks), p)))))
     alpha = 3e-3
     t_mem, whole = best2(lambda: SpectroPhotometricParallaxRegressor(alpha=alpha).fit(
-        X, y, sigma=sigma))
+        X, y, parallax_error=sigma))
     t_dask, parts = best2(lambda: fit_parallax_distributed(
         SpectroPhotometricParallaxRegressor(alpha=alpha), Xd, y, sigma, client=client))
     diff = np.max(np.abs(parts.coef_ - whole.coef_)) / np.max(np.abs(whole.coef_))
