@@ -148,15 +148,15 @@ def bench_parallax(client, n, p, n_chunks, rng):
     X = rng.normal(size=(n, p)).astype(np.float32)
     theta = np.zeros(p)
     theta[: p // 20] = rng.normal(0, 0.05, p // 20)
-    sigma = rng.uniform(0.02, 0.1, n)
-    y = np.exp(X @ theta - 0.7) + sigma * rng.normal(size=n) - 0.017
+    err = rng.uniform(0.02, 0.1, n)
+    y = np.exp(X @ theta - 0.7) + err * rng.normal(size=n) - 0.017
     t_persist, Xd = timed(lambda: wait_for(client.persist(
         da.from_array(X, chunks=(-(-n // n_chunks), p)))))
     alpha = 3e-3
     t_mem, whole = best2(lambda: SpectroPhotometricParallaxRegressor(alpha=alpha).fit(
-        X, y, sigma=sigma))
+        X, y, parallax_error=err))
     t_dask, parts = best2(lambda: fit_parallax_distributed(
-        SpectroPhotometricParallaxRegressor(alpha=alpha), Xd, y, sigma, client=client))
+        SpectroPhotometricParallaxRegressor(alpha=alpha), Xd, y, err, client=client))
     diff = np.max(np.abs(parts.coef_ - whole.coef_)) / np.max(np.abs(whole.coef_))
     note = (f"{np.count_nonzero(whole.coef_)} non-zero, {whole.n_iter_}/{parts.n_iter_} "
             f"iterations, max coef diff {diff:.1e} of the largest")

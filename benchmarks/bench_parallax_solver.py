@@ -96,7 +96,7 @@ def evaluate(X, pen, U, datafit, alpha, coef_u, coef_p):
 
 def heldout_chi2(X, pen, U, y, sigma, coef_u, coef_p, zero_point):
     pred = safe_exp(U @ coef_u + matvec(X, pen, coef_p))
-    return chi_squared(y, pred, sigma=sigma, parallax_zero_point=zero_point), pred
+    return chi_squared(y, pred, parallax_error=sigma, parallax_zero_point=zero_point), pred
 
 
 def paper_lbfgsb(X, pen, U, datafit, alpha, max_time):
@@ -187,7 +187,7 @@ def main():
         Xdf = pd.DataFrame(X, columns=names, copy=False)
         t = time.perf_counter()
         model, extra_gb = peak_memory(lambda: SpectroPhotometricParallaxRegressor(
-            alpha=args.alpha, tol=args.tol, max_iter=200).fit(Xdf, y, sigma=sigma))
+            alpha=args.alpha, tol=args.tol, max_iter=200).fit(Xdf, y, parallax_error=sigma))
         t_ours = time.perf_counter() - t
         cu = np.concatenate([[model.intercept_], model.coef_[unpen]])
         cp = model.coef_[pen]
@@ -245,10 +245,10 @@ def alpha_scan(Xdf, y, sigma, Xte, yte, sigte, truete, names, args):
     for alpha in args.alpha_scan:
         t = time.perf_counter()
         model, extra_gb = peak_memory(lambda: SpectroPhotometricParallaxRegressor(
-            alpha=alpha, tol=args.tol, max_iter=300).fit(Xdf, y, sigma=sigma))
+            alpha=alpha, tol=args.tol, max_iter=300).fit(Xdf, y, parallax_error=sigma))
         seconds = time.perf_counter() - t
         pred = model.predict(Xte)
-        chi2 = chi_squared(yte, pred, sigma=sigte, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT)
+        chi2 = chi_squared(yte, pred, parallax_error=sigte, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT)
         print(f"  alpha {alpha:9.3g}: {seconds:7.1f} s  KKT {model.kkt_residual_:8.1e}  "
               f"{np.count_nonzero(model.coef_[model.penalized_]):5d} non-zero pixels  peak memory "
               f"+{extra_gb:.2f} GB ({extra_gb / x_gb:.2f} x X)  held-out chi2 {chi2:.4f}  "
@@ -261,7 +261,7 @@ def cv_benchmark(Xdf, y, sigma, args):
     print(f"\nCV: {args.cv_folds} folds x 8 alphas on {len(y)} stars", flush=True)
     t = time.perf_counter()
     cv_model = SpectroPhotometricParallaxRegressorCV(alphas=8, cv=folds, tol=args.tol,
-                                                     max_iter=200).fit(Xdf, y, sigma=sigma)
+                                                     max_iter=200).fit(Xdf, y, parallax_error=sigma)
     t_path = time.perf_counter() - t
     print(f"  warm-started path (SpectroPhotometricParallaxRegressorCV): {t_path:8.1f} s; "
           f"alphas {np.array2string(cv_model.alphas_, precision=3)}; alpha_ = "
@@ -272,7 +272,7 @@ def cv_benchmark(Xdf, y, sigma, args):
             {"alpha": list(cv_model.alphas_)}, cv=folds,
             scoring=ChiSquaredScorer(parallax_zero_point=GAIA_PARALLAX_ZERO_POINT))
         t = time.perf_counter()
-        grid.fit(Xdf, y, sigma=sigma)
+        grid.fit(Xdf, y, parallax_error=sigma)
         t_grid = time.perf_counter() - t
     print(f"  cold GridSearchCV (same alphas, folds, refit):          {t_grid:8.1f} s; "
           f"best alpha {grid.best_params_['alpha']:.4g}", flush=True)

@@ -174,7 +174,8 @@ def child(mode, scratch):
                                                              gaia_training_mask),
                                       scratch_dir=scratch if mode == "npy-scratch" else None)
             step.set_params(refit=False, passthrough=False)
-            out = step.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
+            out = step.fit_transform(table, table["parallax"],
+                                         parallax_error=table["parallax_error"])
         pred, err = out["spec_parallax"].to_numpy(), out["spec_parallax_err"].to_numpy()
         scatter = step.intrinsic_scatter_
     TIMES["total stage"] = time.perf_counter() - t0
@@ -215,7 +216,7 @@ def solver_child(scratch):
         explinear_l1.blas_threads = (default_threads if threads == 1
                                      else lambda n: contextlib.nullcontext())
         t = time.perf_counter()
-        model = parallax.SpectroPhotometricParallaxRegressor().fit(X, y, sigma=sigma)
+        model = parallax.SpectroPhotometricParallaxRegressor().fit(X, y, parallax_error=sigma)
         results[label] = dict(seconds=time.perf_counter() - t, n_iter=model.n_iter_,
                               nonzero=int(np.count_nonzero(model.coef_[model.penalized_])))
     explinear_l1.blas_threads = default_threads

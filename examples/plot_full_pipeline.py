@@ -62,7 +62,7 @@ print(f"{len(table)} parent stars, {train.sum()} training stars, {N_PIXELS} pixe
 # ~4e-3), so a grid chosen on one fold size carries over to another. The chi-squared scorer uses
 # each held-out star's own uncertainty; the grid is run on the training-quality stars.
 model = make_parallax_pipeline()
-model[-1].set_fit_request(sigma=True)
+model[-1].set_fit_request(parallax_error=True)
 grid = GridSearchCV(
     model,
     {"spectrophotometricparallaxregressor__alpha": [1e-3, 4e-3, 1.6e-2]},
@@ -71,7 +71,7 @@ grid = GridSearchCV(
 )
 t0 = time.perf_counter()
 train_table = table[train]
-grid.fit(train_table, train_table["parallax"], sigma=train_table["parallax_error"])
+grid.fit(train_table, train_table["parallax"], parallax_error=train_table["parallax_error"])
 best_alpha = grid.best_params_["spectrophotometricparallaxregressor__alpha"]
 print(f"grid search: best alpha {best_alpha:g} ({time.perf_counter() - t0:.0f} s)")
 print(pd.DataFrame(grid.cv_results_)[["param_spectrophotometricparallaxregressor__alpha",
@@ -85,7 +85,7 @@ print(pd.DataFrame(grid.cv_results_)[["param_spectrophotometricparallaxregressor
 # intrinsic scatter), computes its orbit, and fits the calibrator on the disk sample's training
 # stars. This is exactly what ``sklearn-selfcal run`` does on the parent sample.
 pipe = make_method_pipeline(alpha=best_alpha, random_state=0)
-calibrated = pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
+calibrated = pipe.fit_transform(table, table["parallax"], parallax_error=table["parallax_error"])
 spec = calibrated["spec_parallax"]
 print("median |spec_parallax / true - 1| =",
       f"{np.median(np.abs(spec / truth['parallax'] - 1)):.3f}")

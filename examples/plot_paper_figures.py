@@ -34,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_selfcal import ActionTransformer, BrokenPowerLawRegressor, NuisanceCalibrator, maps, plotting
 from sklearn_selfcal.datasets import make_survey
+from sklearn_selfcal.exceptions import BadRowsWarning, InaccurateActionsWarning
 from sklearn_selfcal.figures import render_figures
 from sklearn_selfcal.gradients import radial_abundance_profile, write_profile_ecsv
 from sklearn_selfcal.selection import disk_sample_mask
@@ -66,7 +68,9 @@ print(f"{len(catalogue):,} stars simulated")
 # name). Stars it cannot place (missing velocities) get NaN and drop out of the disk sample below.
 actions = ActionTransformer().set_output(transform="pandas")
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)  # the count of rows with NaN actions, reported below
+    # the counts of rows with NaN or inaccurate actions, reported below
+    warnings.simplefilter("ignore", BadRowsWarning)
+    warnings.simplefilter("ignore", InaccurateActionsWarning)
     phase_space = actions.fit_transform(catalogue)
 catalogue = pd.concat([catalogue, phase_space], axis=1)
 print(f"{phase_space['J_R'].isna().sum()} stars without actions")
@@ -101,7 +105,8 @@ write_profile_ecsv(profile, OUT / "radial_profiles.ecsv")
 points = maps.profile_points(profile, "FE_H_NEW", population="low_alpha", radius="R_MEDIAN")
 regressor = BrokenPowerLawRegressor(random_state=0, **MCMC)
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # a FAST chain is too short for a reliable autocorrelation time
+    # a FAST chain is too short for a reliable autocorrelation time (a ConvergenceWarning)
+    warnings.simplefilter("ignore", ConvergenceWarning)
     regressor.fit(points.R[:, None], points.y, sigma=points.err)
 truth = survey.params["feh_gradient"]
 print(regressor.summary_[["median", "err_minus", "err_plus"]].round(4))

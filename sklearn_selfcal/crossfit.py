@@ -7,8 +7,6 @@ saw it), while ``transform`` on new data uses the model refitted on every traini
 scikit-learn's ``TargetEncoder`` and ``StackingRegressor`` do.
 """
 
-from __future__ import annotations
-
 import numbers
 from numbers import Integral
 
@@ -29,6 +27,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._paper import PARALLAX_ERROR, SPEC_PARALLAX
 from ._progress import progress
 from .cleaning import frame_if_table
 
@@ -138,14 +137,15 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         :func:`~sklearn_selfcal.parallax_features.gaia_training_mask`): the stars that train the
         models. Every star gets an out-of-fold prediction, but stars failing the filter never
         train any model (nor the refitted ``estimator_``), and their ``y`` and per-star metadata
-        (``sigma``) may be NaN. None: every star trains.
+        (``parallax_error``) may be NaN. None: every star trains.
     scatter : callable or None, default=None
         Estimates a fractional intrinsic scatter ``s`` from the training stars' out-of-fold
-        predictions, called as ``scatter(y, y_pred, sigma, y_pred_std=std)`` with ``sigma`` the
-        metadata passed to ``fit`` (e.g. ``functools.partial(fractional_scatter,
-        parallax_zero_point=...)``, see :func:`~sklearn_selfcal.parallax.make_parallax_step`).
+        predictions, called as ``scatter(y, y_pred, parallax_error, y_pred_std=std)`` with
+        ``parallax_error`` the metadata passed to ``fit`` (e.g.
+        ``functools.partial(fractional_scatter, parallax_zero_point=...)``, see
+        :func:`~sklearn_selfcal.parallax.make_parallax_step`).
         ``<output>_err`` is then ``sqrt(std**2 + (s * prediction)**2)``, in ``fit_transform`` and
-        ``transform`` alike. Needs ``return_std`` and ``sigma``.
+        ``transform`` alike. Needs ``return_std`` and ``parallax_error``.
     output : str, default="spec_parallax"
         Name of the appended prediction column.
     return_std : bool, default=True
@@ -192,11 +192,12 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     a ``scatter``, ``fit`` also runs the cross-fitting, since the scatter is measured on
     out-of-fold predictions.
 
-    Metadata (``sigma``, ``sample_weight``) reaches the inner estimator through scikit-learn's
-    metadata routing when it is enabled (``sklearn.set_config(enable_metadata_routing=True)``);
-    the step itself consumes ``sigma`` (requested by default) for ``scatter``. Without routing,
-    keyword arguments of ``fit``/``fit_transform`` are passed to the inner estimator's ``fit`` as
-    they are (``stepname__param`` for a Pipeline), and ``sigma``, if given, also to ``scatter``.
+    Metadata (``parallax_error``, ``sample_weight``) reaches the inner estimator through
+    scikit-learn's metadata routing when it is enabled (``sklearn.set_config(
+    enable_metadata_routing=True)``); the step itself consumes ``parallax_error`` (requested by
+    default) for ``scatter``. Without routing, keyword arguments of ``fit``/``fit_transform`` are
+    passed to the inner estimator's ``fit`` as they are (``stepname__param`` for a Pipeline), and
+    ``parallax_error``, if given, also to ``scatter``.
     Per-star arrays are split with the folds and the training filter.
 
     Examples
@@ -212,7 +213,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     ['a', 'b', 'pred']
     """
 
-    __metadata_request__fit = {"sigma": True}
+    __metadata_request__fit = {PARALLAX_ERROR: True}
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict"])],
@@ -230,7 +231,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, estimator, *, cv=2, training_filter=None, scatter=None,
-                 output="spec_parallax", return_std=True, passthrough=True, refit=True,
+                 output=SPEC_PARALLAX, return_std=True, passthrough=True, refit=True,
                  random_state=None, n_jobs=None, verbose=0, predict_block_rows=20000):
         self.estimator = estimator
         self.cv = cv
@@ -249,12 +250,12 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     def get_metadata_routing(self):
         """Route ``fit`` / ``fit_transform`` metadata to the inner estimator's ``fit``.
 
-        The step also consumes ``sigma`` itself (for ``scatter``).
+        The step also consumes ``parallax_error`` itself (for ``scatter``).
 
         Returns
         -------
         routing : sklearn.utils.metadata_routing.MetadataRouter
-            The step's own request (``sigma`` for ``fit``) and the mapping of its ``fit`` and
+            The step's own request (``parallax_error`` for ``fit``) and the mapping of its ``fit`` and
             ``fit_transform`` to the inner estimator's ``fit``.
         """
         return MetadataRouter(owner=self.__class__.__name__).add_self_request(self).add(
@@ -263,11 +264,14 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             .add(caller="fit_transform", callee="fit"),
         )
 
-    def _fit_params(self, method, params):
-        """(params for the inner fit, sigma for the scatter)."""
-        if _routing_enabled():
-            return process_routing(self, method, **params).estimator.fit, params.get("sigma")
-        return params, params.get("sigma")
+    def _start_fit(self, method, X, y, params):
+        """Checked X and y and ``training_mask_``; params of the inner fit, parallax_error."""
+        routing = _routing_enabled()
+        fit_params = process_routing(self, method, **params).estimator.fit if routing else params
+        X = self._check_input(X, reset=True)
+        y = self._check_target(y, X)
+        self.training_mask_ = self._training_mask(X, len(y))
+        return X, y, fit_params, params.get(PARALLAX_ERROR)
 
     # ---------------------------------------------------------------- fitting
     def _splitter(self):
@@ -309,7 +313,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             raise ValueError("training_filter: no star passes it, so no model can be trained")
         return mask
 
-    def _cross_fit(self, X, y, fit_params, sigma):
+    def _cross_fit(self, X, y, fit_params, parallax_error):
         """Out-of-fold predictions (and std) for every star; sets the fitted attributes."""
         n = len(y)
         train_mask = self.training_mask_
@@ -331,14 +335,14 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if self.scatter is not None:
             if not self.return_std:
                 raise ValueError("scatter needs return_std=True")
-            if sigma is None:
-                raise ValueError(
-                    "scatter needs the stars' sigma: pass sigma= to fit / fit_transform (with "
-                    "metadata routing enabled, sklearn.set_config(enable_metadata_routing=True))")
-            sigma = np.asarray(sigma, dtype=float)
+            if parallax_error is None:
+                raise ValueError(f"scatter needs the stars' {PARALLAX_ERROR}: pass {PARALLAX_ERROR}= "
+                                 "to fit / fit_transform (with metadata routing enabled, "
+                                 "sklearn.set_config(enable_metadata_routing=True))")
             m = train_mask
-            self.intrinsic_scatter_ = float(self.scatter(np.asarray(y, dtype=float)[m], pred[m],
-                                                         sigma[m], y_pred_std=std[m]))
+            self.intrinsic_scatter_ = float(self.scatter(
+                np.asarray(y, dtype=float)[m], pred[m],
+                np.asarray(parallax_error, dtype=float)[m], y_pred_std=std[m]))
             std = self._with_scatter(pred, std)
         return pred, std
 
@@ -371,20 +375,17 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             Target (observed parallaxes, mas, for the parallax model); NaN allowed for stars
             failing ``training_filter``.
         **params : dict
-            Metadata for the inner ``fit`` (e.g. ``sigma``, ``sample_weight``).
+            Metadata for the inner ``fit`` (e.g. ``parallax_error``, ``sample_weight``).
 
         Returns
         -------
         self : CrossFitTransformer
             The fitted transformer.
         """
-        fit_params, sigma = self._fit_params("fit", params)
-        X = self._check_input(X, reset=True)
-        y = self._check_target(y, X)
-        self.training_mask_ = self._training_mask(X, len(y))
+        X, y, fit_params, parallax_error = self._start_fit("fit", X, y, params)
         self.intrinsic_scatter_ = None
         if self.scatter is not None:
-            self._cross_fit(X, y, fit_params, sigma)
+            self._cross_fit(X, y, fit_params, parallax_error)
         self._refit(X, y, fit_params)
         return self
 
@@ -408,11 +409,8 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             ``X`` (if ``passthrough``) followed by ``<output>`` (and ``<output>_err``), every value
             predicted by a model that did not see that star.
         """
-        fit_params, sigma = self._fit_params("fit_transform", params)
-        X = self._check_input(X, reset=True)
-        y = self._check_target(y, X)
-        self.training_mask_ = self._training_mask(X, len(y))
-        pred, std = self._cross_fit(X, y, fit_params, sigma)
+        X, y, fit_params, parallax_error = self._start_fit("fit_transform", X, y, params)
+        pred, std = self._cross_fit(X, y, fit_params, parallax_error)
         if self.refit:
             self._refit(X, y, fit_params)
         return self._append(X, pred, std)
@@ -438,6 +436,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if self.return_std:
             std = self._with_scatter(pred, std)
         return self._append(X, pred, std)
+
     def _append(self, X, pred, std):
         new = {self.output: np.asarray(pred, dtype=float)}
         if std is not None:

@@ -21,8 +21,6 @@ training set) live with the paper's other cuts in :mod:`sklearn_selfcal.selectio
 re-exported here.
 """
 
-from __future__ import annotations
-
 import os
 import re
 import tempfile
@@ -160,7 +158,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     213
     >>> model = make_parallax_pipeline().fit(
     ...     table, table["parallax"],
-    ...     spectrophotometricparallaxregressor__sigma=table["parallax_error"])
+    ...     spectrophotometricparallaxregressor__parallax_error=table["parallax_error"])
     >>> model.predict(table).shape == (len(table),)
     True
     """
@@ -281,11 +279,6 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         mad = np.where(np.isfinite(mad), mad, 0.0)
         return (med if self.impute == "median" else np.zeros_like(med)), _MAD_TO_SIGMA * mad
 
-    def _log_features(self, flux, err, out):
-        """Write log-fluxes (NaN at bad pixels) into ``out[:, :n_pixels]``; one pass."""
-        for _, logf, bad, _ in self._blocks(flux, err, out):
-            logf[bad] = np.nan
-
     def _fill_bad(self, pixels):
         """Replace the NaN of ``pixels`` (a view of the output) by ``impute_values_``, in place."""
         for rows in _row_chunks(pixels):
@@ -351,7 +344,8 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         flux, err, cat = self._inputs(X, reset=True)
         n_pix = self.n_pixels_ = flux.n_pixels
         out = self._new_output((len(flux), n_pix + cat.shape[1]))
-        self._log_features(flux, err, out)
+        for _, logf, bad, _ in self._blocks(flux, err, out):   # log-fluxes, NaN at bad pixels
+            logf[bad] = np.nan
         self.impute_values_ = np.zeros(n_pix)
         self.impute_err_ = np.zeros(n_pix)
         step = max(1, int(get_config()["working_memory"] * 2**20) // (8 * max(len(flux), 1)))

@@ -136,11 +136,11 @@ def test_training_filter_stars_are_predicted_but_never_train():
 
 def test_scatter_completes_the_error_budget_in_fit_transform_and_transform():
     X, y = _table()
-    sigma = np.full(40, 0.2)
+    err = np.full(40, 0.2)
     calls = []
 
-    def scatter(y_, pred, sigma_, *, y_pred_std):
-        calls.append((y_.copy(), pred.copy(), sigma_.copy(), y_pred_std.copy()))
+    def scatter(y_, pred, err_, *, y_pred_std):
+        calls.append((y_.copy(), pred.copy(), err_.copy(), y_pred_std.copy()))
         return 0.25
 
     keep = np.arange(40) >= 5
@@ -148,7 +148,7 @@ def test_scatter_completes_the_error_budget_in_fit_transform_and_transform():
                                scatter=scatter, output="p", random_state=0)
     with pytest.raises(ValueError, match="return_std"), config_context(enable_metadata_routing=True):
         CrossFitTransformer(LinearRegression(), scatter=scatter, return_std=False).fit_transform(
-            X, y, sigma=sigma)
+            X, y, parallax_error=err)
 
     class StdRegressor(LinearRegression):
         def predict(self, X, return_std=False):
@@ -156,17 +156,17 @@ def test_scatter_completes_the_error_budget_in_fit_transform_and_transform():
             return (pred, np.full(len(pred), 0.1)) if return_std else pred
 
     step.set_params(estimator=StdRegressor())
-    with pytest.raises(ValueError, match="sigma"):
+    with pytest.raises(ValueError, match="parallax_error"):
         step.fit_transform(X, y)
     with config_context(enable_metadata_routing=True):
-        # the step consumes sigma itself; the inner regressor does not ask for it
-        out = step.fit_transform(X, y, sigma=sigma)
+        # the step consumes parallax_error itself; the inner regressor does not ask for it
+        out = step.fit_transform(X, y, parallax_error=err)
     assert step.intrinsic_scatter_ == 0.25
-    (y_, pred, sigma_, std), = calls
+    (y_, pred, err_, std), = calls
     # the scatter saw the training stars only, with their out-of-fold predictions
     np.testing.assert_array_equal(y_, y[keep])
     np.testing.assert_array_equal(pred, out["p"].to_numpy()[keep])
-    np.testing.assert_array_equal(sigma_, sigma[keep])
+    np.testing.assert_array_equal(err_, err[keep])
     np.testing.assert_array_equal(std, np.full(keep.sum(), 0.1))
     p = out["p"].to_numpy()
     np.testing.assert_allclose(out["p_err"], np.sqrt(0.1**2 + (0.25 * p) ** 2))

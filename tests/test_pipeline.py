@@ -37,7 +37,7 @@ def fitted():
     table, _ = _table(0)
     with sklearn.config_context(enable_metadata_routing=True):
         pipe = make_method_pipeline(random_state=0)
-        out = pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
+        out = pipe.fit_transform(table, table["parallax"], parallax_error=table["parallax_error"])
     new_table, _ = _table(1)
     return pipe, out, new_table
 
@@ -75,7 +75,7 @@ def test_cli_and_pipeline_give_identical_catalogues(tmp_path):
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe = make_method_pipeline(random_state=7)
-        out = pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])
+        out = pipe.fit_transform(table, table["parallax"], parallax_error=table["parallax_error"])
     columns = ["spec_parallax", "spec_parallax_err", "x", "v_z", "J_R", "L_z", "J_z", "E",
                *[c for c in out.columns if c.endswith("_NEW")]]
     assert len(columns) > 25

@@ -199,14 +199,14 @@ def test_parallax_fit_on_spectra_partitions_equals_in_memory(client, spectra_tab
     """The feature step on SpectraArray partitions, then the solver over the row chunks."""
     table = spectra_table
     features = SpectroPhotometricFeatures().set_output(transform="pandas").fit(table)
-    y, sigma = table["parallax"].to_numpy(), table["parallax_error"].to_numpy()
+    y, err = table["parallax"].to_numpy(), table["parallax_error"].to_numpy()
     params = dict(alpha=2e-3, tol=1e-8)
     whole = SpectroPhotometricParallaxRegressor(**params).fit(features.transform(table), y,
-                                                             sigma=sigma)
+                                                             parallax_error=err)
     X, names = features_to_dask_array(features, dd.from_pandas(table, npartitions=4),
                                       client=client)
     assert X.numblocks[0] == 4
-    parts = fit_parallax_distributed(SpectroPhotometricParallaxRegressor(**params), X, y, sigma,
+    parts = fit_parallax_distributed(SpectroPhotometricParallaxRegressor(**params), X, y, err,
                                      feature_names=names, client=client)
     nz = whole.coef_ != 0
     assert 10 < nz.sum() < whole.coef_.size   # a sparse solution: the penalty is active

@@ -10,8 +10,6 @@ predictor, weights, the unpenalised block of magnitudes and LSF moments, 8 bytes
 stay on the client; only they and the small matrices cross the network.
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from .._kernels import explinear_l1 as _kernel
@@ -44,6 +42,8 @@ class DaskRowBlocks(RowBlockOperator):
         Computes on it; without one, Dask's current scheduler.
     split_every : int, default=8
         Row blocks summed per task of the reduction trees.
+    feature_names : array-like of str of shape (n_features,), optional
+        Names of the columns; the regressor's fit reads them as it reads a DataFrame's columns.
 
     Notes
     -----
@@ -51,7 +51,7 @@ class DaskRowBlocks(RowBlockOperator):
     the in-memory solver's contiguous copy).
     """
 
-    def __init__(self, X, *, client=None, split_every=SPLIT_EVERY):
+    def __init__(self, X, *, client=None, split_every=SPLIT_EVERY, feature_names=None):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D, got shape {X.shape}")
         if len(X.chunks[1]) > 1:
@@ -63,6 +63,9 @@ class DaskRowBlocks(RowBlockOperator):
         self.dtype = np.dtype(X.dtype)
         self.client = client
         self.split_every = split_every
+        self.feature_names = feature_names
+        if feature_names is not None and len(feature_names) != self.shape[1]:
+            raise ValueError(f"{len(feature_names)} feature_names for {self.shape[1]} columns")
         self.blocks = list(X.to_delayed().ravel())
         self.bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int)
 
@@ -72,10 +75,8 @@ class DaskRowBlocks(RowBlockOperator):
 
     def _each(self, func, *vectors):
         """``func(block, *vector slices)`` for every row chunk, as delayed values."""
-        import dask
-
         pieces = [self._split(np.asarray(v)) for v in vectors]
-        return [dask.delayed(func, pure=True)(block, *(p[i] for p in pieces))
+        return [_delayed(func, block, *(p[i] for p in pieces))
                 for i, block in enumerate(self.blocks)]
 
     def _compute(self, values):
@@ -107,7 +108,7 @@ class DaskRowBlocks(RowBlockOperator):
         """
         if cols is not None and len(cols) == 0:
             return np.zeros(self.shape[0])
-        out = self._compute([_delayed_matvec(b, cols, coef) for b in self.blocks])
+        out = self._compute([_delayed(_kernel.matvec, b, cols, coef) for b in self.blocks])
         return np.concatenate(out)
 
     def rmatvec(self, v):
@@ -190,7 +191,7 @@ class DaskRowBlocks(RowBlockOperator):
             Their values, in memory on the client.
         """
         cols = np.asarray(cols, dtype=np.intp)
-        parts = self._compute([_delayed_take(b, cols) for b in self.blocks])
+        parts = self._compute([_delayed(_take, b, cols) for b in self.blocks])
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, cols.size))
 
     def nonfinite_columns(self):
@@ -203,21 +204,14 @@ class DaskRowBlocks(RowBlockOperator):
         """
         import dask.array as da
 
-        bad = ~da.isfinite(self.X).all(axis=0)
-        bad = self.client.compute(bad).result() if self.client is not None else bad.compute()
-        return np.flatnonzero(bad)
+        return np.flatnonzero(self._compute([~da.isfinite(self.X).all(axis=0)])[0])
 
 
-def _delayed_matvec(block, cols, coef):
+def _delayed(func, *args):
+    """``func(*args)`` as a pure ``dask.delayed`` value."""
     import dask
 
-    return dask.delayed(_kernel.matvec, pure=True)(block, cols, coef)
-
-
-def _delayed_take(block, cols):
-    import dask
-
-    return dask.delayed(_take, pure=True)(block, cols)
+    return dask.delayed(func, pure=True)(*args)
 
 
 def features_to_dask_array(features, ddf, *, persist=True, client=None):
@@ -263,33 +257,34 @@ def _transform_array(features, part):
     return np.asarray(features.transform(part))
 
 
-def fit_parallax_distributed(regressor, X, y, sigma=None, *, sample_weight=None,
+def fit_parallax_distributed(regressor, X, y, parallax_error=None, *, sample_weight=None,
                              feature_names=None, client=None, split_every=SPLIT_EVERY):
     """Fit a :class:`~sklearn_selfcal.SpectroPhotometricParallaxRegressor` on a ``dask.array``.
 
-    The regressor's own solver runs on the client with the feature matrix staying on the
-    workers (:class:`DaskRowBlocks`): every pass over its rows (linear predictor, gradient,
-    working-set columns and their Gram matrix) is a Dask computation over its row chunks. The
-    result is the in-memory fit's: the same objective, steps and stopping rule, with sums over
-    rows taken in another order (rounding). The two paths take the same iterations and agree on
-    the coefficients to a few 1e-12 of the largest one (``tol=1e-8``, measured in
-    ``tests/test_scaleout.py``).
+    The regressor's own ``fit``, given the features as a row-block operator
+    (:class:`DaskRowBlocks`), runs on the client with the feature matrix staying on the workers:
+    every pass over its rows (linear predictor, gradient, working-set columns and their Gram
+    matrix) is a Dask computation over its row chunks. The result is the in-memory fit's: the same objective,
+    steps and stopping rule, with sums over rows taken in another order (rounding). The two paths
+    take the same iterations and agree on the coefficients to a few 1e-12 of the largest one
+    (``tol=1e-8``, measured in ``tests/test_scaleout.py``).
 
     Parameters
     ----------
     regressor : SpectroPhotometricParallaxRegressor
-        Its parameters (``alpha``, ``penalized``, ``tol``, ...) define the fit; it is fitted in
-        place and returned (``warm_start`` is ignored).
+        Its parameters (``alpha``, ``penalized``, ``tol``, ``warm_start``, ...) define the fit;
+        it is fitted in place and returned.
     X : dask.array.Array or DaskRowBlocks of shape (n_stars, n_features)
         Features of the training stars, chunked by rows (:func:`features_to_dask_array`).
     y : array-like of shape (n_stars,)
         Observed Gaia parallaxes (mas); a dask array or series is computed.
-    sigma : array-like of shape (n_stars,), optional
+    parallax_error : array-like of shape (n_stars,), optional
         Their uncertainties (mas).
     sample_weight : array-like of shape (n_stars,), optional
         Non-negative weights of the stars' chi-squared terms.
     feature_names : array-like of str, optional
-        Names of the features (``penalized="auto"`` and names in ``penalized`` need them).
+        Names of the features (``penalized="auto"`` and names in ``penalized`` need them); for a
+        ``DaskRowBlocks`` give them to it instead.
     client : dask.distributed.Client, optional
         Computes on it; without one, Dask's current scheduler.
     split_every : int, default=8
@@ -301,43 +296,11 @@ def fit_parallax_distributed(regressor, X, y, sigma=None, *, sample_weight=None,
         Fitted (``coef_``, ``intercept_``, ``penalized_``, ``n_iter_``, ``kkt_residual_``,
         ``objective_``, ``n_features_in_``, ``feature_names_in_``).
     """
-    from ..parallax import (_check_training_targets, _initial_coef_u, _parallax_datafit,
-                            _unpenalized_block)
-
-    op = X if isinstance(X, DaskRowBlocks) else DaskRowBlocks(X, client=client,
-                                                              split_every=split_every)
-    regressor._validate_params()
-    n, p = op.shape
-    bad = op.nonfinite_columns()
-    if bad.size:
-        which = ([str(feature_names[j]) for j in bad[:10]] if feature_names is not None
-                 else [f"column {j}" for j in bad[:10]])
-        raise ValueError(f"X must be finite; NaN or infinity in feature(s) {which}"
-                         + (f" and {bad.size - 10} more" if bad.size > 10 else ""))
-    regressor.n_features_in_ = p
-    if feature_names is not None:
-        regressor.feature_names_in_ = np.asarray(feature_names, dtype=object)
-    elif hasattr(regressor, "feature_names_in_"):
-        del regressor.feature_names_in_
-    sigma_given = sigma is not None
-    y, sigma, sw = regressor._validate_targets(_local(y), _local(sigma), _local(sample_weight), n)
-    mask = regressor._penalized_mask(p)
-    pen_cols, unpen_cols = np.flatnonzero(mask), np.flatnonzero(~mask)
-    n_unpen = len(unpen_cols) + (1 if regressor.fit_intercept else 0)
-    _check_training_targets(y, sigma, sw, n_unpen, regressor.parallax_zero_point,
-                            check_units=regressor.check_units, sigma_given=sigma_given)
-    U = _unpenalized_block(op.columns(unpen_cols), np.arange(unpen_cols.size),
-                           regressor.fit_intercept)
-    datafit = _parallax_datafit(y, sigma, sw, regressor.parallax_zero_point)
-    coef_u = _initial_coef_u(datafit, U.shape[1], regressor.fit_intercept)
-    path = _kernel.explinear_l1_path(op, pen_cols, U, datafit, [regressor.alpha], coef_u=coef_u,
-                                     tol=regressor.tol, max_iter=regressor.max_iter,
-                                     callback=regressor._callback(" (Dask)"))
-    result = path.results[0]
-    regressor._warn_if_not_converged(result, "fit")
-    regressor.penalized_ = mask
-    regressor._store(p, pen_cols, unpen_cols, path.coefs_u[0], path.coefs_p[0], result)
-    return regressor
+    if not isinstance(X, DaskRowBlocks):
+        X = DaskRowBlocks(X, client=client, split_every=split_every, feature_names=feature_names)
+    elif feature_names is not None:
+        raise ValueError("X is a DaskRowBlocks: give it the feature_names")
+    return regressor.fit(X, _local(y), _local(parallax_error), _local(sample_weight))
 
 
 def _local(values):
