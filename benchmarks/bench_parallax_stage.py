@@ -12,7 +12,7 @@ One run of this script:
    - ``before``: the package at ``--baseline`` (``git archive`` of that commit), spectra in memory
      as one DataFrame column per pixel (``workflow.cross_fitted_parallaxes``);
    - ``memory``: this package, spectra in memory as two array-backed columns
-     (``make_parallax_step``);
+     (``SpectroPhotometricParallaxTransformer``);
    - ``npy``, ``memmap``, ``hdf5``: the same with the spectra read from disk by row blocks
      (``SpectraArray.from_npy``, ``numpy.load(mmap_mode="r")``, ``SpectraArray.from_hdf5``);
    - ``npy-scratch``: ``npy`` with the feature matrices in memory-mapped scratch files
@@ -155,7 +155,7 @@ def child(mode, scratch):
                                                dtype="float32")
         pred, err, scatter = out.spec_parallax, out.spec_parallax_err, out.intrinsic_scatter
     else:
-        from sklearn_selfcal.parallax import make_parallax_step
+        from sklearn_selfcal.parallax import SpectroPhotometricParallaxTransformer
         from sklearn_selfcal.spectra import SpectraArray, join_spectra
 
         if mode in ("npy", "npy-scratch"):
@@ -169,11 +169,9 @@ def child(mode, scratch):
                               for d in ("flux", "flux_err"))
         table = _timed("attach spectra", join_spectra)(frame, flux, flux_err)
         with sklearn.config_context(enable_metadata_routing=True):
-            step = make_parallax_step(random_state=0,
-                                      training_filter=_timed("training filter",
-                                                             gaia_training_mask),
-                                      scratch_dir=scratch if mode == "npy-scratch" else None)
-            step.set_params(refit=False, passthrough=False)
+            step = SpectroPhotometricParallaxTransformer(
+                random_state=0, refit=False,
+                scratch_dir=scratch if mode == "npy-scratch" else None)
             out = step.fit_transform(table, table["parallax"],
                                          parallax_error=table["parallax_error"])
         pred, err = out["spec_parallax"].to_numpy(), out["spec_parallax_err"].to_numpy()

@@ -11,6 +11,7 @@ __version__ = "0.1.0.dev0"
 _EXPORTS = {
     "SpectroPhotometricParallaxRegressor": "parallax",
     "SpectroPhotometricParallaxRegressorCV": "parallax",
+    "SpectroPhotometricParallaxTransformer": "parallax",
     "ActionTransformer": "actions",
     "NuisanceCalibrator": "calibration",
     "BrokenPowerLawRegressor": "gradients",

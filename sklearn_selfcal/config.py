@@ -4,7 +4,7 @@ A configuration file (TOML or JSON) has two kinds of sections:
 
 - **step sections** set the parameters of one step of the method's ``Pipeline``
   (:func:`~sklearn_selfcal.workflow.make_method_pipeline`): every key of ``[parallax]`` is a
-  parameter of :class:`~sklearn_selfcal.workflow.SpectroPhotometricParallaxTransformer`, of
+  parameter of :class:`~sklearn_selfcal.parallax.SpectroPhotometricParallaxTransformer`, of
   ``[actions]`` of :class:`~sklearn_selfcal.ActionTransformer`, of ``[calibration]`` of
   :class:`~sklearn_selfcal.NuisanceCalibrator`, of ``[disk]`` of the calibrator's
   :class:`~sklearn_selfcal.selection.DiskTrainingFilter` (:data:`STEP_SECTIONS` gives the
@@ -96,7 +96,7 @@ def _step_classes():
     from .actions import ActionTransformer
     from .calibration import NuisanceCalibrator
     from .selection import DiskTrainingFilter
-    from .workflow import SpectroPhotometricParallaxTransformer
+    from .parallax import SpectroPhotometricParallaxTransformer
 
     return {"parallax": SpectroPhotometricParallaxTransformer, "actions": ActionTransformer,
             "calibration": NuisanceCalibrator, "disk": DiskTrainingFilter}

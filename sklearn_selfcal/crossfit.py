@@ -143,7 +143,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         predictions, called as ``scatter(y, y_pred, parallax_error, y_pred_std=std)`` with
         ``parallax_error`` the metadata passed to ``fit`` (e.g.
         ``functools.partial(fractional_scatter, parallax_zero_point=...)``, see
-        :func:`~sklearn_selfcal.parallax.make_parallax_step`).
+        :class:`~sklearn_selfcal.parallax.SpectroPhotometricParallaxTransformer`).
         ``<output>_err`` is then ``sqrt(std**2 + (s * prediction)**2)``, in ``fit_transform`` and
         ``transform`` alike. Needs ``return_std`` and ``parallax_error``.
     output : str, default="spec_parallax"

@@ -29,7 +29,7 @@ from sklearn_selfcal.actions import BadRowsWarning
 from sklearn_selfcal.crossfit import CrossFitTransformer
 from sklearn_selfcal.distances import DistanceTransformer
 from sklearn_selfcal.parallax_features import SpectroPhotometricFeatures
-from sklearn_selfcal.workflow import SpectroPhotometricParallaxTransformer
+from sklearn_selfcal.parallax import SpectroPhotometricParallaxTransformer
 
 # every observable read from column 0 (the checks' arrays may have a single column)
 _COL0 = {"ra": 0, "dec": 0, "parallax": 0, "pmra": 0, "pmdec": 0, "radial_velocity": 0}

@@ -19,7 +19,8 @@ from sklearn_selfcal._kernels.explinear_l1 import explinear_l1_path
 from sklearn_selfcal.datasets import make_survey
 from sklearn_selfcal._paper import GAIA_PARALLAX_ZERO_POINT, PAPER_ALPHA, PARALLAX_ERROR
 from sklearn_selfcal.parallax import (ChiSquaredScorer, chi_squared, fractional_scatter,
-                                      make_parallax_pipeline, make_parallax_step)
+                                      make_parallax_pipeline,
+                                      SpectroPhotometricParallaxTransformer)
 from sklearn_selfcal.parallax_features import (MAGNITUDE_COLUMNS, SpectroPhotometricFeatures,
                                                gaia_training_mask, join_spectra)
 
@@ -423,7 +424,7 @@ def test_parallax_step_gives_the_whole_error_budget_for_every_star():
     truth = s.truth["parallax"].to_numpy()[parent]
     table.loc[table.index[:40], ["parallax", "parallax_error"]] = np.nan   # no Gaia astrometry
     with sklearn.config_context(enable_metadata_routing=True):
-        step = make_parallax_step(random_state=0)
+        step = SpectroPhotometricParallaxTransformer(random_state=0)
         out = step.fit_transform(table, table["parallax"], parallax_error=table["parallax_error"])
     train = gaia_training_mask(table)
     np.testing.assert_array_equal(step.training_mask_, train)
@@ -498,7 +499,7 @@ def test_parallax_error_is_the_one_name_from_fit_to_scorer_and_step(survey):
     """fit, the routing requests, the scorer and the cross-fitting step all say parallax_error."""
     assert PARALLAX_ERROR == "parallax_error"
     for est in (SpectroPhotometricParallaxRegressor(), SpectroPhotometricParallaxRegressorCV(),
-                make_parallax_step()):
+                SpectroPhotometricParallaxTransformer()):
         assert est.get_metadata_routing().consumes("fit", [PARALLAX_ERROR, "sigma"]) == {
             PARALLAX_ERROR}
     assert ChiSquaredScorer().get_metadata_routing().consumes("score", [PARALLAX_ERROR]) == {

@@ -29,9 +29,9 @@ from ._base import (MAX_PARALLAX_MAS, PARALLAX_ERROR_RANGE_MAS, PARALLAX_RANGE_M
 from ._cv import SpectroPhotometricParallaxRegressorCV
 from ._regressor import SpectroPhotometricParallaxRegressor
 from ._scoring import ChiSquaredScorer, chi_squared, fractional_scatter
-from ._step import make_parallax_pipeline, make_parallax_step
+from ._step import SpectroPhotometricParallaxTransformer, make_parallax_pipeline
 
 __all__ = ["SpectroPhotometricParallaxRegressor", "SpectroPhotometricParallaxRegressorCV",
            "chi_squared", "ChiSquaredScorer", "fractional_scatter", "make_parallax_pipeline",
-           "make_parallax_step", "UNPENALIZED_FEATURES", "PARALLAX_RANGE_MAS",
+           "SpectroPhotometricParallaxTransformer", "UNPENALIZED_FEATURES", "PARALLAX_RANGE_MAS",
            "PARALLAX_ERROR_RANGE_MAS", "MAX_PARALLAX_MAS"]

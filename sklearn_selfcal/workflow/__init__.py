@@ -16,8 +16,6 @@ from ..config import DEFAULT_CONFIG, load_config
 from ._pipeline import make_method_pipeline, pipeline_from_config, spectra_columns
 from ._profiles import profiles_and_fit
 from ._run import run_method
-from ._steps import SpectroPhotometricParallaxTransformer
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "make_method_pipeline", "pipeline_from_config",
-           "run_method", "profiles_and_fit", "spectra_columns",
-           "SpectroPhotometricParallaxTransformer"]
+           "run_method", "profiles_and_fit", "spectra_columns"]

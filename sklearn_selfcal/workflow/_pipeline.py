@@ -11,7 +11,7 @@ from ..distances import DISTANCE_COLUMNS, distance_transformer
 from ..selection import DiskTrainingFilter
 from ..spectra import SpectraDtype
 from ..config import check_config, config_params
-from ._steps import SpectroPhotometricParallaxTransformer
+from ..parallax import SpectroPhotometricParallaxTransformer
 
 __all__ = ["make_method_pipeline", "pipeline_from_config", "spectra_columns"]
 
@@ -45,7 +45,8 @@ def make_method_pipeline(distance=None, *, random_state=None, verbose=0, **param
     Steps (each appends its columns to the table it receives, so the output holds the input
     columns, the distances, the phase space and actions, and ``<X>_NEW``):
 
-    1. the distances: ``"parallax"``, a :class:`SpectroPhotometricParallaxTransformer`
+    1. the distances: ``"parallax"``, a
+       :class:`~sklearn_selfcal.parallax.SpectroPhotometricParallaxTransformer`
        (``spec_parallax``, ``spec_parallax_err``) then ``"drop_spectra"``, when ``distance`` is
        None or of kind ``"spectra"``; or ``"distance"``, a
        :class:`~sklearn_selfcal.distances.DistanceTransformer` (``distance_kpc``,
@@ -63,9 +64,10 @@ def make_method_pipeline(distance=None, *, random_state=None, verbose=0, **param
     configuration file's sections are those parameters
     (:data:`~sklearn_selfcal.workflow.STEP_SECTIONS`).
 
-    Fit it as ``pipe.fit_transform(table, table["parallax"], sigma=table["parallax_error"])``
-    with metadata routing enabled (``sklearn.set_config(enable_metadata_routing=True)``), or with
-    ``parallax__sigma=...`` without, when the parallax model is trained (``table`` from
+    Fit it as ``pipe.fit_transform(table, table["parallax"],
+    parallax_error=table["parallax_error"])`` with metadata routing enabled
+    (``sklearn.set_config(enable_metadata_routing=True)``), or with ``parallax__parallax_error=...``
+    without, when the parallax model is trained (``table`` from
     :func:`~sklearn_selfcal.parallax_features.join_spectra` on the parent sample, canonical column
     names), or ``pipe.fit_transform(table)`` otherwise.
 

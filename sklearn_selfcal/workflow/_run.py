@@ -133,7 +133,7 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     if plan.spectra:  # row selection of the spectra columns composes indices: no pixel copied
         X = join_spectra(work, spectra, spectra_err).loc[parent]
         y = X["parallax"].to_numpy(dtype=float)
-        fit_params = {"sigma": X[PARALLAX_ERROR].to_numpy(dtype=float)}
+        fit_params = {PARALLAX_ERROR: X[PARALLAX_ERROR].to_numpy(dtype=float)}
     with steps("the method's pipeline (" + " -> ".join(n for n, _ in pipe.steps) + ")"), \
             config_context(enable_metadata_routing=True):
         Xt = pipe.fit_transform(X, y, **fit_params)
