@@ -58,6 +58,9 @@ def build_parser():
                            help="spectra aligned with the catalogue rows: .npy (+ <stem>_err.npy), "
                                 "HDF5 (flux, flux_err), a text file listing aspcapStar files or a "
                                 "glob pattern; the spectro-photometric parallax model is trained")
+    catalogue.add_argument("--hdu", help="FITS table to read: a position or an INSTRMNT/EXTNAME "
+                                          "value (default: APOGEE's of an SDSS-V astra file, HDU 2; "
+                                          "else the first table; overrides [catalogue] hdu)")
     catalogue.add_argument("--distance", metavar="COLUMN",
                            help="use this distance column (unit and uncertainty from [distance] "
                                 "or from the recognised catalogue) instead of the ones found")
@@ -244,14 +247,15 @@ def _inspect(args, config):
     from .preflight import count_cuts, plan_and_prepare, plan_run
 
     t0 = time.perf_counter()
-    columns = catalogue_columns(args.catalogue)
+    hdu = args.hdu if args.hdu is not None else config.get("catalogue", {}).get("hdu", "auto")
+    columns = catalogue_columns(args.catalogue, hdu)
     plan = plan_run(columns, config, spectra=args.spectra is not None,
                     distance_column=args.distance)
     counts = None
     if args.spectra is not None:
         n_spectra, has_errors = spectra_rows(args.spectra)
     read = None if config["output"]["columns"] == "all" else plan.read_columns()
-    frame = read_catalogue(args.catalogue, columns=read, gaia_names=False, clean=False)
+    frame = read_catalogue(args.catalogue, columns=read, gaia_names=False, clean=False, hdu=hdu)
     plan, prepared = plan_and_prepare(frame, config, spectra=args.spectra is not None,
                                       distance_column=args.distance, columns=columns)
     if args.spectra is not None and not has_errors:
@@ -269,7 +273,7 @@ def _inspect(args, config):
 
     lines = summary_lines(plan, counts, path=args.catalogue,
                           n_rows=len(frame) if frame is not None else 0,
-                          seconds=time.perf_counter() - t0)
+                          seconds=time.perf_counter() - t0, source=frame.attrs.get("source"))
     return plan, frame, prepared, counts, lines
 
 

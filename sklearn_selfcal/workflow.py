@@ -75,8 +75,13 @@ __all__ = ["DEFAULT_CONFIG", "load_config", "make_method_pipeline", "pipeline_fr
 #: :data:`sklearn_selfcal.columns.ROLES`). An empty string means "not set".
 DEFAULT_CONFIG = {
     "columns": {},
+    # the FITS table ("auto": APOGEE's of an SDSS-V astra file), and SDSS-V's [X/H] abundances:
+    # converted to [X/Fe] ("x_fe", error "independent" or as "dr17") or kept ("x_h")
+    "catalogue": {"hdu": "auto", "abundances": "x_fe", "x_fe_error": "independent"},
     "distance": {"source": "auto", "column": "", "error": "", "lo": "", "hi": "", "unit": "auto",
                  "parallax_over_error": DEFAULT_PARALLAX_OVER_ERROR},
+    # exclude_duplicates: true (one row per star, selection.DUPLICATE_PRIORITY for SDSS-V), false,
+    # or a list of criteria of selection.duplicate_cut ("not_bad", "sdss5", "dr17", "snr")
     "sample": {"logg_max": LOGG_MAX, "exclude_star_bad": True, "exclude_duplicates": True},
     "parallax": {
         "alpha": PAPER_ALPHA,       # L1 strength per training star (the paper's lambda = 160)
