@@ -353,10 +353,9 @@ def _fill_values(series, role):
     """
     series = series if isinstance(series, pd.Series) else pd.Series(series)
     none = np.zeros(len(series), dtype=bool)
-    if role.kind == "str":
-        text = series.astype(object)
-        blank = text.map(lambda v: isinstance(v, str | bytes) and not v.strip()).to_numpy(bool)
-        return text.where(~blank, None).to_numpy(dtype=object), blank, "are empty strings"
+    if role.kind == "str":  # the column keeps its dtype (pandas' str: missing is NaN)
+        blank = series.map(lambda v: isinstance(v, str | bytes) and not v.strip()).to_numpy(bool)
+        return series.where(~blank).array, blank, "are empty strings"
     if role.valid is None or not pd.api.types.is_numeric_dtype(series) or \
             pd.api.types.is_bool_dtype(series):
         return series, none, ""

@@ -511,7 +511,9 @@ def summary_lines(plan, counts=None, *, path=None, n_rows=None, seconds=None, ro
             roles += [*PAPER_BANDS, *(f"{b}_error" for b in PAPER_BANDS), *LSF_ROLES,
                       "visibility_periods_used", "astrometric_chi2_al",
                       "astrometric_n_good_obs_al", "ruwe"]
-        roles += [r for r in ("sdss_id", "release", "snr", "flag_bad") if r in plan.column_map]
+        if "sdss_id" in plan.column_map:  # SDSS-V: its own flags instead of allStar's
+            roles = [r for r in roles if r not in ("aspcapflag", "extratarg")]
+            roles += [r for r in ("sdss_id", "release", "snr", "flag_bad") if r in plan.column_map]
     lines += ["  " + line for line in plan.column_map.report(roles)]
     found = [c for c in ABUNDANCE_COLUMNS if c in plan.column_map]
     lines.append(f"  abundances               {len(found)} of the paper's {len(ABUNDANCE_COLUMNS)}"
