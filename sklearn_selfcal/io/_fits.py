@@ -69,7 +69,7 @@ def choose_hdu(hdul, hdu=AUTO_HDU, path=""):
     if isinstance(hdu, int) and not isinstance(hdu, bool):
         if hdu not in tables:
             raise ValueError(f"{path}: HDU {hdu} is not a table; the tables are HDU {listing}")
-        return hdu, f"HDU {hdu} as asked"
+        return hdu, f"HDU {hdu} ({_label(hdul[hdu])}) as asked"
     if hdu is None or str(hdu).lower() == AUTO_HDU:
         several = f" (tables: HDU {listing})" if len(tables) > 1 else ""
         for i in tables:
