@@ -105,7 +105,8 @@ def test_case_insensitive_match_comes_last():
 
 def test_an_explicit_mapping_always_wins_and_is_reported():
     # mutation tried: the recognised spellings resolved before the mapping -> parallax = "Plx"
-    cmap = resolve_columns(["Plx", "my_plx", "my_rv"], {"parallax": "my_plx", "VHELIO_AVG": "my_rv"})
+    cmap = resolve_columns(["Plx", "my_plx", "my_rv"],
+                           {"parallax": "my_plx", "VHELIO_AVG": "my_rv"})
     assert cmap["parallax"] == "my_plx" and cmap["radial_velocity"] == "my_rv"
     assert cmap.explicit == {"parallax", "radial_velocity"}
     lines = cmap.report(["parallax", "pmra"])
@@ -132,8 +133,8 @@ def test_a_column_plays_one_role_only():
 def test_a_canonical_name_taken_by_another_column_is_kept_under_a_new_name():
     frame = pd.DataFrame({"Plx": [1.0, 2.0], "parallax": [9.0, 9.0]})
     cmap = resolve_columns(frame.columns, {"parallax": "Plx"})
-    with pytest.warns(DataQualityWarning, match="column 'Plx' plays the role of 'parallax', but the "
-                                                "catalogue also has a column 'parallax' of its own"):
+    with pytest.warns(DataQualityWarning, match="column 'Plx' plays the role of 'parallax', but "
+                                                "the catalogue also has a column 'parallax'"):
         out = canonical_frame(frame, cmap)
     assert out["parallax"].tolist() == [1.0, 2.0] and out["parallax_input"].tolist() == [9.0, 9.0]
     assert list(frame.columns) == ["Plx", "parallax"]  # not modified
