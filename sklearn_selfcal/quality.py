@@ -94,12 +94,12 @@ def duplicate_cut(X, priority=DUPLICATE_PRIORITY, *, id_column="SDSS_ID"):
         raise ValueError(f"[sample] exclude_duplicates: unknown criteria {unknown}; use true, false "
                          f"or a list of {sorted(_PRIORITY_TEXT)}")
     columns = list(X.columns)
-    ids = pd.Series(np.asarray(X[id_column], dtype=object))
-    n = len(ids)
-    rows = np.flatnonzero(~ids.isna().to_numpy())
-    codes = pd.factorize(ids.iloc[rows])[0]
-    release = (pd.Series(np.asarray(X["RELEASE"], dtype=object)).astype(str).str.strip().str.lower()
-               .to_numpy() if "RELEASE" in columns else np.full(n, ""))
+    n = len(X)
+    codes = pd.factorize(X[id_column])[0]  # a missing identifier: -1
+    rows = np.flatnonzero(codes >= 0)
+    codes = codes[rows]
+    release = (X["RELEASE"].astype("str").str.strip().str.lower().to_numpy()
+               if "RELEASE" in columns else np.full(n, ""))
     keys = {"not_bad": _star_bad(X, columns)[0].astype(np.int8),
             "sdss5": (release != "sdss5").astype(np.int8),
             "dr17": (release != "dr17").astype(np.int8)}
