@@ -1,9 +1,11 @@
-"""One cleaning for every input path: sentinels, masks, physical ranges and per-element flags.
+"""One cleaning for every input path: sentinels, fill values, masks, physical ranges and flags.
 
 Survey files are dirty in the same few ways whatever their format: "no measurement" written as a
-number (-9999.99, 99.999 mag), masked entries whose hidden value is garbage, values that cannot be
-physical (a declination of 120 deg, a log g of -9999), strings in a numeric column, abundances whose
-per-element ``_FLAG`` says they are unreliable, duplicate column names. Every reader of
+number (-9999.99, 99.999 mag), a writer's fill values (SDSS-V's astra writes NaN for floats, -1 for
+integers and identifiers, "" for text), masked entries whose hidden value is garbage, values that
+cannot be physical (a declination of 120 deg, a log g of -9999), strings in a numeric column,
+abundances whose per-element ``_FLAG`` (DR17) or ``<x>_h_flags`` (SDSS-V) says they are unreliable,
+duplicate column names. Every reader of
 :mod:`sklearn_selfcal.io` and the workflow pass their tables through :func:`clean_catalogue`, so
 a catalogue gives the same result as FITS, Parquet, CSV, HDF5 or a DataFrame. Bad values become
 NaN with one :class:`~sklearn_selfcal.exceptions.DataQualityWarning` per column naming how many rows
@@ -219,6 +221,10 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
       masked entries, non-numbers, sentinels (:data:`GENERIC_SENTINELS`, plus 99.999-style
       values for magnitudes) and values outside the role's physical range become NaN, one
       warning per column.
+    * Integer and text role columns: the writer's fill values become missing (pandas ``NA`` /
+      ``None``), one warning per column: identifiers outside their role's range (SDSS-V's
+      ``sdss_id = -1``, Gaia source ids <= 0) and empty strings. Bit fields written as 0 and
+      booleans written as False mean "no flag" and stay as they are.
     * Other floating-point columns: sentinels become NaN (one summary warning for all of them).
     * With ``flags``, every abundance whose ``<X>_FLAG`` column is non-zero (or missing) becomes
       NaN together with its uncertainty, one warning per abundance.
@@ -269,6 +275,20 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
             replaced[column] = values  # unchanged float columns are shared, not copied
         for kind, n in counts.items():
             report.setdefault(column, {})[kind] = report.get(column, {}).get(kind, 0) + n
+    for role in ROLES:
+        column = column_map.get(role.name)
+        if column is None or role.kind not in ("int", "str"):
+            continue
+        role_columns.setdefault(column, role)
+        values, missing, what = _fill_values(frame[column], role)
+        if missing.any():
+            replaced[column] = values
+            report.setdefault(column, {})["fill_value"] = int(missing.sum())
+            if warn:
+                rows = "row" if missing.sum() == 1 else "rows"
+                warnings.warn(f"column {column!r}: {int(missing.sum())} row(s) {what}; set to "
+                              f"missing ({rows} {_row_labels(ids, missing)})", DataQualityWarning,
+                              stacklevel=stacklevel + 1)
     other = {}
     for column in frame.columns:
         if column in role_columns or not pd.api.types.is_float_dtype(frame[column]):
@@ -323,6 +343,40 @@ def clean_catalogue(frame, column_map=None, *, flags=True, warn=True, stacklevel
         out[column] = values
     out.attrs = {**frame.attrs, "cleaning": report}
     return out, report
+
+
+def _fill_values(series, role):
+    """An integer or text role column with its fill values missing, the mask, and what they were.
+
+    Integers outside ``role.valid`` (identifiers: below 1, e.g. SDSS-V's -1) become ``NA``; empty
+    strings become ``None``. Returns the column unchanged (and an empty mask) otherwise.
+    """
+    series = series if isinstance(series, pd.Series) else pd.Series(series)
+    none = np.zeros(len(series), dtype=bool)
+    if role.kind == "str":  # the column keeps its dtype (pandas' str: missing is NaN)
+        blank = series.map(lambda v: isinstance(v, str | bytes) and not v.strip()).to_numpy(bool)
+        return series.where(~blank).array, blank, "are empty strings"
+    if role.valid is None or not pd.api.types.is_numeric_dtype(series) or \
+            pd.api.types.is_bool_dtype(series):
+        return series, none, ""
+    low, high = role.valid
+    outside = none.copy()
+    if low is not None:
+        outside |= (series < low).fillna(False).to_numpy(dtype=bool)
+    if high is not None:
+        outside |= (series > high).fillna(False).to_numpy(dtype=bool)
+    if not outside.any():
+        return series, outside, ""
+    if pd.api.types.is_float_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        values[outside] = np.nan
+    else:
+        kind = "UInt" if pd.api.types.is_unsigned_integer_dtype(series) else "Int"
+        values = series.astype(f"{kind}{8 * series.dtype.itemsize}").array.copy()
+        values[outside] = pd.NA
+    shown = ", ".join(str(v) for v in pd.unique(series[outside])[:4])
+    return values, outside, (f"hold no identifier ({shown}: outside "
+                             f"{_range_text(role)}, a writer's fill value)")
 
 
 def _error_columns(column_map):

@@ -58,6 +58,9 @@ def build_parser():
                            help="spectra aligned with the catalogue rows: .npy (+ <stem>_err.npy), "
                                 "HDF5 (flux, flux_err), a text file listing aspcapStar files or a "
                                 "glob pattern; the spectro-photometric parallax model is trained")
+    catalogue.add_argument("--hdu", help="FITS table to read: a position or an INSTRMNT/EXTNAME "
+                                          "value (default: APOGEE's of an SDSS-V astra file, HDU 2; "
+                                          "else the first table; overrides [catalogue] hdu)")
     catalogue.add_argument("--distance", metavar="COLUMN",
                            help="use this distance column (unit and uncertainty from [distance] "
                                 "or from the recognised catalogue) instead of the ones found")
@@ -274,13 +277,14 @@ def _inspect(args, config):
     from .workflow import pipeline_from_config
 
     t0 = time.perf_counter()
-    columns = catalogue_columns(args.catalogue)
+    hdu = args.hdu if args.hdu is not None else config["catalogue"]["hdu"]
+    columns = catalogue_columns(args.catalogue, hdu)
     spectra = args.spectra is not None
     plan = plan_run(columns, config, spectra=spectra, distance_column=args.distance)
     if spectra:
         n_spectra, has_errors = spectra_rows(args.spectra)
     read = None if config["output"]["columns"] == "all" else plan.read_columns()
-    frame = read_catalogue(args.catalogue, columns=read, gaia_names=False, clean=False)
+    frame = read_catalogue(args.catalogue, columns=read, gaia_names=False, clean=False, hdu=hdu)
     plan, prepared = plan_and_prepare(frame, config, spectra=spectra,
                                       distance_column=args.distance, columns=columns)
     if spectra and not has_errors:
@@ -301,7 +305,7 @@ def _inspect(args, config):
         counts = count_cuts(prepared.work, plan, training_filter,
                             n_jobs=config["actions"].get("n_jobs"), random_state=args.random_state)
     lines = summary_lines(plan, counts, path=args.catalogue, n_rows=len(frame),
-                          seconds=time.perf_counter() - t0)
+                          seconds=time.perf_counter() - t0, source=frame.attrs.get("source"))
     return plan, frame, prepared, counts, lines
 
 

@@ -1,23 +1,24 @@
 """Column roles: which catalogue column plays which part in the method, in every survey's spelling.
 
 Every column the method reads has a *role* (sky position, parallax, a magnitude, log g, an
-abundance, ...). :data:`ROLES` is one declarative table, in the spirit of scikit-learn's
-``_parameter_constraints``: for each role the name the package uses inside (``canonical``), its
-unit, its physical range, the values surveys write for "no measurement", the catalogue that provides
-it and the spellings recognised without any configuration -- APOGEE allStar DR16 (``GAIA_*``) and
-DR17 (``GAIAEDR3_*``), the Gaia archive, 2MASS and AllWISE, VizieR. Adding a survey's spelling is
-one entry in a tuple.
+abundance, ...). :data:`ROLES` (defined in :mod:`sklearn_selfcal._roles`, re-exported here) is one
+declarative table: for each role its canonical name, unit, physical range, "no measurement" values,
+provider and the spellings recognised without any configuration -- APOGEE allStar DR16 and DR17,
+SDSS-V DR19/DR20 (astra's ``astraAllStarASPCAP``), the Gaia archive, 2MASS and AllWISE, VizieR.
+
+SDSS-V's abundances are [X/H] (``mg_h``, ``e_mg_h``, ``mg_h_flags``); the method calibrates [X/Fe]
+(DR17's ``MG_FE``). By default :func:`resolve_columns` maps the [X/Fe] roles to the [X/H] columns
+and :func:`canonical_frame` converts them, ``[X/Fe] = [X/H] - [Fe/H]`` with the uncertainty
+``sqrt(e_x_h**2 + e_fe_h**2)`` (the two errors taken as independent; or ``e_x_h`` alone, DR17's
+convention); ``abundances="x_h"`` keeps [X/H] under the roles ``MG_H``, ... instead.
 
 :func:`resolve_columns` maps a catalogue's columns to roles once (an explicit mapping, e.g. the
 ``[columns]`` section of the configuration, always wins; then the recognised spellings in order;
 then a case-insensitive match) and returns a :class:`ColumnMap` that reports what it found (the
 ``check`` command prints it). :func:`canonical_frame` renames a catalogue to the canonical names
-and :func:`clean_roles` turns sentinels and values outside the physical ranges into NaN with one
-warning per column; the readers (:mod:`sklearn_selfcal.io`) and the workflow both use them.
-
-:data:`DISTANCE_SOURCES` lists the distance catalogues recognised in the same way (Bailer-Jones et
-al. 2021 as shipped in DR17 and in the Gaia archive and VizieR, astroNN, StarHorse), each with its
-unit and its uncertainty columns.
+(and converts [X/H]); :func:`sklearn_selfcal.cleaning.clean_catalogue` turns sentinels, fill values
+and values outside the physical ranges into NaN with one warning per column; the readers
+(:mod:`sklearn_selfcal.io`) and the workflow both use them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 
-from ._paper import ABUNDANCE_COLUMNS
+from ._paper import ABUNDANCE_COLUMNS, ELEMENTS
+from ._roles import (ABUNDANCE_SCALES, DISTANCE_SOURCES, MAGNITUDE_SENTINELS, ROLES, X_FE_ERRORS,
+                     DistanceSource, Role, distance_pc_factor, get_role, role_of)
+from ._roles import _BY_CANONICAL, _BY_NAME
 from .exceptions import DataQualityWarning
 
 __all__ = [
@@ -42,303 +47,9 @@ __all__ = [
     "get_role",
     "MAGNITUDE_SENTINELS",
     "check_unique",
+    "ABUNDANCE_SCALES",
+    "X_FE_ERRORS",
 ]
-
-#: "No measurement" of a magnitude (2MASS, WISE and allStar write 99.999 or 99.99).
-MAGNITUDE_SENTINELS = (99.999, 99.99, 999.99, 9999.99)
-
-
-@dataclass(frozen=True)
-class Role:
-    """One role of the method's input table.
-
-    Parameters
-    ----------
-    name : str
-        Role key, e.g. ``"parallax"``; also the key of the ``[columns]`` config section.
-    canonical : str
-        Column name the package uses for it inside (the estimators' defaults).
-    description : str
-        What it is, with its unit.
-    unit : str or None
-        Unit (``"deg"``, ``"mas"``, ``"mas/yr"``, ``"km/s"``, ``"mag"``, ``"dex"``, ``"K"``).
-    names : tuple of str
-        Spellings recognised without configuration, in order of preference.
-    valid : tuple of (float or None, float or None) or None
-        Physical range ``[low, high]`` (inclusive; ``None`` = unbounded); values outside are NaN.
-    provider : str
-        Which catalogue provides it (used in messages about a missing role).
-    kind : {"float", "int", "str"}
-        Type of the values.
-    sentinels : tuple of float
-        "No measurement" values besides
-        :data:`sklearn_selfcal.cleaning.GENERIC_SENTINELS`.
-    high_open : bool
-        ``valid``'s upper bound is exclusive (e.g. right ascension in [0, 360)).
-    allstar : tuple of str
-        allStar's own spellings when they differ from the canonical name (DR17 first), renamed by
-        ``load_allstar(..., gaia_names=True)``; recognised like ``names``.
-    """
-
-    name: str
-    canonical: str
-    description: str
-    unit: str | None
-    names: tuple
-    valid: tuple | None = None
-    provider: str = ""
-    kind: str = "float"
-    sentinels: tuple = ()
-    high_open: bool = False
-    allstar: tuple = ()
-
-    @property
-    def spellings(self):
-        """Every recognised spelling in order: canonical, allStar's, then the others."""
-        return tuple(dict.fromkeys((self.canonical, *self.allstar, *self.names)))
-
-
-def _magnitude(name, canonical, band, names, err_names, provider, allstar=(), allstar_err=()):
-    """Roles of a magnitude and its uncertainty."""
-    mag = Role(name, canonical, f"{band} magnitude (mag)", "mag", names, valid=(-5.0, 30.0),
-               provider=provider, sentinels=MAGNITUDE_SENTINELS, allstar=allstar)
-    err_canonical = f"{canonical}_ERR" if canonical.isupper() else f"{canonical}_error"
-    err = Role(f"{name}_error", err_canonical, f"uncertainty of the {band} magnitude (mag)", "mag",
-               err_names, valid=(0.0, 10.0), provider=provider, sentinels=MAGNITUDE_SENTINELS,
-               allstar=allstar_err)
-    return mag, err
-
-
-def _abundance(column):
-    """Roles of an APOGEE abundance column: value, uncertainty and flag (``MG_FE``, ...)."""
-    element = column.split("_")[0]
-    pretty = {"FE_H": "[Fe/H]", "ALPHA_M": "[a/M]", "M_H": "[M/H]"}.get(
-        column, f"[{element.capitalize()}/Fe]")
-    value = Role(column, column, f"{pretty} abundance (dex)", "dex",
-                 (column.lower(), pretty, pretty.replace("a/M", "alpha/M")),
-                 valid=(-5.0, 5.0), provider="APOGEE allStar (ASPCAP)")
-    error = Role(f"{column}_ERR", f"{column}_ERR", f"uncertainty of {pretty} (dex)", "dex",
-                 (f"{column.lower()}_err", f"e_{pretty}"), valid=(0.0, 5.0),
-                 provider="APOGEE allStar (ASPCAP)")
-    flag = Role(f"{column}_FLAG", f"{column}_FLAG", f"ASPCAP flag of {pretty} (non-zero: unreliable)",
-                None, (f"{column.lower()}_flag",), provider="APOGEE allStar", kind="int")
-    return value, error, flag
-
-
-def _gaia(name, canonical, description, unit, others, valid, allstar=None):
-    """A Gaia role: the archive's name, VizieR's and, for the columns allStar ships (``allstar``
-    None), allStar's DR17 and DR16 spellings ``GAIAEDR3_<NAME>`` and ``GAIA_<NAME>``."""
-    if allstar is None:
-        allstar = (f"GAIAEDR3_{canonical.upper()}", f"GAIA_{canonical.upper()}")
-    return Role(name, canonical, description, unit, others, valid=valid, provider=_GAIA,
-                allstar=allstar)
-
-
-_GAIA = "Gaia (EDR3/DR3 archive, or the GAIAEDR3_* columns of APOGEE DR17 allStar)"
-_ASPCAP = "APOGEE allStar (ASPCAP)"
-_2MASS = "2MASS (J, H, K in APOGEE allStar)"
-_ALLWISE = "AllWISE (w1mpro, w2mpro; allStar DR16/DR17 ship only W2 as WISE_4_5)"
-
-#: The role table: every column the method reads, its canonical name, unit, physical range and
-#: recognised spellings (allStar DR17, DR16, Gaia archive, 2MASS/AllWISE, VizieR).
-ROLES = (
-    Role("star_id", "APOGEE_ID", "star identifier", None,
-         ("apogee_id", "APOGEE", "2MASS_ID", "TMASS_ID", "2MASS", "ID", "id"),
-         provider="APOGEE allStar", kind="str"),
-    Role("source_id", "source_id", "Gaia source identifier", None,
-         ("Source", "SOURCE_ID", "gaia_source_id"), provider=_GAIA, kind="int",
-         allstar=("GAIAEDR3_SOURCE_ID", "GAIA_SOURCE_ID")),
-    Role("telescope", "TELESCOPE", "telescope (apo25m, lco25m, apo1m)", None, ("telescope", "Tel"),
-         provider="APOGEE allStar", kind="str"),
-    Role("ra", "ra", "right ascension, ICRS (deg)", "deg",
-         ("RA_ICRS", "RAJ2000", "_RAJ2000", "RAdeg", "ra_icrs"), valid=(0.0, 360.0),
-         high_open=True, provider="any (APOGEE allStar RA)", allstar=("RA",)),
-    Role("dec", "dec", "declination, ICRS (deg)", "deg",
-         ("DE_ICRS", "DEJ2000", "_DEJ2000", "DEdeg", "dec_icrs"), valid=(-90.0, 90.0),
-         provider="any (APOGEE allStar DEC)", allstar=("DEC",)),
-    _gaia("parallax", "parallax", "Gaia parallax (mas)", "mas", ("Plx", "plx"), (-1000.0, 1000.0)),
-    _gaia("parallax_error", "parallax_error", "uncertainty of the Gaia parallax (mas)", "mas",
-          ("e_Plx", "e_plx"), (0.0, 100.0)),
-    _gaia("pmra", "pmra", "proper motion in right ascension, times cos(dec) (mas/yr)", "mas/yr",
-          ("pmRA",), (-20000.0, 20000.0)),
-    _gaia("pmra_error", "pmra_error", "uncertainty of pmra (mas/yr)", "mas/yr", ("e_pmRA",),
-          (0.0, 1000.0)),
-    _gaia("pmdec", "pmdec", "proper motion in declination (mas/yr)", "mas/yr", ("pmDE",),
-          (-20000.0, 20000.0)),
-    _gaia("pmdec_error", "pmdec_error", "uncertainty of pmdec (mas/yr)", "mas/yr", ("e_pmDE",),
-          (0.0, 1000.0)),
-    _gaia("pm_correlation", "pmra_pmdec_corr", "correlation of pmra and pmdec", None,
-          ("pmRApmDEcor",), (-1.0, 1.0), allstar=()),
-    Role("radial_velocity", "VHELIO_AVG", "heliocentric line-of-sight velocity from APOGEE (km/s)",
-         "km/s", ("vhelio_avg", "HRV", "RV", "radial_velocity"), valid=(-1000.0, 1000.0),
-         provider="APOGEE allStar (VHELIO_AVG)"),
-    Role("radial_velocity_error", "VERR", "uncertainty of the line-of-sight velocity (km/s)",
-         "km/s", ("verr", "e_HRV", "e_RV", "radial_velocity_error"), valid=(0.0, 1000.0),
-         provider="APOGEE allStar (VERR)"),
-    _gaia("gaia_radial_velocity", "radial_velocity", "Gaia line-of-sight velocity (km/s)", "km/s",
-          (), (-1000.0, 1000.0),
-          allstar=("GAIAEDR3_DR2_RADIAL_VELOCITY", "GAIA_RADIAL_VELOCITY")),
-    _gaia("gaia_radial_velocity_error", "radial_velocity_error",
-          "uncertainty of the Gaia line-of-sight velocity (km/s)", "km/s", (), (0.0, 1000.0),
-          allstar=("GAIAEDR3_DR2_RADIAL_VELOCITY_ERROR", "GAIA_RADIAL_VELOCITY_ERROR")),
-    _gaia("visibility_periods_used", "visibility_periods_used", "Gaia visibility periods used",
-          None, ("Nper",), (0.0, 1000.0), allstar=()),
-    _gaia("astrometric_chi2_al", "astrometric_chi2_al", "Gaia astrometric chi-square (AL)", None,
-          ("chi2AL",), (0.0, None), allstar=()),
-    _gaia("astrometric_n_good_obs_al", "astrometric_n_good_obs_al",
-          "Gaia good along-scan observations", None, ("NgAL",), (0.0, None), allstar=()),
-    _gaia("ruwe", "ruwe", "Gaia renormalised unit weight error", None, ("RUWE",), (0.0, None), allstar=()),
-    *_magnitude("g_mag", "phot_g_mean_mag", "Gaia G", ("Gmag", "gmag"),
-                ("e_Gmag", "phot_g_mean_mag_err"), _GAIA,
-                allstar=("GAIAEDR3_PHOT_G_MEAN_MAG", "GAIA_PHOT_G_MEAN_MAG")),
-    *_magnitude("bp_mag", "phot_bp_mean_mag", "Gaia BP", ("BPmag", "bpmag"),
-                ("e_BPmag", "phot_bp_mean_mag_err"), _GAIA,
-                allstar=("GAIAEDR3_PHOT_BP_MEAN_MAG", "GAIA_PHOT_BP_MEAN_MAG")),
-    *_magnitude("rp_mag", "phot_rp_mean_mag", "Gaia RP", ("RPmag", "rpmag"),
-                ("e_RPmag", "phot_rp_mean_mag_err"), _GAIA,
-                allstar=("GAIAEDR3_PHOT_RP_MEAN_MAG", "GAIA_PHOT_RP_MEAN_MAG")),
-    *_magnitude("j_mag", "J", "2MASS J", ("j_m", "Jmag", "jmag", "J_MAG"),
-                ("j_msigcom", "e_Jmag", "j_cmsig", "J_MAG_ERR"), _2MASS),
-    *_magnitude("h_mag", "H", "2MASS H", ("h_m", "Hmag", "hmag", "H_MAG"),
-                ("h_msigcom", "e_Hmag", "h_cmsig", "H_MAG_ERR"), _2MASS),
-    *_magnitude("k_mag", "K", "2MASS Ks", ("k_m", "Kmag", "Ksmag", "kmag", "K_MAG"),
-                ("k_msigcom", "e_Kmag", "e_Ksmag", "k_cmsig", "K_MAG_ERR"), _2MASS),
-    *_magnitude("w1_mag", "w1mpro", "WISE W1", ("W1mag", "W1MPRO", "w1mag"),
-                ("w1sigmpro", "e_W1mag", "W1MPRO_ERR", "w1mpro_err"), _ALLWISE),
-    *_magnitude("w2_mag", "w2mpro", "WISE W2", ("W2mag", "W2MPRO", "w2mag"),
-                ("w2sigmpro", "e_W2mag", "W2MPRO_ERR", "w2mpro_err"), _ALLWISE,
-                allstar=("WISE_4_5",), allstar_err=("WISE_4_5_ERR",)),
-    *(Role(f"lsf_{i}", f"LSF_{i}", f"moment {i} of the APOGEE line-spread function", None,
-           (f"lsf_{i}",), provider="the APOGEE LSF files (the paper computes the moments itself)")
-      for i in range(1, 6)),
-    Role("logg", "LOGG", "surface gravity log g (dex)", "dex", ("logg", "log_g", "LOGG_SPEC"),
-         valid=(-1.0, 6.0), provider=_ASPCAP),
-    Role("logg_error", "LOGG_ERR", "uncertainty of log g (dex)", "dex", ("logg_err", "e_logg"),
-         valid=(0.0, 6.0), provider=_ASPCAP),
-    Role("teff", "TEFF", "effective temperature (K)", "K", ("teff", "Teff", "TEFF_SPEC"),
-         valid=(2500.0, 10000.0), provider=_ASPCAP),
-    Role("teff_error", "TEFF_ERR", "uncertainty of Teff (K)", "K", ("teff_err", "e_Teff"),
-         valid=(0.0, 5000.0), provider=_ASPCAP),
-    Role("snr", "SNR", "signal-to-noise ratio of the combined spectrum", None, ("snr", "S/N"),
-         valid=(0.0, None), provider="APOGEE allStar"),
-    Role("aspcapflag", "ASPCAPFLAG", "ASPCAP bitmask (bit 23: STAR_BAD)", None, ("aspcapflag",),
-         provider="APOGEE allStar", kind="int"),
-    Role("starflag", "STARFLAG", "APOGEE star bitmask", None, ("starflag",),
-         provider="APOGEE allStar", kind="int"),
-    Role("extratarg", "EXTRATARG", "APOGEE targeting bitmask (bit 4: duplicate entry)", None,
-         ("extratarg",), provider="APOGEE allStar", kind="int"),
-    *(role for column in ("M_H", *ABUNDANCE_COLUMNS) for role in _abundance(column)),
-    Role("spec_parallax", "spec_parallax", "spectro-photometric parallax (mas)", "mas", (),
-         valid=(0.0, 1000.0), provider="this method, or the paper's catalogue"),
-    Role("spec_parallax_err", "spec_parallax_err",
-         "uncertainty of the spectro-photometric parallax (mas)", "mas", (), valid=(0.0, 1000.0),
-         provider="this method, or the paper's catalogue"),
-)
-
-_BY_NAME = {role.name: role for role in ROLES}
-_BY_CANONICAL = {role.canonical: role for role in ROLES}
-
-
-def get_role(name):
-    """The role named ``name`` (a key of the ``[columns]`` configuration).
-
-    Parameters
-    ----------
-    name : str
-        Role name, e.g. ``"parallax"`` or ``"w1_mag"``.
-
-    Returns
-    -------
-    role : Role
-        Its canonical name, unit, physical range and recognised spellings.
-
-    Raises
-    ------
-    KeyError
-        Naming the unknown role.
-    """
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise KeyError(f"{name!r} is not a role; roles are {sorted(_BY_NAME)}") from None
-
-
-def role_of(column):
-    """The role whose canonical name or recognised spelling is ``column`` (``None`` if none).
-
-    Parameters
-    ----------
-    column : str
-        A column name.
-
-    Returns
-    -------
-    role : Role or None
-        ``None`` if no role recognises the name.
-
-    Examples
-    --------
-    >>> role_of("GAIAEDR3_PARALLAX").canonical
-    'parallax'
-    >>> role_of("LOGG").valid
-    (-1.0, 6.0)
-    """
-    if column in _BY_CANONICAL:
-        return _BY_CANONICAL[column]
-    for role in ROLES:
-        if column in role.spellings:
-            return role
-    return None
-
-
-@dataclass(frozen=True)
-class DistanceSource:
-    """A catalogue of distances the method can use instead of spectro-photometric parallaxes.
-
-    Parameters
-    ----------
-    column : str
-        Distance column (the posterior median).
-    unit : {"pc", "kpc"}
-    label : str
-        Where it comes from.
-    error : str or None
-        Symmetric 1-sigma uncertainty column (same unit).
-    lo, hi : str or None
-        16th and 84th percentile columns (same unit); ``(hi - lo) / 2`` is the uncertainty.
-    """
-
-    column: str
-    unit: str
-    label: str
-    error: str | None = None
-    lo: str | None = None
-    hi: str | None = None
-
-
-def _bailer_jones(kind, vizier):
-    """Bailer-Jones et al. (2021) distances (pc) as APOGEE DR17, the Gaia archive and VizieR ship
-    them: the median with its 16th and 84th percentiles."""
-    label = f"Bailer-Jones et al. (2021) {'photo-geometric' if kind == 'photogeo' else 'geometric'}"
-    upper = kind.upper()
-    return (DistanceSource(f"GAIAEDR3_R_MED_{upper}", "pc", f"{label}, as shipped in APOGEE DR17",
-                           lo=f"GAIAEDR3_R_LO_{upper}", hi=f"GAIAEDR3_R_HI_{upper}"),
-            DistanceSource(f"r_med_{kind}", "pc", f"{label} (Gaia archive)", lo=f"r_lo_{kind}",
-                           hi=f"r_hi_{kind}"),
-            DistanceSource(vizier, "pc", f"{label} (VizieR I/352)", lo=f"b_{vizier}",
-                           hi=f"B_{vizier}"))
-
-
-#: Distance catalogues recognised without configuration, in order of preference.
-DISTANCE_SOURCES = (
-    *_bailer_jones("photogeo", "rpgeo"),
-    DistanceSource("dist", "pc", "astroNN (Leung & Bovy 2019)", error="dist_error"),
-    DistanceSource("dist50", "kpc", "StarHorse (Queiroz et al.)", lo="dist16", hi="dist84"),
-    *_bailer_jones("geo", "rgeo"),
-    DistanceSource("GAIA_R_EST", "pc", "Bailer-Jones et al. (2018), as shipped in APOGEE DR16",
-                   lo="GAIA_R_LO", hi="GAIA_R_HI"),
-)
-_PC_PER_UNIT = {"pc": 1.0, "kpc": 1000.0}
 
 
 @dataclass
@@ -353,11 +64,21 @@ class ColumnMap:
         Roles given by an explicit mapping (the ``[columns]`` config section).
     missing : list of str
         Roles with no column.
+    converted : dict of str to str or None
+        [X/Fe] roles read from an [X/H] column (SDSS-V): role -> the [Fe/H] role (or its error)
+        that :func:`canonical_frame` combines it with; ``None`` for a plain rename.
+    abundance_scale : {"x_fe", "x_h"}
+        What the abundances are calibrated as (:data:`ABUNDANCE_SCALES`).
+    x_fe_error : {"independent", "dr17"}
+        Uncertainty of a converted [X/Fe] (:data:`X_FE_ERRORS`).
     """
 
     columns: dict
     explicit: set = field(default_factory=set)
     missing: list = field(default_factory=list)
+    converted: dict = field(default_factory=dict)
+    abundance_scale: str = "x_fe"
+    x_fe_error: str = "independent"
 
     def __getitem__(self, role):
         return self.columns[role]
@@ -397,8 +118,48 @@ class ColumnMap:
         """
         columns = set(columns)
         kept = {r: c for r, c in self.columns.items() if c in columns}
+        converted = {r: by for r, by in self.converted.items()
+                     if r in kept and (by is None or by in kept)}
+        kept = {r: c for r, c in kept.items() if r not in self.converted or r in converted}
         return ColumnMap(kept, self.explicit & set(kept),
-                         [r.name for r in ROLES if r.name not in kept])
+                         [r.name for r in ROLES if r.name not in kept], converted,
+                         self.abundance_scale, self.x_fe_error)
+
+    def abundances(self):
+        """The abundance roles found, in the paper's order: FE_H, the [X/Fe] and ALPHA_M, or
+        FE_H, the [X/H] and ALPHA_M when the abundance scale is ``"x_h"``.
+
+        Returns
+        -------
+        roles : list of str
+            Canonical names of the abundances to calibrate (dex).
+        """
+        if self.abundance_scale == "x_h":
+            names = ("FE_H", *(f"{element}_H" for element in ELEMENTS), "ALPHA_M")
+        else:
+            names = ABUNDANCE_COLUMNS
+        return [name for name in names if name in self.columns]
+
+    def conversion(self, role):
+        """How the column of ``role`` is read: the column, or the [X/H] -> [X/Fe] formula.
+
+        Parameters
+        ----------
+        role : str
+            Role name.
+
+        Returns
+        -------
+        text : str
+            E.g. ``"mg_h - fe_h"`` or ``"sqrt(e_mg_h**2 + e_fe_h**2)"``.
+        """
+        column = self.columns[role]
+        by = self.converted.get(role)
+        if by is None:
+            return column
+        if role.endswith("_ERR"):
+            return f"sqrt({column}**2 + {self.columns[by]}**2)"
+        return f"{column} - {self.columns[by]}"
 
     def renames(self):
         """Renames from the catalogue's names to the canonical ones.
@@ -430,14 +191,14 @@ class ColumnMap:
             role = _BY_NAME[name]
             if name in self.columns:
                 how = " (config)" if name in self.explicit else ""
-                lines.append(f"{name:<24} {self.columns[name]}{how}")
+                lines.append(f"{name:<24} {self.conversion(name)}{how}")
             else:
                 lines.append(f"{name:<24} missing  (from {role.provider}; map it with "
                              f"[columns] {name} = \"<column>\")")
         return lines
 
 
-def resolve_columns(columns, mapping=None):
+def resolve_columns(columns, mapping=None, *, abundances="x_fe", x_fe_error="independent"):
     """Map the columns of a catalogue to roles.
 
     Parameters
@@ -447,6 +208,12 @@ def resolve_columns(columns, mapping=None):
     mapping : mapping of str to str, optional
         Explicit ``{role: column}`` (the ``[columns]`` config section); always wins. A role may
         also be given by its canonical name.
+    abundances : {"x_fe", "x_h"}, default="x_fe"
+        For catalogues that give [X/H] (SDSS-V ``mg_h``, ...): map the [X/Fe] roles to them, to
+        be converted by :func:`canonical_frame` when [Fe/H] is there too (``"x_fe"``), or keep
+        them as the [X/H] roles ``MG_H``, ... (``"x_h"``). ``[catalogue] abundances``.
+    x_fe_error : {"independent", "dr17"}, default="independent"
+        Uncertainty of a converted [X/Fe] (:data:`X_FE_ERRORS`); ``[catalogue] x_fe_error``.
 
     Returns
     -------
@@ -456,7 +223,8 @@ def resolve_columns(columns, mapping=None):
     Raises
     ------
     ValueError
-        If ``columns`` holds a name twice (naming it).
+        If ``columns`` holds a name twice (naming it), or for an unknown ``abundances`` or
+        ``x_fe_error``.
     KeyError
         If ``mapping`` names an unknown role or a column the catalogue lacks (naming both).
 
@@ -467,7 +235,13 @@ def resolve_columns(columns, mapping=None):
     ('Plx', 'W1mag', False)
     >>> resolve_columns(["Plx", "my_plx"], {"parallax": "my_plx"})["parallax"]
     'my_plx'
+    >>> resolve_columns(["fe_h", "mg_h", "e_fe_h", "e_mg_h"]).conversion("MG_FE_ERR")
+    'sqrt(e_mg_h**2 + e_fe_h**2)'
     """
+    for key, value, allowed in (("abundances", abundances, ABUNDANCE_SCALES),
+                                ("x_fe_error", x_fe_error, X_FE_ERRORS)):
+        if value not in allowed:
+            raise ValueError(f"[catalogue] {key} must be one of {list(allowed)}, got {value!r}")
     columns = [str(c) for c in columns]
     check_unique(columns)
     present = set(columns)
@@ -494,8 +268,24 @@ def resolve_columns(columns, mapping=None):
         if match is not None:
             found[role.name] = match
             taken.add(match)
+    converted = {}  # [X/Fe] roles read from [X/H] columns (value first, then error and flag)
+    for role in ROLES if abundances == "x_fe" else ():
+        if not role.from_h or role.name in found:
+            continue
+        source, by = role.from_h
+        if role.name.endswith("_ERR") and x_fe_error == "dr17":
+            by = None
+        value = role.name.rsplit("_", 1)[0] if role.name.endswith(("_ERR", "_FLAG")) else None
+        if source not in found or (by is not None and by not in found) or \
+                (value is not None and value not in converted):
+            continue
+        found[role.name] = found.pop(source)
+        converted[role.name] = by
+        if source in explicit:
+            explicit.discard(source)
+            explicit.add(role.name)
     missing = [role.name for role in ROLES if role.name not in found]
-    return ColumnMap(found, explicit, missing)
+    return ColumnMap(found, explicit, missing, converted, abundances, x_fe_error)
 
 
 def check_unique(columns, where="the catalogue"):
@@ -522,7 +312,11 @@ def canonical_frame(frame, column_map):
     """The catalogue with its role columns renamed to the canonical names (a new frame).
 
     Columns without a role keep their names; a canonical name already taken by a column that does
-    not play that role is left alone (the role column keeps its own name) with a warning.
+    not play that role is left alone (the role column keeps its own name) with a warning. The
+    [X/Fe] roles read from [X/H] columns (``column_map.converted``, SDSS-V) become ``[X/Fe] =
+    [X/H] - [Fe/H]`` (dex), their uncertainty ``sqrt(e_x_h**2 + e_fe_h**2)`` (independent errors)
+    or ``e_x_h`` (``x_fe_error="dr17"``); a row with [X/H] but no [Fe/H] gets NaN, counted in one
+    :class:`~sklearn_selfcal.exceptions.DataQualityWarning` per column.
 
     Parameters
     ----------
@@ -534,7 +328,7 @@ def canonical_frame(frame, column_map):
     Returns
     -------
     frame : DataFrame
-        A new frame (the data are shared) with canonical names.
+        A new frame (the data are shared, converted columns are new) with canonical names.
     """
     renames = column_map.renames()
     targets = {}
@@ -545,7 +339,22 @@ def canonical_frame(frame, column_map):
                           DataQualityWarning, stacklevel=2)
             targets[dst] = f"{dst}_input"
         targets[src] = dst
-    return frame.rename(columns=targets)
+    out = frame.rename(columns=targets)
+    converted = {}
+    for name, by in column_map.converted.items():
+        if by is None:
+            continue
+        values = out[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        other = out[by].to_numpy(dtype=np.float64, na_value=np.nan)
+        converted[name] = np.hypot(values, other) if name.endswith("_ERR") else values - other
+        lost = np.isfinite(values) & ~np.isfinite(other)
+        if lost.any() and not name.endswith("_ERR"):
+            rows = np.flatnonzero(lost)
+            warnings.warn(f"column {name!r} ({column_map.conversion(name)}): {rows.size} row(s) "
+                          f"have [X/H] but no [Fe/H] ({column_map[by]!r}); set to NaN (rows "
+                          f"{', '.join(map(str, rows[:5]))}{' ...' if rows.size > 5 else ''})",
+                          DataQualityWarning, stacklevel=2)
+    return out.assign(**converted) if converted else out
 
 
 def as_mapping(value, what="[columns]"):
@@ -555,11 +364,3 @@ def as_mapping(value, what="[columns]"):
     if not isinstance(value, Mapping):
         raise TypeError(f"{what} must be a table of role = \"column\" entries, got {value!r}")
     return {str(k): str(v) for k, v in value.items()}
-
-
-def distance_pc_factor(unit):
-    """Parsecs per unit of a distance column (``"pc"`` -> 1, ``"kpc"`` -> 1000)."""
-    try:
-        return _PC_PER_UNIT[unit]
-    except KeyError:
-        raise ValueError(f"distance unit must be 'pc' or 'kpc', got {unit!r}") from None

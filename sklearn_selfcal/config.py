@@ -38,12 +38,17 @@ __all__ = ["RUN_SETTINGS", "DEFAULT_CONFIG", "STEP_SECTIONS", "load_config", "st
 #: :data:`sklearn_selfcal.columns.ROLES`); an empty string means "not set".
 RUN_SETTINGS = {
     "columns": {},
+    # the FITS table ("auto": APOGEE's of an SDSS-V astra file), and SDSS-V's [X/H] abundances:
+    # converted to [X/Fe] ("x_fe", error "independent" or as "dr17") or kept ("x_h")
+    "catalogue": {"hdu": "auto", "abundances": "x_fe", "x_fe_error": "independent"},
     # parallax_zero_point (mas) is that of the catalogue's Gaia parallaxes: the parallax model's
     # targets (parallax__parallax_zero_point) and the Gaia distances
     "distance": {"source": "auto", "column": "", "error": "", "lo": "", "hi": "", "unit": "auto",
                  "parallax_over_error": DEFAULT_PARALLAX_OVER_ERROR,
                  "parallax_zero_point": GAIA_PARALLAX_ZERO_POINT},
-    # logg_max is also the training filter's (calibrate__calibrator__training_filter__logg_max)
+    # logg_max is also the training filter's (calibrate__calibrator__training_filter__logg_max);
+    # exclude_duplicates: true (one row per star, selection.DUPLICATE_PRIORITY for SDSS-V), false,
+    # or a list of criteria of selection.duplicate_cut ("not_bad", "sdss5", "dr17", "snr")
     "sample": {"logg_max": LOGG_MAX, "exclude_star_bad": True, "exclude_duplicates": True},
     "parallax": {
         "magnitudes": "auto",   # the paper's 8 bands that the catalogue has, or a list of roles

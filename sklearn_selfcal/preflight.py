@@ -42,7 +42,8 @@ ORBIT_ROLES = ("ra", "dec", "pmra", "pmdec", "radial_velocity", "logg")
 _ORBIT_ERROR_ROLES = ("pmra_error", "pmdec_error", "radial_velocity_error")
 _KEEP_ROLES = ("star_id", "source_id", "telescope", "teff", "teff_error", "logg_error", "snr",
                "aspcapflag", "starflag", "extratarg", "M_H", "M_H_ERR", "spec_parallax",
-               "spec_parallax_err", "pm_correlation")
+               "spec_parallax_err", "pm_correlation", "sdss_id", "catalogid", "release",
+               "flag_bad", "flag_warn", "result_flags", "bailer_jones_flags")
 #: At most this many disk stars get actions in ``check`` (the training-filter count is scaled).
 CHECK_MAX_ACTIONS = 20_000
 
@@ -205,7 +206,9 @@ def plan_run(columns, config, *, spectra=False, distance_column=None, empty=()):
     """
     columns = list(columns)
     mapping = as_mapping(config.get("columns"))
-    column_map = resolve_columns(columns, mapping)
+    catalogue = config.get("catalogue", {})
+    column_map = resolve_columns(columns, mapping, abundances=catalogue.get("abundances", "x_fe"),
+                                 x_fe_error=catalogue.get("x_fe_error", "independent"))
     plan = RunPlan(columns=columns, column_map=column_map, spectra=spectra)
     for role in ORBIT_ROLES:
         if role not in column_map:
@@ -233,7 +236,7 @@ def plan_run(columns, config, *, spectra=False, distance_column=None, empty=()):
         plan.problems.append(str(exc))
     if spectra:
         _plan_parallax_model(plan, config)
-    plan.abundances = [c for c in ABUNDANCE_COLUMNS if c in column_map]
+    plan.abundances = column_map.abundances()
     missing_err = [c for c in plan.abundances if abundance_error_column(c) not in column_map]
     if missing_err and step_setting(config, "calibration", "weighted"):
         plan.notes.append(f"abundances without an uncertainty column are not calibrated: "
@@ -569,8 +572,11 @@ def _training_count(work, training_filter, disk, rows, notes, n_jobs, random_sta
                  "for the training-filter count")
 
 
-def summary_lines(plan, counts=None, *, path=None, n_rows=None, seconds=None, roles=None):
+def summary_lines(plan, counts=None, *, path=None, n_rows=None, seconds=None, roles=None,
+                  source=None):
     """The text ``check`` prints (and ``run`` prints before it starts).
+
+    ``source`` is the reader's ``frame.attrs["source"]`` (which FITS HDU was read, and why).
 
     Returns
     -------
@@ -580,6 +586,8 @@ def summary_lines(plan, counts=None, *, path=None, n_rows=None, seconds=None, ro
     lines = []
     if path is not None:
         lines.append(f"catalogue: {path} ({n_rows:,} rows, {len(plan.columns)} columns)")
+    if source and "hdu" in source:
+        lines.append(f"  read {source['reason']}; --hdu or [catalogue] hdu reads another")
     lines.append("columns used (role -> column):")
     if roles is None:
         roles = [*ORBIT_ROLES, *_ORBIT_ERROR_ROLES, "star_id", "telescope", "teff",
@@ -590,6 +598,9 @@ def summary_lines(plan, counts=None, *, path=None, n_rows=None, seconds=None, ro
             roles += [*PAPER_BANDS, *(f"{b}_error" for b in PAPER_BANDS), *LSF_ROLES,
                       "visibility_periods_used", "astrometric_chi2_al",
                       "astrometric_n_good_obs_al", "ruwe"]
+        if "sdss_id" in plan.column_map:  # SDSS-V: its own flags instead of allStar's
+            roles = [r for r in roles if r not in ("aspcapflag", "extratarg")]
+            roles += [r for r in ("sdss_id", "release", "snr", "flag_bad") if r in plan.column_map]
     lines += ["  " + line for line in plan.column_map.report(roles)]
     found = [c for c in ABUNDANCE_COLUMNS if c in plan.column_map]
     lines.append(f"  abundances               {len(found)} of the paper's {len(ABUNDANCE_COLUMNS)}"
@@ -602,7 +613,24 @@ def summary_lines(plan, counts=None, *, path=None, n_rows=None, seconds=None, ro
         lines += ["  " + line for line in plan.left_out]
     lines.append(f"abundances to calibrate ({len(plan.abundances)}): "
                  + (", ".join(plan.abundances) or "none"))
+    cmap = plan.column_map
+    converted = [r for r in plan.abundances if cmap.converted.get(r)]
+    if converted:
+        e = f"{converted[0]}_ERR"
+        err = (f"uncertainty {cmap.conversion(e)} ("
+               + ("independent errors)" if cmap.converted.get(e) else "DR17's convention)")
+               if e in cmap else "no uncertainty")
+        lines.append(f"[X/H] -> [X/Fe] for {len(converted)} abundances: [X/Fe] = [X/H] - [Fe/H], "
+                     f"e.g. {converted[0]} = {cmap.conversion(converted[0])}, {err}; "
+                     "[catalogue] abundances = \"x_h\" keeps [X/H]")
+    elif cmap.abundance_scale == "x_h":
+        lines.append("[X/H] kept as [X/H] ([catalogue] abundances = \"x_h\")")
     if counts is not None:
+        table = counts.table
+        dup = table["condition"][(table["stage"] == "quality") & (table["cut"] == "duplicate")]
+        if len(dup):
+            lines.append(f"duplicates: {dup.iloc[0]}; [sample] exclude_duplicates = false keeps "
+                         "every row")
         lines.append("stars passing each cut, in order:")
         for _, row in counts.table.iterrows():
             lines.append(f"  {row['stage']:<26} {row['cut']:<24} {row['n_remaining']:>9,}"

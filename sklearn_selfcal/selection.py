@@ -19,7 +19,8 @@ would silently misalign them.  There are therefore two supported uses:
   row for every input row.
 
 Units: kpc for ``x``, ``z`` and ``R`` (Galactocentric, the paper's frame), km/s for ``v_z``,
-kpc km/s for the actions, dex for ``LOGG``.
+kpc km/s for the actions, dex for ``LOGG``. The catalogue's own flags and duplicate rows
+(:func:`quality_cuts`) live in :mod:`sklearn_selfcal.quality` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ from sklearn.utils._param_validation import Interval
 from ._paper import (DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG, DISK_Z_MAX_KPC, LOGG_MAX,
                      MAGNITUDE_COLUMNS, PAPER_TRAINING_BOUNDS)
 from .cleaning import masked_to_nan
+from .quality import (DUPLICATE_BIT, DUPLICATE_PRIORITY, STAR_BAD_BIT, duplicate_cut,
+                      quality_cuts)
 from ._validation import require_columns
 
 __all__ = [
     "PAPER_TRAINING_BOUNDS",
     "STAR_BAD_BIT",
     "DUPLICATE_BIT",
+    "DUPLICATE_PRIORITY",
+    "duplicate_cut",
     "quality_cuts",
     "parent_sample_cuts",
     "gaia_training_cuts",
@@ -113,61 +118,6 @@ def _fmt(v):
 def _cuts_frame(cuts, conditions, index):
     out = pd.DataFrame(cuts, index=index)
     out.attrs["conditions"] = conditions
-    return out
-
-
-#: ASPCAPFLAG bit set when ASPCAP's fit of the star is unreliable (APOGEE DR16/DR17).
-STAR_BAD_BIT = 23
-#: EXTRATARG bit marking the lower-S/N entry of a star observed more than once (DR16/DR17).
-DUPLICATE_BIT = 4
-
-
-def _bit_set(X, column, bit):
-    """Rows whose integer ``column`` has ``bit`` set (missing values: not set)."""
-    values, _ = masked_to_nan(X[column])
-    ok = np.isfinite(values)
-    out = np.zeros(values.shape, dtype=bool)
-    out[ok] = (values[ok].astype(np.int64) >> bit) & 1 == 1
-    return out
-
-
-def quality_cuts(X, *, star_bad=True, duplicates=True):
-    """Apply allStar's own flags, one boolean column per cut (True = keep).
-
-    - ``"star_bad"``: the ``ASPCAPFLAG`` bit ``STAR_BAD`` (23) is not set;
-    - ``"duplicate"``: the ``EXTRATARG`` bit 4 is not set (the star's other, higher-S/N entry is
-      kept).
-
-    A cut whose column is absent (a catalogue that is not an allStar file) is left out and listed
-    in ``cuts.attrs["skipped"]``; the per-element ``<X>_FLAG`` columns are honoured by the cleaning
-    (:func:`sklearn_selfcal.cleaning.clean_catalogue`), not here.
-
-    Parameters
-    ----------
-    X : DataFrame
-        With ``ASPCAPFLAG`` and ``EXTRATARG`` (integers) if present.
-    star_bad, duplicates : bool, default=True
-        Apply the cut.
-
-    Returns
-    -------
-    cuts : DataFrame of bool
-        Index of ``X``; ``attrs["conditions"]`` and ``attrs["skipped"]``.
-    """
-    cuts, conditions, skipped = {}, {}, []
-    for name, wanted, column, bit, text in (
-            ("star_bad", star_bad, "ASPCAPFLAG", STAR_BAD_BIT, "ASPCAPFLAG bit 23 (STAR_BAD) unset"),
-            ("duplicate", duplicates, "EXTRATARG", DUPLICATE_BIT,
-             "EXTRATARG bit 4 (duplicate entry) unset")):
-        if not wanted:
-            continue
-        if column not in _columns_of(X):
-            skipped.append(f"{name} (no {column} column)")
-            continue
-        cuts[name] = ~_bit_set(X, column, bit)
-        conditions[name] = text
-    out = _cuts_frame(cuts, conditions, _index(X))
-    out.attrs["skipped"] = skipped
     return out
 
 

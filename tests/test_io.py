@@ -1,6 +1,7 @@
 """Tests of sklearn_selfcal.io on real APOGEE rows (tests/data, see its README) and round trips."""
 
 import os
+import re
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -12,6 +13,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from sklearn_selfcal._apogee import N_ASPCAP_PIXELS, aspcap_wavelength
+from sklearn_selfcal.exceptions import DataQualityWarning
 from sklearn_selfcal.io import (
     GAIA_NAMES,
     atomic_write,
@@ -46,6 +48,26 @@ def raw():
         return hdul[1].data.copy()
 
 
+def _warned(record):
+    """The columns named by the cleaning's DataQualityWarnings in ``record``."""
+    names = set()
+    for w in record:
+        if not issubclass(w.category, DataQualityWarning):
+            continue
+        text = str(w.message)
+        match = re.match(r"column '([^']+)'", text)
+        if match:
+            names.add(match.group(1))
+        elif "other column(s):" in text:
+            names.update(re.findall(r"(\w+) \(\d+\)", text.split("other column(s):")[1]))
+    return names
+
+
+def _sentinel_columns(raw, names):
+    """The columns of ``names`` that hold a sentinel (<= -999) in the raw file."""
+    return {n for n in names if (np.asarray(raw[n], dtype=float) <= -999).any()}
+
+
 def _strings(column):
     values = np.asarray(column.filled(b"") if hasattr(column, "filled") else column)
     return [v.decode().strip() if isinstance(v, bytes) else str(v).strip() for v in values]
@@ -55,8 +77,11 @@ def _strings(column):
 # load_allstar
 
 
-def test_load_allstar_numeric_columns_match_astropy(astropy_table):
-    frame = load_allstar(ALLSTAR, columns=NUMERIC, flagged_to_nan=False)
+def test_load_allstar_numeric_columns_match_astropy(astropy_table, raw):
+    with pytest.warns(DataQualityWarning) as record:
+        frame = load_allstar(ALLSTAR, columns=NUMERIC, flagged_to_nan=False)
+    # one warning per column holding a sentinel, and none for the others
+    assert _warned(record) == _sentinel_columns(raw, NUMERIC)
     assert list(frame.columns) == NUMERIC
     assert len(frame) == len(astropy_table) == 33
     for name in NUMERIC:
@@ -90,7 +115,9 @@ def test_load_allstar_integer_and_string_columns_match_astropy(astropy_table):
 
 def test_load_allstar_native_byte_order(raw):
     assert raw["TEFF"].dtype.byteorder == ">"  # the file is big-endian, so the test means something
-    frame = load_allstar(ALLSTAR)
+    with pytest.warns(DataQualityWarning) as record:  # the real file's sentinels
+        frame = load_allstar(ALLSTAR)
+    assert {"TEFF", "GAIA_PARALLAX", "MIN_H"} <= _warned(record)
     numpy_dtypes = [d for d in frame.dtypes if isinstance(d, np.dtype)]
     assert len(numpy_dtypes) > 100
     assert all(d.isnative for d in numpy_dtypes)
@@ -99,8 +126,10 @@ def test_load_allstar_native_byte_order(raw):
 
 
 def test_sentinels_become_nan(raw):
-    frame = load_allstar(ALLSTAR, columns=["TEFF", "TEFF_ERR", "GAIA_PARALLAX", "NA_FE_ERR",
-                                           "MIN_H"], flagged_to_nan=False)
+    names = ["TEFF", "TEFF_ERR", "GAIA_PARALLAX", "NA_FE_ERR", "MIN_H"]
+    with pytest.warns(DataQualityWarning) as record:
+        frame = load_allstar(ALLSTAR, columns=names, flagged_to_nan=False)
+    assert _warned(record) == set(names)  # MIN_H has no role: named in the summary warning
     for name, sentinel in [("TEFF", -9999.99), ("TEFF_ERR", -999.99), ("GAIA_PARALLAX", -9999.0),
                            ("NA_FE_ERR", -999.99), ("MIN_H", -9999.99)]:
         is_sentinel = np.isclose(raw[name], sentinel, rtol=1e-7, atol=0)
@@ -127,13 +156,23 @@ def test_flagged_abundances_become_nan(tmp_path, raw):
     path = _allstar_with_flags(tmp_path, [(0, "MG_FE_FLAG", 8), (1, "FE_H_FLAG", 512)])
     columns = ["MG_FE", "MG_FE_ERR", "FE_H", "FE_H_ERR", "SI_FE"]
 
-    masked = load_allstar(path, columns=columns)
+    with pytest.warns(DataQualityWarning) as record:
+        masked = load_allstar(path, columns=columns)
+    flagged = [str(w.message) for w in record if "flagged unreliable" in str(w.message)]
+    assert sorted(flagged) == [
+        "column 'FE_H': 1 row(s) flagged unreliable by 'FE_H_FLAG' (its uncertainty too); set to "
+        "NaN (row 1)",
+        "column 'MG_FE': 1 row(s) flagged unreliable by 'MG_FE_FLAG' (its uncertainty too); set "
+        "to NaN (row 0)"]
     assert list(masked.columns) == columns  # the flag columns are read, not returned
     assert np.isnan(masked["MG_FE"][0]) and np.isnan(masked["MG_FE_ERR"][0])
     assert np.isnan(masked["FE_H"][1]) and np.isnan(masked["FE_H_ERR"][1])
     assert np.isfinite(masked["MG_FE"][1]) and np.isfinite(masked["FE_H"][0])
 
-    kept = load_allstar(path, columns=columns, flagged_to_nan=False)
+    with pytest.warns(DataQualityWarning) as record:  # the real file's sentinels only
+        kept = load_allstar(path, columns=columns, flagged_to_nan=False)
+    assert not any("flagged" in str(w.message) for w in record)
+    assert _warned(record) == _sentinel_columns(raw, columns)
     assert kept["MG_FE"][0] == pytest.approx(float(raw["MG_FE"][0]))
     assert kept["FE_H"][1] == pytest.approx(float(raw["FE_H"][1]))
     # apart from the two changed entries, the real flags agree with the real values here
@@ -142,7 +181,11 @@ def test_flagged_abundances_become_nan(tmp_path, raw):
 
 
 def test_gaia_names_dr16(raw):
-    frame = load_allstar(ALLSTAR, gaia_names=True)
+    with pytest.warns(DataQualityWarning) as record:
+        frame = load_allstar(ALLSTAR, gaia_names=True)
+    # warnings name the file's columns; a Gaia source id of -9999 is no identifier
+    assert {"GAIA_PARALLAX", "GAIA_SOURCE_ID"} <= _warned(record)
+    assert pd.isna(frame["source_id"][3]) and raw["GAIA_SOURCE_ID"][3] == -9999
     dr16 = {k: v for k, v in GAIA_NAMES.items() if not k.startswith("GAIAEDR3")}
     for allstar_name, gaia_name in dr16.items():
         assert gaia_name in frame.columns, gaia_name
@@ -155,8 +198,11 @@ def test_gaia_names_dr16(raw):
 
 
 def test_gaia_names_can_be_requested(raw):
-    frame = load_allstar(ALLSTAR, columns=["parallax", "pmra_error", "TEFF", "ra"],
-                         gaia_names=True)
+    with pytest.warns(DataQualityWarning) as record:
+        frame = load_allstar(ALLSTAR, columns=["parallax", "pmra_error", "TEFF", "ra"],
+                             gaia_names=True)
+    # the columns asked for by their Gaia names are read under those names
+    assert _warned(record) == {"parallax", "pmra_error", "TEFF"}
     assert list(frame.columns) == ["parallax", "pmra_error", "TEFF", "ra"]
     np.testing.assert_array_equal(frame["ra"].to_numpy(), raw["RA"])
     with pytest.raises(KeyError, match="gaia_names=True"):
@@ -180,7 +226,9 @@ def test_gaia_names_dr17_spelling(tmp_path):
     path = tmp_path / "allStar-dr17-like.fits"
     fits.BinTableHDU.from_columns(columns).writeto(path)
 
-    frame = load_allstar(path, gaia_names=True)
+    with pytest.warns(DataQualityWarning) as record:
+        frame = load_allstar(path, gaia_names=True)
+    assert _warned(record) == {"GAIAEDR3_SOURCE_ID", "GAIAEDR3_DR2_RADIAL_VELOCITY"}
     assert {"source_id", "parallax", "radial_velocity", "phot_g_mean_mag", "ra"} <= set(frame)
     assert frame["source_id"].dtype == "Int64"
     assert frame["source_id"][0] == big_id and frame["source_id"][2] == 7
@@ -188,10 +236,14 @@ def test_gaia_names_dr17_spelling(tmp_path):
     np.testing.assert_allclose(frame["parallax"].to_numpy(), [0.5, np.nan, -0.1], rtol=1e-7)
     assert np.isnan(frame["radial_velocity"][0]) and frame["radial_velocity"][1] == 12.5
 
-    subset = load_allstar(path, columns=["parallax", "radial_velocity"], gaia_names=True)
+    with pytest.warns(DataQualityWarning) as record:
+        subset = load_allstar(path, columns=["parallax", "radial_velocity"], gaia_names=True)
+    assert _warned(record) == {"radial_velocity"}
     assert list(subset.columns) == ["parallax", "radial_velocity"]
     # read_catalogue recognises allStar and uses the library's names
-    pd.testing.assert_frame_equal(read_catalogue(path), frame)
+    with pytest.warns(DataQualityWarning) as record:
+        pd.testing.assert_frame_equal(read_catalogue(path), frame)
+    assert _warned(record) == {"GAIAEDR3_SOURCE_ID", "GAIAEDR3_DR2_RADIAL_VELOCITY"}
 
 
 def test_missing_columns_error_names_them():
@@ -204,7 +256,9 @@ def test_missing_columns_error_names_them():
 
 
 def test_columns_subset_and_multidimensional_columns(raw):
-    frame = load_allstar(ALLSTAR, columns=["LOGG", "PARAM", "PARAM_COV", "TEFF"])
+    with pytest.warns(DataQualityWarning) as record:
+        frame = load_allstar(ALLSTAR, columns=["LOGG", "PARAM", "PARAM_COV", "TEFF"])
+    assert {"LOGG", "TEFF", "PARAM_0"} <= _warned(record)
     names = ["LOGG"] + [f"PARAM_{i}" for i in range(9)] + [f"PARAM_COV_{i}" for i in range(81)]
     assert list(frame.columns) == names + ["TEFF"]
     param = np.where(raw["PARAM"] <= -999, np.nan, raw["PARAM"])
@@ -214,7 +268,8 @@ def test_columns_subset_and_multidimensional_columns(raw):
     for i, j in [(0, 0), (0, 1), (1, 0), (3, 6), (8, 8)]:
         np.testing.assert_array_equal(frame[f"PARAM_COV_{9 * i + j}"].to_numpy(), cov[:, i, j])
 
-    everything = load_allstar(ALLSTAR)
+    with pytest.warns(DataQualityWarning):
+        everything = load_allstar(ALLSTAR)
     assert "TEFF" in everything and "PARAM" not in everything
     assert not any(c.startswith(("PARAM_", "FELEM", "X_H")) for c in everything.columns)
     with fits.open(ALLSTAR) as hdul:
@@ -453,10 +508,14 @@ def test_read_catalogue_csv(tmp_path, catalogue):
 
 
 def test_read_catalogue_allstar_uses_gaia_names():
-    frame = read_catalogue(ALLSTAR, columns=["APOGEE_ID", "parallax", "TEFF"])
-    pd.testing.assert_frame_equal(
-        frame, load_allstar(ALLSTAR, columns=["APOGEE_ID", "parallax", "TEFF"], gaia_names=True)
-    )
+    columns = ["APOGEE_ID", "parallax", "TEFF"]
+    with pytest.warns(DataQualityWarning) as record:
+        frame = read_catalogue(ALLSTAR, columns=columns)
+    assert _warned(record) == {"parallax", "TEFF"}
+    with pytest.warns(DataQualityWarning) as record:
+        expected = load_allstar(ALLSTAR, columns=columns, gaia_names=True)
+    assert _warned(record) == {"parallax", "TEFF"}
+    pd.testing.assert_frame_equal(frame, expected)
 
 
 def test_unknown_formats_are_refused(tmp_path, catalogue):

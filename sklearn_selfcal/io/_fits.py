@@ -10,30 +10,113 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-__all__ = ["open_table", "table_columns", "resolve_names", "read_columns", "int_nulls",
-           "nullable"]
+__all__ = ["AUTO_HDU", "choose_hdu", "open_table", "table_columns", "resolve_names",
+           "read_columns", "int_nulls", "nullable"]
 
 _DAMAGE_HINTS = ("truncated", "Header size is not multiple", "missing END card", "END card")
 
 
+#: How the table HDU of a FITS catalogue is chosen by default (``hdu="auto"``).
+AUTO_HDU = "auto"
+#: The instrument whose results the method reads, in the ``INSTRMNT`` keyword of astra summary
+#: files (``astraAllStarASPCAP``: HDU 1 BOSS, HDU 2 APOGEE, no ``EXTNAME``).
+APOGEE_INSTRUMENT = "APOGEE"
+#: Where astra summary files put the APOGEE table when ``INSTRMNT`` is missing.
+ASTRA_APOGEE_HDU = 2
+
+
+def _is_table(hdu):
+    return isinstance(hdu, fits.BinTableHDU | fits.TableHDU)
+
+
+def choose_hdu(hdul, hdu=AUTO_HDU, path=""):
+    """The table HDU of a FITS file to read, and why it was chosen.
+
+    ``"auto"``: the table whose header says ``INSTRMNT = 'APOGEE'`` (astra's ``astraAllStar*``
+    files: HDU 1 holds BOSS results, HDU 2 APOGEE's); failing that, HDU 2 of a file whose primary
+    header carries astra's ``V_ASTRA`` keyword; failing that, the first table. An integer is an
+    HDU position; any other text matches ``INSTRMNT`` or ``EXTNAME`` (case-insensitive).
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        The open file.
+    hdu : "auto", int or str, default="auto"
+        Which HDU (``--hdu`` / ``[catalogue] hdu``).
+    path : str
+        For the messages.
+
+    Returns
+    -------
+    index : int
+        Position of the table HDU.
+    reason : str
+        Why (printed by ``check``).
+
+    Raises
+    ------
+    ValueError
+        Naming the file's HDUs when the one asked for is absent or not a table, or when the file
+        holds no table.
+    """
+    tables = [i for i, h in enumerate(hdul) if _is_table(h)]
+    listing = ", ".join(f"{i} ({_label(hdul[i])}, {hdul[i].header.get('NAXIS2', 0):,} rows)"
+                        for i in tables)
+    if not tables:
+        raise ValueError(f"{path}: no FITS table extension found")
+    if isinstance(hdu, str) and hdu.strip().lstrip("-").isdigit():
+        hdu = int(hdu)
+    if isinstance(hdu, int) and not isinstance(hdu, bool):
+        if hdu not in tables:
+            raise ValueError(f"{path}: HDU {hdu} is not a table; the tables are HDU {listing}")
+        return hdu, f"HDU {hdu} ({_label(hdul[hdu])}) as asked"
+    if hdu is None or str(hdu).lower() == AUTO_HDU:
+        several = f" (tables: HDU {listing})" if len(tables) > 1 else ""
+        for i in tables:
+            if str(hdul[i].header.get("INSTRMNT", "")).strip().upper() == APOGEE_INSTRUMENT:
+                return i, f"HDU {i}, INSTRMNT = '{APOGEE_INSTRUMENT}'{several}"
+        if "V_ASTRA" in hdul[0].header and ASTRA_APOGEE_HDU in tables:
+            return ASTRA_APOGEE_HDU, (f"HDU {ASTRA_APOGEE_HDU}, APOGEE's position in astra "
+                                      f"summary files (no INSTRMNT keyword){several}")
+        return tables[0], f"HDU {tables[0]}, the first table{several}"
+    wanted = str(hdu).strip().upper()
+    for i in tables:
+        header = hdul[i].header
+        if wanted in (str(header.get("INSTRMNT", "")).strip().upper(),
+                      str(header.get("EXTNAME", "")).strip().upper()):
+            return i, f"HDU {i} ({_label(hdul[i])}) as asked"
+    raise ValueError(f"{path}: no table HDU with INSTRMNT or EXTNAME {hdu!r}; the tables are HDU "
+                     f"{listing}")
+
+
+def _label(hdu):
+    header = hdu.header
+    return str(header.get("INSTRMNT") or header.get("EXTNAME") or "no name").strip()
+
+
 @contextlib.contextmanager
-def open_table(path):
-    """Open ``path`` and yield its first table HDU, or raise naming a damaged or tableless file.
+def open_table(path, hdu=AUTO_HDU):
+    """Open ``path`` and yield its table HDU (:func:`choose_hdu`), or raise naming a damaged file.
 
     Parameters
     ----------
     path : str
+        FITS file (optionally gzip-compressed).
+    hdu : "auto", int or str, default="auto"
+        Which table (:func:`choose_hdu`).
 
     Yields
     ------
-    hdu : astropy.io.fits.BinTableHDU or TableHDU
+    table : astropy.io.fits.BinTableHDU or TableHDU
         Backed by a memory map: nothing is read until a field is accessed.
+    where : dict
+        ``{"hdu": position, "reason": why}``.
 
     Raises
     ------
     ValueError
         ``"<path>: corrupt or truncated FITS file (...)"`` when the file is not a FITS file, ends
-        before its headers say, or holds no table extension.
+        before its headers say, or holds no table extension (or not the one asked for).
     """
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -43,18 +126,17 @@ def open_table(path):
         raise ValueError(f"{path}: corrupt or truncated FITS file ({exc})") from None
     with hdul:
         damage = [str(w.message) for w in caught if any(h in str(w.message) for h in _DAMAGE_HINTS)]
-        hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None)
         if damage:
             raise ValueError(f"{path}: corrupt or truncated FITS file ({damage[0].splitlines()[0]})")
-        if hdu is None:
-            raise ValueError(f"{path}: no FITS table extension found")
+        index, reason = choose_hdu(hdul, hdu, path)
+        table = hdul[index]
         if not path.endswith(".gz"):
-            end = hdu._data_offset + hdu._data_size
+            end = table._data_offset + table._data_size
             size = os.path.getsize(path)
             if end > size:
                 raise ValueError(f"{path}: corrupt or truncated FITS file (the table needs {end:,} "
                                  f"bytes, the file has {size:,})")
-        yield hdu
+        yield table, {"hdu": index, "reason": reason}
 
 
 def _column_shape(columns, name):

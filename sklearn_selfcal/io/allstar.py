@@ -28,7 +28,6 @@ for _allstar, _name in GAIA_NAMES.items():
     _GAIA_SPELLINGS.setdefault(_name, []).append(_allstar)
 
 _ABUNDANCE = re.compile(r"^(?:[A-Z]+_FE|FE_H)$")
-_SOURCE_ID = re.compile(r"^GAIA(?:EDR3)?_SOURCE_ID$")
 
 
 def looks_like_allstar(names):
@@ -53,7 +52,7 @@ def looks_like_allstar(names):
     return "APOGEE_ID" in names and "ASPCAPFLAG" in names
 
 
-def load_allstar(path, columns=None, gaia_names=False, flagged_to_nan=True):
+def load_allstar(path, columns=None, gaia_names=False, flagged_to_nan=True, hdu="auto"):
     """Read an APOGEE allStar catalogue (DR16 or DR17 FITS) into a DataFrame.
 
     The file is opened as a memory map and only the requested columns are copied out, one at a
@@ -64,7 +63,8 @@ def load_allstar(path, columns=None, gaia_names=False, flagged_to_nan=True):
 
     * native byte order (FITS is big-endian); string columns decoded (ASCII) and stripped;
     * integer columns: values equal to the column's FITS ``TNULL`` -> missing (the column becomes
-      a pandas nullable integer); Gaia source identifiers <= 0 -> missing;
+      a pandas nullable integer); identifiers outside their role's range (Gaia source
+      identifiers <= 0) -> missing, by the cleaning below;
     * the shared cleaning of :func:`sklearn_selfcal.cleaning.clean_catalogue`: sentinels
       (:data:`ALLSTAR_SENTINELS`: -9999, -9999.99, -999.99, ...; 99.999 for magnitudes) -> NaN,
       values outside each role's physical range -> NaN (with a warning per column), and with
@@ -95,13 +95,16 @@ def load_allstar(path, columns=None, gaia_names=False, flagged_to_nan=True):
         (mag). If a file carried both spellings, the DR17 one takes the name.
     flagged_to_nan : bool, default=True
         Mask flagged abundances as described above.
+    hdu : "auto", int or str, default="auto"
+        The table HDU (:func:`~sklearn_selfcal.io._fits.choose_hdu`; an allStar file has one).
 
     Returns
     -------
     frame : pandas.DataFrame of shape (n_stars, n_columns)
         One row per allStar row, in file order, with the file's units (K for TEFF, dex for
         abundances and log g, km/s for velocities, mag for photometry, deg for coordinates).
-        ``frame.attrs["cleaning"]`` counts, per column, the values set to NaN.
+        ``frame.attrs["cleaning"]`` counts, per column, the values set to NaN;
+        ``frame.attrs["source"]`` says which HDU was read and why.
 
     Raises
     ------
@@ -122,7 +125,7 @@ def load_allstar(path, columns=None, gaia_names=False, flagged_to_nan=True):
     (33, 3)
     """
     path = os.fspath(path)
-    with open_table(path) as hdu:
+    with open_table(path, hdu) as (hdu, where):
         info = table_columns(hdu)
         if columns is None:
             pairs = [(n, n) for n, (_, shape) in info.items() if shape == ()]
@@ -147,8 +150,9 @@ def load_allstar(path, columns=None, gaia_names=False, flagged_to_nan=True):
     for out_name, src in [*pairs, *((f, f) for f in flags if f not in sources)]:
         null = info[src][0]
         for suffix, values in read[src]:
-            result[f"{out_name}{suffix}"] = nullable(values, _missing_integers(values, null, src))
+            result[f"{out_name}{suffix}"] = nullable(values, int_nulls(values, null))
     frame = pd.DataFrame(result)
+    frame.attrs["source"] = {"path": path, **where}
     frame, _ = clean_catalogue(frame, resolve_columns(frame.columns), flags=flagged_to_nan,
                                stacklevel=2)
     extra = [f for f in flags if f not in sources]
@@ -159,17 +163,6 @@ def load_allstar(path, columns=None, gaia_names=False, flagged_to_nan=True):
     if gaia_names:
         frame = frame.rename(columns=_gaia_renames(frame.columns))
     return frame
-
-
-def _missing_integers(values, null, src):
-    """Missing entries of an integer column: its TNULL, and Gaia source ids <= 0."""
-    if values.dtype.kind not in "iu":
-        return None
-    bad = int_nulls(values, null)
-    if _SOURCE_ID.match(src.upper()):
-        nonpositive = values <= 0
-        bad = nonpositive if bad is None else bad | nonpositive
-    return bad if bad is not None and bad.any() else None
 
 
 def _gaia_renames(present):

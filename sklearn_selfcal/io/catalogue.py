@@ -19,13 +19,15 @@ __all__ = ["catalogue_columns", "read_catalogue"]
 _KINDS = {"fits": FITS, "parquet": PARQUET, "csv": CSV, "ecsv": ECSV, "hdf5": HDF5}
 
 
-def catalogue_columns(path):
+def catalogue_columns(path, hdu="auto"):
     """The column names of a catalogue file, read from its header only.
 
     Parameters
     ----------
     path : str or path-like
         FITS, Parquet, CSV, ECSV or HDF5 catalogue (see :func:`read_catalogue`).
+    hdu : "auto", int or str, default="auto"
+        FITS only: the table HDU (see :func:`read_catalogue`).
 
     Returns
     -------
@@ -40,9 +42,9 @@ def catalogue_columns(path):
     path = os.fspath(path)
     kind = kind_of(path, _KINDS)
     if kind == "fits":
-        with open_table(path) as hdu:
-            names = list(hdu.columns.names)
-            shapes = table_columns(hdu)
+        with open_table(path, hdu) as (table, _):
+            names = list(table.columns.names)
+            shapes = table_columns(table)
         check_unique(names, path)
         return [n for n in names if shapes[n][1] == ()]
     if kind == "parquet":
@@ -72,7 +74,7 @@ def _read_astropy(path, kind):
         raise ValueError(f"{path}: cannot read the {kind.upper()} table ({exc})") from None
 
 
-def read_catalogue(path, columns=None, *, mapping=None, gaia_names=None, clean=True):
+def read_catalogue(path, columns=None, *, mapping=None, gaia_names=None, clean=True, hdu="auto"):
     """Read a star catalogue, choosing the reader from the suffix, and clean it.
 
     Every format goes through the same cleaning
@@ -87,7 +89,8 @@ def read_catalogue(path, columns=None, *, mapping=None, gaia_names=None, clean=T
         ``.fits``/``.fit``/``.fts`` (optionally ``.gz``), ``.parquet``/``.pq``, ``.csv``
         (optionally ``.gz``), ``.ecsv`` or ``.h5``/``.hdf5`` (an astropy HDF5 table). A FITS file
         that looks like an APOGEE allStar catalogue is read with
-        :func:`~sklearn_selfcal.io.load_allstar` (memory-mapped, column by column).
+        :func:`~sklearn_selfcal.io.load_allstar` (memory-mapped, column by column). Of a FITS
+        file with several tables, ``hdu`` says which is read.
     columns : list of str, optional
         Columns to read (in this order; names as in the file); ``None`` reads all (for FITS, all
         scalar columns).
@@ -100,12 +103,18 @@ def read_catalogue(path, columns=None, *, mapping=None, gaia_names=None, clean=T
     clean : bool, default=True
         Run the cleaning (:func:`sklearn_selfcal.cleaning.clean_catalogue`); with False the table
         is returned as read, sentinels and all.
+    hdu : "auto", int or str, default="auto"
+        FITS only: the table HDU. ``"auto"`` reads the table whose header says ``INSTRMNT =
+        'APOGEE'`` (the APOGEE results of an SDSS-V ``astraAllStarASPCAP`` file, HDU 2; HDU 1
+        holds BOSS results), else HDU 2 of an astra summary file, else the first table; an integer
+        is a position, other text an ``INSTRMNT`` or ``EXTNAME`` value
+        (:func:`~sklearn_selfcal.io._fits.choose_hdu`).
 
     Returns
     -------
     frame : pandas.DataFrame
         The catalogue in the file's units; ``frame.attrs["cleaning"]`` counts what was set to NaN
-        (when ``clean``).
+        (when ``clean``); for FITS, ``frame.attrs["source"]`` says which HDU was read and why.
 
     Raises
     ------
@@ -130,7 +139,7 @@ def read_catalogue(path, columns=None, *, mapping=None, gaia_names=None, clean=T
     kind = kind_of(path, _KINDS)
     if columns is not None:
         columns = [columns] if isinstance(columns, str) else list(columns)
-    available = catalogue_columns(path)
+    available = catalogue_columns(path, hdu)
     if columns is not None:
         missing = [c for c in columns if c not in available]
         if missing and kind != "fits":  # FITS readers match case-insensitively and name misses
@@ -139,9 +148,9 @@ def read_catalogue(path, columns=None, *, mapping=None, gaia_names=None, clean=T
     if kind == "fits":
         if looks_like_allstar(available):
             frame = load_allstar(path, columns=columns, gaia_names=gaia_names is not False,
-                                 flagged_to_nan=False)
+                                 flagged_to_nan=False, hdu=hdu)
         else:
-            frame = _read_fits_table(path, columns)
+            frame = _read_fits_table(path, columns, hdu)
     elif kind == "parquet":
         try:
             frame = pd.read_parquet(path, columns=columns)
@@ -163,9 +172,9 @@ def read_catalogue(path, columns=None, *, mapping=None, gaia_names=None, clean=T
     return cleaned
 
 
-def _read_fits_table(path, columns):
+def _read_fits_table(path, columns, hdu):
     """Any FITS table, column by column (byte order, strings, TNULL)."""
-    with open_table(path) as hdu:
+    with open_table(path, hdu) as (hdu, where):
         info = table_columns(hdu)
         if columns is None:
             pairs = [(n, n) for n, (_, shape) in info.items() if shape == ()]
@@ -177,4 +186,6 @@ def _read_fits_table(path, columns):
         null = info[src][0]
         for suffix, values in read[src]:
             result[f"{out_name}{suffix}"] = nullable(values, int_nulls(values, null))
-    return pd.DataFrame(result)
+    frame = pd.DataFrame(result)
+    frame.attrs["source"] = {"path": path, **where}
+    return frame
