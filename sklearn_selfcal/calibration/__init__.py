@@ -7,14 +7,17 @@ paper's equations 1-4).  Fitting the orbit part at the same time is what separat
 nuisance systematic from the dependence of abundance on Galactic position that log g (or the
 telescope) inherits through the survey's selection (the confounding the paper's method removes).
 
-Modules: ``_estimator`` (the estimator: validation and dispatch), ``_columns`` (column roles),
-``_design`` (the model's design from the basis kernels), ``_trends`` (residual-trend
-diagnostics), ``_selection`` (model choice with scikit-learn's searches).
+Modules: ``_estimator`` (the estimator: validation and dispatch), ``_inputs`` (which columns the
+model reads, and reading them), ``_design`` (the model's design from the basis kernels),
+``_sufficient`` (the fit from sums over partitions of the rows), ``_trends`` (residual-trend
+diagnostics), ``_model_choice`` (model choice with scikit-learn's searches), ``_presets`` (named
+models: :data:`CALIBRATION_PRESETS`).
 """
 
 from ._estimator import NuisanceCalibrator, UnseenCategoryWarning
-from ._selection import abundance_scorer, chosen_models
+from ._model_choice import abundance_scorer, chosen_models
+from ._presets import CALIBRATION_PRESETS
 from ._trends import trend_summary
 
-__all__ = ["NuisanceCalibrator", "UnseenCategoryWarning", "abundance_scorer", "chosen_models",
-           "trend_summary"]
+__all__ = ["NuisanceCalibrator", "UnseenCategoryWarning", "CALIBRATION_PRESETS", "abundance_scorer",
+           "chosen_models", "trend_summary"]
