@@ -188,13 +188,14 @@ def preset_trends(n_stars):
     for what in ("teff", "lco"):
         for stage in ("input", "paper", "sdss5"):
             pull = table[f"{what}_{stage}"] / table[f"{what}_{stage}_err"]
-            print(f"  {what:4s} {stage:6s}: median |trend| {table[f'{what}_{stage}'].abs().median():.4f}"
-                  f", largest |trend| {table[f'{what}_{stage}'].abs().max():.4f}, largest |pull| "
-                  f"{pull.abs().max():.1f}")
+            trend = table[f"{what}_{stage}"].abs()
+            print(f"  {what:4s} {stage:6s}: median |trend| {trend.median():.4f}, largest |trend| "
+                  f"{trend.max():.4f}, largest |pull| {pull.abs().max():.1f}")
     err_paper = models["paper"].set_params(errors=True).transform(Xb)[:, 21:]
     err_sdss5 = sdss5.set_params(errors=True).transform(Xb)[:, 21:]
+    reported = Xb[[f"{a}_ERR" for a in sdss5.abundance_columns_]].to_numpy()
     print(f"  <X>_NEW_ERR, median over stars and elements: paper {np.nanmedian(err_paper):.4f}, "
-          f"sdss5 {np.nanmedian(err_sdss5):.4f} dex (reported {np.nanmedian(Xb[[f'{a}_ERR' for a in sdss5.abundance_columns_]]):.4f})")
+          f"sdss5 {np.nanmedian(err_sdss5):.4f} dex (reported {np.nanmedian(reported):.4f})")
 
 
 def run(args):

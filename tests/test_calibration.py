@@ -344,8 +344,9 @@ def test_training_filter_options():
     with pytest.raises(ValueError, match=r"bounds\['x'\] must be a pair"):
         NuisanceCalibrator(training_filter={"x": 0.0}).fit(X)
     cols = ["FE_H", "FE_H_ERR", "J_R", "J_z", "L_z", "LOGG", "x"]
-    by_position = NuisanceCalibrator(abundance_columns=[0], error_columns=[1], orbit_features=[2, 3, 4],
-                                     nuisance_columns=[5], training_filter={6: (None, 0.0)})
+    by_position = NuisanceCalibrator(abundance_columns=[0], error_columns=[1],
+                                     orbit_features=[2, 3, 4], nuisance_columns=[5],
+                                     training_filter={6: (None, 0.0)})
     by_name = NuisanceCalibrator(abundance_columns=["FE_H"], training_filter={"x": (None, 0.0)})
     np.testing.assert_allclose(by_position.fit(X[cols].to_numpy()).coef_.to_numpy(),
                                by_name.fit(X[cols]).coef_.to_numpy(), rtol=1e-12)

@@ -3,9 +3,7 @@
 Each abundance is modelled as a function of the orbital actions plus a function of the nuisance
 parameters (log g in the paper; any continuous or categorical column here) that vanishes at their
 reference values, fitted by weighted least squares; only the nuisance part is subtracted (the
-paper's equations 1-4).  Fitting the orbit part at the same time is what separates a genuine
-nuisance systematic from the dependence of abundance on Galactic position that log g (or the
-telescope) inherits through the survey's selection (the confounding the paper's method removes).
+paper's equations 1-4; see :class:`NuisanceCalibrator`).
 
 Modules: ``_estimator`` (the estimator: validation and dispatch), ``_inputs`` (which columns the
 model reads, and reading them), ``_design`` (the model's design from the basis kernels),

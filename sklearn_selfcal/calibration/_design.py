@@ -95,6 +95,11 @@ class Design:
         """Boolean mask of the nuisance columns (those :meth:`transform` subtracts)."""
         return np.array([g != ORBIT for g in self.groups])
 
+    def columns(self, part):
+        """Boolean mask of the columns of ``part``: ``"all"``, ``"orbit"`` or ``"nuisance"``."""
+        return {"all": np.ones(self.n_terms, bool), "orbit": ~self.is_nuisance,
+                "nuisance": self.is_nuisance}[part]
+
     def evaluate(self, V, codes, *, part="all", fit_units=False):
         """Design columns on the rows of ``V`` / ``codes``.
 
@@ -112,8 +117,7 @@ class Design:
         Y : ndarray of shape (n, n_selected)
             NaN where a needed value is NaN, missing or an unseen category.
         """
-        keep = {"all": np.ones(self.n_terms, bool), "orbit": ~self.is_nuisance,
-                "nuisance": self.is_nuisance}[part]
+        keep = self.columns(part)
         out = np.empty((V.shape[0], self.n_terms))
         rows = keep[self.poly_columns]
         if rows.any():
@@ -163,11 +167,8 @@ def orbit_knots(cols, params):
 
 
 def nuisance_specs(cols, training, params):
-    """Resolve basis, degree, knots, reference and categories of every nuisance.
-
-    ``training``: the training rows' statistics (:class:`._sufficient.TrainingStatistics`);
-    ``params``: the calibrator's parameters. Errors name the nuisance and the parameter.
-    """
+    """Basis, degree, knots, reference and categories of every nuisance, from the calibrator's
+    ``params`` and the ``training`` rows' statistics (:class:`._sufficient.TrainingStatistics`)."""
     names = cols.nuisance_names
     cont = [names[j] for j in cols.continuous]
     basis = per_column(params["nuisance_basis"], cont, "nuisance_basis")

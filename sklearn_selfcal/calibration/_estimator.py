@@ -1,11 +1,5 @@
-"""``NuisanceCalibrator``: remove the dependence of abundances on nuisance parameters at fixed orbit.
-
-The estimator validates its input and dispatches: the columns' roles are resolved and read by
-:mod:`._inputs`, the design is laid out by :mod:`._design` from the basis kernels
-(:mod:`sklearn_selfcal._kernels.design`, ``bspline``, ``categorical``), and the fit is solved from
-sums over the rows by :mod:`._sufficient` with the batched weighted least squares of
-:mod:`sklearn_selfcal._kernels.wls`, in memory (:meth:`NuisanceCalibrator.fit`) or over any
-partitions of the rows (:meth:`NuisanceCalibrator.fit_partitioned`).
+"""``NuisanceCalibrator``: validation and dispatch (columns: :mod:`._inputs`, design:
+:mod:`._design`, the fit from sums over the rows, in memory or over partitions: :mod:`._sufficient`).
 """
 
 from __future__ import annotations
@@ -186,11 +180,10 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
     needed only to fit and score: stars whose actions failed (NaN) are calibrated too.  Rows are
     never dropped or reordered.
 
-    Model selection: :meth:`score` is the held-out fit quality, so scikit-learn's tools choose the
-    model, e.g. ``GridSearchCV(NuisanceCalibrator(), {"nuisance_degree": [1, 2, 3, 4]}, cv=5)``
-    (folds of stars; the training filter applies inside every fold).  With
-    ``scoring=abundance_scorer, refit="score"`` every abundance's own held-out score is kept and
-    :func:`~sklearn_selfcal.calibration.chosen_models` reports the choice per abundance.
+    Model selection: :meth:`score` is the held-out fit quality, so scikit-learn's searches choose
+    the model, e.g. ``GridSearchCV(NuisanceCalibrator(), {"nuisance_degree": [1, 2, 3, 4]})``
+    (the training filter applies inside every fold); per abundance with
+    :func:`~sklearn_selfcal.calibration.abundance_scorer` and ``chosen_models``.
 
     Examples
     --------
@@ -302,22 +295,19 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
             reference category absent from the training stars, or a rank-deficient design (naming
             the abundance and the collinear design columns).
         """
-        t_start = time.perf_counter()
-        X, feature_names = self._validate_X(X, reset=True)
-        cols = _inputs.resolve_columns(X, feature_names, self.get_params())
-        rows = _inputs.prepare_rows(X, cols, weighted=self.weighted,
-                                    training_filter=self.training_filter)
-        return self._fit_passes(cols, lambda func, combine: combine([func(rows)]), t_start)
+        def run(X, prepare):  # one partition, prepared once for every pass
+            rows = prepare(X)
+            return lambda func, combine: combine([func(rows)])
+
+        return self._fit_passes(X, run)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_partitioned(self, head, map_reduce):
         """Fit on rows held in partitions (out of core): the same fit as :meth:`fit`, from sums.
 
-        Every pass of the fit over the rows (a summary, the normal equations, the residual sums,
-        and the training values of one column where a median reference or quantile knots need
-        them) is a function of one partition whose results are combined by an associative
-        reduction, so the partitions may live anywhere (``sklearn_selfcal.scaleout`` runs them on
-        a Dask cluster) and the result equals ``fit`` on all the rows to rounding.
+        Every pass of the fit over the rows is a function of one partition whose results are
+        combined by an associative reduction, so the partitions may live anywhere
+        (``sklearn_selfcal.scaleout`` runs them on a Dask cluster).
 
         Parameters
         ----------
@@ -333,20 +323,21 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : NuisanceCalibrator
-            The fitted calibrator, as :meth:`fit` on the concatenated partitions.
+            The fitted calibrator, as :meth:`fit` on the concatenated partitions (to rounding).
         """
+        return self._fit_passes(head, lambda head, prepare: lambda func, combine: map_reduce(
+            lambda part: func(prepare(part)), combine))
+
+    def _fit_passes(self, head, make_run):
+        """Validate ``head``, resolve the columns, solve by the passes of ``make_run(head,
+        prepare)`` (``run(func, combine)`` over the prepared partitions) and store the fit."""
         t_start = time.perf_counter()
         head, feature_names = self._validate_X(head, reset=True)
-        cols = _inputs.resolve_columns(head, feature_names, self.get_params())
+        params = self.get_params(deep=False)
+        cols = _inputs.resolve_columns(head, feature_names, params)
         prepare = functools.partial(_inputs.prepare_rows, cols=cols, weighted=self.weighted,
                                     training_filter=self.training_filter)
-        return self._fit_passes(
-            cols, lambda func, combine: map_reduce(lambda part: func(prepare(part)), combine),
-            t_start)
-
-    def _fit_passes(self, cols, run, t_start):
-        """Solve by the passes of ``run`` and store the fitted attributes."""
-        fit = _sufficient.fit_passes(run, cols, self.get_params())
+        fit = _sufficient.fit_passes(make_run(head, prepare), cols, params)
         design = fit.design
         index = pd.Index(list(cols.abundance_names), name="abundance")
         self.abundance_columns_ = list(cols.abundance_names)
@@ -387,8 +378,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         Y = self._design.evaluate(_inputs.continuous_values(X, cols),
                                   _inputs.category_codes(X, cols, self.categories_, warn=warn),
                                   part=part)
-        mask = {"all": np.ones(len(self.design_names_), bool), "orbit": ~self._design.is_nuisance,
-                "nuisance": self._design.is_nuisance}[part]
+        mask = self._design.columns(part)
         return Y, self.coef_.to_numpy()[:, mask], mask
 
     def _nuisance_design(self, X):

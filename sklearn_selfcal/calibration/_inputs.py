@@ -4,8 +4,8 @@ features and nuisances (from its parameters), and reading them.
 Columns are given by name (``X`` a DataFrame) or by position; errors name what is missing or
 malformed. A nuisance column is *categorical* when it is a pandas categorical, string, boolean or
 object-of-strings column of a DataFrame, and *continuous* otherwise (every column of a numpy array
-is continuous). (The catalogue's role table, which spelling of a survey's column is ``LOGG``, is
-:mod:`sklearn_selfcal.columns`.)
+is continuous). The catalogue's role table (which spelling is ``LOGG``) is
+:mod:`sklearn_selfcal.columns`.
 """
 
 from __future__ import annotations
@@ -331,8 +331,8 @@ def abundances_and_weights(X, cols, *, weighted, check):
 
 def training_rows(X, feature_names, training_filter):
     """Rows passing ``training_filter``: ``"paper"`` (:data:`PAPER_TRAINING_BOUNDS`), a mapping
-    column (name or position) -> (low, high) applied by :func:`~sklearn_selfcal.selection.training_mask`,
-    a callable ``f(X) -> bool array`` or None (every row)."""
+    column (name or position) -> (low, high) (applied by
+    :func:`~sklearn_selfcal.selection.training_mask`), a callable ``f(X) -> bool array`` or None."""
     n = X.shape[0]
     if training_filter is None:
         return np.ones(n, dtype=bool)

@@ -1,10 +1,4 @@
-"""Named calibration models: :class:`NuisanceCalibrator` parameters a configuration can name.
-
-``NuisanceCalibrator(**CALIBRATION_PRESETS["sdss5"])`` (or ``set_params``) gives the model; any
-parameter given after the preset overrides it. Every preset sets the same keys, so switching
-presets never leaves a key of the previous one behind. See :doc:`/calibration` for what each
-removes, measured on the simulator.
-"""
+"""Named calibration models: :class:`NuisanceCalibrator` parameters a configuration can name."""
 
 from __future__ import annotations
 
@@ -26,7 +20,9 @@ def _preset(columns, reference):
     })
 
 
-#: Read-only ``name -> NuisanceCalibrator parameters``:
+#: Read-only ``name -> NuisanceCalibrator parameters`` (``NuisanceCalibrator(**preset)``; a
+#: parameter given after it overrides it). Every preset sets the same keys, so that switching
+#: presets leaves no key of the previous one behind (what each removes: :doc:`/calibration`):
 #:
 #: - ``"paper"``: the paper's model, a quadratic in ``LOGG - 2.2`` (the calibrator's defaults);
 #: - ``"sdss5"``: for SDSS-V DR19 (whose abundances keep the Teff trends along the giant branch

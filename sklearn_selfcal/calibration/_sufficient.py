@@ -1,27 +1,14 @@
 """The calibrator's fit as passes over partitions of the rows, reduced by sums.
 
-Everything the fit needs of the data is a sum over rows, or an order statistic of one column of
-the training rows:
-
-1. a *summary* of every partition: its row and training-row counts, which abundances have a
-   finite value, the counts of every category of a categorical nuisance among the training rows,
-   and the count, mean and sum of squared deviations of every continuous value (merged exactly as
-   Chan et al.'s parallel variance). These fix the references, the categories and the centring
-   and scaling of the polynomial terms;
-2. the *normal equations* of every partition in the scaled basis
-   (:func:`~sklearn_selfcal._kernels.wls.normal_equations`), summed and solved once;
-3. the *residual sums* at the solution (weighted chi-square and the sandwich covariance's
-   "meat", :func:`~sklearn_selfcal._kernels.wls.residual_sums`), summed.
-
-A median reference (``nuisance_reference=None``) and spline knots at quantiles need the training
-values of that one column; they are gathered only when asked for (one more pass).
-
-:func:`fit_passes` runs the passes with a *runner*, a callable ``run(func, combine)`` applying
-``func`` to the prepared rows of every partition (:func:`._inputs.prepare_rows`) and reducing the
-results with ``combine`` (associative: a list of results, or of combined results, to one).
-:meth:`NuisanceCalibrator.fit` runs them on its one in-memory table and
-:meth:`NuisanceCalibrator.fit_partitioned` on any partitions (``sklearn_selfcal.scaleout``: those
-of a Dask DataFrame), so that both fits are the same code and agree to rounding.
+Everything the fit needs of the data is a sum over rows (a :class:`Summary` of counts, categories
+and moments, merged exactly as Chan et al.'s parallel variance; the normal equations in the scaled
+basis, :func:`~sklearn_selfcal._kernels.wls.normal_equations`; the residual sums at the solution,
+:func:`~sklearn_selfcal._kernels.wls.residual_sums`), or the training values of one column where a
+median reference or quantile knots need them (one more pass, only then). :func:`fit_passes` runs
+the passes with a *runner* ``run(func, combine)`` that applies ``func`` to the prepared rows
+(:func:`._inputs.prepare_rows`) of every partition and reduces the results with the associative
+``combine``: on one in-memory table in :meth:`NuisanceCalibrator.fit`, on any partitions in
+:meth:`NuisanceCalibrator.fit_partitioned`, so that both fits are the same code.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._reduce import SPLIT_EVERY, PartitionRunner, first_rows
+import functools
+
+from ._reduce import SPLIT_EVERY, first_rows, tree_reduce
 
 __all__ = ["fit_calibrator_distributed"]
 
@@ -62,5 +64,6 @@ def fit_calibrator_distributed(calibrator, ddf, *, client=None, split_every=SPLI
     >>> bool(np.allclose(parts.coef_, whole.coef_, rtol=1e-10, atol=0))
     True
     """
-    runner = PartitionRunner(ddf, client=client, split_every=split_every)
-    return calibrator.fit_partitioned(first_rows(ddf), runner)
+    map_reduce = functools.partial(tree_reduce, ddf.to_delayed(), client=client,
+                                   split_every=split_every)
+    return calibrator.fit_partitioned(first_rows(ddf), map_reduce)
