@@ -565,7 +565,8 @@ def _left_after(cal, Xb, truth, basis, terms=(), test=slice(None)):
     basis coefficients ``test`` against zero (chi2), and of every abundance the Teff slope (dex
     per 1000 K of the second last column, in K) and the LCO offset (the last column, dex)."""
     out = cal.transform(Xb)
-    idx = [cal.design_names_.index(t) for t in terms]
+    present = [j for j, t in enumerate(terms) if t in cal.design_names_]  # (a term it lacks: 0)
+    idx = [cal.design_names_.index(terms[j]) for j in present]
     p_values, slopes, offsets = [], [], []
     for k, a in enumerate(cal.abundance_columns_):
         residual, err = out[:, k] - truth[a].to_numpy(), Xb[f"{a}_ERR"].to_numpy()
@@ -576,8 +577,8 @@ def _left_after(cal, Xb, truth, basis, terms=(), test=slice(None)):
         beta = G_inv @ (Y * w[:, None]).T @ residual[m]
         r = residual[m] - Y @ beta
         C = (G_inv @ ((Y * (w * r)[:, None] ** 2).T @ Y) @ G_inv)[1:, 1:]
-        if idx:
-            C = C + cal.coef_cov_[k][np.ix_(idx, idx)]
+        if terms:
+            C[np.ix_(present, present)] += cal.coef_cov_[k][np.ix_(idx, idx)]
         b, C = beta[1:][test], C[test, test]
         p_values.append(stats.chi2.sf(b @ np.linalg.solve(C, b), len(b)))
         slopes.append(beta[-2] * 1000)
