@@ -170,6 +170,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
     sklearn_selfcal.selection.disk_sample_mask : the paper's disk-sample cuts, applied before.
     sklearn_selfcal.calibration.trend_summary : which abundances keep a nuisance trend.
     sklearn_selfcal.calibration.chosen_models : the model a grid search chose, per abundance.
+    sklearn_selfcal.calibration.CALIBRATION_PRESETS : named models (the paper's, SDSS-V DR19's).
 
     Notes
     -----
