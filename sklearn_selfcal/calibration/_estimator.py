@@ -122,8 +122,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         the uncertainty of the subtracted nuisance part (from ``coef_cov_``).
     verbose : int, default 0
         When truthy, report each fit (training stars, abundances, time, the most significant
-        nuisance terms).  A fit is one pass over the data (about a second for 10^5 stars), so
-        there is no progress bar.
+        nuisance terms; a fit takes about a second for 10^5 stars: no progress bar).
 
     Attributes
     ----------

@@ -20,9 +20,8 @@ __all__ = ["columns_to_bin", "binned_residuals", "trend_summary"]
 
 
 def columns_to_bin(X, feature_names, columns, by, kinds):
-    """The ``columns`` of ``X`` to bin in as ``(name, kind, values)`` and ``by`` as ``(name,
-    values)`` (``(None, None)`` without); a column is categorical as a nuisance would be, or when
-    ``kinds`` (name -> kind, the fitted nuisances) says so."""
+    """``columns`` of ``X`` as ``(name, kind, values)`` (categorical as a nuisance would be or as
+    ``kinds``, the fitted nuisances' kinds, says) and ``by`` as ``(name, values)``."""
     pos = _inputs.positions(columns, feature_names, X.shape[1], "columns")
     binned = []
     for p, name in zip(pos, _inputs.display_names(pos, feature_names)):
