@@ -11,10 +11,18 @@ as categorical offsets; with ``<X>_NEW_ERR``) against the paper's model, fit + t
 run (time ratio), and the cost of a 5-fold ``GridSearchCV`` over ``nuisance_degree`` in {1, 2, 3, 4}
 (20 fits, 20 scores and the refit) against one fit + transform.
 
+``--presets`` measures what the calibration presets (``CALIBRATION_PRESETS``) remove instead of
+timing: on ``make_survey`` catalogues with per-element Teff and telescope systematics (on top of the
+default log g ones), fitted on one survey and evaluated on the disk sample of another, the
+per-element trend of (abundance - truth) with Teff at fixed log g (dex per 1000 K) and its offset
+at LCO (dex), before calibration, after the paper's log g-only model and after the ``sdss5``
+preset.
+
 Times are the CPU time of this process with one BLAS thread (``--threads``), so that other jobs on
 a shared machine do not distort them and every ratio compares equal work.
 
-Run: ``python benchmarks/bench_calibration.py [--n-stars 50000] [--repeat 5] [--threads 1]``
+Run: ``python benchmarks/bench_calibration.py [--n-stars 50000] [--repeat 5] [--threads 1]``;
+``python benchmarks/bench_calibration.py --presets [--n-stars 30000]``.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from threadpoolctl import threadpool_limits
 
 from sklearn_selfcal import NuisanceCalibrator
 from sklearn_selfcal._paper import ABUNDANCE_COLUMNS
+from sklearn_selfcal.calibration import CALIBRATION_PRESETS
+from sklearn_selfcal.datasets import make_survey
+from sklearn_selfcal.selection import disk_sample_mask
 from sklearn_selfcal._kernels import design as kdesign
 from sklearn_selfcal._kernels import wls as kwls
 
@@ -103,9 +114,88 @@ def main(argv=None):
     parser.add_argument("--n-stars", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    parser.add_argument("--presets", action="store_true",
+                        help="measure the presets' residual Teff and telescope trends instead")
     args = parser.parse_args(argv)
     with threadpool_limits(args.threads):
-        run(args)
+        preset_trends(args.n_stars) if args.presets else run(args)
+
+
+# per-element Teff (dex per 1000 K of TEFF - 4500 K) and LCO (dex) systematics for --presets:
+# spread over both signs, every element different
+TEFF_SYSTEMATICS = dict(zip(ABUNDANCE_COLUMNS, np.round(np.linspace(-0.10, 0.15, 21)[
+    np.random.default_rng(1).permutation(21)], 4)))
+LCO_OFFSETS = dict(zip(ABUNDANCE_COLUMNS, np.round(np.linspace(-0.03, 0.04, 21)[
+    np.random.default_rng(2).permutation(21)], 4)))
+
+
+def _disk_sample(seed, n_stars):
+    s = make_survey(n_stars=n_stars, n_pixels=0, random_state=seed,
+                    teff_systematics=TEFF_SYSTEMATICS, telescope_offsets={"lco25m": LCO_OFFSETS})
+    X = pd.concat([s.frame, s.truth[["J_R", "J_z", "L_z", "x", "z", "R", "v_z"]]], axis=1)
+    keep = disk_sample_mask(X)
+    return X[keep], s.truth[keep]
+
+
+def _teff_and_lco_trend(d, err, X, extra_cov=None):
+    """Weighted LSQ of d on [1, lg, lg^2, (TEFF-4500)/1000, LCO]: the last two coefficients and
+    their sandwich standard errors (plus ``extra_cov``, the calibration's, when given)."""
+    m = np.isfinite(d)
+    lg = X["LOGG"].to_numpy()[m] - 2.2
+    Y = np.column_stack([np.ones(m.sum()), lg, lg**2, (X["TEFF"].to_numpy()[m] - 4500.0) / 1e3,
+                         (X["TELESCOPE"].to_numpy()[m] == "lco25m").astype(float)])
+    w = 1.0 / err[m] ** 2
+    G_inv = np.linalg.inv((Y * w[:, None]).T @ Y)
+    beta = G_inv @ (Y * w[:, None]).T @ d[m]
+    r = d[m] - Y @ beta
+    C = (G_inv @ ((Y * (w * r)[:, None] ** 2).T @ Y) @ G_inv)[3:, 3:]
+    if extra_cov is not None:
+        C = C + extra_cov
+    return beta[3:], np.sqrt(np.diag(C))
+
+
+def preset_trends(n_stars):
+    """Per element: the Teff and LCO trends left by the paper's model and the sdss5 preset."""
+    (Xa, _), (Xb, tb) = _disk_sample(0, n_stars), _disk_sample(1, n_stars)
+    print(f"fit on {len(Xa)} disk stars of make_survey(n_stars={n_stars}, random_state=0), "
+          f"measured on {len(Xb)} of random_state=1; Teff slope at fixed log g (dex per 1000 K) "
+          "and LCO offset (dex) of abundance - truth, +- 1 sigma (with the calibration's own "
+          "coefficient errors for sdss5)")
+    models = {name: NuisanceCalibrator(**CALIBRATION_PRESETS[name]).fit(Xa)
+              for name in ("paper", "sdss5")}
+    sdss5 = models["sdss5"]
+    # TEFF terms in dex per 1000 K: the linear one scaled by 1000 (the quadratic one is zero at
+    # the reference, so the slope at 4500 K is the linear coefficient)
+    idx = [sdss5.design_names_.index(t) for t in ("(TEFF-4500)", "TELESCOPE[lco25m]")]
+    scale = np.array([1e3, 1.0])
+    rows = []
+    for k, a in enumerate(sdss5.abundance_columns_):
+        err = Xb[f"{a}_ERR"].to_numpy()
+        row = {"abundance": a, "teff_injected": TEFF_SYSTEMATICS[a], "lco_injected": LCO_OFFSETS[a]}
+        stages = {"input": Xb[a].to_numpy()}
+        stages.update({name: cal.transform(Xb)[:, k] for name, cal in models.items()})
+        for stage, values in stages.items():
+            extra = (sdss5.coef_cov_[k][np.ix_(idx, idx)] * np.outer(scale, scale)
+                     if stage == "sdss5" else None)
+            (teff, lco), (teff_err, lco_err) = _teff_and_lco_trend(values - tb[a].to_numpy(), err,
+                                                                   Xb, extra)
+            row.update({f"teff_{stage}": teff, f"teff_{stage}_err": teff_err,
+                        f"lco_{stage}": lco, f"lco_{stage}_err": lco_err})
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("abundance")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.round(4))
+    for what in ("teff", "lco"):
+        for stage in ("input", "paper", "sdss5"):
+            pull = table[f"{what}_{stage}"] / table[f"{what}_{stage}_err"]
+            trend = table[f"{what}_{stage}"].abs()
+            print(f"  {what:4s} {stage:6s}: median |trend| {trend.median():.4f}, largest |trend| "
+                  f"{trend.max():.4f}, largest |pull| {pull.abs().max():.1f}")
+    err_paper = models["paper"].set_params(errors=True).transform(Xb)[:, 21:]
+    err_sdss5 = sdss5.set_params(errors=True).transform(Xb)[:, 21:]
+    reported = Xb[[f"{a}_ERR" for a in sdss5.abundance_columns_]].to_numpy()
+    print(f"  <X>_NEW_ERR, median over stars and elements: paper {np.nanmedian(err_paper):.4f}, "
+          f"sdss5 {np.nanmedian(err_sdss5):.4f} dex (reported {np.nanmedian(reported):.4f})")
 
 
 def run(args):

@@ -281,6 +281,9 @@ def gaia_training_mask(X, **kwargs):
 def bounds_cuts(X, bounds=PAPER_TRAINING_BOUNDS):
     """One boolean column per bounded column: ``low < X[column] < high``.
 
+    The one place bounds are applied: :func:`training_mask`, :func:`disk_training_mask` and the
+    calibrator's ``training_filter`` (:data:`PAPER_TRAINING_BOUNDS` or a mapping) go through it.
+
     Parameters
     ----------
     X : DataFrame or mapping of str -> array-like
@@ -298,13 +301,19 @@ def bounds_cuts(X, bounds=PAPER_TRAINING_BOUNDS):
     ------
     KeyError
         Naming the bounded columns absent from ``X``.
+    ValueError
+        Naming a column whose bounds are not a pair.
     """
     require_columns(_columns_of(X), list(bounds), what="bounds_cuts")
     cuts, conditions = {}, {}
-    for name, (low, high) in bounds.items():
+    for name, pair in bounds.items():
+        try:
+            low, high = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds[{name!r}] must be a pair (low, high), got {pair!r}") from None
         cuts[name] = within_bounds(_column(X, name), low, high)
         conditions[name] = " ".join(
-            ([_fmt(low), "<"] if low is not None else []) + [name]
+            ([_fmt(low), "<"] if low is not None else []) + [str(name)]
             + (["<", _fmt(high)] if high is not None else [])
         )
     out = pd.DataFrame(cuts, index=_index(X))

@@ -22,17 +22,23 @@ spline and offset columns are fitted as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 
 from .._kernels import bspline as _bspline
 from .._kernels import categorical as _categorical
 from .._kernels import design as _poly
+from ._inputs import CATEGORICAL, CONTINUOUS, per_column
 
-__all__ = ["NuisanceSpec", "Design", "build_design"]
+__all__ = ["BASES", "DEFAULT_DEGREE", "DEFAULT_KNOTS", "NuisanceSpec", "Design", "orbit_knots",
+           "nuisance_specs", "build_design"]
 
 ORBIT = "orbit"
 INTERACTIONS = "interactions"
+BASES = ("polynomial", "spline")
+DEFAULT_DEGREE = 2
+DEFAULT_KNOTS = 5
 
 
 @dataclass
@@ -40,7 +46,7 @@ class NuisanceSpec:
     """One nuisance, resolved: name, kind, basis, degree, knots setting and reference."""
 
     name: str
-    kind: str                 # "continuous" or "categorical"
+    kind: str                 # CONTINUOUS or CATEGORICAL
     basis: str | None = None  # "polynomial" or "spline" (continuous only)
     degree: int | None = None
     knots: object = None      # int or array of knot positions (spline only)
@@ -89,6 +95,11 @@ class Design:
         """Boolean mask of the nuisance columns (those :meth:`transform` subtracts)."""
         return np.array([g != ORBIT for g in self.groups])
 
+    def columns(self, part):
+        """Boolean mask of the columns of ``part``: ``"all"``, ``"orbit"`` or ``"nuisance"``."""
+        return {"all": np.ones(self.n_terms, bool), "orbit": ~self.is_nuisance,
+                "nuisance": self.is_nuisance}[part]
+
     def evaluate(self, V, codes, *, part="all", fit_units=False):
         """Design columns on the rows of ``V`` / ``codes``.
 
@@ -106,8 +117,7 @@ class Design:
         Y : ndarray of shape (n, n_selected)
             NaN where a needed value is NaN, missing or an unseen category.
         """
-        keep = {"all": np.ones(self.n_terms, bool), "orbit": ~self.is_nuisance,
-                "nuisance": self.is_nuisance}[part]
+        keep = self.columns(part)
         out = np.empty((V.shape[0], self.n_terms))
         rows = keep[self.poly_columns]
         if rows.any():
@@ -131,6 +141,77 @@ class Design:
         idx = self.poly_columns
         T[np.ix_(idx, idx)] = _poly.change_of_basis(self.powers, self.center, self.scale)
         return T
+
+
+def check_knots(knots, name):
+    """An int >= 2 or an array of knot positions (validated), for the spline of ``name``."""
+    if np.ndim(knots) == 0:
+        if not isinstance(knots, Integral) or isinstance(knots, bool) or knots < 2:
+            raise ValueError(f"the number of knots of {name!r} must be an integer >= 2, got "
+                             f"{knots!r}")
+        return int(knots)
+    return _bspline.check_knots(knots, what=f"knots of {name!r}")
+
+
+def orbit_knots(cols, params):
+    """The knots setting of every orbit feature, from the calibrator's parameters (validated)."""
+    if params["orbit_basis"] == "spline" and params["orbit_degree"] < 1:
+        raise ValueError("orbit_basis='spline' needs orbit_degree >= 1 (the spline degree)")
+    knots = per_column(params["orbit_knots"], cols.orbit_names, "orbit_knots")
+    if np.ndim(params["orbit_knots"]) > 0 and not isinstance(params["orbit_knots"], dict) \
+            and len(cols.orbit) > 1 and params["orbit_basis"] == "spline":
+        raise ValueError("orbit_knots gives one set of knot positions for several orbit "
+                         "features; pass a dict feature -> knots")
+    return [check_knots(DEFAULT_KNOTS if k is None else k, name)
+            for k, name in zip(knots, cols.orbit_names)]
+
+
+def nuisance_specs(cols, training, params):
+    """Basis, degree, knots, reference and categories of every nuisance, from the calibrator's
+    ``params`` and the ``training`` rows' statistics (:class:`._sufficient.TrainingStatistics`)."""
+    names = cols.nuisance_names
+    cont = [names[j] for j in cols.continuous]
+    basis = per_column(params["nuisance_basis"], cont, "nuisance_basis")
+    degree = per_column(params["nuisance_degree"], cont, "nuisance_degree")
+    knots = per_column(params["nuisance_knots"], cont, "nuisance_knots")
+    specs, n_orbit = [], len(cols.orbit)
+    for j, name in enumerate(names):
+        ref = cols.nuisance_reference[j]
+        if cols.nuisance_kinds[j] == CATEGORICAL:
+            categories, counts = training.categories(cols.categorical.index(j))
+            if ref is None:
+                ref = max(categories, key=lambda c: counts[c])
+            elif str(ref) not in categories:
+                raise ValueError(f"nuisance_reference {ref!r} of the categorical nuisance "
+                                 f"{name!r} is not one of its categories among the training "
+                                 f"stars: {categories[:20]}")
+            specs.append(NuisanceSpec(name, CATEGORICAL, reference=str(ref),
+                                      categories=categories))
+            continue
+        c = cont.index(name)
+        b = BASES[0] if basis[c] is None else basis[c]
+        d = DEFAULT_DEGREE if degree[c] is None else degree[c]
+        k = DEFAULT_KNOTS if knots[c] is None else knots[c]
+        if b not in BASES:
+            raise ValueError(f"nuisance_basis[{name!r}] must be one of {BASES}, got {b!r}")
+        if not isinstance(d, Integral) or isinstance(d, bool) or d < 1:
+            raise ValueError(f"nuisance_degree[{name!r}] must be an integer >= 1, got {d!r}")
+        if isinstance(ref, str):
+            raise ValueError(f"nuisance_reference {ref!r} of the continuous nuisance {name!r} "
+                             "must be a number (or None)")
+        ref = training.median(n_orbit + cols.continuous.index(j)) if ref is None else float(ref)
+        specs.append(NuisanceSpec(name, CONTINUOUS, b, int(d), check_knots(k, name), ref))
+    spline_arrays = [s.name for s in specs if s.basis == "spline" and np.ndim(s.knots) > 0]
+    if np.ndim(params["nuisance_knots"]) > 0 and not isinstance(params["nuisance_knots"], dict) \
+            and len(spline_arrays) > 1:
+        raise ValueError("nuisance_knots gives one set of knot positions but several "
+                         f"nuisances use splines ({spline_arrays}); pass a dict column -> knots")
+    poly = [s for s in specs if s.basis == "polynomial"]
+    if params["nuisance_interactions"] and (len(poly) != len(cols.continuous)
+                                            or len({s.degree for s in poly}) > 1):
+        raise ValueError("nuisance_interactions=True needs every continuous nuisance in the "
+                         "polynomial basis with one nuisance_degree (a complete polynomial)")
+    return specs
 
 
 def _variable_name(spec):
@@ -167,9 +248,9 @@ def build_design(training, *, orbit_names, orbit_basis, orbit_degree, orbit_knot
     design : Design
     """
     n_orbit = len(orbit_names)
-    continuous = [s for s in nuisances if s.kind == "continuous"]
+    continuous = [s for s in nuisances if s.kind == CONTINUOUS]
     cont_var = {s.name: n_orbit + j for j, s in enumerate(continuous)}
-    cat_var = {s.name: j for j, s in enumerate(s for s in nuisances if s.kind != "continuous")}
+    cat_var = {s.name: j for j, s in enumerate(s for s in nuisances if s.kind != CONTINUOUS)}
 
     # (sort key, name, group, source) of every column; sorted at the end into design order:
     # keys (1, ...) for the constant and the orbit terms, (2, nuisance position, ...) for the rest
@@ -229,14 +310,14 @@ def build_design(training, *, orbit_names, orbit_basis, orbit_degree, orbit_knot
             knots = _bspline.quantile_knots(training.values(var), int(knots),
                                             include=None if group == ORBIT else ref)
         else:
-            knots = _bspline.check_knots(knots, what=f"knots of {name!r}")
+            knots = check_knots(knots, name)
         for i in range(_bspline.n_basis(knots, degree) - 1):
             columns.append((key + (i,), f"B{i + 1}({name})", group, ("spline", len(splines), i)))
         splines.append(_Spline(var, knots, int(degree), ref, None))
 
     offsets = []
     for s in nuisances:
-        if s.kind == "continuous":
+        if s.kind == CONTINUOUS:
             continue
         categories = list(s.categories)
         for i, cat in enumerate(c for c in categories if c != s.reference):

@@ -1,16 +1,11 @@
-"""``NuisanceCalibrator``: remove the dependence of abundances on nuisance parameters at fixed orbit.
-
-The estimator validates its input, resolves the columns' roles and dispatches to the kernels: the
-design is laid out by :mod:`._design` from the basis kernels (:mod:`sklearn_selfcal._kernels.design`,
-``bspline``, ``categorical``), and every abundance is fitted by the batched weighted least squares
-of :mod:`sklearn_selfcal._kernels.wls`.
+"""``NuisanceCalibrator``: validation and dispatch (columns: :mod:`._inputs`, design:
+:mod:`._design`, the fit from sums over the rows, in memory or over partitions: :mod:`._sufficient`).
 """
 
 from __future__ import annotations
 
+import functools
 import time
-import warnings
-from collections import Counter
 from collections.abc import Mapping
 from numbers import Integral, Real
 
@@ -20,24 +15,15 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from .._kernels import categorical as _categorical
 from .._kernels import wls as _wls
 from .._kernels.sampling import as_generator, gaussian_draws
-from .._kernels.bspline import check_knots
-from .._paper import LOGG_REFERENCE, PAPER_TRAINING_BOUNDS, abundance_error_column, calibrated_name
+from .._paper import LOGG_REFERENCE, abundance_error_column, calibrated_name
 from ..cleaning import frame_if_table
 from ..exceptions import UnseenCategoryWarning
-from .._validation import check_positive_column
-from ..selection import within_bounds
-from . import _columns as _col
-from . import _sufficient, _trends
-from ._design import NuisanceSpec
+from . import _inputs, _sufficient, _trends
+from ._design import BASES, DEFAULT_DEGREE, DEFAULT_KNOTS
 
 __all__ = ["NuisanceCalibrator", "UnseenCategoryWarning"]
-
-_BASES = ("polynomial", "spline")
-_DEFAULT_DEGREE = 2
-_DEFAULT_KNOTS = 5
 
 
 class NuisanceCalibrator(TransformerMixin, BaseEstimator):
@@ -136,8 +122,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         the uncertainty of the subtracted nuisance part (from ``coef_cov_``).
     verbose : int, default 0
         When truthy, report each fit (training stars, abundances, time, the most significant
-        nuisance terms).  A fit is one pass over the data (about a second for 10^5 stars), so
-        there is no progress bar.
+        nuisance terms; a fit takes about a second for 10^5 stars: no progress bar).
 
     Attributes
     ----------
@@ -184,6 +169,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
     sklearn_selfcal.selection.disk_sample_mask : the paper's disk-sample cuts, applied before.
     sklearn_selfcal.calibration.trend_summary : which abundances keep a nuisance trend.
     sklearn_selfcal.calibration.chosen_models : the model a grid search chose, per abundance.
+    sklearn_selfcal.calibration.CALIBRATION_PRESETS : named models (the paper's, SDSS-V DR19's).
 
     Notes
     -----
@@ -194,16 +180,10 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
     needed only to fit and score: stars whose actions failed (NaN) are calibrated too.  Rows are
     never dropped or reordered.
 
-    Model selection: :meth:`score` is the held-out fit quality, so scikit-learn's tools choose the
-    model, e.g. ``GridSearchCV(NuisanceCalibrator(), {"nuisance_degree": [1, 2, 3, 4]}, cv=5)``
-    (folds of stars; the training filter applies inside every fold).  With
-    ``scoring=abundance_scorer, refit="score"`` every abundance's own held-out score is kept and
-    :func:`~sklearn_selfcal.calibration.chosen_models` reports the choice per abundance.
-
-    The design columns are centred and scaled internally for the polynomial terms (the normal
-    equations stay well conditioned) and the coefficients and their covariance converted exactly
-    to physical units.  The K normal matrices are formed with one matrix product for all
-    abundances (see ``sklearn_selfcal._kernels.wls``).
+    Model selection: :meth:`score` is the held-out fit quality, so scikit-learn's searches choose
+    the model, e.g. ``GridSearchCV(NuisanceCalibrator(), {"nuisance_degree": [1, 2, 3, 4]})``
+    (the training filter applies inside every fold); per abundance with
+    :func:`~sklearn_selfcal.calibration.abundance_scorer` and ``chosen_models``.
 
     Examples
     --------
@@ -235,12 +215,12 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         "error_columns": [None, callable, "array-like"],
         "weighted": ["boolean"],
         "orbit_features": [str, Integral, "array-like"],
-        "orbit_basis": [StrOptions(set(_BASES))],
+        "orbit_basis": [StrOptions(set(BASES))],
         "orbit_degree": [Interval(Integral, 0, None, closed="left")],
         "orbit_knots": [Interval(Integral, 2, None, closed="left"), "array-like", dict],
         "nuisance_columns": [str, Integral, "array-like"],
         "nuisance_reference": [None, Real, str, "array-like"],
-        "nuisance_basis": [StrOptions(set(_BASES)), dict],
+        "nuisance_basis": [StrOptions(set(BASES)), dict],
         "nuisance_degree": [Interval(Integral, 1, None, closed="left"), dict],
         "nuisance_knots": [Interval(Integral, 2, None, closed="left"), "array-like", dict],
         "nuisance_interactions": ["boolean"],
@@ -252,9 +232,9 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
 
     def __init__(self, abundance_columns=None, *, error_columns=None, weighted=True,
                  orbit_features=("J_R", "J_z", "L_z"), orbit_basis="polynomial", orbit_degree=2,
-                 orbit_knots=_DEFAULT_KNOTS, nuisance_columns=("LOGG",),
+                 orbit_knots=DEFAULT_KNOTS, nuisance_columns=("LOGG",),
                  nuisance_reference=(LOGG_REFERENCE,), nuisance_basis="polynomial",
-                 nuisance_degree=_DEFAULT_DEGREE, nuisance_knots=_DEFAULT_KNOTS,
+                 nuisance_degree=DEFAULT_DEGREE, nuisance_knots=DEFAULT_KNOTS,
                  nuisance_interactions=False, training_filter="paper", covariance="sandwich",
                  errors=False, verbose=0):
         self.abundance_columns = abundance_columns
@@ -275,7 +255,6 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         self.errors = errors
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ input handling
     def _validate_X(self, X, reset):
         X = frame_if_table(X)
         if isinstance(X, pd.DataFrame):
@@ -287,170 +266,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, reset=reset, dtype="numeric", ensure_all_finite=False)
         return X, None
 
-    def _resolve_columns(self, X, feature_names):
-        n_features = X.shape[1]
-        spec = _col.as_list(self.abundance_columns, "abundance_columns")
-        if self.abundance_columns is None:
-            spec = _col.default_abundances(feature_names)
-        if not spec:
-            raise ValueError("abundance_columns is empty")
-        abund = _col.positions(spec, feature_names, n_features, "abundance_columns")
-        orbit = _col.positions(_col.as_list(self.orbit_features, "orbit_features"), feature_names,
-                               n_features, "orbit_features")
-        nuis = _col.positions(_col.as_list(self.nuisance_columns, "nuisance_columns"),
-                              feature_names, n_features, "nuisance_columns")
-        if not nuis:
-            raise ValueError("nuisance_columns is empty: there would be nothing to calibrate")
-        shared = set(abund) & set(orbit + nuis)
-        if shared:
-            raise ValueError(f"columns {_col.display_names(sorted(shared), feature_names)} are "
-                             "used both as abundances and as orbit features or nuisance parameters")
-        repeated = [name for name, count in Counter(
-            _col.display_names(abund + orbit + nuis, feature_names)).items() if count > 1]
-        if repeated:
-            raise ValueError(f"columns {repeated} are given more than once among the abundance, "
-                             "orbit and nuisance columns")
-        err = err_names = None
-        if self.weighted or self.errors:
-            err_spec = _col.error_specification(self.error_columns, spec, feature_names)
-            err = _col.positions(err_spec, feature_names, n_features, "error_columns")
-            err_names = _col.display_names(err, feature_names)
-        kinds = [_col.CATEGORICAL if _col.is_categorical(X, p) else _col.CONTINUOUS for p in nuis]
-        return _col.Columns(
-            abund, _col.display_names(abund, feature_names), err, err_names, orbit,
-            _col.display_names(orbit, feature_names), nuis, _col.display_names(nuis, feature_names),
-            kinds, _col.references(self.nuisance_reference, len(nuis)))
-
-    def _training_rows(self, X, feature_names):
-        tf = self.training_filter
-        n = X.shape[0]
-        if tf is None:
-            return np.ones(n, dtype=bool)
-        if callable(tf) and not isinstance(tf, Mapping):
-            mask = np.asarray(tf(X))
-            if mask.shape != (n,) or mask.dtype != bool:
-                raise ValueError(f"training_filter returned an array of shape {mask.shape} and dtype "
-                                 f"{mask.dtype}; expected booleans of shape ({n},)")
-            return mask
-        bounds = PAPER_TRAINING_BOUNDS if isinstance(tf, str) else tf
-        keys = list(bounds)
-        pos = _col.positions(keys, feature_names, X.shape[1], "training_filter")
-        vals = _col.values(X, pos, _col.display_names(pos, feature_names))
-        mask = np.ones(n, dtype=bool)
-        for j, key in enumerate(keys):
-            try:
-                low, high = bounds[key]
-            except (TypeError, ValueError):
-                raise ValueError(f"training_filter[{key!r}] must be a pair (low, high), got "
-                                 f"{bounds[key]!r}") from None
-            mask &= within_bounds(vals[:, j], low, high)
-        return mask
-
-    def _continuous(self, X, cols):
-        """``V``: the orbit features, then the continuous nuisances (raw values)."""
-        pos = cols.orbit + [cols.nuisance[j] for j in cols.continuous]
-        names = cols.orbit_names + [cols.nuisance_names[j] for j in cols.continuous]
-        return _col.values(X, pos, names)
-
-    def _codes(self, X, cols, warn=True):
-        """Codes of the categorical nuisances (fitted categories); warns about unseen ones."""
-        codes = np.empty((X.shape[0], len(cols.categorical)), dtype=int)
-        for c, j in enumerate(cols.categorical):
-            name = cols.nuisance_names[j]
-            raw = _col.column_series(X, cols.nuisance[j])
-            codes[:, c] = _categorical.encode(raw, self.categories_[name])
-            unseen = codes[:, c] == _categorical.UNSEEN
-            if warn and unseen.any():
-                found = sorted(set(_categorical.categories_of(np.asarray(raw, dtype=object)[unseen])))
-                warnings.warn(
-                    f"nuisance column {name!r}: {int(unseen.sum())} row(s) take categories the "
-                    f"calibrator was not fitted on ({found[:10]}; fitted: "
-                    f"{self.categories_[name]}); their calibrated abundances are NaN",
-                    UnseenCategoryWarning, stacklevel=3)
-        return codes
-
-    def _abundances_and_weights(self, X, cols, check):
-        """Abundances (n, K) and weights (n, K): 1/sigma^2 (or 1), zero where the value is NaN."""
-        A = _col.values(X, cols.abundance, cols.abundance_names)
-        finite = np.isfinite(A)
-        if not self.weighted:
-            return A, finite.astype(float)
-        E = _col.values(X, cols.error, cols.error_names)
-        if check:
-            for k, name in enumerate(cols.error_names):
-                try:
-                    check_positive_column(np.where(finite[:, k], E[:, k], 1.0), name)
-                except ValueError as exc:
-                    raise ValueError(f"{exc} (uncertainty of {cols.abundance_names[k]!r}, needed "
-                                     "wherever the abundance is finite)") from None
-        else:
-            finite &= E > 0
-        return A, np.where(finite, 1.0 / np.where(finite, E, 1.0) ** 2, 0.0)
-
-    def _nuisance_specs(self, cols, training):
-        """Resolve basis, degree, knots, reference and categories of every nuisance.
-
-        ``training``: the training rows' statistics (:class:`._sufficient.TrainingStatistics`).
-        """
-        names = cols.nuisance_names
-        cont = [names[j] for j in cols.continuous]
-        basis = _col.per_column(self.nuisance_basis, cont, "nuisance_basis")
-        degree = _col.per_column(self.nuisance_degree, cont, "nuisance_degree")
-        knots = _col.per_column(self.nuisance_knots, cont, "nuisance_knots")
-        specs, n_orbit = [], len(cols.orbit)
-        for j, name in enumerate(names):
-            ref = cols.nuisance_reference[j]
-            if cols.nuisance_kinds[j] == _col.CATEGORICAL:
-                categories, counts = training.categories(cols.categorical.index(j))
-                if ref is None:
-                    ref = max(categories, key=lambda c: counts[c])
-                elif str(ref) not in categories:
-                    raise ValueError(f"nuisance_reference {ref!r} of the categorical nuisance "
-                                     f"{name!r} is not one of its categories among the training "
-                                     f"stars: {categories[:20]}")
-                specs.append(NuisanceSpec(name, _col.CATEGORICAL, reference=str(ref),
-                                          categories=categories))
-                continue
-            c = cont.index(name)
-            b = _BASES[0] if basis[c] is None else basis[c]
-            d = _DEFAULT_DEGREE if degree[c] is None else degree[c]
-            k = _DEFAULT_KNOTS if knots[c] is None else knots[c]
-            if b not in _BASES:
-                raise ValueError(f"nuisance_basis[{name!r}] must be one of {_BASES}, got {b!r}")
-            if not isinstance(d, Integral) or isinstance(d, bool) or d < 1:
-                raise ValueError(f"nuisance_degree[{name!r}] must be an integer >= 1, got {d!r}")
-            if isinstance(ref, str):
-                raise ValueError(f"nuisance_reference {ref!r} of the continuous nuisance {name!r} "
-                                 "must be a number (or None)")
-            ref = (training.median(n_orbit + cols.continuous.index(j)) if ref is None
-                   else float(ref))
-            specs.append(NuisanceSpec(name, _col.CONTINUOUS, b, int(d), _check_knots(k, name),
-                                      ref))
-        spline_arrays = [s.name for s in specs
-                         if s.basis == "spline" and np.ndim(s.knots) > 0]
-        if np.ndim(self.nuisance_knots) > 0 and not isinstance(self.nuisance_knots, dict) \
-                and len(spline_arrays) > 1:
-            raise ValueError("nuisance_knots gives one set of knot positions but several "
-                             f"nuisances use splines ({spline_arrays}); pass a dict column -> knots")
-        poly = [s for s in specs if s.basis == "polynomial"]
-        if self.nuisance_interactions and (len(poly) != len(cols.continuous)
-                                           or len({s.degree for s in poly}) > 1):
-            raise ValueError("nuisance_interactions=True needs every continuous nuisance in the "
-                             "polynomial basis with one nuisance_degree (a complete polynomial)")
-        return specs
-
-    def _orbit_knots(self, cols):
-        if self.orbit_basis == "spline" and self.orbit_degree < 1:
-            raise ValueError("orbit_basis='spline' needs orbit_degree >= 1 (the spline degree)")
-        knots = _col.per_column(self.orbit_knots, cols.orbit_names, "orbit_knots")
-        if np.ndim(self.orbit_knots) > 0 and not isinstance(self.orbit_knots, dict) \
-                and len(cols.orbit) > 1 and self.orbit_basis == "spline":
-            raise ValueError("orbit_knots gives one set of knot positions for several orbit "
-                             "features; pass a dict feature -> knots")
-        return [_check_knots(_DEFAULT_KNOTS if k is None else k, name)
-                for k, name in zip(knots, cols.orbit_names)]
-
-    # ------------------------------------------------------------------ fit / transform
+    # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the orbit + nuisance model of every abundance on the training stars.
@@ -479,24 +295,50 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
             reference category absent from the training stars, or a rank-deficient design (naming
             the abundance and the collinear design columns).
         """
+        def run(X, prepare):  # one partition, prepared once for every pass
+            rows = prepare(X)
+            return lambda func, combine: combine([func(rows)])
+
+        return self._fit_passes(X, run)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_partitioned(self, head, map_reduce):
+        """Fit on rows held in partitions (out of core): the same fit as :meth:`fit`, from sums.
+
+        Every pass of the fit over the rows is a function of one partition whose results are
+        combined by an associative reduction, so the partitions may live anywhere
+        (``sklearn_selfcal.scaleout`` runs them on a Dask cluster).
+
+        Parameters
+        ----------
+        head : DataFrame
+            The first rows (at least one) with every column and the dtypes of the whole: the
+            columns' roles and kinds (continuous or categorical) are resolved on it.
+        map_reduce : callable
+            ``map_reduce(func, combine)`` returns ``combine([func(part) for part in
+            partitions])`` over the partitions (DataFrames with the columns of ``head``);
+            ``combine`` is associative, so results may be combined in any grouping (a tree).
+            A callable ``training_filter`` is applied to every partition on its own.
+
+        Returns
+        -------
+        self : NuisanceCalibrator
+            The fitted calibrator, as :meth:`fit` on the concatenated partitions (to rounding).
+        """
+        return self._fit_passes(head, lambda head, prepare: lambda func, combine: map_reduce(
+            lambda part: func(prepare(part)), combine))
+
+    def _fit_passes(self, head, make_run):
+        """Validate ``head``, resolve the columns, solve by the passes of ``make_run(head,
+        prepare)`` (``run(func, combine)`` over the prepared partitions) and store the fit."""
         t_start = time.perf_counter()
-        X, feature_names = self._validate_X(X, reset=True)
-        return _sufficient.fit_in_passes(
-            self, X, feature_names, lambda cols: _sufficient.InMemoryRunner(self, cols, X),
-            t_start)
-
-    def _store_fit(self, cols, specs, design, res, meat, n_train):
-        """Fitted attributes from the solution in the scaled basis (``res``: coef, gram_inv, chi2,
-        n_obs) and the sandwich meat (or None), converted to physical units."""
-        n_terms = design.n_terms
-        chi2_red = res.chi2 / (res.n_obs - n_terms)
-        cov_s = self._scaled_covariance(res, meat, n_terms)
-
-        T = design.to_physical()
-        coef = res.coef @ T.T
-        cov = T @ cov_s @ T.T
-        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-
+        head, feature_names = self._validate_X(head, reset=True)
+        params = self.get_params(deep=False)
+        cols = _inputs.resolve_columns(head, feature_names, params)
+        prepare = functools.partial(_inputs.prepare_rows, cols=cols, weighted=self.weighted,
+                                    training_filter=self.training_filter)
+        fit = _sufficient.fit_passes(make_run(head, prepare), cols, params)
+        design = fit.design
         index = pd.Index(list(cols.abundance_names), name="abundance")
         self.abundance_columns_ = list(cols.abundance_names)
         self.error_columns_ = list(cols.error_names) if cols.error_names is not None else None
@@ -505,57 +347,46 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         self.nuisance_groups_ = {g: [n for n, gg in zip(design.names, design.groups) if gg == g]
                                  for g in dict.fromkeys(design.groups) if g != "orbit"}
         self.nuisance_kinds_ = dict(zip(cols.nuisance_names, cols.nuisance_kinds))
-        self.nuisance_reference_ = {s.name: s.reference for s in specs}
+        self.nuisance_reference_ = {s.name: s.reference for s in fit.specs}
+        self.categories_ = {s.name: s.categories for s in fit.specs
+                            if s.kind == _inputs.CATEGORICAL}
         self.knots_ = {cols.orbit_names[s.variable] if s.variable < len(cols.orbit)
                        else cols.nuisance_names[cols.continuous[s.variable - len(cols.orbit)]]:
                        s.knots for s in design.splines}
-        self.coef_ = pd.DataFrame(coef, index=index, columns=self.design_names_)
-        self.coef_cov_ = cov
-        self.coef_stderr_ = pd.DataFrame(np.sqrt(np.einsum("kii->ki", cov)), index=index,
+        self.coef_ = pd.DataFrame(fit.coef, index=index, columns=self.design_names_)
+        self.coef_cov_ = fit.cov
+        self.coef_stderr_ = pd.DataFrame(np.sqrt(np.einsum("kii->ki", fit.cov)), index=index,
                                          columns=self.design_names_)
-        self.chi2_reduced_ = pd.Series(chi2_red, index=index, name="chi2_reduced")
-        self.n_stars_ = pd.Series(res.n_obs.astype(int), index=index, name="n_stars")
-        self.n_training_stars_ = n_train
-        self._cols = cols
-        self._design = design
+        self.chi2_reduced_ = pd.Series(fit.chi2 / (fit.n_obs - design.n_terms), index=index,
+                                       name="chi2_reduced")
+        self.n_stars_ = pd.Series(fit.n_obs.astype(int), index=index, name="n_stars")
+        self.n_training_stars_ = fit.n_train
+        self._cols, self._design = cols, design
+        if self.verbose:
+            z = (self.coef_[self.nuisance_terms_] / self.coef_stderr_[self.nuisance_terms_]).abs()
+            top = ", ".join(f"{a} {term} ({value:.0f} sigma)"
+                            for (a, term), value in z.stack().nlargest(3).items())
+            print(f"NuisanceCalibrator: {len(self.abundance_columns_)} abundances fitted on "
+                  f"{self.n_training_stars_} training stars in {time.perf_counter() - t_start:.2f}"
+                  f" s ({design.n_terms} terms); strongest nuisance terms: {top}", flush=True)
+        return self
 
-
-    def _report_fit(self, seconds):
-        """One line per fit: sizes, time and the most significant nuisance terms."""
-        z = (self.coef_[self.nuisance_terms_] / self.coef_stderr_[self.nuisance_terms_]).abs()
-        best = z.stack().nlargest(3)
-        top = ", ".join(f"{a} {term} ({value:.0f} sigma)" for (a, term), value in best.items())
-        print(f"NuisanceCalibrator: {len(self.abundance_columns_)} abundances fitted on "
-              f"{self.n_training_stars_} training stars in {seconds:.2f} s "
-              f"({len(self.design_names_)} terms); strongest nuisance terms: {top}", flush=True)
-
-    def _scaled_covariance(self, res, meat, n_terms):
-        """Coefficient covariance in the scaled basis, as ``covariance`` says."""
-        dof = res.n_obs - n_terms
-        if self.covariance == "chi2":
-            return res.gram_inv * (res.chi2 / dof)[:, None, None]
-        if self.covariance == "sandwich":
-            return res.gram_inv @ meat @ res.gram_inv * (res.n_obs / dof)[:, None, None]
-        return res.gram_inv
-
+    # ------------------------------------------------------------------ transform
     def _parts(self, X, part, warn=True):
         """Design columns of ``part`` on X and their coefficients (K, D_part), physical units."""
         cols = self._cols
-        Y = self._design.evaluate(self._continuous(X, cols), self._codes(X, cols, warn=warn),
+        Y = self._design.evaluate(_inputs.continuous_values(X, cols),
+                                  _inputs.category_codes(X, cols, self.categories_, warn=warn),
                                   part=part)
-        mask = {"all": np.ones(len(self.design_names_), bool), "orbit": ~self._design.is_nuisance,
-                "nuisance": self._design.is_nuisance}[part]
+        mask = self._design.columns(part)
         return Y, self.coef_.to_numpy()[:, mask], mask
 
-    def _nuisance_part(self, X, warn=True):
-        """``Y_nuis theta_nuis`` (n_stars, n_abundances), physical units, from ``coef_``."""
-        Y, coef, _ = self._parts(X, "nuisance", warn)
-        return Y @ coef.T
-
-    def _orbit_part(self, X):
-        """``Y_orbit theta_orbit`` (n_stars, n_abundances), physical units, from ``coef_``."""
-        Y, coef, _ = self._parts(X, "orbit", warn=False)
-        return Y @ coef.T
+    def _nuisance_design(self, X):
+        """``X`` validated, its abundances (n, K), the nuisance design, coefficients and mask."""
+        check_is_fitted(self, "coef_")
+        X, _ = self._validate_X(X, reset=False)
+        A = _inputs.values(X, self._cols.abundance, self._cols.abundance_names)
+        return (X, A) + self._parts(X, "nuisance")
 
     def transform(self, X):
         """Subtract the fitted nuisance part from every abundance (paper equation 4).
@@ -574,15 +405,11 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
             same order; NaN where the abundance or a nuisance value is missing or a category is
             unseen.
         """
-        check_is_fitted(self, "coef_")
-        X, _ = self._validate_X(X, reset=False)
-        cols = self._cols
-        A = _col.values(X, cols.abundance, cols.abundance_names)
-        Y, coef, mask = self._parts(X, "nuisance")
+        X, A, Y, coef, mask = self._nuisance_design(X)
         out = A - Y @ coef.T
         if not self.errors:
             return np.ascontiguousarray(out)
-        E = _col.values(X, cols.error, cols.error_names)
+        E = _inputs.values(X, self._cols.error, self._cols.error_names, where=np.isfinite(out))
         cov = self.coef_cov_[:, mask][:, :, mask]
         var = _wls.prediction_variance(np.ascontiguousarray(Y.T), cov).T
         err = np.sqrt(E**2 + np.maximum(var, 0.0))
@@ -613,11 +440,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         calibrated : ndarray of shape (n_stars, n_abundances)
             Calibrated abundances (dex), columns in the order of ``abundance_columns_``.
         """
-        check_is_fitted(self, "coef_")
-        X, _ = self._validate_X(X, reset=False)
-        cols = self._cols
-        A = _col.values(X, cols.abundance, cols.abundance_names)
-        Y, coef, mask = self._parts(X, "nuisance")
+        X, A, Y, coef, mask = self._nuisance_design(X)
         draws = gaussian_draws(coef, self.coef_cov_[:, mask][:, :, mask],
                                as_generator(random_state))
         return np.ascontiguousarray(A - Y @ draws.T)
@@ -650,21 +473,27 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ model selection
-    def _held_out_chi2(self, X):
-        """Weighted chi-square of the full model and the number of values, per abundance."""
+    def _residual_rows(self, X, training_only=True, warn=True):
+        """Abundances, weights (0 outside the rows), full design and coefficients, and the rows
+        with finite design (and passing the training filter) of the validated ``X``."""
         check_is_fitted(self, "coef_")
         X, feature_names = self._validate_X(X, reset=False)
-        cols = self._cols
-        A, W = self._abundances_and_weights(X, cols, check=False)
-        Y, coef, _ = self._parts(X, "all")
-        rows = self._training_rows(X, feature_names) & np.isfinite(Y).all(axis=1)
-        W[~rows] = 0.0
-        resid = np.where(W > 0, A - np.where(rows[:, None], Y, 0.0) @ coef.T, 0.0)
+        A, W = _inputs.abundances_and_weights(X, self._cols, weighted=self.weighted, check=False)
+        Y, coef, _ = self._parts(X, "all", warn=warn)
+        rows = np.isfinite(Y).all(axis=1)
+        if training_only:
+            rows &= _inputs.training_rows(X, feature_names, self.training_filter)
+        return (X, feature_names, A, np.where(rows[:, None], W, 0.0),
+                np.where(rows[:, None], Y, 0.0), coef)
+
+    def _held_out_chi2(self, X):
+        """Weighted chi-square of the full model and the number of values, per abundance."""
+        _, _, A, W, Y, coef = self._residual_rows(X)
         n = (W > 0).sum(axis=0)
         if n.sum() == 0:
             raise ValueError("no star of X passes the training filter with finite orbit features, "
                              "nuisance values and a valid abundance: nothing to score")
-        return (W * resid**2).sum(axis=0), n
+        return (W * np.where(W > 0, A - Y @ coef.T, 0.0) ** 2).sum(axis=0), n
 
     def score(self, X, y=None):
         """Held-out fit quality: minus the mean weighted chi-square per star and abundance.
@@ -757,44 +586,15 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         --------
         trend_summary : per abundance and column, the size and significance of what is left.
         """
-        check_is_fitted(self, "coef_")
-        X, feature_names = self._validate_X(X, reset=False)
-        cols = self._cols
-        pos = (cols.nuisance if columns is None else
-               _col.positions(_col.as_list(columns, "columns"), feature_names, X.shape[1],
-                              "columns"))
-        names = _col.display_names(pos, feature_names)
-        A, weights = self._abundances_and_weights(X, cols, check=False)
-        Yo, coef_o, _ = self._parts(X, "orbit", warn=False)
-        orbit_part = Yo @ coef_o.T
-        nuis_part = self._nuisance_part(X, warn=False)
-        rows = np.isfinite(orbit_part).all(axis=1) & np.isfinite(nuis_part).all(axis=1)
-        if training_only:
-            rows &= self._training_rows(X, feature_names)
-        if not rows.any():
-            raise ValueError("no star has finite orbit features and nuisance values to bin")
-        binned = []
-        for p, name in zip(pos, names):
-            if _col.is_categorical(X, p) or self.nuisance_kinds_.get(name) == _col.CATEGORICAL:
-                binned.append((name, "categorical", _col.column_series(X, p)))
-            else:
-                binned.append((name, "continuous", _col.values(X, [p], [name])[:, 0]))
-        by_values = by_name = None
-        if by is not None:
-            (pb,) = _col.positions([by], feature_names, X.shape[1], "by")
-            by_name = _col.display_names([pb], feature_names)[0]
-            by_values = _col.values(X, [pb], [by_name])[:, 0]
+        X, feature_names, A, weights, Y, coef = self._residual_rows(X, training_only, warn=False)
+        if not (weights > 0).any():
+            raise ValueError("no star has finite orbit features, nuisance values and a valid "
+                             "abundance to bin")
+        nuis = self._design.is_nuisance
+        orbit_part, nuis_part = Y[:, ~nuis] @ coef[:, ~nuis].T, Y[:, nuis] @ coef[:, nuis].T
+        columns = self._cols.nuisance if columns is None else _inputs.as_list(columns, "columns")
+        binned, by = _trends.columns_to_bin(X, feature_names, columns, by, self.nuisance_kinds_)
         return _trends.binned_residuals(
-            cols.abundance_names, {"before": A - orbit_part, "after": A - nuis_part - orbit_part},
-            np.where(rows[:, None], weights, 0.0), binned, n_bins=n_bins, by=(by_name, by_values),
-            n_by_bins=n_by_bins)
-
-
-def _check_knots(knots, name):
-    """An int >= 2 or an array of knot positions (validated), for the spline of ``name``."""
-    if np.ndim(knots) == 0:
-        if not isinstance(knots, Integral) or isinstance(knots, bool) or knots < 2:
-            raise ValueError(f"the number of knots of {name!r} must be an integer >= 2, got "
-                             f"{knots!r}")
-        return int(knots)
-    return check_knots(knots, what=f"knots of {name!r}")
+            self.abundance_columns_, {"before": A - orbit_part,
+                                      "after": A - nuis_part - orbit_part},
+            weights, binned, n_bins=n_bins, by=by, n_by_bins=n_by_bins)

@@ -1,63 +1,32 @@
 """The calibrator's fit as passes over partitions of the rows, reduced by sums.
 
-Everything the fit needs of the data is a sum over rows, or an order statistic of one column of
-the training rows:
-
-1. a *summary* of every partition: its row and training-row counts, which abundances have a
-   finite value, the counts of every category of a categorical nuisance among the training rows,
-   and the count, mean and sum of squared deviations of every continuous value (merged exactly as
-   Chan et al.'s parallel variance). These fix the references, the categories and the centring
-   and scaling of the polynomial terms;
-2. the *normal equations* of every partition in the scaled basis
-   (:func:`~sklearn_selfcal._kernels.wls.normal_equations`), summed and solved once;
-3. the *residual sums* at the solution (weighted chi-square and the sandwich covariance's
-   "meat", :func:`~sklearn_selfcal._kernels.wls.residual_sums`), summed.
-
-A median reference (``nuisance_reference=None``) and spline knots at quantiles need the training
-values of that one column; they are gathered only when asked for (one more pass).
-
-The passes are run by a *runner*, a callable ``run(func, combine)`` applying ``func`` to the
-prepared rows of every partition (:func:`prepare_rows`) and reducing the results with
-``combine`` (associative: a list of results, or of combined results, to one). :meth:`NuisanceCalibrator.fit` runs them
-on its one in-memory table (:class:`InMemoryRunner`); ``sklearn_selfcal.scaleout`` runs them on the
-partitions of a Dask DataFrame, so that both fits are the same code and agree to rounding.
+Everything the fit needs of the data is a sum over rows (a :class:`Summary` of counts, categories
+and moments, merged exactly as Chan et al.'s parallel variance; the normal equations in the scaled
+basis, :func:`~sklearn_selfcal._kernels.wls.normal_equations`; the residual sums at the solution,
+:func:`~sklearn_selfcal._kernels.wls.residual_sums`), or the training values of one column where a
+median reference or quantile knots need them (one more pass, only then). :func:`fit_passes` runs
+the passes with a *runner* ``run(func, combine)`` that applies ``func`` to the prepared rows
+(:func:`._inputs.prepare_rows`) of every partition and reduces the results with the associative
+``combine``: on one in-memory table in :meth:`NuisanceCalibrator.fit`, on any partitions in
+:meth:`NuisanceCalibrator.fit_partitioned`, so that both fits are the same code.
 """
 
 from __future__ import annotations
 
-import time
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import Bunch
 
 from .._kernels import categorical as _categorical
 from .._kernels import wls as _wls
 from .._kernels.reductions import merge_moments, moments
-from . import _columns as _col
-from ._design import build_design
+from . import _inputs
+from ._design import build_design, nuisance_specs, orbit_knots
 
-__all__ = ["Summary", "TrainingStatistics", "InMemoryRunner", "prepare_rows", "add_tuples",
-           "fit_in_passes", "fit_partitioned"]
-
-
-def prepare_rows(est, cols, X):
-    """What every pass reads of one partition: abundances, weights, continuous values, training rows.
-
-    Row-level data checks (a non-positive uncertainty where the abundance is finite, an infinite
-    value, a non-numeric column) raise here, naming the column.
-    """
-    feature_names = np.asarray(X.columns, dtype=object) if isinstance(X, pd.DataFrame) else None
-    A, weights = est._abundances_and_weights(X, cols, check=True)
-    V = est._continuous(X, cols)
-    missing_cat = np.zeros(X.shape[0], dtype=bool)
-    for j in cols.categorical:
-        missing_cat |= pd.isna(np.asarray(_col.column_series(X, cols.nuisance[j]),
-                                          dtype=object)).astype(bool)
-    train = est._training_rows(X, feature_names) & np.isfinite(V).all(axis=1) & ~missing_cat
-    return Bunch(X=X, A=A, weights=weights, V=V, train=train, cache={})
+__all__ = ["Summary", "TrainingStatistics", "add_tuples", "fit_passes"]
 
 
 @dataclass
@@ -71,12 +40,11 @@ class Summary:
     moments: tuple                   # (n, mean, M2) of every continuous value, training rows
 
     @classmethod
-    def of(cls, est, cols, rows):
+    def of(cls, cols, rows):
         Vt = rows.V[rows.train]
         counts = []
         for j in cols.categorical:
-            raw = _col.column_series(rows.X, cols.nuisance[j])
-            raw = raw[rows.train]
+            raw = _inputs.column_series(rows.X, cols.nuisance[j])[rows.train]
             counts.append(Counter(dict(zip(*_category_counts(raw)))))
         return cls(n_rows=int(rows.A.shape[0]), n_train=int(rows.train.sum()),
                    finite_any=np.isfinite(rows.A).any(axis=0), category_counts=counts,
@@ -136,21 +104,11 @@ class TrainingStatistics:
         return mean[columns] - shift, np.where(scale > 0, scale, 1.0)
 
 
-class InMemoryRunner:
-    """Runs the passes on one in-memory table (prepared once; the design columns cached)."""
-
-    def __init__(self, est, cols, X):
-        self.rows = prepare_rows(est, cols, X)
-
-    def __call__(self, func, combine):
-        return combine([func(self.rows)])
-
-
-def _design_t(est, cols, design, rows):
+def _design_t(cols, design, categories, rows):
     """Transposed design of the training rows in fit units, and its pair products (cached)."""
     key = id(design)
     if key not in rows.cache:
-        codes = est._codes(rows.X, cols, warn=False)
+        codes = _inputs.category_codes(rows.X, cols, categories, warn=False)
         design_t = np.ascontiguousarray(
             design.evaluate(rows.V[rows.train], codes[rows.train], fit_units=True).T)
         rows.cache.clear()
@@ -163,15 +121,15 @@ def _training_targets(rows):
     return rows.A.T[:, rows.train], rows.weights.T[:, rows.train]
 
 
-def _normal_equations(est, cols, design, rows):
-    design_t, products = _design_t(est, cols, design, rows)
+def _normal_equations(cols, design, categories, rows):
+    design_t, products = _design_t(cols, design, categories, rows)
     At, W = _training_targets(rows)
     gram, rhs = _wls.normal_equations(design_t, At, W, products)
     return gram, rhs, (W > 0).sum(axis=1)
 
 
-def _residual_sums(est, cols, design, coef, meat, rows):
-    design_t, products = _design_t(est, cols, design, rows)
+def _residual_sums(cols, design, categories, coef, meat, rows):
+    design_t, products = _design_t(cols, design, categories, rows)
     At, W = _training_targets(rows)
     return _wls.residual_sums(design_t, At, W, coef, products, meat=meat)
 
@@ -182,33 +140,28 @@ def add_tuples(parts):
                  for items in zip(*parts))
 
 
-def fit_in_passes(est, X, feature_names, make_runner, t_start=None):
-    """Fit ``est`` (a NuisanceCalibrator) by passes of ``run`` over the partitions of the data.
+def fit_passes(run, cols, params):
+    """Solve the calibration model's weighted least squares from sums over the rows' partitions.
 
     Parameters
     ----------
-    est : NuisanceCalibrator
-        Parameters validated; ``n_features_in_`` (and ``feature_names_in_``) set from ``X``.
-    X : DataFrame or ndarray
-        The data, or its first rows (column roles and kinds are resolved on it).
-    feature_names : ndarray of str or None
-    make_runner : callable
-        ``make_runner(cols) -> run`` with ``run(func, combine)`` the results of ``func(rows)`` for
-        the :func:`prepare_rows` of every partition reduced by ``combine`` (``cols``: the resolved
-        column roles).
-    t_start : float, optional
-        ``time.perf_counter()`` at the start of the fit (for ``verbose``).
+    run : callable
+        ``run(func, combine)``: the results of ``func(rows)`` for the prepared rows
+        (:func:`._inputs.prepare_rows`) of every partition, reduced by ``combine``.
+    cols : Columns
+        The resolved column roles.
+    params : dict
+        The calibrator's parameters (``get_params()``).
 
     Returns
     -------
-    est : NuisanceCalibrator
-        Fitted.
+    fit : Bunch
+        ``specs`` (resolved nuisances), ``design``, ``coef`` (K, D) and ``cov`` (K, D, D) in
+        physical units (``cov`` as ``params["covariance"]`` says), ``chi2`` (weighted residual
+        sum of squares) and ``n_obs`` (values fitted) per abundance, ``n_train`` (training rows).
     """
-    t_start = time.perf_counter() if t_start is None else t_start
-    cols = est._resolve_columns(X, feature_names)
-    orbit_knots = est._orbit_knots(cols)
-    run = make_runner(cols)
-    summary = run(lambda rows: Summary.of(est, cols, rows), Summary.merge)
+    knots = orbit_knots(cols, params)
+    summary = run(functools.partial(Summary.of, cols), Summary.merge)
     for k, name in enumerate(cols.abundance_names):
         if not summary.finite_any[k]:
             raise ValueError(f"abundance column {name!r} has no finite value (all NaN)")
@@ -216,14 +169,16 @@ def fit_in_passes(est, X, feature_names, make_runner, t_start=None):
         raise ValueError(f"no training star: of X's {summary.n_rows} row(s) none passes the "
                          "training filter with finite orbit features and nuisance values")
     training = TrainingStatistics(summary, run)
-    specs = est._nuisance_specs(cols, training)
-    est.categories_ = {s.name: s.categories for s in specs if s.kind == _col.CATEGORICAL}
-    design = build_design(training, orbit_names=cols.orbit_names, orbit_basis=est.orbit_basis,
-                          orbit_degree=est.orbit_degree, orbit_knots=orbit_knots,
-                          nuisances=specs, interactions=est.nuisance_interactions)
+    specs = nuisance_specs(cols, training, params)
+    categories = {s.name: s.categories for s in specs if s.kind == _inputs.CATEGORICAL}
+    design = build_design(training, orbit_names=cols.orbit_names,
+                          orbit_basis=params["orbit_basis"], orbit_degree=params["orbit_degree"],
+                          orbit_knots=knots, nuisances=specs,
+                          interactions=params["nuisance_interactions"])
     n_terms = design.n_terms
 
-    gram, rhs, n_stars = run(lambda rows: _normal_equations(est, cols, design, rows), add_tuples)
+    gram, rhs, n_stars = run(functools.partial(_normal_equations, cols, design, categories),
+                             add_tuples)
     few = [(name, int(n)) for name, n in zip(cols.abundance_names, n_stars) if n <= n_terms]
     if few:
         raise ValueError(
@@ -243,38 +198,18 @@ def fit_in_passes(est, X, feature_names, make_runner, t_start=None):
             "a valid value, or lower the degrees / number of knots."
         )
     coef_s, gram_inv = _wls.coef_from_normal(gram, rhs)
-    sandwich = est.covariance == "sandwich"
-    chi2, n_obs, meat = run(lambda rows: _residual_sums(est, cols, design, coef_s, sandwich, rows),
-                            add_tuples)
-    res = _wls.WLSResult(coef=coef_s, gram_inv=gram_inv, chi2=chi2, n_obs=n_obs, resid=None)
-    est._store_fit(cols, specs, design, res, meat, summary.n_train)
-    if est.verbose:
-        est._report_fit(time.perf_counter() - t_start)
-    return est
-
-
-def fit_partitioned(est, head, make_runner):
-    """Fit ``est`` on partitioned data: parameters validated, columns resolved on ``head``.
-
-    The entry point of out-of-memory fits (``sklearn_selfcal.scaleout``): what
-    :meth:`NuisanceCalibrator.fit` does, with the data's passes run by ``make_runner(cols)``
-    instead of on one table.
-
-    Parameters
-    ----------
-    est : NuisanceCalibrator
-    head : DataFrame
-        The first rows of the data (at least one), with every column and the dtypes of the
-        whole: column roles and kinds (continuous or categorical) are resolved on it.
-    make_runner : callable
-        As in :func:`fit_in_passes`.
-
-    Returns
-    -------
-    est : NuisanceCalibrator
-        Fitted.
-    """
-    t_start = time.perf_counter()
-    est._validate_params()
-    X, feature_names = est._validate_X(head, reset=True)
-    return fit_in_passes(est, X, feature_names, make_runner, t_start)
+    covariance = params["covariance"]
+    chi2, n_obs, meat = run(functools.partial(_residual_sums, cols, design, categories, coef_s,
+                                              covariance == "sandwich"), add_tuples)
+    dof = n_obs - n_terms
+    if covariance == "chi2":
+        cov = gram_inv * (chi2 / dof)[:, None, None]
+    elif covariance == "sandwich":
+        cov = gram_inv @ meat @ gram_inv * (n_obs / dof)[:, None, None]
+    else:
+        cov = gram_inv
+    T = design.to_physical()
+    cov = T @ cov @ T.T
+    return Bunch(specs=specs, design=design, coef=coef_s @ T.T,
+                 cov=0.5 * (cov + np.swapaxes(cov, 1, 2)), chi2=chi2, n_obs=n_obs,
+                 n_train=summary.n_train)

@@ -14,8 +14,26 @@ from scipy import stats
 
 from .._kernels import categorical as _categorical
 from .._kernels.binned import equal_count_bins
+from . import _inputs
 
-__all__ = ["binned_residuals", "trend_summary"]
+__all__ = ["columns_to_bin", "binned_residuals", "trend_summary"]
+
+
+def columns_to_bin(X, feature_names, columns, by, kinds):
+    """``columns`` of ``X`` as ``(name, kind, values)`` (categorical as a nuisance would be or as
+    ``kinds``, the fitted nuisances' kinds, says) and ``by`` as ``(name, values)``."""
+    pos = _inputs.positions(columns, feature_names, X.shape[1], "columns")
+    binned = []
+    for p, name in zip(pos, _inputs.display_names(pos, feature_names)):
+        if _inputs.is_categorical(X, p) or kinds.get(name) == _inputs.CATEGORICAL:
+            binned.append((name, _inputs.CATEGORICAL, _inputs.column_series(X, p)))
+        else:
+            binned.append((name, _inputs.CONTINUOUS, _inputs.values(X, [p], [name])[:, 0]))
+    if by is None:
+        return binned, (None, None)
+    (pb,) = _inputs.positions([by], feature_names, X.shape[1], "by")
+    name = _inputs.display_names([pb], feature_names)[0]
+    return binned, (name, _inputs.values(X, [pb], [name])[:, 0])
 
 
 def _weighted_bins(group, n_groups, resid, w):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..calibration._sufficient import fit_partitioned, prepare_rows
-from ._reduce import SPLIT_EVERY, PartitionRunner, first_rows
+import functools
+
+from ._reduce import SPLIT_EVERY, first_rows, tree_reduce
 
 __all__ = ["fit_calibrator_distributed"]
 
@@ -11,8 +12,9 @@ __all__ = ["fit_calibrator_distributed"]
 def fit_calibrator_distributed(calibrator, ddf, *, client=None, split_every=SPLIT_EVERY):
     """Fit a :class:`~sklearn_selfcal.NuisanceCalibrator` on a Dask DataFrame, partition by partition.
 
-    The fit is the in-memory one (the same code, :mod:`sklearn_selfcal.calibration._sufficient`)
-    with every pass over the rows run on the partitions and reduced by sums on the workers:
+    The fit is the in-memory one (:meth:`~sklearn_selfcal.NuisanceCalibrator.fit_partitioned`,
+    the same code as ``fit``) with every pass over the rows run on the partitions and reduced by
+    sums on the workers:
 
     1. a summary of every partition (row counts, categories and their counts among the training
        rows, count / mean / squared deviations of the continuous values, merged exactly), which
@@ -62,8 +64,6 @@ def fit_calibrator_distributed(calibrator, ddf, *, client=None, split_every=SPLI
     >>> bool(np.allclose(parts.coef_, whole.coef_, rtol=1e-10, atol=0))
     True
     """
-    def make_runner(cols):
-        return PartitionRunner(ddf, lambda part: prepare_rows(calibrator, cols, part),
-                               client=client, split_every=split_every)
-
-    return fit_partitioned(calibrator, first_rows(ddf), make_runner)
+    map_reduce = functools.partial(tree_reduce, ddf.to_delayed(), client=client,
+                                   split_every=split_every)
+    return calibrator.fit_partitioned(first_rows(ddf), map_reduce)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["tree_reduce", "PartitionRunner", "first_rows"]
+__all__ = ["tree_reduce", "first_rows"]
 
 #: Results combined per task of the reduction tree.
 SPLIT_EVERY = 8
@@ -56,20 +56,6 @@ def tree_reduce(parts, func, combine, *, prepare=None, client=None, split_every=
     if client is not None:
         return client.compute(level[0]).result()
     return level[0].compute()
-
-
-class PartitionRunner:
-    """``run(func, combine)`` over the partitions of a Dask DataFrame (see :func:`tree_reduce`)."""
-
-    def __init__(self, ddf, prepare=None, *, client=None, split_every=SPLIT_EVERY):
-        self.parts = ddf.to_delayed()
-        self.prepare = prepare
-        self.client = client
-        self.split_every = split_every
-
-    def __call__(self, func, combine):
-        return tree_reduce(self.parts, func, combine, prepare=self.prepare, client=self.client,
-                           split_every=self.split_every)
 
 
 def first_rows(ddf, n=64):
