@@ -55,7 +55,9 @@ RUN_SETTINGS = {
         "lsf_moments": "auto",  # LSF_1..LSF_5 if present, or a list
         "scratch": "auto",      # feature matrices in scratch files: "auto", true or false
     },
-    "calibration": {"min_stars_per_coefficient": 3},
+    # a named model of calibration.CALIBRATION_PRESETS ("paper", "sdss5", "sdss5_release"), its
+    # parameters set before the section's own keys
+    "calibration": {"preset": "paper"},
     "gradient": {"column": "FE_H_NEW", "population": "low_alpha", "radius": "R_MEDIAN",
                  "n_walkers": 32, "n_steps": 5000, "burn_in": 1000, "thin": 10, "min_bins": 5,
                  "n_bootstrap": 0, "distance_errors": True, "calibration_errors": True,
@@ -228,6 +230,15 @@ def config_params(config, pipeline):
     """
     available = pipeline.get_params(deep=True)
     params = {}
+    calibrator = STEP_SECTIONS["calibration"]
+    if calibrator in available:
+        from .calibration import CALIBRATION_PRESETS
+
+        preset = config.get("calibration", {}).get("preset", RUN_SETTINGS["calibration"]["preset"])
+        if preset not in CALIBRATION_PRESETS:
+            raise KeyError(f"config [calibration] preset = {preset!r}: the presets are "
+                           f"{sorted(CALIBRATION_PRESETS)}")
+        params.update({f"{calibrator}__{k}": v for k, v in CALIBRATION_PRESETS[preset].items()})
     for section, prefix in STEP_SECTIONS.items():
         if prefix not in available:
             continue

@@ -120,6 +120,11 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
     errors : bool, default False
         Also return ``<X>_NEW_ERR`` (dex): the reported uncertainty combined in quadrature with
         the uncertainty of the subtracted nuisance part (from ``coef_cov_``).
+    min_stars_per_coefficient : int or None, default None
+        None: an abundance that cannot be fitted (no value, no more training stars than design
+        terms, a rank-deficient design) is an error. An int ``m``: such abundances, and those with
+        fewer than ``m`` training stars per coefficient, are left uncalibrated (no ``<X>_NEW``
+        column) and recorded with the reason in ``skipped_``; the others are fitted as if alone.
     verbose : int, default 0
         When truthy, report each fit (training stars, abundances, time, the most significant
         nuisance terms; a fit takes about a second for 10^5 stars: no progress bar).
@@ -159,6 +164,8 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         Stars that entered each abundance's fit (training rows with a valid value).
     n_training_stars_ : int
         Rows passing the training filter with finite orbit features and nuisance values.
+    skipped_ : dict of str to str
+        Abundances left uncalibrated, with why (``min_stars_per_coefficient``); empty otherwise.
     n_features_in_ : int
         Number of columns of ``X`` seen in ``fit``.
     feature_names_in_ : ndarray of str
@@ -227,6 +234,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         "training_filter": [StrOptions({"paper"}), Mapping, callable, None],
         "covariance": [StrOptions({"sandwich", "chi2", "reported"})],
         "errors": ["boolean"],
+        "min_stars_per_coefficient": [Interval(Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
     }
 
@@ -236,7 +244,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
                  nuisance_reference=(LOGG_REFERENCE,), nuisance_basis="polynomial",
                  nuisance_degree=DEFAULT_DEGREE, nuisance_knots=DEFAULT_KNOTS,
                  nuisance_interactions=False, training_filter="paper", covariance="sandwich",
-                 errors=False, verbose=0):
+                 errors=False, min_stars_per_coefficient=None, verbose=0):
         self.abundance_columns = abundance_columns
         self.error_columns = error_columns
         self.weighted = weighted
@@ -253,6 +261,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         self.training_filter = training_filter
         self.covariance = covariance
         self.errors = errors
+        self.min_stars_per_coefficient = min_stars_per_coefficient
         self.verbose = verbose
 
     def _validate_X(self, X, reset):
@@ -338,37 +347,27 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         prepare = functools.partial(_inputs.prepare_rows, cols=cols, weighted=self.weighted,
                                     training_filter=self.training_filter)
         fit = _sufficient.fit_passes(make_run(head, prepare), cols, params)
-        design = fit.design
-        index = pd.Index(list(cols.abundance_names), name="abundance")
-        self.abundance_columns_ = list(cols.abundance_names)
-        self.error_columns_ = list(cols.error_names) if cols.error_names is not None else None
-        self.design_names_ = list(design.names)
-        self.nuisance_terms_ = [n for n, nuis in zip(design.names, design.is_nuisance) if nuis]
-        self.nuisance_groups_ = {g: [n for n, gg in zip(design.names, design.groups) if gg == g]
-                                 for g in dict.fromkeys(design.groups) if g != "orbit"}
-        self.nuisance_kinds_ = dict(zip(cols.nuisance_names, cols.nuisance_kinds))
-        self.nuisance_reference_ = {s.name: s.reference for s in fit.specs}
-        self.categories_ = {s.name: s.categories for s in fit.specs
-                            if s.kind == _inputs.CATEGORICAL}
-        self.knots_ = {cols.orbit_names[s.variable] if s.variable < len(cols.orbit)
-                       else cols.nuisance_names[cols.continuous[s.variable - len(cols.orbit)]]:
-                       s.knots for s in design.splines}
-        self.coef_ = pd.DataFrame(fit.coef, index=index, columns=self.design_names_)
-        self.coef_cov_ = fit.cov
-        self.coef_stderr_ = pd.DataFrame(np.sqrt(np.einsum("kii->ki", fit.cov)), index=index,
-                                         columns=self.design_names_)
-        self.chi2_reduced_ = pd.Series(fit.chi2 / (fit.n_obs - design.n_terms), index=index,
-                                       name="chi2_reduced")
-        self.n_stars_ = pd.Series(fit.n_obs.astype(int), index=index, name="n_stars")
-        self.n_training_stars_ = fit.n_train
-        self._cols, self._design = cols, design
+        self.skipped_ = {}
+        while "skipped" in fit:  # fit the others as if alone
+            self.skipped_.update(fit.skipped)
+            kept = [k for k, name in enumerate(cols.abundance_names) if name not in fit.skipped]
+            cols = _inputs.subset_abundances(cols, kept)
+            if not kept:  # nothing to calibrate: transform adds no column
+                vars(self).update(_sufficient.fitted_attributes(None, cols))
+                self._cols, self._design = cols, None
+                return self
+            prepare = functools.partial(_inputs.prepare_rows, cols=cols, weighted=self.weighted,
+                                        training_filter=self.training_filter)
+            fit = _sufficient.fit_passes(make_run(head, prepare), cols, params)
+        vars(self).update(_sufficient.fitted_attributes(fit, cols))
+        self._cols, self._design = cols, fit.design
         if self.verbose:
             z = (self.coef_[self.nuisance_terms_] / self.coef_stderr_[self.nuisance_terms_]).abs()
             top = ", ".join(f"{a} {term} ({value:.0f} sigma)"
                             for (a, term), value in z.stack().nlargest(3).items())
             print(f"NuisanceCalibrator: {len(self.abundance_columns_)} abundances fitted on "
                   f"{self.n_training_stars_} training stars in {time.perf_counter() - t_start:.2f}"
-                  f" s ({design.n_terms} terms); strongest nuisance terms: {top}", flush=True)
+                  f" s ({fit.design.n_terms} terms); strongest nuisance terms: {top}", flush=True)
         return self
 
     # ------------------------------------------------------------------ transform
@@ -405,6 +404,9 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
             same order; NaN where the abundance or a nuisance value is missing or a category is
             unseen.
         """
+        if not self.abundance_columns_:  # every abundance skipped (min_stars_per_coefficient)
+            check_is_fitted(self, "coef_")
+            return np.empty((self._validate_X(X, reset=False)[0].shape[0], 0))
         X, A, Y, coef, mask = self._nuisance_design(X)
         out = A - Y @ coef.T
         if not self.errors:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -65,6 +65,15 @@ class Columns:
     def categorical(self):
         """Indices (into the nuisance lists) of the categorical nuisances."""
         return [j for j, k in enumerate(self.nuisance_kinds) if k == CATEGORICAL]
+
+
+def subset_abundances(cols, kept):
+    """``cols`` with only the abundances at the indices ``kept`` (and their uncertainties)."""
+    pick = [cols.abundance_names[k] for k in kept]
+    return replace(
+        cols, abundance=[cols.abundance[k] for k in kept], abundance_names=pick,
+        error=None if cols.error is None else [cols.error[k] for k in kept],
+        error_names=None if cols.error_names is None else [cols.error_names[k] for k in kept])
 
 
 def resolve_columns(X, feature_names, params):

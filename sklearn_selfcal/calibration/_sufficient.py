@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from sklearn.utils import Bunch
 
 from .._kernels import categorical as _categorical
@@ -158,16 +159,32 @@ def fit_passes(run, cols, params):
     fit : Bunch
         ``specs`` (resolved nuisances), ``design``, ``coef`` (K, D) and ``cov`` (K, D, D) in
         physical units (``cov`` as ``params["covariance"]`` says), ``chi2`` (weighted residual
-        sum of squares) and ``n_obs`` (values fitted) per abundance, ``n_train`` (training rows).
+        sum of squares) and ``n_obs`` (values fitted) per abundance, ``n_train`` (training rows);
+        or, with ``params["min_stars_per_coefficient"]`` set and abundances that cannot be
+        fitted (no value, too few training stars, a rank-deficient design), only ``skipped``
+        (abundance -> reason), before any solve.
     """
     knots = orbit_knots(cols, params)
+    min_stars = params.get("min_stars_per_coefficient")
+    skipped = {}
+
+    def refuse(names, reason, message):
+        """Raise ``message``, or (with ``min_stars_per_coefficient``) record the abundances."""
+        if min_stars is None:
+            raise ValueError(message)
+        skipped.update({name: reason for name in names})
+
     summary = run(functools.partial(Summary.of, cols), Summary.merge)
     for k, name in enumerate(cols.abundance_names):
         if not summary.finite_any[k]:
-            raise ValueError(f"abundance column {name!r} has no finite value (all NaN)")
+            refuse([name], "no finite value", f"abundance column {name!r} has no finite value "
+                                              "(all NaN)")
     if summary.n_train == 0:
-        raise ValueError(f"no training star: of X's {summary.n_rows} row(s) none passes the "
-                         "training filter with finite orbit features and nuisance values")
+        why = (f"no training star: of X's {summary.n_rows} row(s) none passes the training "
+               "filter with finite orbit features and nuisance values")
+        refuse(cols.abundance_names, why, why)
+    if skipped:
+        return Bunch(skipped=skipped)
     training = TrainingStatistics(summary, run)
     specs = nuisance_specs(cols, training, params)
     categories = {s.name: s.categories for s in specs if s.kind == _inputs.CATEGORICAL}
@@ -179,24 +196,30 @@ def fit_passes(run, cols, params):
 
     gram, rhs, n_stars = run(functools.partial(_normal_equations, cols, design, categories),
                              add_tuples)
-    few = [(name, int(n)) for name, n in zip(cols.abundance_names, n_stars) if n <= n_terms]
-    if few:
-        raise ValueError(
-            f"too few training stars with a valid value to fit {n_terms} design terms "
-            f"(need more than {n_terms}) for: {few}; X has n_samples={summary.n_rows} row(s), of "
-            f"which {summary.n_train} pass the training filter with finite orbit features and "
-            "nuisance values"
-        )
-    deficient = _wls.rank_deficiencies(gram)
+    needed = n_terms + 1 if min_stars is None else max(n_terms + 1, min_stars * n_terms)
+    few = [(name, int(n)) for name, n in zip(cols.abundance_names, n_stars) if n < needed]
+    for name, n in few:
+        refuse([name], f"{n} training stars for {n_terms} coefficients (at least {needed}: "
+                       f"min_stars_per_coefficient = {min_stars})",
+               f"too few training stars with a valid value to fit {n_terms} design terms "
+               f"(need more than {n_terms}) for: {few}; X has n_samples={summary.n_rows} row(s), "
+               f"of which {summary.n_train} pass the training filter with finite orbit features "
+               "and nuisance values")
+    deficient = {k: js for k, js in _wls.rank_deficiencies(gram).items()
+                 if cols.abundance_names[k] not in skipped}
     if deficient:
         parts = [f"{cols.abundance_names[k]!r}: {[design.names[j] for j in js]}"
                  for k, js in deficient.items()]
-        raise ValueError(
-            "the design matrix is rank deficient (columns (nearly) collinear among the training "
-            "stars) for " + "; ".join(parts) + ". Check that the orbit features and nuisance "
-            "parameters vary among the training stars and that every category has stars with "
-            "a valid value, or lower the degrees / number of knots."
-        )
+        for k, js in deficient.items():
+            refuse([cols.abundance_names[k]],
+                   f"rank-deficient design (collinear: {[design.names[j] for j in js]})",
+                   "the design matrix is rank deficient (columns (nearly) collinear among the "
+                   "training stars) for " + "; ".join(parts) + ". Check that the orbit features "
+                   "and nuisance parameters vary among the training stars and that every "
+                   "category has stars with a valid value, or lower the degrees / number of "
+                   "knots.")
+    if skipped:
+        return Bunch(skipped=skipped)
     coef_s, gram_inv = _wls.coef_from_normal(gram, rhs)
     covariance = params["covariance"]
     chi2, n_obs, meat = run(functools.partial(_residual_sums, cols, design, categories, coef_s,
@@ -213,3 +236,42 @@ def fit_passes(run, cols, params):
     return Bunch(specs=specs, design=design, coef=coef_s @ T.T,
                  cov=0.5 * (cov + np.swapaxes(cov, 1, 2)), chi2=chi2, n_obs=n_obs,
                  n_train=summary.n_train)
+
+
+def fitted_attributes(fit, cols):
+    """The calibrator's fitted attributes (name -> value) from :func:`fit_passes`' result.
+
+    ``fit`` None (every abundance skipped) gives the attributes of a calibrator with nothing to
+    calibrate: no abundance, no design term.
+    """
+    if fit is None:
+        index = pd.Index([], name="abundance")
+        return dict(abundance_columns_=[], error_columns_=None, design_names_=[],
+                    nuisance_terms_=[], nuisance_groups_={}, coef_=pd.DataFrame(index=index),
+                    coef_cov_=np.empty((0, 0, 0)), n_stars_=pd.Series([], dtype=int),
+                    n_training_stars_=0)
+    design = fit.design
+    index = pd.Index(list(cols.abundance_names), name="abundance")
+    names = list(design.names)
+    return dict(
+        abundance_columns_=list(cols.abundance_names),
+        error_columns_=list(cols.error_names) if cols.error_names is not None else None,
+        design_names_=names,
+        nuisance_terms_=[n for n, nuis in zip(names, design.is_nuisance) if nuis],
+        nuisance_groups_={g: [n for n, gg in zip(names, design.groups) if gg == g]
+                          for g in dict.fromkeys(design.groups) if g != "orbit"},
+        nuisance_kinds_=dict(zip(cols.nuisance_names, cols.nuisance_kinds)),
+        nuisance_reference_={s.name: s.reference for s in fit.specs},
+        categories_={s.name: s.categories for s in fit.specs if s.kind == _inputs.CATEGORICAL},
+        knots_={cols.orbit_names[s.variable] if s.variable < len(cols.orbit)
+                else cols.nuisance_names[cols.continuous[s.variable - len(cols.orbit)]]: s.knots
+                for s in design.splines},
+        coef_=pd.DataFrame(fit.coef, index=index, columns=names),
+        coef_cov_=fit.cov,
+        coef_stderr_=pd.DataFrame(np.sqrt(np.einsum("kii->ki", fit.cov)), index=index,
+                                  columns=names),
+        chi2_reduced_=pd.Series(fit.chi2 / (fit.n_obs - design.n_terms), index=index,
+                                name="chi2_reduced"),
+        n_stars_=pd.Series(fit.n_obs.astype(int), index=index, name="n_stars"),
+        n_training_stars_=fit.n_train,
+    )

@@ -57,7 +57,9 @@ def make_method_pipeline(distance=None, *, random_state=None, verbose=0, **param
     3. ``"calibrate"``: :class:`~sklearn_selfcal.NuisanceCalibrator` (``calibrate__calibrator``)
        fitted on the disk sample's training stars (its ``training_filter``, a
        :class:`~sklearn_selfcal.selection.DiskTrainingFilter`), giving ``<X>_NEW`` and
-       ``<X>_NEW_ERR``.
+       ``<X>_NEW_ERR``; an abundance with fewer than 3 training stars per coefficient is left
+       uncalibrated, with the reason in the calibrator's ``skipped_``
+       (``min_stars_per_coefficient``).
 
     Every setting is a parameter of a step: ``make_method_pipeline(parallax__alpha=0.01)`` or
     ``pipe.set_params(calibrate__calibrator__nuisance_columns=("LOGG", "TEFF"))``; the
@@ -104,7 +106,8 @@ def make_method_pipeline(distance=None, *, random_state=None, verbose=0, **param
     steps.append(("orbits", _append("actions", ActionTransformer(
         **source, random_state=random_state, verbose=verbose))))
     steps.append(("calibrate", _append("calibrator", NuisanceCalibrator(
-        training_filter=DiskTrainingFilter(), errors=True, verbose=verbose))))
+        training_filter=DiskTrainingFilter(), errors=True, min_stars_per_coefficient=3,
+        verbose=verbose))))
     pipe = Pipeline(steps, verbose=bool(verbose)).set_output(transform="pandas")
     return pipe.set_params(**params)
 
