@@ -199,8 +199,8 @@ def fit_passes(run, cols, params):
     needed = n_terms + 1 if min_stars is None else max(n_terms + 1, min_stars * n_terms)
     few = [(name, int(n)) for name, n in zip(cols.abundance_names, n_stars) if n < needed]
     for name, n in few:
-        refuse([name], f"{n} training stars for {n_terms} coefficients (at least {needed}: "
-                       f"min_stars_per_coefficient = {min_stars})",
+        refuse([name], f"too few training stars: {n} for {n_terms} coefficients (at least "
+                       f"{needed}: min_stars_per_coefficient = {min_stars})",
                f"too few training stars with a valid value to fit {n_terms} design terms "
                f"(need more than {n_terms}) for: {few}; X has n_samples={summary.n_rows} row(s), "
                f"of which {summary.n_train} pass the training filter with finite orbit features "
