@@ -1,4 +1,4 @@
-"""The ``sklearn-selfcal`` command: ``simulate``, ``demo``, ``check`` and ``run``.
+"""The ``sklearn-selfcal`` command: ``simulate``, ``demo``, ``check``, ``run`` and ``apply``.
 
 * ``simulate`` -- write a simulated survey (``catalogue.parquet`` + ``spectra.h5``) in bounded
   memory, at any size;
@@ -8,7 +8,10 @@
   distance source, the stars passing each cut of the paper, the abundances to calibrate, and the
   configuration key that fixes anything missing; exits 1 when ``run`` could not proceed;
 * ``run CATALOGUE --out DIR`` -- the same checks, then the method, then every output that can be
-  made, written into a private directory moved onto ``DIR`` at the end.
+  made (``model.pkl``, the fitted Pipeline, among them), written into a private directory moved
+  onto ``DIR`` at the end;
+* ``apply MODEL CATALOGUE --out DIR`` -- a fitted model applied to another catalogue (a later data
+  release, another spelling): the same roles, cleaning and cuts, the model's ``transform``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def build_parser():
     Returns
     -------
     parser : argparse.ArgumentParser
-        With the sub-commands ``demo``, ``check`` and ``run``.
+        With the sub-commands ``simulate``, ``demo``, ``check``, ``run`` and ``apply``.
     """
     parser = argparse.ArgumentParser(
         prog="sklearn-selfcal",
@@ -80,6 +83,14 @@ def build_parser():
                         "could not proceed")
     run = sub.add_parser("run", parents=[catalogue, config, outputs],
                          help="run the method on a catalogue")
+    apply = sub.add_parser("apply", parents=[config, outputs],
+                           help="apply a fitted model (model.pkl of an earlier run) to another "
+                                "catalogue, e.g. of a later data release")
+    apply.add_argument("model", type=Path, help="model.pkl written by run")
+    apply.add_argument("catalogue", type=Path, help="the catalogue, in any recognised spelling")
+    apply.add_argument("--spectra", type=Path,
+                       help="its spectra, when the model predicts spectro-photometric parallaxes")
+    apply.add_argument("--hdu", help="FITS table to read (as for run)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run on a Dask cluster: its scheduler's address (tcp://host:8786) or "
                           "scheduler file (.json), or 'local' for a LocalCluster on this machine "
@@ -372,6 +383,51 @@ def _run(args):
     return 0
 
 
+def _apply(args):
+    import joblib
+    from sklearn.pipeline import Pipeline
+
+    from .io import read_catalogue, write_catalogue
+    from .io.outdir import OutputDirectory
+    from .io.spectra import read_spectra
+    from .outputs import provenance, write_json
+    from .workflow import apply_method
+
+    t0 = time.perf_counter()
+    config = _checked_config(args.config)
+    verbose = 0 if args.quiet else 1
+    try:
+        pipeline = joblib.load(args.model)
+    except Exception as exc:  # a damaged or foreign file: named, whatever the unpickler raised
+        raise ValueError(f"{args.model}: not a model written by sklearn-selfcal run ({exc})") \
+            from None
+    if not isinstance(pipeline, Pipeline) or "calibrate" not in pipeline.named_steps:
+        raise ValueError(f"{args.model}: not a model written by sklearn-selfcal run (a fitted "
+                         "method Pipeline)")
+    hdu = args.hdu if args.hdu is not None else config["catalogue"]["hdu"]
+    frame = read_catalogue(args.catalogue, gaia_names=False, clean=False, hdu=hdu)
+    flux = flux_err = None
+    if args.spectra is not None:
+        spectra = read_spectra(args.spectra, on_disk=True)
+        flux, flux_err = spectra.flux, spectra.flux_err
+    outdir = OutputDirectory(args.out, args.overwrite)
+    with outdir as tmp:
+        result = apply_method(pipeline, frame, flux, flux_err, config=config, verbose=verbose)
+        write_catalogue(result.catalogue, tmp / "catalogue.parquet")
+        write_catalogue(result.catalogue, tmp / "catalogue.fits", non_ascii="escape")
+        inputs = [args.model, args.catalogue] + ([args.spectra] if args.spectra else [])
+        write_json(provenance(config=config, random_state=args.random_state, inputs=inputs,
+                               command=sys.argv, extra={"summary": result.summary}),
+                    tmp / "provenance.json")
+    s = result.summary
+    _print([f"applied {args.model} to {args.catalogue}: {s['n_input']:,} rows, "
+            f"{s['n_parent']:,} in the parent sample, {s['n_disk']:,} in the disk sample",
+            *([f"  columns of the model absent from the catalogue (NaN): {result.missing}"]
+              if result.missing else []),
+            f"  outputs in {outdir.path}, {time.perf_counter() - t0:.0f} s"])
+    return 0
+
+
 class _CannotRun(Exception):
     """The preflight found a problem; its report is already printed."""
 
@@ -394,8 +450,8 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     try:
-        return {"simulate": _simulate, "demo": _demo, "check": _check,
-                "run": _run}[args.command](args)
+        return {"simulate": _simulate, "demo": _demo, "check": _check, "run": _run,
+                "apply": _apply}[args.command](args)
     except _CannotRun:
         return 1
     except (OSError, KeyError, ValueError, OutputLockedError) as err:

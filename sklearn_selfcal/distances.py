@@ -21,7 +21,7 @@ practice of APOGEE users):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -36,13 +36,18 @@ from .cleaning import frame_if_table
 from .columns import DISTANCE_SOURCES, distance_pc_factor
 
 __all__ = ["DistanceChoice", "DistanceTransformer", "choose_distance_source",
-           "DEFAULT_PARALLAX_OVER_ERROR", "DISTANCE_COLUMNS"]
+           "DEFAULT_PARALLAX_OVER_ERROR", "DISTANCE_COLUMNS", "DISTANCE_INPUT"]
 
 #: Minimum ``parallax / parallax_error`` of a Gaia parallax used as a distance (``1/parallax``).
 DEFAULT_PARALLAX_OVER_ERROR = 5.0
 #: Output columns of :class:`DistanceTransformer` (kpc).
 DISTANCE_COLUMNS = ("distance_kpc", "distance_kpc_err")
 _KINDS = ("auto", "spectra", "spec_parallax", "distance", "parallax")
+
+
+#: The names under which the method's Pipeline reads a distance catalogue's columns.
+DISTANCE_INPUT = {"column": "distance_input", "error": "distance_input_error",
+                  "lo": "distance_input_lo", "hi": "distance_input_hi"}
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,35 @@ class DistanceChoice:
             return f"{self.column} ({self.unit}; {self.label}), {err}"
         return (f"{self.label} minus its zero point {self.parallax_zero_point:+g} mas,"
                 f" for stars with parallax/error > {self.parallax_over_error:g}; {err}")
+
+    def renames(self):
+        """The catalogue's distance columns -> the method's own names (:data:`DISTANCE_INPUT`).
+
+        A distance catalogue's spelling differs between releases (DR17's
+        ``GAIAEDR3_R_MED_PHOTOGEO`` is SDSS-V's ``r_med_photogeo``); the method's Pipeline reads
+        the chosen columns under these names, so a fitted Pipeline applies to any spelling.
+
+        Returns
+        -------
+        renames : dict of str to str
+            Empty unless the kind is ``"distance"``.
+        """
+        if self.kind != "distance":
+            return {}
+        return {getattr(self, field): name for field, name in DISTANCE_INPUT.items()
+                if getattr(self, field) is not None}
+
+    def canonical(self):
+        """The same choice reading the method's own names (:meth:`renames`).
+
+        Returns
+        -------
+        choice : DistanceChoice
+        """
+        if self.kind != "distance":
+            return self
+        return replace(self, **{field: name for field, name in DISTANCE_INPUT.items()
+                                if getattr(self, field) is not None})
 
     def as_dict(self):
         """Return the choice as a JSON-serialisable record (for ``provenance.json``).

@@ -4,7 +4,8 @@
 one that is moved into place at the end, :class:`~sklearn_selfcal.io.outdir.OutputDirectory`):
 ``catalogue.parquet`` and ``catalogue.fits``, ``radial_profiles.ecsv`` (Tables 1-3), ``nuisance_trends.ecsv`` and
 ``nuisance_trend_bins.ecsv`` (the residual trends after the calibration),
-``feh_gradient_fit.json``, ``figures/*.png`` and ``provenance.json`` -- each only when it could be
+``feh_gradient_fit.json``, ``figures/*.png``, ``model.pkl`` (the fitted Pipeline, for
+``sklearn-selfcal apply``) and ``provenance.json`` -- each only when it could be
 made, the reason of any missing one recorded in ``provenance.json``.
 """
 
@@ -18,13 +19,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 
 from .gradients import write_profile_ecsv
 from .io import atomic_write, write_catalogue, write_table
 
-__all__ = ["write_outputs", "provenance"]
+__all__ = ["write_outputs", "provenance", "write_json"]
 
 _PACKAGES = ("sklearn-selfcal", "numpy", "scipy", "scikit-learn", "pandas", "astropy", "gala",
              "galpy", "emcee", "joblib", "matplotlib", "pyarrow")
@@ -106,7 +108,16 @@ def provenance(*, config, random_state, inputs=(), command=None, timings=None, e
     }
 
 
-def _write_json(obj, path):
+def write_json(obj, path):
+    """Write ``obj`` as indented JSON, atomically (numpy scalars and arrays, DataFrames allowed).
+
+    Parameters
+    ----------
+    obj : dict
+        The record.
+    path : str or path-like
+        The file.
+    """
     with atomic_write(path) as tmp:
         Path(tmp).write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
 
@@ -179,7 +190,7 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
                           "after the calibration, with its significance"})
     if result.regressor is not None:
         paths["fit"] = str(out_dir / "feh_gradient_fit.json")
-        _write_json({"model": "broken power law, eq. 9 of Eilers et al. 2022",
+        write_json({"model": "broken power law, eq. 9 of Eilers et al. 2022",
                      "column": result.summary["fit_column"],
                      "units": {"m1": "dex/kpc", "m2": "dex/kpc", "b": "dex", "k": "kpc"},
                      "posterior": result.summary["feh_gradient"],
@@ -197,13 +208,16 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
         skipped.update(why)
     else:
         skipped["figures"] = "[figures] enabled = false"
+    paths["model"] = str(out_dir / "model.pkl")  # the fitted Pipeline: sklearn-selfcal apply
+    with atomic_write(paths["model"]) as tmp:
+        joblib.dump(result.pipeline, tmp)
     paths["provenance"] = str(out_dir / "provenance.json")
     record = {"summary": result.summary, "skipped": skipped,
               "distance_source": result.summary.get("distance_source"),
               "files": sorted(Path(p).name for p in paths.values()), **(extra or {})}
     if checks is not None:
         record["cut_counts"] = checks
-    _write_json(provenance(config=result.config, random_state=random_state, inputs=inputs,
+    write_json(provenance(config=result.config, random_state=random_state, inputs=inputs,
                            command=command, timings=result.timings, extra=record),
                 paths["provenance"])
     return paths

@@ -44,6 +44,9 @@ _KEEP_ROLES = ("star_id", "source_id", "telescope", "teff", "teff_error", "logg_
                "aspcapflag", "starflag", "extratarg", "M_H", "M_H_ERR", "spec_parallax",
                "spec_parallax_err", "pm_correlation", "sdss_id", "catalogid", "release",
                "flag_bad", "flag_warn", "result_flags", "bailer_jones_flags")
+#: Roles read by the quality cuts only (before the method's Pipeline).
+_QUALITY_ROLES = ("aspcapflag", "starflag", "extratarg", "flag_bad", "flag_warn", "result_flags",
+                  "bailer_jones_flags")
 #: At most this many disk stars get actions in ``check`` (the training-filter count is scaled).
 CHECK_MAX_ACTIONS = 20_000
 
@@ -115,6 +118,26 @@ class RunPlan:
         roles += [abundance_error_column(r) for r in self.abundances]
         roles += [f"{r}_FLAG" for r in self.abundances]
         return [r for r in dict.fromkeys(roles) if r in self.column_map]
+
+    def method_columns(self, extra=()):
+        """The columns the method's Pipeline reads, under the method's own names.
+
+        The canonical names of :meth:`roles_used`, the chosen distance catalogue's columns under
+        :data:`~sklearn_selfcal.distances.DISTANCE_INPUT`, and ``extra``: the same names whatever
+        the catalogue's spelling, so that a Pipeline fitted on one release applies to another.
+
+        Parameters
+        ----------
+        extra : iterable of str, default=()
+            More columns (canonical names), e.g. a nuisance that is not a role.
+
+        Returns
+        -------
+        columns : list of str
+        """
+        names = [_ROLE[r].canonical for r in self.roles_used() if r not in _QUALITY_ROLES]
+        renames = self.distance.renames() if self.distance is not None else {}
+        return list(dict.fromkeys([*names, *renames.values(), *extra]))
 
     def read_columns(self, extra=()):
         """The catalogue columns ``run`` reads: the roles used, the distance columns, ``extra``.
@@ -562,7 +585,7 @@ def _training_count(work, training_filter, disk, rows, notes, n_jobs, random_sta
         warnings.simplefilter("ignore", InaccurateActionsWarning)
         phase = ActionTransformer(distance="distance_kpc", n_jobs=n_jobs) \
             .set_output(transform="pandas").fit_transform(frame)
-    cuts = bounds_cuts(phase, training_filter.bounds)
+    cuts = bounds_cuts(phase, training_filter.training_bounds)
     kept = cuts.to_numpy().all(axis=1)
     n = int(round(kept.sum() * idx.size / sub.size))
     approx = "" if sub.size == idx.size else f" (~, from {sub.size:,} of {idx.size:,} stars)"

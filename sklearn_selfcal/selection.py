@@ -31,7 +31,7 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._paper import (DISK_VZ_MAX_KMS, DISK_WEDGE_ANGLE_DEG, DISK_Z_MAX_KPC, LOGG_MAX,
                      MAGNITUDE_COLUMNS, PAPER_TRAINING_BOUNDS)
@@ -519,8 +519,9 @@ class DiskTrainingFilter(BaseEstimator):
         Keep ``|v_z| < vz_max`` (km/s).
     exclude_ids : sequence of str or None, default=None
         ``APOGEE_ID`` values left out (the paper's omega Cen members); None or empty: none.
-    bounds : mapping of str -> (low, high), default=PAPER_TRAINING_BOUNDS
-        Strict bounds of the training stars (actions in kpc km/s, ``x`` in kpc).
+    bounds : "paper" or mapping of str -> (low, high), default="paper"
+        Strict bounds of the training stars (actions in kpc km/s, ``x`` in kpc); ``"paper"`` is
+        :data:`PAPER_TRAINING_BOUNDS`.
     max_actions_rel_err : float or None, default=None
         Also require ``actions_rel_err <= max_actions_rel_err`` (fractional); None: no such cut.
 
@@ -540,12 +541,12 @@ class DiskTrainingFilter(BaseEstimator):
         "wedge_angle": [Interval(Real, 0, 90, closed="left"), None],
         "vz_max": [Interval(Real, 0, None, closed="neither")],
         "exclude_ids": ["array-like", None],
-        "bounds": [Mapping],
+        "bounds": [StrOptions({"paper"}), Mapping],
         "max_actions_rel_err": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(self, *, logg_max=LOGG_MAX, z_max=DISK_Z_MAX_KPC, wedge_angle=DISK_WEDGE_ANGLE_DEG,
-                 vz_max=DISK_VZ_MAX_KMS, exclude_ids=None, bounds=PAPER_TRAINING_BOUNDS,
+                 vz_max=DISK_VZ_MAX_KMS, exclude_ids=None, bounds="paper",
                  max_actions_rel_err=None):
         self.logg_max = logg_max
         self.z_max = z_max
@@ -554,6 +555,11 @@ class DiskTrainingFilter(BaseEstimator):
         self.exclude_ids = exclude_ids
         self.bounds = bounds
         self.max_actions_rel_err = max_actions_rel_err
+
+    @property
+    def training_bounds(self):
+        """The strict bounds of the training stars (mapping of column -> (low, high))."""
+        return PAPER_TRAINING_BOUNDS if isinstance(self.bounds, str) else self.bounds
 
     def disk_cuts(self, X):
         """The disk sample's cuts of ``X`` (:func:`disk_sample_cuts` with these thresholds).
@@ -589,7 +595,7 @@ class DiskTrainingFilter(BaseEstimator):
         mask : ndarray of bool of shape (n_rows,)
             True for the training stars.
         """
-        mask = self.disk_cuts(X).to_numpy().all(axis=1) & training_mask(X, self.bounds)
+        mask = self.disk_cuts(X).to_numpy().all(axis=1) & training_mask(X, self.training_bounds)
         if self.max_actions_rel_err is not None:
             require_columns(_columns_of(X), ["actions_rel_err"], what="DiskTrainingFilter")
             with np.errstate(invalid="ignore"):

@@ -13,9 +13,10 @@ results.
 """
 
 from ..config import DEFAULT_CONFIG, load_config
+from ._apply import apply_method
 from ._pipeline import make_method_pipeline, pipeline_from_config, spectra_columns
 from ._profiles import profiles_and_fit
 from ._run import run_method
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "make_method_pipeline", "pipeline_from_config",
-           "run_method", "profiles_and_fit", "spectra_columns"]
+           "run_method", "apply_method", "profiles_and_fit", "spectra_columns"]

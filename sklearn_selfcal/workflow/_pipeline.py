@@ -146,7 +146,8 @@ def pipeline_from_config(config, plan, *, columns=None, random_state=None, verbo
     ValueError
         Naming every invalid configuration value (:func:`~sklearn_selfcal.workflow.check_config`).
     """
-    pipe = make_method_pipeline(plan.distance, random_state=random_state, verbose=verbose)
+    distance = plan.distance.canonical() if plan.distance is not None else None
+    pipe = make_method_pipeline(distance, random_state=random_state, verbose=verbose)
     params = config_params(config, pipe)
     available = pipe.get_params(deep=True)
     if "parallax" in available:

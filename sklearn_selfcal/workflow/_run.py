@@ -129,9 +129,9 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     if scratch is not None:
         steps.note(f"parallax features in scratch files under {scratch} (memory bounded)")
 
-    X, y, fit_params = work.loc[parent], None, {}
-    if plan.spectra:  # row selection of the spectra columns composes indices: no pixel copied
-        X = join_spectra(work, spectra, spectra_err).loc[parent]
+    X = method_input(work, plan, pipe, spectra, spectra_err).loc[parent]
+    y, fit_params = None, {}
+    if plan.spectra:
         y = X["parallax"].to_numpy(dtype=float)
         fit_params = {PARALLAX_ERROR: X[PARALLAX_ERROR].to_numpy(dtype=float)}
     with steps("the method's pipeline (" + " -> ".join(n for n, _ in pipe.steps) + ")"), \
@@ -177,6 +177,40 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
                  gradient_errors=fit.errors, calibrator=calibrator, trends=trends,
                  disk_sample=disk_view, plan=plan, summary=summary, skipped=skipped,
                  timings=steps.times, config=effective_config(config, pipe))
+
+
+def method_input(work, plan, pipe, spectra=None, spectra_err=None):
+    """The method Pipeline's input table: its columns of ``work``, under the method's names.
+
+    Only the columns the steps read (:meth:`~sklearn_selfcal.preflight.RunPlan.method_columns`
+    and the calibrator's named columns), the chosen distance catalogue's renamed to
+    :data:`~sklearn_selfcal.distances.DISTANCE_INPUT`, and the spectra when given: the fitted
+    Pipeline then applies to a catalogue of another release whatever its spelling.
+
+    Parameters
+    ----------
+    work : DataFrame
+        The canonical table (:func:`~sklearn_selfcal.preflight.prepare_catalogue`).
+    plan : RunPlan
+        Its plan.
+    pipe : sklearn.pipeline.Pipeline
+        The method's Pipeline (its calibrator's column parameters).
+    spectra, spectra_err : SpectraArray, optional
+        Aligned with ``work`` (:func:`~sklearn_selfcal.spectra.join_spectra`).
+
+    Returns
+    -------
+    X : DataFrame
+        Every row of ``work``.
+    """
+    calibrator = pipe.get_params()["calibrate__calibrator"]
+    named = [c for key in ("abundance_columns", "nuisance_columns", "orbit_features")
+             for c in np.atleast_1d(getattr(calibrator, key) or ()) if isinstance(c, str)]
+    table = work.rename(columns=plan.distance.renames())
+    X = table[[c for c in plan.method_columns(extra=named) if c in table.columns]]
+    if spectra is not None:  # spectra columns compose row selections: no pixel copied
+        X = join_spectra(X, spectra, spectra_err)
+    return X
 
 
 def _calibration_outcome(pipe):
