@@ -14,9 +14,10 @@ would silently misalign them.  There are therefore two supported uses:
   48,853-star disk sample is selected once, before anything is fitted);
 - select the *training* stars *inside* an estimator, at fit time only: ``NuisanceCalibrator``'s
   ``training_filter`` takes the paper's bounds (``"paper"``, the default, i.e.
-  :data:`PAPER_TRAINING_BOUNDS`), any mapping of column -> (low, high), or a callable such as
-  ``functools.partial(training_mask, bounds=...)`` returning a mask; ``transform`` still returns a
-  row for every input row.
+  :data:`PAPER_TRAINING_BOUNDS`), any mapping of column -> (low, high), or a callable returning a
+  mask, such as :class:`DiskTrainingFilter` (the disk sample within the bounds, with parameters a
+  Pipeline's ``set_params`` reaches), which the method's Pipeline uses; ``transform`` still returns
+  a row for every input row.
 
 Units: kpc for ``x``, ``z`` and ``R`` (Galactocentric, the paper's frame), km/s for ``v_z``,
 kpc km/s for the actions, dex for ``LOGG``. The catalogue's own flags and duplicate rows
@@ -55,7 +56,6 @@ __all__ = [
     "training_mask",
     "disk_sample_cuts",
     "disk_sample_mask",
-    "disk_training_mask",
     "DiskTrainingFilter",
     "cut_counts",
 ]
@@ -281,7 +281,7 @@ def gaia_training_mask(X, **kwargs):
 def bounds_cuts(X, bounds=PAPER_TRAINING_BOUNDS):
     """One boolean column per bounded column: ``low < X[column] < high``.
 
-    The one place bounds are applied: :func:`training_mask`, :func:`disk_training_mask` and the
+    The one place bounds are applied: :func:`training_mask`, :class:`DiskTrainingFilter` and the
     calibrator's ``training_filter`` (:data:`PAPER_TRAINING_BOUNDS` or a mapping) go through it.
 
     Parameters
@@ -427,33 +427,6 @@ def disk_sample_mask(X, **kwargs):
         True for the stars of the disk sample.
     """
     return disk_sample_cuts(X, **kwargs).to_numpy().all(axis=1)
-
-
-def disk_training_mask(X, bounds=PAPER_TRAINING_BOUNDS, **disk_kwargs):
-    """The disk sample's training stars: :func:`disk_sample_mask` and :func:`training_mask`.
-
-    For a ``NuisanceCalibrator`` inside a ``Pipeline`` that starts from the whole catalogue (the
-    disk sample cannot be selected beforehand when positions come from an earlier step), pass
-    ``training_filter=disk_training_mask`` (or a ``functools.partial`` of it with other thresholds):
-    the coefficients are fitted on the paper's training stars of the disk sample, and ``transform``
-    still calibrates every row.
-
-    Parameters
-    ----------
-    X : DataFrame or mapping of str -> array-like
-        Table with the columns of :func:`disk_sample_cuts` (``z``, ``R`` in kpc, ``v_z`` in km/s,
-        ``LOGG`` in dex) and the bounded columns.
-    bounds : mapping of str -> (low, high), default PAPER_TRAINING_BOUNDS
-        Strict lower and upper bound per column, ``None`` for unbounded; see :func:`bounds_cuts`.
-    **disk_kwargs
-        Keyword arguments of :func:`disk_sample_cuts`.
-
-    Returns
-    -------
-    mask : ndarray of bool, shape (n_rows,)
-        True for the disk-sample stars inside every bound.
-    """
-    return disk_sample_mask(X, **disk_kwargs) & training_mask(X, bounds)
 
 
 def cut_counts(*cuts):
