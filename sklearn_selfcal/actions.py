@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-import warnings
 from numbers import Integral, Real
 
 import joblib
@@ -23,40 +22,27 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import validate_data
 
-from ._kernels.action_chunks import (ERR_REASONS, MIN_R_KPC, OUTPUT_COLUMNS, REASONS, ChunkSettings,
-                                     transform_chunk)
+from ._action_columns import (check_combinations, check_units, extract, physical_values, unmask,
+                              velocity_kms)
+from ._action_flags import (ACCURACY_COLUMN, CHAOTIC, FLAGS_COLUMN, ORBIT_AVERAGE, TABULATED,
+                            warn_bad_rows, warn_inaccurate)
+from ._kernels.action_chunks import MIN_R_KPC, OUTPUT_COLUMNS, ChunkSettings, transform_chunk
 from ._kernels.action_methods import METHODS, ActionModel
 from ._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
 from ._kernels.staeckel_grid import cached_tables
 from ._progress import progress
-from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT, require_columns
-from .cleaning import clean_values, frame_if_table
+from ._paper import GAIA_PARALLAX_ZERO_POINT, zero_point_of
+from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT
+from .cleaning import frame_if_table
 from .exceptions import BadRowsWarning, InaccurateActionsWarning
-from .columns import get_role
 from .coordinates import R0_KPC, V_SUN_KMS, Z_SUN_KPC
 from .potential import check_axisymmetric, default_potential
 
-__all__ = ["OUTPUT_COLUMNS", "ACCURACY_COLUMN", "ActionTransformer", "BadRowsWarning",
-           "InaccurateActionsWarning", "MIN_R_KPC"]
-
-#: Name of the accuracy column appended by the orbit check.
-ACCURACY_COLUMN = "actions_rel_err"
-#: The unit guard accepts samples whose median heliocentric distance lies in this range (kpc).
-DISTANCE_RANGE_KPC = (0.01, 100.0)
-#: ... and whose median |line-of-sight| and tangential velocities are below this (km/s).
-MAX_MEDIAN_SPEED_KMS = 1000.0
-#: Tangential velocity (km/s) of 1 mas/yr at 1 kpc.
-_K_MASYR_KPC = 4.740470463533348
-
-
-#: Which role of :data:`sklearn_selfcal.columns.ROLES` (physical range, sentinels) each input of
-#: a DataFrame plays; a distance column in kpc has no role (only the generic sentinels apply).
-_COLUMN_ROLES = {"ra": "ra", "dec": "dec", "dist": "parallax", "pmra": "pmra", "pmdec": "pmdec",
-                 "rv": "radial_velocity", "dist_err": "parallax_error", "pmra_err": "pmra_error",
-                 "pmdec_err": "pmdec_error", "rv_err": "radial_velocity_error",
-                 "pm_corr": "pm_correlation"}
+__all__ = ["OUTPUT_COLUMNS", "ACCURACY_COLUMN", "FLAGS_COLUMN", "ORBIT_AVERAGE", "CHAOTIC",
+           "TABULATED", "ActionTransformer", "BadRowsWarning", "InaccurateActionsWarning",
+           "MIN_R_KPC"]
 
 
 class ActionTransformer(TransformerMixin, BaseEstimator):
@@ -290,7 +276,8 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, *, ra="ra", dec="dec", parallax="auto", distance=None, pmra="pmra",
-                 pmdec="pmdec", radial_velocity="VHELIO_AVG", parallax_zero_point=0.0,
+                 pmdec="pmdec", radial_velocity="VHELIO_AVG",
+                 parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
                  r0=R0_KPC, z_sun=Z_SUN_KPC, v_sun=V_SUN_KMS, potential=None, method="auto",
                  delta=None, orbit_check=True, rel_err_threshold=0.05, n_samples=0,
                  parallax_error="auto", distance_error="auto", pmra_error="pmra_error",
@@ -331,145 +318,6 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
-    # ------------------------------------------------------------------ validation
-    def _check_combinations(self):
-        """What the parameter constraints cannot express: values of ``v_sun``, column pairs."""
-        if not _is_velocity(self.v_sun):
-            raise ValueError(
-                f"v_sun must be 3 finite numbers (km/s) or a CartesianDifferential, got {self.v_sun!r}"
-            )
-        if self.distance is not None and not (isinstance(self.parallax, str) and self.parallax == "auto"):
-            raise ValueError(
-                f"give either parallax={self.parallax!r} or distance={self.distance!r}, not both"
-            )
-        if self.distance is None and self.parallax is None:
-            raise ValueError("give a parallax column (or 'auto') or a distance column")
-
-    def _roles(self, names):
-        """Map each role (ra, dec, dist, ...) to a column name, resolving the 'auto' defaults."""
-        uses_distance = self.distance is not None
-        if uses_distance:
-            dist = self.distance
-        elif isinstance(self.parallax, str) and self.parallax == "auto":
-            dist = "spec_parallax" if names is not None and "spec_parallax" in names else "parallax"
-        else:
-            dist = self.parallax
-        roles = {"ra": self.ra, "dec": self.dec, "dist": dist, "pmra": self.pmra,
-                 "pmdec": self.pmdec, "rv": self.radial_velocity}
-        if self.n_samples > 0:
-            rule = self.distance_error if uses_distance else self.parallax_error
-            if isinstance(rule, str) and rule == "auto":
-                if isinstance(dist, numbers.Integral):
-                    raise ValueError(
-                        "the 'auto' uncertainty column needs a named parallax/distance column; "
-                        "give parallax_error (or distance_error) as a column name or position"
-                    )
-                rule = (f"{dist}_err" if names is not None and f"{dist}_err" in names
-                        else f"{dist}_error")
-            roles.update({"dist_err": rule, "pmra_err": self.pmra_error,
-                          "pmdec_err": self.pmdec_error, "rv_err": self.radial_velocity_error})
-            if self.pm_correlation is not None:
-                roles["pm_corr"] = self.pm_correlation
-        return roles
-
-    def _extract(self, X):
-        """Columns by role as float arrays.
-
-        String parameters are column names of a DataFrame; for input without string column names
-        they stand for the documented default position of their role. Integer parameters are
-        column positions in either case.
-        """
-        names = None
-        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
-            names = list(X.columns)
-        roles = self._roles(names)
-        by_name = {r: c for r, c in roles.items() if not isinstance(c, numbers.Integral)}
-        if names is not None:
-            require_columns(names, list(by_name.values()), what="ActionTransformer")
-        else:
-            X = check_array(X, dtype=np.float64, ensure_all_finite=False)
-            needed = len(roles)
-            if by_name and X.shape[1] < needed:
-                raise ValueError(
-                    f"ActionTransformer: input without column names is read by position and must "
-                    f"hold the columns {list(roles)} in this order ({needed} columns); got "
-                    f"{X.shape[1]} column(s). Pass a DataFrame or integer column parameters."
-                )
-        positions = {r: i for i, r in enumerate(roles)}
-        data = {}
-        for role, col in roles.items():
-            where = col if isinstance(col, numbers.Integral) else positions[role]
-            if names is not None and not isinstance(col, numbers.Integral):
-                values = X[col]
-            elif isinstance(X, pd.DataFrame):
-                values = X.iloc[:, where]
-            else:
-                if not -X.shape[1] <= where < X.shape[1]:
-                    raise ValueError(f"column position {where} ({role}) out of range for "
-                                     f"{X.shape[1]} column(s)")
-                values = X[:, where]
-            if names is not None:
-                # a catalogue's sentinels are NaN (warned), never numbers; the physical ranges
-                # are applied after the unit check (_physical_values)
-                data[role], counts = clean_values(values, col, get_role(_COLUMN_ROLES[role])
-                                                  if role in _COLUMN_ROLES else None,
-                                                  ranges=False, stacklevel=4)
-                if counts.get("not_a_number"):
-                    raise ValueError(f"column {col!r} ({role}) must be numeric: "
-                                     f"{counts['not_a_number']} value(s) are not numbers")
-                continue
-            try:
-                data[role] = (values.to_numpy(dtype=float, na_value=np.nan)
-                              if isinstance(values, pd.Series) else np.asarray(values, dtype=float))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"column {col!r} ({role}) must be numeric: {exc}") from exc
-        return data, roles
-
-    @staticmethod
-    def _physical_values(data, roles, is_parallax):
-        """Values outside their role's physical range (dec beyond 90 deg, |v| > 1000 km/s, ...)
-        become NaN with a warning naming the column; a distance in kpc has no range."""
-        out = {}
-        for key, values in data.items():
-            kind = _COLUMN_ROLES.get(key)
-            if key in ("dist", "dist_err") and not is_parallax:
-                kind = None
-            col = roles[key]
-            out[key] = clean_values(values, str(col), get_role(kind), stacklevel=5)[0] \
-                if kind else values
-        return out
-
-    def _check_units(self, data, roles, is_parallax):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = (1.0 / (data["dist"] - self.parallax_zero_point) if is_parallax else data["dist"])
-        ok = np.isfinite(d) & (d > 0)
-        if not ok.any():
-            return
-        median_d = float(np.median(d[ok]))
-        lo, hi = DISTANCE_RANGE_KPC
-        if not lo <= median_d <= hi:
-            unit = "mas (not arcsec or micro-arcsec)" if is_parallax else "kpc (not pc)"
-            raise ValueError(
-                f"column {roles['dist']!r} gives a median heliocentric distance of {median_d:.4g} "
-                f"kpc, outside the plausible {lo}-{hi} kpc: is it in {unit}? (check_units=False "
-                "disables this check)"
-            )
-        rv = np.abs(data["rv"][np.isfinite(data["rv"])])
-        if rv.size and np.median(rv) > MAX_MEDIAN_SPEED_KMS:
-            raise ValueError(
-                f"column {roles['rv']!r} has a median |line-of-sight velocity| of "
-                f"{np.median(rv):.4g} km/s: is it in km/s (not m/s)? (check_units=False disables "
-                "this check)"
-            )
-        v_tan = _K_MASYR_KPC * np.hypot(data["pmra"], data["pmdec"]) * np.where(ok, d, np.nan)
-        v_tan = v_tan[np.isfinite(v_tan)]
-        if v_tan.size and np.median(v_tan) > MAX_MEDIAN_SPEED_KMS:
-            raise ValueError(
-                f"columns {roles['pmra']!r}, {roles['pmdec']!r} give a median tangential velocity "
-                f"of {np.median(v_tan):.4g} km/s: are they in mas/yr? (check_units=False disables "
-                "this check)"
-            )
-
     def _model(self):
         """The picklable :class:`ActionModel`: potential, focal distances and tables."""
         potential = default_potential() if self.potential is None else self.potential
@@ -491,14 +339,13 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
                            focal=focal, grid=grid, check=bool(self.orbit_check),
                            threshold=float(self.rel_err_threshold))
 
-    def _settings(self, is_parallax):
+    def _settings(self, is_parallax, zero_point):
         v_sun = self.v_sun
         if not isinstance(v_sun, tuple):
-            v_sun = tuple(float(v) for v in _velocity_kms(v_sun))
+            v_sun = tuple(float(v) for v in velocity_kms(v_sun))
         return ChunkSettings(r0=float(self.r0), z_sun=float(self.z_sun), v_sun=v_sun,
                              model=self._model(), is_parallax=is_parallax,
-                             parallax_zero_point=float(self.parallax_zero_point) if is_parallax else 0.0,
-                             n_samples=int(self.n_samples))
+                             parallax_zero_point=zero_point, n_samples=int(self.n_samples))
 
     # ------------------------------------------------------------------ API
     @_fit_context(prefer_skip_nested_validation=True)
@@ -517,13 +364,13 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         self : ActionTransformer
             The transformer, with ``n_features_in_`` (and ``feature_names_in_``) recorded.
         """
-        self._check_combinations()
-        X = frame_if_table(X)
+        check_combinations(self)
+        X = unmask(frame_if_table(X))
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=True, skip_check_array=True)
         else:
             X = validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite=False)
-        self._extract(X)
+        extract(self, X)
         return self
 
     def transform(self, X):
@@ -540,21 +387,23 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             Columns :meth:`get_feature_names_out` (a DataFrame with ``set_output``), one row per
             input row, in the input order.
         """
-        X = frame_if_table(X)
+        X = unmask(frame_if_table(X))
         self._validate_params()
-        self._check_combinations()
+        check_combinations(self)
         if hasattr(self, "n_features_in_"):
             if isinstance(X, pd.DataFrame):
                 validate_data(self, X, reset=False, skip_check_array=True)
             else:
                 X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
-        data, roles = self._extract(X)
+        data, roles = extract(self, X)
         is_parallax = self.distance is None
+        # the zero point of the column actually read: 0 for the spectro-photometric parallax
+        zero_point = zero_point_of(roles["dist"], self.parallax_zero_point) if is_parallax else 0.0
         if self.check_units:
-            self._check_units(data, roles, is_parallax)
+            check_units(data, roles, is_parallax, zero_point)
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
-            data = self._physical_values(data, roles, is_parallax)
-        settings = self._settings(is_parallax)
+            data = physical_values(data, roles, is_parallax)
+        settings = self._settings(is_parallax, zero_point)
 
         obs = np.column_stack([data[r] for r in ("ra", "dec", "dist", "pmra", "pmdec", "rv")])
         n = obs.shape[0]
@@ -591,11 +440,11 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             err_status = np.concatenate([r["err_status"] for r in results])
         if self.orbit_check:
             rel_err = np.concatenate([r["rel_err"] for r in results])
-            averaged = np.concatenate([r["averaged"] for r in results])
-            parts.append(rel_err[:, None])
-        _warn_bad_rows(status, err_status, n)
+            flags = np.concatenate([r["flags"] for r in results])
+            parts += [rel_err[:, None], flags[:, None]]
+        warn_bad_rows(status, err_status, n)
         if self.orbit_check:
-            _warn_inaccurate(rel_err, averaged, status, self.rel_err_threshold)
+            warn_inaccurate(rel_err, flags, status, self.rel_err_threshold)
         return np.hstack(parts)
 
     def get_feature_names_out(self, input_features=None):
@@ -620,7 +469,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         if isinstance(self.n_samples, numbers.Integral) and self.n_samples > 0:
             names += [f"{c}_err" for c in OUTPUT_COLUMNS]
         if self.orbit_check:
-            names.append(ACCURACY_COLUMN)
+            names += [ACCURACY_COLUMN, FLAGS_COLUMN]
         return np.asarray(names, dtype=object)
 
 
@@ -636,52 +485,3 @@ def _auto_delta(potential, key):
     if key not in _DELTA_CACHE:
         _DELTA_CACHE[key] = estimate_delta(potential)
     return _DELTA_CACHE[key]
-
-
-def _velocity_kms(v):
-    import astropy.coordinates as coord
-    import astropy.units as u
-
-    if isinstance(v, coord.CartesianDifferential):
-        return v.d_xyz.to_value(u.km / u.s)
-    return np.asarray(v, dtype=float)
-
-
-def _is_velocity(v):
-    try:
-        values = _velocity_kms(v)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return values.shape == (3,) and bool(np.all(np.isfinite(values)))
-
-
-def _warn_bad_rows(status, err_status, n):
-    parts = [f"{np.sum(status == code)} {label}" for code, label in REASONS.items()
-             if np.any(status == code)]
-    if err_status is not None:
-        parts += [f"{np.sum(err_status == code)} {label}" for code, label in ERR_REASONS.items()
-                  if np.any(err_status == code)]
-    if parts:
-        n_bad = int(np.sum(status != 0))
-        warnings.warn(
-            f"ActionTransformer: {n_bad} of {n} rows have NaN actions (no row dropped): "
-            + "; ".join(parts),
-            BadRowsWarning,
-            stacklevel=3,
-        )
-
-
-def _warn_inaccurate(rel_err, averaged, status, threshold):
-    good = status == 0
-    above = good & ~(rel_err <= threshold)
-    if above.any():
-        n_avg = int(np.sum(above & averaged))
-        warnings.warn(
-            f"ActionTransformer: {int(above.sum())} of {int(good.sum())} stars with actions have "
-            f"actions_rel_err > {threshold:g}: their J_R or J_z varies along their orbit by more "
-            f"than that ({n_avg} of them are orbit averages of orbits on which the Staeckel fudge "
-            "fails, often chaotic ones). Select on actions_rel_err before using their actions, "
-            "e.g. in a training filter.",
-            InaccurateActionsWarning,
-            stacklevel=3,
-        )

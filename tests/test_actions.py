@@ -16,7 +16,8 @@ from gala.units import galactic
 from sklearn.compose import ColumnTransformer
 
 from sklearn_selfcal import ActionTransformer
-from sklearn_selfcal.actions import ACCURACY_COLUMN, OUTPUT_COLUMNS, BadRowsWarning
+from sklearn_selfcal._paper import GAIA_PARALLAX_ZERO_POINT
+from sklearn_selfcal.actions import ACCURACY_COLUMN, FLAGS_COLUMN, OUTPUT_COLUMNS, BadRowsWarning
 from sklearn_selfcal.coordinates import R0_KPC, galactocentric_to_icrs
 from sklearn_selfcal.potential import default_potential
 
@@ -44,7 +45,9 @@ def catalogue(xyz, vxyz, frac_err=0.1, seed=0):
     n = obs["ra"].size
     rng = np.random.default_rng(seed)
     return pd.DataFrame({
-        "ra": obs["ra"], "dec": obs["dec"], "parallax": 1.0 / obs["distance"],
+        # Gaia-like parallaxes: observed = true + zero point (the transformer's default)
+        "ra": obs["ra"], "dec": obs["dec"],
+        "parallax": 1.0 / obs["distance"] + GAIA_PARALLAX_ZERO_POINT,
         "distance": obs["distance"], "pmra": obs["pmra"], "pmdec": obs["pmdec"],
         "VHELIO_AVG": obs["radial_velocity"],
         "parallax_error": frac_err / obs["distance"], "distance_error": frac_err * obs["distance"],
@@ -62,10 +65,11 @@ def stars():
 def test_tags_and_feature_names():
     at = ActionTransformer()
     assert at.__sklearn_tags__().requires_fit is False
-    assert list(at.get_feature_names_out()) == [*OUTPUT_COLUMNS, ACCURACY_COLUMN]
+    assert list(at.get_feature_names_out()) == [*OUTPUT_COLUMNS, ACCURACY_COLUMN, FLAGS_COLUMN]
     assert list(ActionTransformer(orbit_check=False).get_feature_names_out()) == list(OUTPUT_COLUMNS)
     names = ActionTransformer(n_samples=5).get_feature_names_out()
-    assert list(names) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS), ACCURACY_COLUMN]
+    assert list(names) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS), ACCURACY_COLUMN,
+                           FLAGS_COLUMN]
 
 
 # --------------------------------------------------------------------------- physics
@@ -233,11 +237,20 @@ def test_parallax_auto_prefers_spec_parallax(stars):
 def test_parallax_and_distance_columns_agree_and_zero_point_is_subtracted(stars):
     df = stars[0].iloc[:30].copy()
     by_distance = ActionTransformer(distance="distance").fit_transform(df)
+    # the catalogue's Gaia-like parallaxes carry the paper's zero point, the default one
     by_parallax = ActionTransformer(parallax="parallax").fit_transform(df)
-    np.testing.assert_allclose(by_parallax, by_distance, rtol=1e-9, atol=1e-9)
-    df["parallax"] = df["parallax"] - 0.017  # a Gaia-like zero point
-    shifted = ActionTransformer(parallax_zero_point=-0.017).fit_transform(df)
-    np.testing.assert_allclose(shifted, by_distance, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(by_parallax, by_distance, rtol=1e-9, atol=1e-8)
+    df["parallax"] = df["parallax"] - GAIA_PARALLAX_ZERO_POINT  # true parallaxes
+    unshifted = ActionTransformer(parallax_zero_point=0.0).fit_transform(df)
+    np.testing.assert_allclose(unshifted, by_distance, rtol=1e-9, atol=1e-8)
+    # the default zero point applied to true parallaxes moves every star (by 1.7 % at 1 kpc)
+    default = ActionTransformer().fit_transform(df)
+    assert np.all(np.abs(default[:, 6] - by_distance[:, 6]) > 1e-4)
+    # a spectro-photometric parallax estimates the true parallax: zero point 0, whatever is set
+    df["spec_parallax"] = df["parallax"]
+    for zero_point in (GAIA_PARALLAX_ZERO_POINT, 0.05):
+        spec = ActionTransformer(parallax_zero_point=zero_point).fit_transform(df)
+        np.testing.assert_allclose(spec, by_distance, rtol=1e-9, atol=1e-8)
 
 
 def test_array_input_by_position_and_integer_columns(stars):
@@ -388,7 +401,8 @@ def test_pandas_output_keeps_the_index(stars):
     df.index = np.arange(100, 115)[::-1]
     out = ActionTransformer(n_samples=3, random_state=0).set_output(transform="pandas").fit_transform(df)
     assert isinstance(out, pd.DataFrame)
-    assert list(out.columns) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS), ACCURACY_COLUMN]
+    assert list(out.columns) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS),
+                                 ACCURACY_COLUMN, FLAGS_COLUMN]
     assert out.index.equals(df.index)
 
 

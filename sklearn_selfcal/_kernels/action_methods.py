@@ -40,6 +40,9 @@ from .staeckel_grid import focal_distance, grid_actions
 
 __all__ = [
     "METHODS",
+    "ORBIT_AVERAGE",
+    "CHAOTIC",
+    "TABULATED",
     "CHECK_PERIODS",
     "CHECK_POINTS",
     "AVERAGE_PERIODS",
@@ -54,6 +57,12 @@ __all__ = [
 ]
 
 METHODS = ("auto", "staeckel", "staeckel_fixed", "grid")
+#: Bits of ``actions_flags``: the actions are an orbit average (the fudge's point value was off) ...
+ORBIT_AVERAGE = 1
+#: ... the orbit is chaotic (its frequencies drift), it has no actions ...
+CHAOTIC = 2
+#: ... the accuracy comes from the table over the integrals of motion (no integration).
+TABULATED = 4
 #: Length (circular periods at the star's energy) and points of the orbit check.
 CHECK_PERIODS = 3.0
 CHECK_POINTS = 8
@@ -336,7 +345,7 @@ def compute_actions(model, R, z, v_R, v_phi, v_z, *, check=None):
             mean_R[missing], mean_z[missing] = orbit_average(
                 model, pot, *(a[missing] for a in phase_space))
         J_R[averaged], J_z[averaged] = mean_R[averaged], mean_z[averaged]
-    return _physical(J_R), _physical(J_z), rel_err, averaged
+    return _physical(J_R), _physical(J_z), rel_err, np.where(averaged, ORBIT_AVERAGE, 0.0)
 
 
 def _physical(J):
