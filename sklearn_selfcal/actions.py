@@ -29,7 +29,7 @@ from ._action_columns import (check_combinations, check_units, extract, physical
 from ._action_flags import (ACCURACY_COLUMN, CHAOTIC, FLAGS_COLUMN, ORBIT_AVERAGE, TABULATED,
                             warn_bad_rows, warn_inaccurate)
 from ._kernels.action_chunks import MIN_R_KPC, OUTPUT_COLUMNS, ChunkSettings, transform_chunk
-from ._kernels.action_methods import METHODS, ActionModel
+from ._kernels.action_methods import METHODS, ActionModel, accuracy_table
 from ._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
 from ._kernels.staeckel_grid import cached_tables
 from ._progress import progress
@@ -331,13 +331,15 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             delta = float(self.delta)
         fixed = self.method == "staeckel_fixed"
         needs_grid = self.method == "grid" or self.orbit_check
-        focal = grid = None
+        focal = grid = accuracy = None
         if not fixed or needs_grid:
             focal, grid = cached_tables(potential, key, delta=delta if fixed else None,
                                         grid=needs_grid)
+        if self.orbit_check:
+            accuracy = accuracy_table(potential, key, grid, delta if fixed else None)
         return ActionModel(potential=potential, key=key, method=self.method, delta=delta,
                            focal=focal, grid=grid, check=bool(self.orbit_check),
-                           threshold=float(self.rel_err_threshold))
+                           threshold=float(self.rel_err_threshold), accuracy=accuracy)
 
     def _settings(self, is_parallax, zero_point):
         v_sun = self.v_sun
