@@ -9,7 +9,8 @@ Staeckel fudge evaluated at every point with the focal distance that best conser
 along that orbit (chosen from 0.25 to 8 kpc), and averaged. ``--o2gf N`` also compares the
 reference with gala's orbit-based ``find_actions_o2gf`` on N orbits per population.
 
-Error of a star: ``|J / J_ref - 1|`` for the larger of J_R, J_z. Printed per population and method:
+Error of a star: ``max(|J_R - J_R,ref|, |J_z - J_z,ref|) / max(J_R,ref, J_z,ref)`` (the measure
+``actions_rel_err`` estimates: an action much smaller than the other is held to the larger's scale). Printed per population and method:
 
 * median and 90th percentile of the error;
 * ``flagged``: fraction of stars with ``actions_rel_err > 0.05``; ``chaotic``: with the chaotic
@@ -107,22 +108,27 @@ def reference(population, n_orbits, seed, gyr, n_points):
     return J_ref, best, ps
 
 
-def o2gf(ps, n_orbits, n_points, count):
-    """gala's find_actions_o2gf on the first ``count`` reference orbits: (2, count) J_R, J_z."""
+def o2gf(ps, n_points, count):
+    """gala's find_actions_o2gf (6 Gyr orbits in 0.5 Myr steps, N_max=8) of the first ``count``
+    orbits: (2, count) J_R, J_z (kpc km/s)."""
     import astropy.units as u
     import gala.dynamics as gd
+    import gala.potential as gp
 
+    from sklearn_selfcal.potential import default_potential
+
+    start = ps.iloc[::n_points].iloc[:count]
+    w0 = gd.PhaseSpacePosition(pos=start[["x", "y", "z"]].to_numpy().T * u.kpc,
+                               vel=start[["v_x", "v_y", "v_z"]].to_numpy().T * u.km / u.s)
+    orbits = gp.Hamiltonian(default_potential()).integrate_orbit(w0, dt=0.5 * u.Myr,
+                                                                 n_steps=12_000)
     out = np.full((2, count), np.nan)
-    xyz = ps[["x", "y", "z"]].to_numpy().reshape(n_orbits, n_points, 3)
-    vxyz = ps[["v_x", "v_y", "v_z"]].to_numpy().reshape(n_orbits, n_points, 3)
-    times = ps["time"].to_numpy()[:n_points] * 1000.0
     for i in range(count):
-        orbit = gd.Orbit(pos=xyz[i].T * u.kpc, vel=vxyz[i].T * u.km / u.s, t=times * u.Myr)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = gd.find_actions_o2gf(orbit, N_max=8)
-            J = res["actions"].to_value(u.kpc * u.km / u.s)
+                res = gd.find_actions_o2gf(orbits[:, i], N_max=8)
+            J = np.ravel(res["actions"].to_value(u.kpc * u.km / u.s))
             out[:, i] = J[0], abs(J[2])
         except Exception:  # noqa: BLE001 - a failed torus fit is reported as NaN
             pass
@@ -134,11 +140,9 @@ def metrics(result, J_ref, n_orbits, n_times, new):
     J_z = np.asarray(result["J_z"]).reshape(n_orbits, n_times)
     rel = np.asarray(result["rel_err"]).reshape(n_orbits, n_times)
     flags = np.asarray(result["flags"]).astype(int).reshape(n_orbits, n_times)
-    radial = (J_ref[0] >= J_ref[1])[:, None]
-    J = np.where(radial, J_R, J_z)
-    ref = np.where(radial[:, 0], J_ref[0], J_ref[1])[:, None]
-    error = np.abs(J / ref - 1)
-    ok = np.isfinite(error) & np.isfinite(ref)
+    scale = np.fmax(J_ref[0], J_ref[1])[:, None]
+    error = np.fmax(np.abs(J_R - J_ref[0][:, None]), np.abs(J_z - J_ref[1][:, None])) / scale
+    ok = np.isfinite(error)
     chaotic = (flags & 2) != 0
     flagged = ~(rel <= THRESHOLD)
     untrusted = flagged | chaotic if new else flagged
@@ -184,12 +188,12 @@ def main(argv=None):
                 f"focal distance, median {100 * np.median(spread):.2f} %, p90 "
                 f"{100 * np.percentile(spread, 90):.2f} %")
         if args.o2gf:
-            gala = o2gf(ps, n, args.ref_points, args.o2gf)
+            gala = o2gf(ps, args.ref_points, args.o2gf)
             radial = J_ref[0, :args.o2gf] >= J_ref[1, :args.o2gf]
             diff = np.abs(np.where(radial, gala[0] / J_ref[0, :args.o2gf],
                                    gala[1] / J_ref[1, :args.o2gf]) - 1)
             line += (f"; vs gala o2gf on {args.o2gf} orbits: median {100 * np.nanmedian(diff):.2f} "
-                     f"%, p90 {100 * np.nanpercentile(diff, 90):.2f} %")
+                     f"%, max {100 * np.nanmax(diff):.2f} %")
         print(line, flush=True)
 
     results = {"after": transform(tables, METHODS)}

@@ -255,7 +255,7 @@ def physical_values(data, roles, is_parallax):
     return out
 
 
-def check_units(data, roles, is_parallax, zero_point):
+def check_units(data, roles, is_parallax):
     """Raise a ``ValueError`` naming the column if the sample's typical values are in wrong units.
 
     Parameters
@@ -266,11 +266,10 @@ def check_units(data, roles, is_parallax, zero_point):
         The column of each role.
     is_parallax : bool
         Whether ``dist`` is a parallax (mas) rather than a distance (kpc).
-    zero_point : float
-        Zero point of the parallax column (mas).
     """
-    d = (parallax_to_distance(data["dist"], zero_point=zero_point) if is_parallax
-         else data["dist"])
+    # the column's own units, before any zero point: a parallax in arcsec shifted by -0.017 mas
+    # would look like a distant sample in mas
+    d = parallax_to_distance(data["dist"], zero_point=0.0) if is_parallax else data["dist"]
     ok = np.isfinite(d) & (d > 0)
     if not ok.any():
         return

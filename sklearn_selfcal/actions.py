@@ -402,7 +402,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         # the zero point of the column actually read: 0 for the spectro-photometric parallax
         zero_point = zero_point_of(roles["dist"], self.parallax_zero_point) if is_parallax else 0.0
         if self.check_units:
-            check_units(data, roles, is_parallax, zero_point)
+            check_units(data, roles, is_parallax)
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             data = physical_values(data, roles, is_parallax)
         settings = self._settings(is_parallax, zero_point)

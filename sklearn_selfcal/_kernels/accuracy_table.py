@@ -65,7 +65,7 @@ def build_accuracy_table(pot, grid, force_table, *, eta=0.05):
     phi, _ = potential_functions(pot)
     _, E_c, T_c = circular_period_table(pot)
     period = np.interp(phi(R0, z0) + 0.5 * (v_R0**2 + v_T0**2 + v_z0**2), E_c, T_c)
-    points, _, _ = sample_orbits(pot, R0, z0, v_R0, v_T0, v_z0, interval=period / 4.0,
+    points, _, _, _ = sample_orbits(pot, R0, z0, v_R0, v_T0, v_z0, interval=period / 4.0,
                                  n_min=_MIN_POINTS, n_max=_MAX_POINTS, n_events=_EVENTS,
                                  t_max=20.0 * period, eta=eta, table=force_table)
     flat = [points[:, i].ravel() for i in range(5)]
@@ -75,8 +75,9 @@ def build_accuracy_table(pot, grid, force_table, *, eta=0.05):
     J_R, J_z = J_R.reshape(points.shape[0], -1), J_z.reshape(points.shape[0], -1)
     recorded = np.isfinite(points[:, 0])
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_R = np.nanmean(np.where(recorded, J_R, np.nan), axis=0)
-        mean_z = np.nanmean(np.where(recorded, J_z, np.nan), axis=0)
+        count = recorded.sum(axis=0)
+        mean_R = np.where(recorded, J_R, 0.0).sum(axis=0) / count
+        mean_z = np.where(recorded, J_z, 0.0).sum(axis=0) / count
         J = np.where(mean_R >= mean_z, J_R, J_z)
         mean = np.fmax(mean_R, mean_z)
         deviation = np.max(np.abs(J - mean), axis=0, initial=0.0,

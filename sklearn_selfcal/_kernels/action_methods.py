@@ -21,8 +21,9 @@ halo orbits are followed as long as they need) and evaluates the method's action
 over it at irregular times. Their mean estimates the true actions; ``actions_rel_err`` is the
 star's own distance from it plus the uncertainty of the mean (half the difference between the
 means of the two halves), for the larger of ``J_R, J_z``. ``"auto"`` gives the mean instead where
-the point value is off, with the mean's uncertainty as its error. An orbit whose radial or vertical
-period differs between the two halves by more than :data:`CHAOS_DRIFT` is chaotic.
+the point value is off, with the mean's uncertainty as its error. An orbit whose radial period (or,
+more tolerantly, vertical period) differs between the two halves by more than :data:`CHAOS_DRIFT`
+is chaotic.
 
 Stars whose orbit lies where the fudge is accurate everywhere (a table over ``(E, L_z)`` of the
 largest deviation along orbits, built once per potential:
@@ -81,20 +82,34 @@ AVERAGE_FRACTION = 0.5
 #: An orbit whose radial or vertical period changes between the halves of its check by more than
 #: this (relative) is chaotic; an oscillation carrying less than :data:`MIN_ACTION_SHARE` of the
 #: larger action is not tested (its period is ill-defined).
-CHAOS_DRIFT = 0.1
+CHAOS_DRIFT = 0.05
 MIN_ACTION_SHARE = 0.1
+#: ... or whose companion orbit (started 8e-6 pc away) parts from it by more than this factor
+#: over the second half of the check (regular neighbours part linearly in time, by a factor ~2;
+#: chaotic ones exponentially), or ends farther than :data:`SATURATED_GROWTH` times the offset
+#: (parted exponentially already in the first half).
+CHAOS_GROWTH = 10.0
+SATURATED_GROWTH = 1e6
+#: The vertical period is tested against this multiple of :data:`CHAOS_DRIFT`: the times between
+#: plane crossings of an eccentric, inclined orbit jitter with its radial phase (regular halo
+#: orbits drift by up to ~10 % over 6 periods), its pericentres do not.
+VERTICAL_DRIFT_FACTOR = 3.0
 #: Focal distances tried on each orbit-averaged star's own orbit (kpc), at this many of its points.
 FIT_DELTAS_KPC = (0.25, 0.5, 1.0, 2.0, 3.0, 4.5, 6.5, 9.0)
 FIT_POINTS = 16
 #: The error of a point value or an orbit average adds this fraction of the fudge's spread along
 #: the orbit (the average of a fudge that varies along the orbit may be biased) ...
 BIAS_FRACTION = 0.25
-#: ... an orbit average's, half its largest change among the focal distances that conserve the
+#: ... an orbit average's, this fraction of the fudge's spread at the fitted focal distance (where
+#: the fudge varies by 10-30 % with every focal distance, bulge orbits most of them chaotic, the
+#: averages of different stretches of one orbit differ by up to half that), ...
+AVERAGE_BIAS_FRACTION = 0.5
+#: ... and :data:`CHANGE_FRACTION` of its largest change among the focal distances that conserve the
 #: actions about as well as the best (so much does it depend on that choice) ...
 CHANGE_FRACTION = 0.25
 #: ... and it is at least this fraction of the spread of the fudge with the method's own focal
 #: distance over all the check's points.
-SPREAD_FLOOR = 0.1
+SPREAD_FLOOR = 0.25
 #: Stars whose tabulated accuracy bound is below this fraction of the threshold are not integrated.
 TABLE_FRACTION = 0.5
 #: Stars checked per batch (memory: CHECK_MAX_POINTS x 5 x batch floats).
@@ -305,30 +320,40 @@ def orbit_check(model, pot, R, z, v_R, v_T, v_z, J_R, J_z):
     _, E_c, T_c = _periods(keyed)
     E = _energy(pot, R, z, v_R, v_T, v_z)
     period = np.interp(E, E_c, T_c)
-    points, n_points, periods = sample_orbits(
+    points, n_points, periods, growth = sample_orbits(
         pot, R, z, v_R, v_T, v_z, interval=period / POINTS_PER_PERIOD, n_min=CHECK_MIN_POINTS,
         n_max=CHECK_MAX_POINTS, n_events=CHECK_EVENTS, t_max=CHECK_MAX_PERIODS * period,
         eta=CHECK_ETA, table=_forces(keyed))
     P_R, P_z = _points_actions(model, pot, points[:, :, :])
     P_R[0], P_z[0] = J_R, J_z  # the star itself: the method's own values
-    index = np.arange(points.shape[0])[:, None]
+    first = np.arange(points.shape[0])[:, None] < n_points / 2.0
     mean_R, mean_z = _mean(P_R), _mean(P_z)
-    radial = mean_R >= mean_z
-    P = np.where(radial, P_R, P_z)
-    mean = np.where(radial, mean_R, mean_z)
-    first = index < n_points / 2.0
+    mean_err, spread, scale = _variation(P_R, P_z, mean_R, mean_z, first)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_err = np.abs(_mean(P, first) - _mean(P, ~first)) / (2.0 * mean)
-        spread = np.sqrt(_mean((P - mean) ** 2)) / mean
-        point_err = (np.abs(np.where(radial, J_R, J_z) / mean - 1.0) + mean_err
+        point_err = (np.fmax(np.abs(J_R - mean_R), np.abs(J_z - mean_z)) / scale + mean_err
                      + BIAS_FRACTION * spread)
         drift = np.abs(periods[:, 0] - periods[:, 1]) / (0.5 * (periods[:, 0] + periods[:, 1]))
         larger = np.fmax(mean_R, mean_z)
         tested = np.array([mean_R, mean_z]) > MIN_ACTION_SHARE * larger
-    chaotic = np.any(tested & (drift > CHAOS_DRIFT), axis=0)
+    limit = CHAOS_DRIFT * np.array([1.0, VERTICAL_DRIFT_FACTOR])[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exponential = (growth[1] / growth[0] > CHAOS_GROWTH) | (growth[1] > SATURATED_GROWTH)
+    chaotic = np.any(tested & (drift > limit), axis=0) | exponential
     lost = n_points < CHECK_MIN_POINTS // 2  # the orbit left the force table (beyond 400 kpc)
     point_err[lost] = mean_err[lost] = spread[lost] = np.nan
     return point_err, spread, (mean_R, mean_z, mean_err), chaotic, (points, n_points)
+
+
+def _variation(P_R, P_z, mean_R, mean_z, first):
+    """Half the difference of the halves' means and the spread of the actions at the points
+    (n_points, n), each the larger of the two actions' and relative to the larger mean, which is
+    returned too (an action much smaller than the other is not held to its own relative error)."""
+    scale = np.fmax(mean_R, mean_z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = np.fmax(np.abs(_mean(P_R, first) - _mean(P_R, ~first)),
+                       np.abs(_mean(P_z, first) - _mean(P_z, ~first))) / (2.0 * scale)
+        spread = np.sqrt(np.fmax(_mean((P_R - mean_R) ** 2), _mean((P_z - mean_z) ** 2))) / scale
+    return half, spread, scale
 
 
 def fitted_average(model, points, n_points, start):
@@ -357,8 +382,8 @@ def fitted_average(model, points, n_points, start):
     mean_err : ndarray of shape (n,)
         Uncertainty of the averages (relative): half the difference of the averages over the two
         halves of the points, plus :data:`CHANGE_FRACTION` of their largest change among the focal
-        distances whose spread is within a factor 2 of the best, plus :data:`BIAS_FRACTION` of the
-        spread at the chosen one.
+        distances whose spread is within a factor 2 of the best, plus :data:`AVERAGE_BIAS_FRACTION`
+        of the spread at the chosen one.
     spread : ndarray of shape (n,)
         Standard deviation over mean of the larger action along the points at the chosen focal
         distance.
@@ -377,12 +402,8 @@ def fitted_average(model, points, n_points, start):
                                     delta=np.full(R.shape, delta))
         J_R, J_z = (J_R / _SCALE).reshape(FIT_POINTS, n), (J_z / _SCALE).reshape(FIT_POINTS, n)
         mean_R, mean_z = _mean(J_R), _mean(J_z)
-        J = np.where(mean_R >= mean_z, J_R, J_z)
-        mean = np.fmax(mean_R, mean_z)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            spread = np.sqrt(_mean((J - mean) ** 2)) / mean
-            half = np.abs(_mean(J, first) - _mean(J, ~first)) / (2.0 * mean)
-        spread[np.mean(~np.isfinite(J), axis=0) > 0.1] = np.nan
+        half, spread, _ = _variation(J_R, J_z, mean_R, mean_z, first)
+        spread[np.mean(~np.isfinite(J_R + J_z), axis=0) > 0.1] = np.nan
         candidates.append((mean_R, mean_z, half, spread))
     mean_R, mean_z, half, spread = (np.array(c) for c in zip(*candidates))  # (n_candidates, n)
     spread = np.where(np.isfinite(spread), spread, np.inf)
@@ -393,8 +414,10 @@ def fitted_average(model, points, n_points, start):
         # how much the average depends on the choice among the focal distances that do about as
         # well as the best (spread within a factor 2)
         close = spread <= 2.0 * spread[pick] + 1e-3
-        change = np.where(close, np.abs(larger / larger[pick] - 1.0), 0.0).max(axis=0)
-    err = half[pick] + CHANGE_FRACTION * change + BIAS_FRACTION * spread[pick]
+        change = np.where(close, np.fmax(np.abs(mean_R - mean_R[pick]),
+                                         np.abs(mean_z - mean_z[pick])) / larger[pick],
+                          0.0).max(axis=0)
+    err = half[pick] + CHANGE_FRACTION * change + AVERAGE_BIAS_FRACTION * spread[pick]
     spread = np.where(np.isfinite(spread[pick]), spread[pick], np.nan)
     return mean_R[pick], mean_z[pick], err, spread
 

@@ -39,6 +39,8 @@ ETA = 0.05
 #: the step finite for a star passing through r = 0 of a cored or cuspy potential.
 R_SOFT = 0.01
 _GOLDEN = 0.5 * (math.sqrt(5.0) - 1.0)
+#: Vertical offset of the companion orbit of a check (natural units, 8e-6 pc).
+_OFFSET = 1e-9
 
 
 def potential_functions(pot):
@@ -162,6 +164,9 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
     # pericentres / upward plane crossings, in the first (events 0..m) and second (m..2m) half
     sums = np.zeros((2, 2, 5, n))
     counts = np.zeros((2, n), dtype=np.int64)
+    # a companion started _OFFSET above the star (checks only): how far apart they are halfway
+    # (at the (n_events+1)th pericentre) and at the end
+    growth = np.full((2, n), np.nan)
     for s in range(n):
         x, y, z = R0[s], 0.0, z0[s]  # the star on the x axis (the potential is axisymmetric)
         v_x, v_y, v_z = v_R0[s], v_T0[s], v_z0[s]
@@ -171,9 +176,12 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
             n_points[s] = 1
             continue
         a_x, a_y, a_z, inside = _force(x, y, z, step, over_R, vertical)
+        c_x, c_y, c_z, c_vx, c_vy, c_vz = x, y, z + _OFFSET, v_x, v_y, v_z
+        b_x, b_y, b_z, _ = _force(c_x, c_y, c_z, step, over_R, vertical)
+        apart = 0.0  # largest squared distance of the companion so far
         t = 0.0
         t_next = interval[s] * (0.5 + (k * _GOLDEN) % 1.0)
-        v_R_old = v_x
+        v_r_old = (x * v_x + z * v_z) / math.sqrt(x * x + z * z)
         z_old = z
         while inside:
             r = math.sqrt(x * x + y * y + z * z)
@@ -190,15 +198,32 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
             v_x += 0.5 * dt * a_x
             v_y += 0.5 * dt * a_y
             v_z += 0.5 * dt * a_z
+            if n_events > 0:  # the companion, with the star's time steps
+                c_vx += 0.5 * dt * b_x
+                c_vy += 0.5 * dt * b_y
+                c_vz += 0.5 * dt * b_z
+                c_x += dt * c_vx
+                c_y += dt * c_vy
+                c_z += dt * c_vz
+                b_x, b_y, b_z, _ = _force(c_x, c_y, c_z, step, over_R, vertical)
+                c_vx += 0.5 * dt * b_x
+                c_vy += 0.5 * dt * b_y
+                c_vz += 0.5 * dt * b_z
+                apart = max(apart, (c_x - x) ** 2 + (c_y - y) ** 2 + (c_z - z) ** 2)
             t += dt
             R = math.sqrt(x * x + y * y)
             v_R = (x * v_x + y * v_y) / R
+            v_r = (x * v_x + y * v_y + z * v_z) / math.sqrt(x * x + y * y + z * z)
             if n_events > 0:
-                # pericentre: v_R turns from negative to positive; upward crossing of the plane
-                for e, old, new in ((0, v_R_old, v_R), (1, z_old, z)):
+                # pericentre: the spherical radial velocity turns from negative to positive (the
+                # cylindrical one also turns where an inclined orbit crosses the pole region);
+                # upward crossing of the plane
+                for e, old, new in ((0, v_r_old, v_r), (1, z_old, z)):
                     if old < 0.0 <= new:
                         c = counts[e, s]
                         when = t - dt * new / (new - old)
+                        if e == 0 and c == n_events:
+                            growth[0, s] = math.sqrt(apart) / _OFFSET
                         for h in range(2):
                             if h * n_events <= c <= (h + 1) * n_events:
                                 sums[e, h, 0, s] += 1.0
@@ -207,7 +232,7 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
                                 sums[e, h, 3, s] += c * c
                                 sums[e, h, 4, s] += c * when
                         counts[e, s] = c + 1
-            v_R_old, z_old = v_R, z
+            v_r_old, z_old = v_r, z
             if t >= t_next:
                 points[k, 0, s], points[k, 1, s] = R, z
                 points[k, 2, s], points[k, 3, s] = v_R, v_z
@@ -223,8 +248,10 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
         if not inside:  # left the table: no points
             points[1:, :, s] = np.nan
             k = 1
+        elif n_events > 0:
+            growth[1, s] = math.sqrt(apart) / _OFFSET
         n_points[s] = k
-    return points, n_points, sums, counts
+    return points, n_points, sums, counts, growth
 
 
 def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=0, t_max=None,
@@ -267,6 +294,11 @@ def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=
         periods (``[:, 0]``, ``[:, 1]``; natural units): the least-squares slope of the times of
         the pericentres (upward plane crossings) against their number, which averages out their
         quasi-periodic jitter; NaN where fewer were seen.
+    growth : ndarray of shape (2, n)
+        With ``n_events > 0``: the largest distance from the star of a companion started 1e-9
+        (natural units) above it, over that initial offset, until the star's ``n_events + 1``-th
+        pericentre (``[0]``) and until the end (``[1]``); NaN otherwise. Neighbouring regular orbits part
+        linearly in time (the second about twice the first), chaotic ones exponentially.
     """
     phi, _ = potential_functions(pot)
     table = force_table(pot) if table is None else table
@@ -277,7 +309,7 @@ def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=
         np.asarray(t_max, dtype=float), (n,)).copy()
     E0 = phi(R, z) + 0.5 * (v_R**2 + v_T**2 + v_z**2)
     interval[~np.isfinite(E0)] = np.nan
-    raw, n_points, sums, counts = _integrate(R, z, v_R, v_T, v_z, interval, t_max, int(n_min),
+    raw, n_points, sums, counts, growth = _integrate(R, z, v_R, v_T, v_z, interval, t_max, int(n_min),
                                              int(n_max), int(n_events), float(eta), *table)
     points = _restore_integrals(phi, raw, E0, R * v_T)
     points[0] = [R, z, v_R, v_T, v_z]  # the star itself, unchanged
@@ -285,7 +317,7 @@ def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=
     with np.errstate(invalid="ignore", divide="ignore"):
         periods = (N * S_kt - S_k * S_t) / (N * S_kk - S_k**2)  # slope of time against index
     periods[np.broadcast_to(counts[:, None] <= 2 * int(n_events), periods.shape)] = np.nan
-    return points, n_points, periods
+    return points, n_points, periods, growth
 
 
 def _restore_integrals(phi, raw, E0, L_z):
