@@ -53,7 +53,9 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
     ``x, y, z`` (kpc), ``v_x, v_y, v_z`` (km/s), ``R`` (kpc), ``phi`` (rad), ``v_R, v_phi``
     (km/s), ``J_R, L_z, J_z`` (kpc km/s) and ``E`` (km^2/s^2); with ``n_samples > 0`` they are
     followed by their Monte Carlo uncertainties ``x_err, ..., E_err`` in the same order and units;
-    with ``orbit_check=True`` (the default) the last column is ``actions_rel_err`` (dimensionless).
+    with ``orbit_check=True`` (the default) the last two columns are ``actions_rel_err``
+    (dimensionless: how far ``J_R, J_z`` may be from the true actions) and ``actions_flags`` (a bit
+    field: what kind of number the actions are; see the Notes).
     Only these new columns are returned (the scikit-learn convention); to keep the input columns
     use ``ColumnTransformer(..., remainder="passthrough")`` or ``pandas.concat``.
 
@@ -81,10 +83,12 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         Columns of the proper motions (mas/yr; ``pmra`` includes ``cos(dec)``, as Gaia's).
     radial_velocity : str or int, default="VHELIO_AVG"
         Column of the heliocentric line-of-sight velocity (km/s).
-    parallax_zero_point : float, default=0.0
-        Zero point of the parallax column (mas), ``observed = true + zero point``, subtracted
-        before inverting it: ``-0.017`` (:data:`sklearn_selfcal._paper.GAIA_PARALLAX_ZERO_POINT`)
-        for Gaia EDR3 parallaxes, as the paper corrects them; leave 0 for ``spec_parallax``.
+    parallax_zero_point : float, default=-0.017
+        Zero point of an observed parallax column (mas), ``observed = true + zero point``,
+        subtracted before inverting it (:data:`sklearn_selfcal._paper.GAIA_PARALLAX_ZERO_POINT`,
+        the paper's Gaia EDR3 correction, by default). The column ``spec_parallax`` estimates the
+        true parallax and gets zero point 0 whatever this says
+        (:func:`sklearn_selfcal._paper.zero_point_of`).
     r0 : float, default=8.178
         Distance of the Sun from the Galactic centre (kpc).
     z_sun : float, default=0.025
@@ -107,10 +111,11 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
           every point of an orbit).
         - ``"grid"``: ``"staeckel"`` interpolated in tables over the integrals of motion, built
           once per potential and process (about 5 s); for 10^6-10^7 stars.
-        - ``"auto"``: ``"staeckel"``, except that stars whose orbit check finds their actions
-          off by more than ``rel_err_threshold`` (bulge orbits, many of them chaotic, and some
-          halo orbits) get the average of the fudge's actions over 24 circular periods of their
-          orbit. Without ``orbit_check`` it is ``"staeckel"``.
+        - ``"auto"``: ``"grid"``, except that stars whose orbit check finds their actions off
+          by more than half of ``rel_err_threshold``, or the fudge varying along their orbit by
+          as much, or their orbit chaotic (bulge and some halo orbits) get the average of the
+          fudge over their orbit, with the focal distance that best conserves the actions on
+          that orbit. Without ``orbit_check`` it is ``"staeckel"``.
     delta : float, "auto" or None, default=None
         Focal distance (kpc) of ``method="staeckel_fixed"`` (ignored by the other methods).
         ``"auto"``: the value that best conserves the actions along 24 typical disk orbits
@@ -118,20 +123,24 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         ``None``: 3.8 kpc for the default potential (measured against gala's orbit-based
         ``find_actions_o2gf``), ``"auto"`` for any other.
     orbit_check : bool, default=True
-        Integrate every star's orbit for 3 periods of the circular orbit of its energy, evaluate
-        its actions at 8 points along it and append their largest relative deviation from their
-        mean (for the larger of ``J_R`` and ``J_z``) as the column ``actions_rel_err``. True
-        actions are the same at every point of an orbit, so this measures how far the method's
-        value can be from them. Orbits that may be chaotic (bound within 3 kpc of the centre, or
-        diving there) and stars whose check exceeds half of ``rel_err_threshold`` are followed
-        for 24 periods (48 points) as well, and the larger deviation is kept. Orbit-averaged
-        stars (``method="auto"``) keep the value of their check. NaN where the actions are NaN.
-        An upper estimate: about three times the true deviation on cold disk orbits. Costs
-        about five times the direct actions (~110 microseconds of CPU per disk star).
+        Estimate every star's accuracy and append ``actions_rel_err`` and ``actions_flags``.
+        Stars whose orbit lies where the fudge is accurate everywhere (a table over energy and
+        angular momentum of the largest variation of the actions along orbits, built once per
+        potential) get that tabulated bound, an upper estimate. The others are integrated over
+        6 of their own radial and vertical periods in each half (however long those are); the
+        mean of the actions at points along the orbit estimates the true actions, and
+        ``actions_rel_err`` is the star's distance from it plus the mean's uncertainty (half the
+        difference of the two halves' means and a quarter of the fudge's spread along the orbit)
+        or, for an orbit average, the average's uncertainty; the larger for ``J_R`` or ``J_z``,
+        relative to the larger of the two. An orbit whose radial period drifts between the
+        halves, or from which a companion started 8e-6 pc away parts exponentially, is chaotic
+        (``actions_flags`` bit 2). NaN where the actions are NaN. About 5 microseconds of CPU per
+        tabulated star, a few milliseconds per orbit-averaged one.
     rel_err_threshold : float, default=0.05
-        Stars with ``actions_rel_err`` above it are counted in an
-        :class:`InaccurateActionsWarning`; with ``method="auto"`` the stars whose orbit check
-        exceeds it get orbit-averaged actions.
+        Stars with ``actions_rel_err`` above it (or on chaotic orbits) are counted in an
+        :class:`InaccurateActionsWarning`; stars whose tabulated bound is below it are not
+        integrated; ``method="auto"`` averages the stars whose point value is off by more than
+        half of it.
     n_samples : int, default=0
         Monte Carlo samples for uncertainty propagation (0: off). Each star's parallax (or
         distance), proper motions and line-of-sight velocity are drawn from Gaussians with the
@@ -187,32 +196,26 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Accuracy, measured as the spread (standard deviation over mean) of the larger of ``J_R`` and
-    ``J_z`` at 16 points along 2 Gyr orbits integrated in ``MilkyWayPotential2022``
-    (``benchmarks/bench_actions_accuracy.py``, 100 orbits per population of
-    :func:`~sklearn_selfcal.datasets.make_orbits`; median / 90th percentile):
+    ``actions_flags`` is a bit field (:data:`ORBIT_AVERAGE` = 1: the actions are an orbit
+    average, the fudge's value at the star being off; :data:`CHAOTIC` = 2: the orbit is chaotic
+    and has no actions; :data:`TABULATED` = 4: the accuracy is the tabulated bound, no orbit was
+    integrated). Select stars with ``actions_rel_err <= 0.05`` and without the chaotic bit.
 
-    ==============  ============  ============  ============  ============  ============
-    method          bulge         inner disk    solar disk    outer disk    halo
-    ==============  ============  ============  ============  ============  ============
-    staeckel_fixed  19.9 / 37.5   0.37 / 1.25   0.19 / 0.82   0.28 / 1.28   3.85 / 16.7
-    staeckel        19.7 / 35.8   0.44 / 1.41   0.16 / 0.57   0.18 / 0.82   2.23 / 12.3
-    grid            19.9 / 37.6   0.44 / 1.41   0.16 / 0.57   0.18 / 0.82   2.27 / 12.2
-    auto            1.89 / 11.3   0.44 / 1.17   0.17 / 0.57   0.23 / 1.14   0.80 / 2.06
-    ==============  ============  ============  ============  ============  ============
-
-    (per cent). Most bulge orbits are chaotic in this potential and have no actions at all; the
-    orbit averages of ``"auto"`` are steady along them but flagged by ``actions_rel_err``. On
-    these 8,000 points no star more than 10 % from its orbit's mean had ``actions_rel_err <=
-    0.05``. The grid reproduces the direct ``"staeckel"`` actions to a median 1e-5 (disk) to 1e-3
-    (bulge, halo) and runs at ~400,000 stars/s on one core (``benchmarks/bench_actions.py``).
+    The accuracy of each method per Galactic population, and how often the flag is right (its
+    precision and recall against long orbit integrations checked with gala's orbit-based actions)
+    are measured by ``benchmarks/bench_actions_accuracy.py`` and tabulated in the docs page
+    "Orbital actions". The grid reproduces the direct ``"staeckel"`` actions to a median 1e-5
+    (disk) to 1e-3 (bulge, halo).
 
     Bad rows are never dropped. Rows with a non-finite input, a non-positive parallax/distance,
     ``R < 0.1`` kpc, an unbound orbit (``E >= 0``) or a failure of the action finder get NaN
-    ``J_R, L_z, J_z`` (and ``actions_rel_err``); the phase-space columns and ``E`` are still given
+    ``J_R, L_z, J_z`` (and ``actions_rel_err``, ``actions_flags``); the phase-space columns and ``E`` are still given
     when their inputs allow (positions need only ra, dec and distance). ``transform`` emits one
     :class:`BadRowsWarning` with the count per reason, and one :class:`InaccurateActionsWarning`
-    counting the stars above ``rel_err_threshold``; other rows are unaffected. Missing columns
+    counting the stars above ``rel_err_threshold`` and those on chaotic orbits; other rows are
+    unaffected. Masked entries of a ``numpy.ma`` array are NaN (with a
+    :class:`~sklearn_selfcal.exceptions.DataQualityWarning` naming the column), never their hidden
+    values. Missing columns
     raise a ``KeyError`` naming them.
 
     Every column parameter may also be an integer column position (for arrays and DataFrames).
