@@ -95,8 +95,8 @@ SATURATED_GROWTH = 1e6
 #: orbits drift by up to ~10 % over 6 periods), its pericentres do not.
 VERTICAL_DRIFT_FACTOR = 3.0
 #: Focal distances tried on each orbit-averaged star's own orbit (kpc), at this many of its points.
-FIT_DELTAS_KPC = (0.25, 0.5, 1.0, 2.0, 3.0, 4.5, 6.5, 9.0)
-FIT_POINTS = 16
+FIT_DELTAS_KPC = (0.3, 0.8, 2.0, 4.0, 8.0)
+FIT_POINTS = 10
 #: The error of a point value or an orbit average adds this fraction of the fudge's spread along
 #: the orbit (the average of a fudge that varies along the orbit may be biased) ...
 BIAS_FRACTION = 0.25
@@ -470,9 +470,16 @@ def compute_actions(model, R, z, v_R, v_phi, v_z, *, check=None):
             # this focal distance may be biased too), or the orbit is chaotic
             limit = AVERAGE_FRACTION * model.threshold
             average = ~(point_err <= limit) | ~(spread <= limit) | chaotic
-            fit_R, fit_z, fit_err, _ = fitted_average(
-                model, points[:, :, average], n_points[average],
-                (mean_R[average], mean_z[average], mean_err[average], spread[average]))
+            # the focal distance is fitted where the fudge varies along a regular orbit (on a
+            # chaotic one no focal distance conserves anything; elsewhere the method's is good)
+            fit = average & (spread > limit) & ~chaotic
+            fit_R, fit_z = mean_R[average], mean_z[average]
+            fit_err = (mean_err + BIAS_FRACTION * spread)[average]
+            if fit.any():
+                fitted = fitted_average(model, points[:, :, fit], n_points[fit],
+                                        (mean_R[fit], mean_z[fit], mean_err[fit], spread[fit]))
+                where = fit[average]
+                fit_R[where], fit_z[where], fit_err[where] = fitted[:3]
             ok = np.isfinite(fit_R) & np.isfinite(fit_z)
             average[average] = ok
             J_R[rows[average]], J_z[rows[average]] = fit_R[ok], fit_z[ok]
