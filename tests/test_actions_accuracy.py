@@ -189,8 +189,7 @@ def test_a_sticky_orbit_quiet_for_a_few_periods_is_not_called_good_when_off():
                           "pmra": obs["pmra"], "pmdec": obs["pmdec"],
                           "radial_velocity": obs["radial_velocity"]})
     at = ActionTransformer(distance="distance", radial_velocity="radial_velocity")
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", InaccurateActionsWarning)
+    with pytest.warns(InaccurateActionsWarning, match="are on chaotic orbits"):
         out = at.set_output(transform="pandas").fit_transform(table)
     point = ActionTransformer(distance="distance", radial_velocity="radial_velocity",
                               method="staeckel", orbit_check=False).fit_transform(table)
@@ -199,3 +198,5 @@ def test_a_sticky_orbit_quiet_for_a_few_periods_is_not_called_good_when_off():
     off = np.abs(J_R / reference - 1)
     assert not np.any((off > 0.10) & (err <= THRESHOLD))
     assert np.all(np.isfinite(err))
+    # and the check sees that the orbit is chaotic (measured: 14 of its 16 points)
+    assert np.mean((out[FLAGS_COLUMN].to_numpy().astype(int) & CHAOTIC) != 0) > 0.5
