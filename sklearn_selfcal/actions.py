@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-import warnings
 from numbers import Integral, Real
 
 import joblib
@@ -23,40 +22,27 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import validate_data
 
-from ._kernels.action_chunks import (ERR_REASONS, MIN_R_KPC, OUTPUT_COLUMNS, REASONS, ChunkSettings,
-                                     transform_chunk)
-from ._kernels.action_methods import METHODS, ActionModel
+from ._action_columns import (check_combinations, check_units, extract, physical_values, unmask,
+                              velocity_kms)
+from ._action_flags import (ACCURACY_COLUMN, CHAOTIC, FLAGS_COLUMN, ORBIT_AVERAGE, TABULATED,
+                            warn_bad_rows, warn_inaccurate)
+from ._kernels.action_chunks import MIN_R_KPC, OUTPUT_COLUMNS, ChunkSettings, transform_chunk
+from ._kernels.action_methods import METHODS, ActionModel, accuracy_table
 from ._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
 from ._kernels.staeckel_grid import cached_tables
 from ._progress import progress
-from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT, require_columns
-from .cleaning import clean_values, frame_if_table
+from ._paper import GAIA_PARALLAX_ZERO_POINT, zero_point_of
+from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT
+from .cleaning import frame_if_table
 from .exceptions import BadRowsWarning, InaccurateActionsWarning
-from .columns import get_role
 from .coordinates import R0_KPC, V_SUN_KMS, Z_SUN_KPC
 from .potential import check_axisymmetric, default_potential
 
-__all__ = ["OUTPUT_COLUMNS", "ACCURACY_COLUMN", "ActionTransformer", "BadRowsWarning",
-           "InaccurateActionsWarning", "MIN_R_KPC"]
-
-#: Name of the accuracy column appended by the orbit check.
-ACCURACY_COLUMN = "actions_rel_err"
-#: The unit guard accepts samples whose median heliocentric distance lies in this range (kpc).
-DISTANCE_RANGE_KPC = (0.01, 100.0)
-#: ... and whose median |line-of-sight| and tangential velocities are below this (km/s).
-MAX_MEDIAN_SPEED_KMS = 1000.0
-#: Tangential velocity (km/s) of 1 mas/yr at 1 kpc.
-_K_MASYR_KPC = 4.740470463533348
-
-
-#: Which role of :data:`sklearn_selfcal.columns.ROLES` (physical range, sentinels) each input of
-#: a DataFrame plays; a distance column in kpc has no role (only the generic sentinels apply).
-_COLUMN_ROLES = {"ra": "ra", "dec": "dec", "dist": "parallax", "pmra": "pmra", "pmdec": "pmdec",
-                 "rv": "radial_velocity", "dist_err": "parallax_error", "pmra_err": "pmra_error",
-                 "pmdec_err": "pmdec_error", "rv_err": "radial_velocity_error",
-                 "pm_corr": "pm_correlation"}
+__all__ = ["OUTPUT_COLUMNS", "ACCURACY_COLUMN", "FLAGS_COLUMN", "ORBIT_AVERAGE", "CHAOTIC",
+           "TABULATED", "ActionTransformer", "BadRowsWarning", "InaccurateActionsWarning",
+           "MIN_R_KPC"]
 
 
 class ActionTransformer(TransformerMixin, BaseEstimator):
@@ -67,7 +53,9 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
     ``x, y, z`` (kpc), ``v_x, v_y, v_z`` (km/s), ``R`` (kpc), ``phi`` (rad), ``v_R, v_phi``
     (km/s), ``J_R, L_z, J_z`` (kpc km/s) and ``E`` (km^2/s^2); with ``n_samples > 0`` they are
     followed by their Monte Carlo uncertainties ``x_err, ..., E_err`` in the same order and units;
-    with ``orbit_check=True`` (the default) the last column is ``actions_rel_err`` (dimensionless).
+    with ``orbit_check=True`` (the default) the last two columns are ``actions_rel_err``
+    (dimensionless: how far ``J_R, J_z`` may be from the true actions) and ``actions_flags`` (a bit
+    field: what kind of number the actions are; see the Notes).
     Only these new columns are returned (the scikit-learn convention); to keep the input columns
     use ``ColumnTransformer(..., remainder="passthrough")`` or ``pandas.concat``.
 
@@ -95,10 +83,12 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         Columns of the proper motions (mas/yr; ``pmra`` includes ``cos(dec)``, as Gaia's).
     radial_velocity : str or int, default="VHELIO_AVG"
         Column of the heliocentric line-of-sight velocity (km/s).
-    parallax_zero_point : float, default=0.0
-        Zero point of the parallax column (mas), ``observed = true + zero point``, subtracted
-        before inverting it: ``-0.017`` (:data:`sklearn_selfcal._paper.GAIA_PARALLAX_ZERO_POINT`)
-        for Gaia EDR3 parallaxes, as the paper corrects them; leave 0 for ``spec_parallax``.
+    parallax_zero_point : float, default=-0.017
+        Zero point of an observed parallax column (mas), ``observed = true + zero point``,
+        subtracted before inverting it (:data:`sklearn_selfcal._paper.GAIA_PARALLAX_ZERO_POINT`,
+        the paper's Gaia EDR3 correction, by default). The column ``spec_parallax`` estimates the
+        true parallax and gets zero point 0 whatever this says
+        (:func:`sklearn_selfcal._paper.zero_point_of`).
     r0 : float, default=8.178
         Distance of the Sun from the Galactic centre (kpc).
     z_sun : float, default=0.025
@@ -121,10 +111,11 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
           every point of an orbit).
         - ``"grid"``: ``"staeckel"`` interpolated in tables over the integrals of motion, built
           once per potential and process (about 5 s); for 10^6-10^7 stars.
-        - ``"auto"``: ``"staeckel"``, except that stars whose orbit check finds their actions
-          off by more than ``rel_err_threshold`` (bulge orbits, many of them chaotic, and some
-          halo orbits) get the average of the fudge's actions over 24 circular periods of their
-          orbit. Without ``orbit_check`` it is ``"staeckel"``.
+        - ``"auto"``: ``"grid"``, except that stars whose orbit check finds their actions off
+          by more than half of ``rel_err_threshold``, or the fudge varying along their orbit by
+          as much, or their orbit chaotic (bulge and some halo orbits) get the average of the
+          fudge over their orbit, with the focal distance that best conserves the actions on
+          that orbit. Without ``orbit_check`` it is ``"staeckel"``.
     delta : float, "auto" or None, default=None
         Focal distance (kpc) of ``method="staeckel_fixed"`` (ignored by the other methods).
         ``"auto"``: the value that best conserves the actions along 24 typical disk orbits
@@ -132,20 +123,24 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         ``None``: 3.8 kpc for the default potential (measured against gala's orbit-based
         ``find_actions_o2gf``), ``"auto"`` for any other.
     orbit_check : bool, default=True
-        Integrate every star's orbit for 3 periods of the circular orbit of its energy, evaluate
-        its actions at 8 points along it and append their largest relative deviation from their
-        mean (for the larger of ``J_R`` and ``J_z``) as the column ``actions_rel_err``. True
-        actions are the same at every point of an orbit, so this measures how far the method's
-        value can be from them. Orbits that may be chaotic (bound within 3 kpc of the centre, or
-        diving there) and stars whose check exceeds half of ``rel_err_threshold`` are followed
-        for 24 periods (48 points) as well, and the larger deviation is kept. Orbit-averaged
-        stars (``method="auto"``) keep the value of their check. NaN where the actions are NaN.
-        An upper estimate: about three times the true deviation on cold disk orbits. Costs
-        about five times the direct actions (~110 microseconds of CPU per disk star).
+        Estimate every star's accuracy and append ``actions_rel_err`` and ``actions_flags``.
+        Stars whose orbit lies where the fudge is accurate everywhere (a table over energy and
+        angular momentum of the largest variation of the actions along orbits, built once per
+        potential) get that tabulated bound, an upper estimate. The others are integrated over
+        6 of their own radial and vertical periods in each half (however long those are); the
+        mean of the actions at points along the orbit estimates the true actions, and
+        ``actions_rel_err`` is the star's distance from it plus the mean's uncertainty (half the
+        difference of the two halves' means and a quarter of the fudge's spread along the orbit)
+        or, for an orbit average, the average's uncertainty; the larger for ``J_R`` or ``J_z``,
+        relative to the larger of the two. An orbit whose radial period drifts between the
+        halves, or from which a companion started 8e-6 pc away parts exponentially, is chaotic
+        (``actions_flags`` bit 2). NaN where the actions are NaN. About 5 microseconds of CPU per
+        tabulated star, a few milliseconds per orbit-averaged one.
     rel_err_threshold : float, default=0.05
-        Stars with ``actions_rel_err`` above it are counted in an
-        :class:`InaccurateActionsWarning`; with ``method="auto"`` the stars whose orbit check
-        exceeds it get orbit-averaged actions.
+        Stars with ``actions_rel_err`` above it (or on chaotic orbits) are counted in an
+        :class:`InaccurateActionsWarning`; stars whose tabulated bound is below it are not
+        integrated; ``method="auto"`` averages the stars whose point value is off by more than
+        half of it.
     n_samples : int, default=0
         Monte Carlo samples for uncertainty propagation (0: off). Each star's parallax (or
         distance), proper motions and line-of-sight velocity are drawn from Gaussians with the
@@ -201,32 +196,26 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Accuracy, measured as the spread (standard deviation over mean) of the larger of ``J_R`` and
-    ``J_z`` at 16 points along 2 Gyr orbits integrated in ``MilkyWayPotential2022``
-    (``benchmarks/bench_actions_accuracy.py``, 100 orbits per population of
-    :func:`~sklearn_selfcal.datasets.make_orbits`; median / 90th percentile):
+    ``actions_flags`` is a bit field (:data:`ORBIT_AVERAGE` = 1: the actions are an orbit
+    average, the fudge's value at the star being off; :data:`CHAOTIC` = 2: the orbit is chaotic
+    and has no actions; :data:`TABULATED` = 4: the accuracy is the tabulated bound, no orbit was
+    integrated). Select stars with ``actions_rel_err <= 0.05`` and without the chaotic bit.
 
-    ==============  ============  ============  ============  ============  ============
-    method          bulge         inner disk    solar disk    outer disk    halo
-    ==============  ============  ============  ============  ============  ============
-    staeckel_fixed  19.9 / 37.5   0.37 / 1.25   0.19 / 0.82   0.28 / 1.28   3.85 / 16.7
-    staeckel        19.7 / 35.8   0.44 / 1.41   0.16 / 0.57   0.18 / 0.82   2.23 / 12.3
-    grid            19.9 / 37.6   0.44 / 1.41   0.16 / 0.57   0.18 / 0.82   2.27 / 12.2
-    auto            1.89 / 11.3   0.44 / 1.17   0.17 / 0.57   0.23 / 1.14   0.80 / 2.06
-    ==============  ============  ============  ============  ============  ============
-
-    (per cent). Most bulge orbits are chaotic in this potential and have no actions at all; the
-    orbit averages of ``"auto"`` are steady along them but flagged by ``actions_rel_err``. On
-    these 8,000 points no star more than 10 % from its orbit's mean had ``actions_rel_err <=
-    0.05``. The grid reproduces the direct ``"staeckel"`` actions to a median 1e-5 (disk) to 1e-3
-    (bulge, halo) and runs at ~400,000 stars/s on one core (``benchmarks/bench_actions.py``).
+    The accuracy of each method per Galactic population, and how often the flag is right (its
+    precision and recall against long orbit integrations checked with gala's orbit-based actions)
+    are measured by ``benchmarks/bench_actions_accuracy.py`` and tabulated in the docs page
+    "Orbital actions". The grid reproduces the direct ``"staeckel"`` actions to a median 1e-5
+    (disk) to 1e-3 (bulge, halo).
 
     Bad rows are never dropped. Rows with a non-finite input, a non-positive parallax/distance,
     ``R < 0.1`` kpc, an unbound orbit (``E >= 0``) or a failure of the action finder get NaN
-    ``J_R, L_z, J_z`` (and ``actions_rel_err``); the phase-space columns and ``E`` are still given
+    ``J_R, L_z, J_z`` (and ``actions_rel_err``, ``actions_flags``); the phase-space columns and ``E`` are still given
     when their inputs allow (positions need only ra, dec and distance). ``transform`` emits one
     :class:`BadRowsWarning` with the count per reason, and one :class:`InaccurateActionsWarning`
-    counting the stars above ``rel_err_threshold``; other rows are unaffected. Missing columns
+    counting the stars above ``rel_err_threshold`` and those on chaotic orbits; other rows are
+    unaffected. Masked entries of a ``numpy.ma`` array are NaN (with a
+    :class:`~sklearn_selfcal.exceptions.DataQualityWarning` naming the column), never their hidden
+    values. Missing columns
     raise a ``KeyError`` naming them.
 
     Every column parameter may also be an integer column position (for arrays and DataFrames).
@@ -290,7 +279,8 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, *, ra="ra", dec="dec", parallax="auto", distance=None, pmra="pmra",
-                 pmdec="pmdec", radial_velocity="VHELIO_AVG", parallax_zero_point=0.0,
+                 pmdec="pmdec", radial_velocity="VHELIO_AVG",
+                 parallax_zero_point=GAIA_PARALLAX_ZERO_POINT,
                  r0=R0_KPC, z_sun=Z_SUN_KPC, v_sun=V_SUN_KMS, potential=None, method="auto",
                  delta=None, orbit_check=True, rel_err_threshold=0.05, n_samples=0,
                  parallax_error="auto", distance_error="auto", pmra_error="pmra_error",
@@ -331,145 +321,6 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
-    # ------------------------------------------------------------------ validation
-    def _check_combinations(self):
-        """What the parameter constraints cannot express: values of ``v_sun``, column pairs."""
-        if not _is_velocity(self.v_sun):
-            raise ValueError(
-                f"v_sun must be 3 finite numbers (km/s) or a CartesianDifferential, got {self.v_sun!r}"
-            )
-        if self.distance is not None and not (isinstance(self.parallax, str) and self.parallax == "auto"):
-            raise ValueError(
-                f"give either parallax={self.parallax!r} or distance={self.distance!r}, not both"
-            )
-        if self.distance is None and self.parallax is None:
-            raise ValueError("give a parallax column (or 'auto') or a distance column")
-
-    def _roles(self, names):
-        """Map each role (ra, dec, dist, ...) to a column name, resolving the 'auto' defaults."""
-        uses_distance = self.distance is not None
-        if uses_distance:
-            dist = self.distance
-        elif isinstance(self.parallax, str) and self.parallax == "auto":
-            dist = "spec_parallax" if names is not None and "spec_parallax" in names else "parallax"
-        else:
-            dist = self.parallax
-        roles = {"ra": self.ra, "dec": self.dec, "dist": dist, "pmra": self.pmra,
-                 "pmdec": self.pmdec, "rv": self.radial_velocity}
-        if self.n_samples > 0:
-            rule = self.distance_error if uses_distance else self.parallax_error
-            if isinstance(rule, str) and rule == "auto":
-                if isinstance(dist, numbers.Integral):
-                    raise ValueError(
-                        "the 'auto' uncertainty column needs a named parallax/distance column; "
-                        "give parallax_error (or distance_error) as a column name or position"
-                    )
-                rule = (f"{dist}_err" if names is not None and f"{dist}_err" in names
-                        else f"{dist}_error")
-            roles.update({"dist_err": rule, "pmra_err": self.pmra_error,
-                          "pmdec_err": self.pmdec_error, "rv_err": self.radial_velocity_error})
-            if self.pm_correlation is not None:
-                roles["pm_corr"] = self.pm_correlation
-        return roles
-
-    def _extract(self, X):
-        """Columns by role as float arrays.
-
-        String parameters are column names of a DataFrame; for input without string column names
-        they stand for the documented default position of their role. Integer parameters are
-        column positions in either case.
-        """
-        names = None
-        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
-            names = list(X.columns)
-        roles = self._roles(names)
-        by_name = {r: c for r, c in roles.items() if not isinstance(c, numbers.Integral)}
-        if names is not None:
-            require_columns(names, list(by_name.values()), what="ActionTransformer")
-        else:
-            X = check_array(X, dtype=np.float64, ensure_all_finite=False)
-            needed = len(roles)
-            if by_name and X.shape[1] < needed:
-                raise ValueError(
-                    f"ActionTransformer: input without column names is read by position and must "
-                    f"hold the columns {list(roles)} in this order ({needed} columns); got "
-                    f"{X.shape[1]} column(s). Pass a DataFrame or integer column parameters."
-                )
-        positions = {r: i for i, r in enumerate(roles)}
-        data = {}
-        for role, col in roles.items():
-            where = col if isinstance(col, numbers.Integral) else positions[role]
-            if names is not None and not isinstance(col, numbers.Integral):
-                values = X[col]
-            elif isinstance(X, pd.DataFrame):
-                values = X.iloc[:, where]
-            else:
-                if not -X.shape[1] <= where < X.shape[1]:
-                    raise ValueError(f"column position {where} ({role}) out of range for "
-                                     f"{X.shape[1]} column(s)")
-                values = X[:, where]
-            if names is not None:
-                # a catalogue's sentinels are NaN (warned), never numbers; the physical ranges
-                # are applied after the unit check (_physical_values)
-                data[role], counts = clean_values(values, col, get_role(_COLUMN_ROLES[role])
-                                                  if role in _COLUMN_ROLES else None,
-                                                  ranges=False, stacklevel=4)
-                if counts.get("not_a_number"):
-                    raise ValueError(f"column {col!r} ({role}) must be numeric: "
-                                     f"{counts['not_a_number']} value(s) are not numbers")
-                continue
-            try:
-                data[role] = (values.to_numpy(dtype=float, na_value=np.nan)
-                              if isinstance(values, pd.Series) else np.asarray(values, dtype=float))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"column {col!r} ({role}) must be numeric: {exc}") from exc
-        return data, roles
-
-    @staticmethod
-    def _physical_values(data, roles, is_parallax):
-        """Values outside their role's physical range (dec beyond 90 deg, |v| > 1000 km/s, ...)
-        become NaN with a warning naming the column; a distance in kpc has no range."""
-        out = {}
-        for key, values in data.items():
-            kind = _COLUMN_ROLES.get(key)
-            if key in ("dist", "dist_err") and not is_parallax:
-                kind = None
-            col = roles[key]
-            out[key] = clean_values(values, str(col), get_role(kind), stacklevel=5)[0] \
-                if kind else values
-        return out
-
-    def _check_units(self, data, roles, is_parallax):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = (1.0 / (data["dist"] - self.parallax_zero_point) if is_parallax else data["dist"])
-        ok = np.isfinite(d) & (d > 0)
-        if not ok.any():
-            return
-        median_d = float(np.median(d[ok]))
-        lo, hi = DISTANCE_RANGE_KPC
-        if not lo <= median_d <= hi:
-            unit = "mas (not arcsec or micro-arcsec)" if is_parallax else "kpc (not pc)"
-            raise ValueError(
-                f"column {roles['dist']!r} gives a median heliocentric distance of {median_d:.4g} "
-                f"kpc, outside the plausible {lo}-{hi} kpc: is it in {unit}? (check_units=False "
-                "disables this check)"
-            )
-        rv = np.abs(data["rv"][np.isfinite(data["rv"])])
-        if rv.size and np.median(rv) > MAX_MEDIAN_SPEED_KMS:
-            raise ValueError(
-                f"column {roles['rv']!r} has a median |line-of-sight velocity| of "
-                f"{np.median(rv):.4g} km/s: is it in km/s (not m/s)? (check_units=False disables "
-                "this check)"
-            )
-        v_tan = _K_MASYR_KPC * np.hypot(data["pmra"], data["pmdec"]) * np.where(ok, d, np.nan)
-        v_tan = v_tan[np.isfinite(v_tan)]
-        if v_tan.size and np.median(v_tan) > MAX_MEDIAN_SPEED_KMS:
-            raise ValueError(
-                f"columns {roles['pmra']!r}, {roles['pmdec']!r} give a median tangential velocity "
-                f"of {np.median(v_tan):.4g} km/s: are they in mas/yr? (check_units=False disables "
-                "this check)"
-            )
-
     def _model(self):
         """The picklable :class:`ActionModel`: potential, focal distances and tables."""
         potential = default_potential() if self.potential is None else self.potential
@@ -483,22 +334,23 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             delta = float(self.delta)
         fixed = self.method == "staeckel_fixed"
         needs_grid = self.method == "grid" or self.orbit_check
-        focal = grid = None
+        focal = grid = accuracy = None
         if not fixed or needs_grid:
             focal, grid = cached_tables(potential, key, delta=delta if fixed else None,
                                         grid=needs_grid)
+        if self.orbit_check:
+            accuracy = accuracy_table(potential, key, grid, delta if fixed else None)
         return ActionModel(potential=potential, key=key, method=self.method, delta=delta,
                            focal=focal, grid=grid, check=bool(self.orbit_check),
-                           threshold=float(self.rel_err_threshold))
+                           threshold=float(self.rel_err_threshold), accuracy=accuracy)
 
-    def _settings(self, is_parallax):
+    def _settings(self, is_parallax, zero_point):
         v_sun = self.v_sun
         if not isinstance(v_sun, tuple):
-            v_sun = tuple(float(v) for v in _velocity_kms(v_sun))
+            v_sun = tuple(float(v) for v in velocity_kms(v_sun))
         return ChunkSettings(r0=float(self.r0), z_sun=float(self.z_sun), v_sun=v_sun,
                              model=self._model(), is_parallax=is_parallax,
-                             parallax_zero_point=float(self.parallax_zero_point) if is_parallax else 0.0,
-                             n_samples=int(self.n_samples))
+                             parallax_zero_point=zero_point, n_samples=int(self.n_samples))
 
     # ------------------------------------------------------------------ API
     @_fit_context(prefer_skip_nested_validation=True)
@@ -517,13 +369,13 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         self : ActionTransformer
             The transformer, with ``n_features_in_`` (and ``feature_names_in_``) recorded.
         """
-        self._check_combinations()
-        X = frame_if_table(X)
+        check_combinations(self)
+        X = unmask(frame_if_table(X))
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=True, skip_check_array=True)
         else:
             X = validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite=False)
-        self._extract(X)
+        extract(self, X)
         return self
 
     def transform(self, X):
@@ -540,21 +392,23 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             Columns :meth:`get_feature_names_out` (a DataFrame with ``set_output``), one row per
             input row, in the input order.
         """
-        X = frame_if_table(X)
+        X = unmask(frame_if_table(X))
         self._validate_params()
-        self._check_combinations()
+        check_combinations(self)
         if hasattr(self, "n_features_in_"):
             if isinstance(X, pd.DataFrame):
                 validate_data(self, X, reset=False, skip_check_array=True)
             else:
                 X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
-        data, roles = self._extract(X)
+        data, roles = extract(self, X)
         is_parallax = self.distance is None
+        # the zero point of the column actually read: 0 for the spectro-photometric parallax
+        zero_point = zero_point_of(roles["dist"], self.parallax_zero_point) if is_parallax else 0.0
         if self.check_units:
-            self._check_units(data, roles, is_parallax)
+            check_units(data, roles, is_parallax)
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
-            data = self._physical_values(data, roles, is_parallax)
-        settings = self._settings(is_parallax)
+            data = physical_values(data, roles, is_parallax)
+        settings = self._settings(is_parallax, zero_point)
 
         obs = np.column_stack([data[r] for r in ("ra", "dec", "dist", "pmra", "pmdec", "rv")])
         n = obs.shape[0]
@@ -591,11 +445,11 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             err_status = np.concatenate([r["err_status"] for r in results])
         if self.orbit_check:
             rel_err = np.concatenate([r["rel_err"] for r in results])
-            averaged = np.concatenate([r["averaged"] for r in results])
-            parts.append(rel_err[:, None])
-        _warn_bad_rows(status, err_status, n)
+            flags = np.concatenate([r["flags"] for r in results])
+            parts += [rel_err[:, None], flags[:, None]]
+        warn_bad_rows(status, err_status, n)
         if self.orbit_check:
-            _warn_inaccurate(rel_err, averaged, status, self.rel_err_threshold)
+            warn_inaccurate(rel_err, flags, status, self.rel_err_threshold)
         return np.hstack(parts)
 
     def get_feature_names_out(self, input_features=None):
@@ -620,7 +474,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
         if isinstance(self.n_samples, numbers.Integral) and self.n_samples > 0:
             names += [f"{c}_err" for c in OUTPUT_COLUMNS]
         if self.orbit_check:
-            names.append(ACCURACY_COLUMN)
+            names += [ACCURACY_COLUMN, FLAGS_COLUMN]
         return np.asarray(names, dtype=object)
 
 
@@ -636,52 +490,3 @@ def _auto_delta(potential, key):
     if key not in _DELTA_CACHE:
         _DELTA_CACHE[key] = estimate_delta(potential)
     return _DELTA_CACHE[key]
-
-
-def _velocity_kms(v):
-    import astropy.coordinates as coord
-    import astropy.units as u
-
-    if isinstance(v, coord.CartesianDifferential):
-        return v.d_xyz.to_value(u.km / u.s)
-    return np.asarray(v, dtype=float)
-
-
-def _is_velocity(v):
-    try:
-        values = _velocity_kms(v)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return values.shape == (3,) and bool(np.all(np.isfinite(values)))
-
-
-def _warn_bad_rows(status, err_status, n):
-    parts = [f"{np.sum(status == code)} {label}" for code, label in REASONS.items()
-             if np.any(status == code)]
-    if err_status is not None:
-        parts += [f"{np.sum(err_status == code)} {label}" for code, label in ERR_REASONS.items()
-                  if np.any(err_status == code)]
-    if parts:
-        n_bad = int(np.sum(status != 0))
-        warnings.warn(
-            f"ActionTransformer: {n_bad} of {n} rows have NaN actions (no row dropped): "
-            + "; ".join(parts),
-            BadRowsWarning,
-            stacklevel=3,
-        )
-
-
-def _warn_inaccurate(rel_err, averaged, status, threshold):
-    good = status == 0
-    above = good & ~(rel_err <= threshold)
-    if above.any():
-        n_avg = int(np.sum(above & averaged))
-        warnings.warn(
-            f"ActionTransformer: {int(above.sum())} of {int(good.sum())} stars with actions have "
-            f"actions_rel_err > {threshold:g}: their J_R or J_z varies along their orbit by more "
-            f"than that ({n_avg} of them are orbit averages of orbits on which the Staeckel fudge "
-            "fails, often chaotic ones). Select on actions_rel_err before using their actions, "
-            "e.g. in a training filter.",
-            InaccurateActionsWarning,
-            stacklevel=3,
-        )

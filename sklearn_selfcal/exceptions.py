@@ -29,7 +29,7 @@ class BadRowsWarning(SelfcalWarning):
 
 
 class InaccurateActionsWarning(SelfcalWarning):
-    """Some stars' actions vary along their orbits by more than ``rel_err_threshold``."""
+    """Some stars' actions may be off by more than ``rel_err_threshold``, or their orbits are chaotic."""
 
 
 class UnseenCategoryWarning(SelfcalWarning):

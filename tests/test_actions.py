@@ -16,7 +16,10 @@ from gala.units import galactic
 from sklearn.compose import ColumnTransformer
 
 from sklearn_selfcal import ActionTransformer
-from sklearn_selfcal.actions import ACCURACY_COLUMN, OUTPUT_COLUMNS, BadRowsWarning
+from sklearn_selfcal._paper import GAIA_PARALLAX_ZERO_POINT
+from sklearn_selfcal.actions import (ACCURACY_COLUMN, FLAGS_COLUMN, OUTPUT_COLUMNS, BadRowsWarning,
+                                     InaccurateActionsWarning)
+from sklearn_selfcal.exceptions import DataQualityWarning
 from sklearn_selfcal.coordinates import R0_KPC, galactocentric_to_icrs
 from sklearn_selfcal.potential import default_potential
 
@@ -44,7 +47,9 @@ def catalogue(xyz, vxyz, frac_err=0.1, seed=0):
     n = obs["ra"].size
     rng = np.random.default_rng(seed)
     return pd.DataFrame({
-        "ra": obs["ra"], "dec": obs["dec"], "parallax": 1.0 / obs["distance"],
+        # Gaia-like parallaxes: observed = true + zero point (the transformer's default)
+        "ra": obs["ra"], "dec": obs["dec"],
+        "parallax": 1.0 / obs["distance"] + GAIA_PARALLAX_ZERO_POINT,
         "distance": obs["distance"], "pmra": obs["pmra"], "pmdec": obs["pmdec"],
         "VHELIO_AVG": obs["radial_velocity"],
         "parallax_error": frac_err / obs["distance"], "distance_error": frac_err * obs["distance"],
@@ -62,10 +67,11 @@ def stars():
 def test_tags_and_feature_names():
     at = ActionTransformer()
     assert at.__sklearn_tags__().requires_fit is False
-    assert list(at.get_feature_names_out()) == [*OUTPUT_COLUMNS, ACCURACY_COLUMN]
+    assert list(at.get_feature_names_out()) == [*OUTPUT_COLUMNS, ACCURACY_COLUMN, FLAGS_COLUMN]
     assert list(ActionTransformer(orbit_check=False).get_feature_names_out()) == list(OUTPUT_COLUMNS)
     names = ActionTransformer(n_samples=5).get_feature_names_out()
-    assert list(names) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS), ACCURACY_COLUMN]
+    assert list(names) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS), ACCURACY_COLUMN,
+                           FLAGS_COLUMN]
 
 
 # --------------------------------------------------------------------------- physics
@@ -130,7 +136,8 @@ def test_agreement_with_gala_orbit_based_actions():
     reference = []
     for i in range(xyz.shape[1]):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # gala's spurious "More unknowns than equations!"
+            # gala's spurious "More unknowns than equations!"
+            warnings.filterwarnings("ignore", message="More unknowns")
             res = gd.find_actions_o2gf(orbits[:, i], N_max=6)
         reference.append(res["actions"].to_value(u.kpc * u.km / u.s)[0])
     reference = np.array(reference)  # (J_R, L_z, J_z), same sign convention as ours
@@ -152,8 +159,9 @@ def test_recovers_the_true_actions_of_make_survey():
     xyz = truth[["x", "y", "z"]].to_numpy().T
     vxyz = truth[["v_x", "v_y", "v_z"]].to_numpy().T
     df = catalogue(xyz, vxyz)  # error-free observables of the true phase space, default frame
-    # make_survey's true actions are the fudge with the fixed 3.8 kpc focal distance
-    out = ActionTransformer(distance="distance", method="staeckel_fixed").set_output(
+    # make_survey's true actions are the fudge with the fixed 3.8 kpc focal distance (its bulge
+    # stars are where the fudge is inaccurate: the check is not what this test is about)
+    out = ActionTransformer(distance="distance", method="staeckel_fixed", orbit_check=False).set_output(
         transform="pandas").fit_transform(df)
     # same frame, potential and focal distance as the simulator: equal up to round-off through the sky
     for c in ("x", "y", "z", "R", "phi", "v_R", "v_phi", "L_z", "E"):
@@ -233,11 +241,20 @@ def test_parallax_auto_prefers_spec_parallax(stars):
 def test_parallax_and_distance_columns_agree_and_zero_point_is_subtracted(stars):
     df = stars[0].iloc[:30].copy()
     by_distance = ActionTransformer(distance="distance").fit_transform(df)
+    # the catalogue's Gaia-like parallaxes carry the paper's zero point, the default one
     by_parallax = ActionTransformer(parallax="parallax").fit_transform(df)
-    np.testing.assert_allclose(by_parallax, by_distance, rtol=1e-9, atol=1e-9)
-    df["parallax"] = df["parallax"] - 0.017  # a Gaia-like zero point
-    shifted = ActionTransformer(parallax_zero_point=-0.017).fit_transform(df)
-    np.testing.assert_allclose(shifted, by_distance, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(by_parallax, by_distance, rtol=1e-9, atol=1e-8)
+    df["parallax"] = df["parallax"] - GAIA_PARALLAX_ZERO_POINT  # true parallaxes
+    unshifted = ActionTransformer(parallax_zero_point=0.0).fit_transform(df)
+    np.testing.assert_allclose(unshifted, by_distance, rtol=1e-9, atol=1e-8)
+    # the default zero point applied to true parallaxes moves every star (by 1.7 % at 1 kpc)
+    default = ActionTransformer().fit_transform(df)
+    assert np.all(np.abs(default[:, 6] - by_distance[:, 6]) > 1e-4)
+    # a spectro-photometric parallax estimates the true parallax: zero point 0, whatever is set
+    df["spec_parallax"] = df["parallax"]
+    for zero_point in (GAIA_PARALLAX_ZERO_POINT, 0.05):
+        spec = ActionTransformer(parallax_zero_point=zero_point).fit_transform(df)
+        np.testing.assert_allclose(spec, by_distance, rtol=1e-9, atol=1e-8)
 
 
 def test_array_input_by_position_and_integer_columns(stars):
@@ -275,9 +292,14 @@ def test_wrong_units_raise_a_clear_error(stars, column, factor, match):
     with pytest.raises(ValueError, match=match) as info:
         ActionTransformer().fit_transform(df)
     assert column in str(info.value)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BadRowsWarning)  # such data give unbound orbits
-        ActionTransformer(check_units=False).fit_transform(df.iloc[:5])  # the guard can be switched off
+    # the guard can be switched off: such data give unbound orbits or unphysical values, which are
+    # NaN with a warning, never an error
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = ActionTransformer(check_units=False).fit_transform(df.iloc[:5])
+    assert out.shape[0] == 5
+    assert all(issubclass(w.category, (BadRowsWarning, DataQualityWarning, InaccurateActionsWarning))
+               for w in caught)
 
 
 def test_distance_in_pc_raises(stars):
@@ -376,6 +398,25 @@ def test_bad_rows_get_nan_actions_one_warning_and_leave_other_rows_unchanged(sta
     np.testing.assert_array_equal(original, df)
 
 
+def test_masked_entries_are_nan_never_their_hidden_values(stars):
+    df = stars[0].iloc[:12]
+    clean = ActionTransformer().fit_transform(df[OBS].to_numpy())
+    X = np.ma.masked_array(df[OBS].to_numpy().copy(), mask=np.zeros((12, 6), dtype=bool))
+    X.data[3, 2] = 0.5 * X.data[3, 2]  # a plausible but wrong hidden parallax ...
+    X.mask[3, 2] = True                # ... behind the mask
+    X_copy = X.copy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = ActionTransformer().fit_transform(X)
+    messages = {w.category: str(w.message) for w in caught}
+    assert "column 2: 1 row(s) are masked" in messages[DataQualityWarning]
+    assert "1 non-finite input" in messages[BadRowsWarning]
+    assert np.isnan(out[3, 10:13]).all()  # NaN actions, not those of the hidden parallax
+    np.testing.assert_array_equal(np.delete(out, 3, axis=0), np.delete(clean, 3, axis=0))
+    np.testing.assert_array_equal(X.mask, X_copy.mask)  # input not mutated
+    np.testing.assert_array_equal(X.data, X_copy.data)
+
+
 def test_no_warning_for_clean_input(stars):
     with warnings.catch_warnings():
         warnings.simplefilter("error", BadRowsWarning)
@@ -388,7 +429,8 @@ def test_pandas_output_keeps_the_index(stars):
     df.index = np.arange(100, 115)[::-1]
     out = ActionTransformer(n_samples=3, random_state=0).set_output(transform="pandas").fit_transform(df)
     assert isinstance(out, pd.DataFrame)
-    assert list(out.columns) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS), ACCURACY_COLUMN]
+    assert list(out.columns) == [*OUTPUT_COLUMNS, *(f"{c}_err" for c in OUTPUT_COLUMNS),
+                                 ACCURACY_COLUMN, FLAGS_COLUMN]
     assert out.index.equals(df.index)
 
 
@@ -439,10 +481,11 @@ def test_verbose_shows_progress(stars, capsys):
     assert "ActionTransformer" in capsys.readouterr().err
 
 
+# random data: NaN actions and inaccurate actions, each reported by its warning
+@pytest.mark.filterwarnings("ignore::sklearn_selfcal.exceptions.BadRowsWarning")
+@pytest.mark.filterwarnings("ignore::sklearn_selfcal.exceptions.InaccurateActionsWarning")
 def test_parameter_validation_follows_scikit_learn():
     from sklearn.utils.estimator_checks import check_param_validation
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random data: NaN actions and inaccurate-action warnings
-        check_param_validation("ActionTransformer", ActionTransformer(
-            ra=0, dec=0, parallax=0, pmra=0, pmdec=0, radial_velocity=0, check_units=False))
+    check_param_validation("ActionTransformer", ActionTransformer(
+        ra=0, dec=0, parallax=0, pmra=0, pmdec=0, radial_velocity=0, check_units=False))

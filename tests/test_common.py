@@ -27,7 +27,7 @@ import sklearn_selfcal
 from sklearn_selfcal import (ActionTransformer, BrokenPowerLawRegressor, NuisanceCalibrator,
                              SpectroPhotometricParallaxRegressor,
                              SpectroPhotometricParallaxRegressorCV)
-from sklearn_selfcal.actions import BadRowsWarning
+from sklearn_selfcal.actions import BadRowsWarning, InaccurateActionsWarning
 from sklearn_selfcal.crossfit import CrossFitTransformer
 from sklearn_selfcal.distances import DistanceTransformer
 from sklearn_selfcal.parallax_features import SpectroPhotometricFeatures
@@ -111,6 +111,8 @@ def _quiet(check, estimator):
     with warnings.catch_warnings():
         # random check data contain negative "parallaxes": NaN actions with a warning, by design
         warnings.simplefilter("ignore", BadRowsWarning)
+        # ... and random orbits, some of them where the Staeckel fudge is inaccurate (counted)
+        warnings.simplefilter("ignore", InaccurateActionsWarning)
         # tiny random data rarely fit the parallax model within max_iter, and their best alpha is
         # often the grid's smallest; neither is what these checks are about
         warnings.simplefilter("ignore", ConvergenceWarning)

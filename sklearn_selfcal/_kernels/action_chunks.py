@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._paper import parallax_to_distance
 from ..coordinates import cylindrical_from_cartesian, galactocentric_frame, icrs_to_galactocentric
 from .action_methods import compute_actions
 from .montecarlo import draw_samples, robust_std
@@ -57,10 +58,9 @@ class ChunkSettings:
 
 def _distance_kpc(values, settings):
     """Heliocentric distance (kpc) from the parallax (mas) or distance (kpc) column; NaN if <= 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = 1.0 / (values - settings.parallax_zero_point) if settings.is_parallax else values.copy()
-    d[~(d > 0) | ~np.isfinite(d)] = np.nan
-    return d
+    if settings.is_parallax:
+        return parallax_to_distance(values, zero_point=settings.parallax_zero_point)
+    return np.where((values > 0) & np.isfinite(values), values, np.nan)
 
 
 def evaluate(obs, settings, frame, check=True):
@@ -74,8 +74,9 @@ def evaluate(obs, settings, frame, check=True):
         0 or a key of :data:`REASONS`.
     rel_err : ndarray of shape (n,) or None
         ``actions_rel_err`` (None without the orbit check); NaN where the actions are NaN.
-    averaged : ndarray of bool of shape (n,) or None
-        Rows whose actions are orbit averages.
+    flags : ndarray of shape (n,) or None
+        ``actions_flags`` (bits of :mod:`~sklearn_selfcal._kernels.action_methods`, as floats);
+        NaN where the actions are NaN.
     """
     ra, dec, dist_col, pmra, pmdec, rv = obs.T
     n = obs.shape[0]
@@ -96,28 +97,28 @@ def evaluate(obs, settings, frame, check=True):
 
     J_R = np.full(n, np.nan)
     J_z = np.full(n, np.nan)
-    rel_err = averaged = None
+    rel_err = flags = None
     good = status == 0
     do_check = check and settings.model.check
     if do_check:
         rel_err = np.full(n, np.nan)
-        averaged = np.zeros(n, dtype=bool)
+        flags = np.full(n, np.nan)
     if good.any():
-        J_R[good], J_z[good], err, avg = compute_actions(
+        J_R[good], J_z[good], err, bits = compute_actions(
             settings.model, R[good], xyz[2, good], v_R[good], v_phi[good], vxyz[2, good],
             check=do_check)
         if do_check:
-            rel_err[good], averaged[good] = err, avg
+            rel_err[good], flags[good] = err, bits
     status[(status == 0) & ~(np.isfinite(J_R) & np.isfinite(J_z))] = 5
     bad = status != 0
     J_R[bad] = J_z[bad] = np.nan
     if do_check:
         rel_err[bad] = np.nan
-        averaged[bad] = False
+        flags[bad] = np.nan
     L_z_out = np.where(bad, np.nan, L_z)
     out = np.column_stack([xyz[0], xyz[1], xyz[2], vxyz[0], vxyz[1], vxyz[2],
                            R, phi, v_R, v_phi, J_R, L_z_out, J_z, E])
-    return out, status, rel_err, averaged
+    return out, status, rel_err, flags
 
 
 def transform_chunk(obs, err, corr, settings, seed):
@@ -139,12 +140,12 @@ def transform_chunk(obs, err, corr, settings, seed):
     -------
     result : dict
         ``out`` (n, 14), ``std`` (n, 14) or None, ``status``, ``err_status`` or None,
-        ``rel_err`` or None, ``averaged`` or None.
+        ``rel_err`` or None, ``flags`` or None.
     """
     frame = galactocentric_frame(settings.r0, settings.z_sun, settings.v_sun)
-    out, status, rel_err, averaged = evaluate(obs, settings, frame)
+    out, status, rel_err, flags = evaluate(obs, settings, frame)
     result = {"out": out, "std": None, "status": status, "err_status": None,
-              "rel_err": rel_err, "averaged": averaged}
+              "rel_err": rel_err, "flags": flags}
     if settings.n_samples == 0:
         return result
     n = obs.shape[0]

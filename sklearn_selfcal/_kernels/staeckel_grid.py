@@ -41,6 +41,8 @@ __all__ = [
     "build_action_grid",
     "focal_distance",
     "grid_actions",
+    "node_orbits",
+    "axes_coordinates",
     "cached_tables",
 ]
 
@@ -122,6 +124,44 @@ def _make_axes(pot, n1, n2):
                  x1_fine=x1, E_c_fine=E_c)
 
 
+def node_orbits(pot, axes, angles):
+    """Initial conditions of orbits at every ``(E, L_z)`` node of the tables.
+
+    Each orbit starts in the mid-plane at the circular radius of ``L_z`` with the energy above
+    the circular orbit shared between radial and vertical motion (a kick at each of ``angles``
+    from the plane); at the circular orbit's own node (``y = 0``), which does not leave the
+    plane, a small excursion is used.
+
+    Parameters
+    ----------
+    pot : galpy potential
+    axes : _Axes
+        The tables' axes.
+    angles : ndarray of shape (n_angles,)
+        Kick angles from the plane (rad).
+
+    Returns
+    -------
+    R, v_R, v_T, v_z : ndarray of shape (n1 * n2 * n_angles,)
+        Natural units (``z = 0``), nodes in C order ``(L_z, E, angle)``.
+    """
+    L, _, y, E_c = _axes_nodes(axes)
+    phi, forces = potential_functions(pot)
+    r = np.geomspace(1e-5, R_MAX, 4000)
+    L_r = r * np.sqrt(-r * forces(r, 0.0 * r, 0.0 * r)[0])
+    R_c = np.interp(L, L_r, r, left=r[0])
+    y_orbit = np.maximum(y, 0.5 * y[1])
+    E = E_c[:, None] + y_orbit[None, :] * (axes.E_max - E_c[:, None])
+    kick = np.sqrt(2.0 * np.clip(E - phi(R_c, 0.0 * R_c)[:, None] - 0.5 * (L / R_c)[:, None] ** 2,
+                                 0.0, None))
+    shape = (axes.n1, axes.n2, np.size(angles))
+    R0 = np.broadcast_to(R_c[:, None, None], shape).ravel()
+    v_T0 = np.broadcast_to((L / R_c)[:, None, None], shape).ravel()
+    v_R0 = (kick[..., None] * np.cos(angles)).ravel()
+    v_z0 = (kick[..., None] * np.sin(angles)).ravel()
+    return R0, v_R0, v_T0, v_z0
+
+
 def _axes_nodes(axes):
     x1 = np.linspace(0.0, axes.x1_max, axes.n1)
     x2 = np.linspace(0.0, 1.0, axes.n2)
@@ -132,8 +172,20 @@ def _axes_nodes(axes):
     return L, E, y, E_c
 
 
-def _axes_coordinates(axes, E, L_z):
-    """Fractional node indices ``(i1, i2)``, ``y`` and whether the point is inside the table."""
+def axes_coordinates(axes, E, L_z):
+    """Fractional node indices ``(i1, i2)``, ``y`` and whether the point is inside the table.
+
+    Parameters
+    ----------
+    axes : _Axes
+    E, L_z : ndarray
+        Energy and angular momentum (natural units).
+
+    Returns
+    -------
+    i1, i2, y : ndarray
+    inside : ndarray of bool
+    """
     x1 = np.arcsinh(np.abs(L_z) / L_SCALE)
     E_c = np.interp(x1, axes.x1_fine, axes.E_c_fine)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -193,22 +245,9 @@ def build_focal_table(pot, *, n1=40, n2=40, n_points=24, n_periods=4.0, smoothin
     from galpy.potential import (evaluateR2derivs, evaluateRforces, evaluateRzderivs,
                                  evaluatez2derivs, evaluatezforces)
 
-    L, _, y, E_c = _axes_nodes(axes)
-    phi, forces = potential_functions(pot)
-    r = np.geomspace(1e-5, R_MAX, 4000)
-    L_r = r * np.sqrt(-r * forces(r, 0.0 * r, 0.0 * r)[0])
-    R_c = np.interp(L, L_r, r, left=r[0])
-    # a circular orbit (y = 0) does not probe the potential off the plane: use a small excursion
-    y_orbit = np.maximum(y, 0.5 * y[1])
-    E = E_c[:, None] + y_orbit[None, :] * (axes.E_max - E_c[:, None])
-    kick = np.sqrt(2.0 * np.clip(E - phi(R_c, 0.0 * R_c)[:, None] - 0.5 * (L / R_c)[:, None] ** 2,
-                                 0.0, None))
     angles = np.deg2rad([15.0, 45.0, 75.0])
     shape = (n1, n2, angles.size)
-    R0 = np.broadcast_to(R_c[:, None, None], shape).ravel()
-    v_T0 = np.broadcast_to((L / R_c)[:, None, None], shape).ravel()
-    v_R0 = (kick[..., None] * np.cos(angles)).ravel()
-    v_z0 = (kick[..., None] * np.sin(angles)).ravel()
+    R0, v_R0, v_T0, v_z0 = node_orbits(pot, axes, angles)
     # a least-squares fit over the points needs points near the orbits, not accurate ones
     pts = orbit_points(pot, R0, np.zeros_like(R0), v_R0, v_T0, v_z0, n_periods, n_points,
                        eta=0.1, period_table=circular_period_table(pot)[1:])
@@ -245,7 +284,7 @@ def focal_distance(table, E, L_z):
     E, L_z = np.broadcast_arrays(np.asarray(E, dtype=float), np.asarray(L_z, dtype=float))
     if table.constant is not None:
         return np.full(E.shape, table.constant)
-    i1, i2, _, _ = _axes_coordinates(table.axes, E, L_z)
+    i1, i2, _, _ = axes_coordinates(table.axes, E, L_z)
     out = np.exp(_interpolate(table.log_delta, np.array([i1.ravel(), i2.ravel()])))
     out = out.reshape(E.shape)
     return np.where(np.isfinite(E) & np.isfinite(L_z), out, np.nan)
@@ -346,7 +385,7 @@ def grid_actions(grid, pot, R, z, v_R, v_T, v_z):
     L_z = R * v_T
     E = phi(R, z) + 0.5 * (v_R**2 + v_T**2 + v_z**2)
     delta = focal_distance(grid.focal, E, L_z)
-    i1, i2, y, inside = _axes_coordinates(axes, E, L_z)
+    i1, i2, y, inside = axes_coordinates(axes, E, L_z)
     q = si.integrals_of_motion(phi, R, z, v_R, v_T, v_z, delta)
     plane = np.array([i1, i2])
     u_star = _interpolate(grid.u_star, plane)
