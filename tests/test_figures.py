@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from test_maps import survey_frame  # the shared simulated catalogue (tests/test_maps.py)
 
 from sklearn_selfcal import figures, maps, plotting, workflow
@@ -93,7 +94,7 @@ def test_render_figures_writes_pngs_and_records_what_it_skips(frame, profile, tm
 
 def test_figure_8_draws_the_points_the_workflow_fitted(frame, tmp_path, monkeypatch):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a deliberately short chain
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a deliberately short chain
         fit = workflow.profiles_and_fit(frame, {"n_walkers": 12, "n_steps": 200, "burn_in": 50,
                                                 "thin": 2}, random_state=0)
     profile, regressor = fit.profile, fit.regressor

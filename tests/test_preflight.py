@@ -17,6 +17,17 @@ from sklearn_selfcal.preflight import (count_cuts, empty_sample_message, plan_an
                                        plan_run)
 from sklearn_selfcal.selection import DiskTrainingFilter
 
+# Whole runs on real or simulated catalogues: parent stars without a distance, unbound or
+# near-axis orbits get NaN actions (BadRowsWarning) and inaccurate or chaotic orbits are flagged
+# (InaccurateActionsWarning), as the run reports to its user; the broken power law's short test
+# chains (FAST) are shorter than its autocorrelation check asks (ConvergenceWarning). These tests
+# check other things.
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn_selfcal.exceptions.BadRowsWarning"),
+              pytest.mark.filterwarnings(
+                  "ignore::sklearn_selfcal.exceptions.InaccurateActionsWarning"),
+              pytest.mark.filterwarnings("ignore:the post-burn-in chain:"
+                                         "sklearn.exceptions.ConvergenceWarning")]
+
 DATA = Path(__file__).parent / "data"
 DR17 = DATA / "apogee_dr17_allstar_95stars_kepler.fits"
 FAST = {"figures": {"enabled": False},

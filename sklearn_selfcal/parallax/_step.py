@@ -264,6 +264,11 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
         return self.crossfit_.training_mask_
 
     @property
+    def oof_indices_(self):
+        """Test indices of each fold of the last ``fit_transform`` (list of ndarray)."""
+        return self.crossfit_.oof_indices_
+
+    @property
     def intrinsic_scatter_(self):
         """Fractional intrinsic scatter of the out-of-fold predictions (float)."""
         return self.crossfit_.intrinsic_scatter_

@@ -98,8 +98,8 @@ def profiles_and_fit(frame, gradient_config=None, *, radius_draws=None, calibrat
         return out
     split = next((c for c in (calibrated_name("ALPHA_M"), "ALPHA_M") if c in frame.columns), None)
     if client is not None and not g["n_bootstrap"]:
-        from .scaleout import radial_profile_distributed
-        from .scaleout._cluster import partitioned
+        from ..scaleout import radial_profile_distributed
+        from ..scaleout._cluster import partitioned
 
         keep = list(dict.fromkeys(["R", *columns] + ([split] if split else [])))
         out.profile = radial_profile_distributed(
