@@ -319,7 +319,8 @@ def test_verbose_shows_progress_bar(profile_data, capfd):
         ),
         ({}, BIN_CENTRES[:, None], np.ones(11), np.ones(3), r"sigma must have shape \(n_points,\)"),
         ({}, np.array([[1.0], [2], [3], [3], [1]]), np.ones(5), None, "at least 4 distinct radii"),
-        ({}, np.r_[BIN_CENTRES[:-1], np.nan][:, None], np.ones(11), None, "Input X contains NaN"),
+        ({}, np.r_[BIN_CENTRES[:-1], np.nan][:, None], np.ones(11), None,
+         r"column 'R' must be finite .*NaN.*row 10"),
         ({}, BIN_CENTRES[:, None], np.r_[np.ones(10), np.nan], None, "Input y contains NaN"),
         (
             {"n_walkers": 8},
@@ -443,9 +444,9 @@ def test_radial_profile_names_duplicated_and_non_numeric_columns():
         radial_abundance_profile(frame, ["FE_H", "MG_FE", "FE_H"])
     bad = frame.assign(MG_FE=frame.MG_FE.astype(object))
     bad.loc[4, "MG_FE"] = "0.3 dex"
-    with pytest.raises(ValueError, match="column 'MG_FE' must be numeric"):
+    with pytest.raises(ValueError, match="column 'MG_FE' must be a number.*row 4: '0.3 dex'"):
         radial_abundance_profile(bad, ["FE_H", "MG_FE"])
-    with pytest.raises(ValueError, match="column 'ALPHA_M' must be numeric"):
+    with pytest.raises(ValueError, match="column 'ALPHA_M' must be a number; 11 value\(s\) are not: row 0: 'low'"):
         radial_abundance_profile(frame.assign(ALPHA_M="low"), ["FE_H"])
     for kwargs, match in [({"n_bootstrap": -1}, "n_bootstrap"), ({"n_draws": 1}, "n_draws"),
                           ({"radius_draws": np.ones((3, 4))}, r"radius_draws must have shape")]:

@@ -19,7 +19,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._kernels import broken_line as _bl
-from .._validation import check_finite_column, check_positive_column, column_index
+from .._validation import (check_finite_column, check_positive_column, clean_column, column_index,
+                           estimator_input, numeric_values)
 
 __all__ = ["BrokenPowerLawRegressor"]
 
@@ -216,11 +217,20 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
                 _as_bounds(value, name)
 
     def _validate_X(self, X, *, reset, y=None):
+        """The radius (kpc, finite, not in pc) and ``y`` (dex, finite; masked entries refused)."""
+        what = type(self).__name__
+        X = estimator_input(X, what)
         if reset:
-            X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+            y = numeric_values(y, "y") if isinstance(y, np.ma.MaskedArray) else y
+            X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64,
+                                 ensure_all_finite=False)
+            y = clean_column(y, "y", what=what, finite=True)
         else:
-            X = validate_data(self, X, reset=False, dtype=np.float64)
-        return X[:, self._radius_index(X.shape[1])], y
+            X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
+        index = self._radius_index(X.shape[1])
+        names = getattr(self, "feature_names_in_", None)
+        name = "R" if names is None else str(names[index])
+        return clean_column(X[:, index], name, what=what, finite=True, kpc=True), y
 
     def _radius_index(self, n_columns):
         """Position of the radius column in ``X`` (errors name what is wrong)."""

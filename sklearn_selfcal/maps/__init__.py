@@ -32,7 +32,7 @@ from .._kernels.binned import equal_count_bins
 from .._paper import ALPHA_SPLIT, BAR_AXIS_RATIO
 from .._paper import BAR_ANGLE_DEG as BAR_ANGLE
 from .._paper import BAR_HALF_LENGTH_KPC as BAR_HALF_LENGTH
-from ._checks import TooFewStarsError
+from .._validation import TooFewStarsError
 from .alpha_iron import alpha_iron_by_actions, alpha_iron_by_position, binned_abundance_planes
 from .bar import bar_axes, bar_outline, on_bar, on_off_bar_samples
 from .comparison import compare_samples, energy_distance
