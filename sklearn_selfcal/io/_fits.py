@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
+from ._integrity import check_fits_file
+
 __all__ = ["open_table", "table_columns", "resolve_names", "read_columns", "int_nulls",
            "nullable"]
 
@@ -46,6 +48,7 @@ def open_table(path):
         hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None)
         if damage:
             raise ValueError(f"{path}: corrupt or truncated FITS file ({damage[0].splitlines()[0]})")
+        check_fits_file(hdul, path)
         if hdu is None:
             raise ValueError(f"{path}: no FITS table extension found")
         if not path.endswith(".gz"):
