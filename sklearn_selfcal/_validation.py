@@ -52,9 +52,11 @@ __all__ = [
     "column_index",
     "column_values",
     "estimator_input",
+    "name_of",
     "numeric_values",
     "require_columns",
     "validate_catalogue",
+    "warn_empty_rows",
 ]
 
 
@@ -62,9 +64,11 @@ __all__ = [
 #: it a parallax is most likely in arcsec or micro-arcsec, or a distance in pc.
 MEDIAN_DISTANCE_RANGE_KPC = (0.01, 100.0)
 
-#: Largest median ``|value|`` of a Galactocentric length column in kpc (x, y, z, R): about the
-#: Milky Way's virial radius. A catalogue of its stars in pc has a median |R| of thousands.
-GALACTOCENTRIC_LENGTH_MAX_KPC = 300.0
+#: Largest median ``|value|`` of a Galactocentric length column in kpc: ``"length"`` (x, y, R),
+#: about the Milky Way's virial radius, and ``"height"`` (z), far above any star sample's median
+#: height. A catalogue of its stars in pc has a median |R| of thousands of pc and a median |z| of
+#: tens to hundreds.
+GALACTOCENTRIC_LENGTH_MAX_KPC = {"length": 300.0, "height": 30.0}
 
 #: The ``_parameter_constraints`` entry of every ``parallax_zero_point`` (mas): the one range,
 #: :data:`~sklearn_selfcal._paper.PARALLAX_ZERO_POINT_RANGE_MAS`.
@@ -120,7 +124,8 @@ def check_table(frame, what, *, index=True):
     return frame
 
 
-def validate_catalogue(frame, columns, *, what, finite=(), kpc=(), min_rows=1, stacklevel=2):
+def validate_catalogue(frame, columns, *, what, finite=(), kpc=(), heights=(), min_rows=1,
+                       stacklevel=2):
     """Check a catalogue and clean the numeric columns an entry point reads, before computing.
 
     Parameters
@@ -135,7 +140,9 @@ def validate_catalogue(frame, columns, *, what, finite=(), kpc=(), min_rows=1, s
     finite : sequence of str, default=()
         Columns that must be finite for every star (an error instead of NaN).
     kpc : sequence of str, default=()
-        Columns of Galactocentric lengths in kpc (checked not to be in pc).
+        Columns of Galactocentric lengths in kpc: x, y, R (checked not to be in pc).
+    heights : sequence of str, default=()
+        Columns of heights above the plane in kpc: z (checked not to be in pc).
     min_rows : int, default=1
         Fewest rows the computation needs.
     stacklevel : int, default=2
@@ -181,11 +188,12 @@ def validate_catalogue(frame, columns, *, what, finite=(), kpc=(), min_rows=1, s
     if len(frame) < min_rows:
         raise TooFewStarsError(f"{what}: the table has {len(frame)} row(s); at least {min_rows} "
                                "needed")
-    return {c: clean_column(frame[c], c, what=what, finite=c in finite, kpc=c in kpc,
+    return {c: clean_column(frame[c], c, what=what, finite=c in finite,
+                            kpc="height" if c in heights else c in kpc,
                             stacklevel=stacklevel + 1) for c in columns}
 
 
-def estimator_input(X, what):
+def estimator_input(X, what, *, min_rows=0):
     """An estimator's ``X`` checked at the top of ``fit`` / ``transform``.
 
     Parameters
@@ -194,6 +202,8 @@ def estimator_input(X, what):
         Not modified.
     what : str
         The estimator, named in the messages.
+    min_rows : int, default=0
+        Fewest rows of a table (``fit`` needs stars; ``transform`` maps any number of rows).
 
     Returns
     -------
@@ -204,7 +214,13 @@ def estimator_input(X, what):
     if isinstance(X, np.ma.MaskedArray):
         return np.ma.filled(X.astype(np.float64), np.nan)
     X = frame_if_table(X)
-    return check_table(X, what) if isinstance(X, pd.DataFrame) else X
+    if not isinstance(X, pd.DataFrame):
+        return X
+    X = check_table(X, what)
+    if len(X) < min_rows:
+        raise TooFewStarsError(f"{what}: the table has {len(X)} row(s); at least {min_rows} "
+                               "needed")
+    return X
 
 
 # --------------------------------------------------------------------------- columns
@@ -236,9 +252,10 @@ def clean_column(values, name, *, what="input", finite=False, kpc=False, hint=""
         The entry point, named in errors.
     finite : bool, default=False
         Every value must end finite: a ValueError (naming the rows and why) instead of NaN.
-    kpc : bool, default=False
-        A Galactocentric length in kpc: a median ``|value|`` above
-        :data:`GALACTOCENTRIC_LENGTH_MAX_KPC` (300 kpc) is an error naming the likely unit (pc).
+    kpc : bool or "height", default=False
+        A Galactocentric length in kpc (True: x, y, R; ``"height"``: z): a median ``|value|``
+        above :data:`GALACTOCENTRIC_LENGTH_MAX_KPC` (300 kpc, 30 kpc for a height) is an error
+        naming the likely unit (pc).
     hint : str, default=""
         Appended to the error of a ``finite`` column.
     stacklevel : int, default=2
@@ -274,14 +291,44 @@ def clean_column(values, name, *, what="input", finite=False, kpc=False, hint=""
                           stacklevel=stacklevel + 1)
     if finite and np.isnan(out).any():
         bad = np.isnan(out)
-        why = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
+        why = [f"{n} {k.replace('_', ' ')}" for k, n in counts.items()]
         missing = int((was_nan & bad).sum())
-        why += (", " if why else "") + (f"{missing} missing (NaN)" if missing else "")
+        why += [f"{missing} missing (NaN)"] if missing else []
+        why = ", ".join(why)
         raise ValueError(f"{what}: column {name!r} must be finite for every star; {int(bad.sum())} "
                          f"value(s) are not ({why}; {_rows(bad)}){hint}")
     if kpc:
-        _check_kpc(out, name, what)
+        _check_kpc(out, name, what, GALACTOCENTRIC_LENGTH_MAX_KPC[
+            "height" if kpc == "height" else "length"])
     return out.reshape(shape)
+
+
+def name_of(values, default):
+    """The name of a Series or an astropy column, else ``default`` (for the messages)."""
+    name = getattr(values, "name", None)
+    return default if name is None else str(name)
+
+
+def warn_empty_rows(rows, column, what, stacklevel=3):
+    """One :class:`~sklearn_selfcal.exceptions.DataQualityWarning` naming ``column`` and ``rows``.
+
+    Parameters
+    ----------
+    rows : ndarray of int
+        Positions of the rows concerned (nothing is warned when empty).
+    column : str
+        Named in the message.
+    what : str
+        What is true of these rows, e.g. ``"have no good pixel: every pixel imputed"``.
+    stacklevel : int, default=3
+        Of the warning (3: the caller of the function calling this one).
+    """
+    rows = np.asarray(rows, dtype=int)
+    if rows.size:
+        mask = np.zeros(rows.max() + 1, dtype=bool)
+        mask[rows] = True
+        warnings.warn(f"column {column!r}: {rows.size} row(s) {what} ({_rows(mask)})",
+                      DataQualityWarning, stacklevel=stacklevel)
 
 
 def _rows(mask):
@@ -295,17 +342,15 @@ def _flat(values):
     return array.reshape(-1) if array.ndim != 1 else array
 
 
-def _check_kpc(values, name, what):
+def _check_kpc(values, name, what, largest):
     finite = np.abs(values[np.isfinite(values)])
     if finite.size == 0:
         return
     median = float(np.median(finite))
-    if median > GALACTOCENTRIC_LENGTH_MAX_KPC:
-        unit = "pc; divide it by 1000" if median < 1e3 * GALACTOCENTRIC_LENGTH_MAX_KPC else \
-            "a unit far smaller than kpc"
+    if median > largest:
+        unit = "pc; divide it by 1000" if median < 1e3 * largest else "a unit far smaller than kpc"
         raise ValueError(f"{what}: column {name!r} is a length in kpc, but its median |value| is "
-                         f"{median:.4g} (above {GALACTOCENTRIC_LENGTH_MAX_KPC:g} kpc): it looks "
-                         f"like {unit}")
+                         f"{median:.4g} (above {largest:g} kpc): it looks like {unit}")
 
 
 def column_values(frame, name, *, what="input", **options):

@@ -17,7 +17,7 @@ import pandas as pd
 from pandas.api import types as pdt
 
 from .._paper import abundance_error_column
-from .._validation import require_columns
+from .._validation import check_numeric_columns, require_columns
 from ..cleaning import clean_values
 
 __all__ = ["CONTINUOUS", "CATEGORICAL", "Columns", "as_list", "positions", "display_names",
@@ -166,6 +166,7 @@ def values(X, pos, names):
     if isinstance(X, pd.DataFrame):
         out = np.empty((len(pos), len(X)))
         for j, (p, name) in enumerate(zip(pos, names)):
+            check_numeric_columns(X.iloc[:, [p]], what="NuisanceCalibrator")
             try:
                 out[j] = X.iloc[:, p].to_numpy(dtype=float, na_value=np.nan)
             except (TypeError, ValueError) as exc:

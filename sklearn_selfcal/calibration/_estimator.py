@@ -25,9 +25,8 @@ from .._kernels import wls as _wls
 from .._kernels.sampling import as_generator, gaussian_draws
 from .._kernels.bspline import check_knots
 from .._paper import LOGG_REFERENCE, PAPER_TRAINING_BOUNDS, abundance_error_column, calibrated_name
-from ..cleaning import frame_if_table
 from ..exceptions import UnseenCategoryWarning
-from .._validation import check_positive_column
+from .._validation import check_positive_column, estimator_input
 from ..selection import within_bounds
 from . import _columns as _col
 from . import _sufficient, _trends
@@ -277,7 +276,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input handling
     def _validate_X(self, X, reset):
-        X = frame_if_table(X)
+        X = estimator_input(X, type(self).__name__)
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=reset, skip_check_array=True)
             if len(X) == 0:

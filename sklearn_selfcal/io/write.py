@@ -87,10 +87,23 @@ def _frame_to_table(frame, units=None, meta=None):
 
 
 def _checked(frame, path):
-    """The table to write: a DataFrame with unique column names (:func:`check_table`)."""
+    """The table to write: a DataFrame with unique column names (:func:`check_table`), and no
+    column mixing numbers and text (which no file format stores; the row is named)."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{path}: expected a pandas DataFrame to write, got {type(frame).__name__}")
-    return check_table(frame, f"writing {path}", index=False)
+    frame = check_table(frame, f"writing {path}", index=False)
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        if values.dtype != object or not pd.api.types.infer_dtype(values).startswith("mixed"):
+            continue
+        text = np.array([isinstance(v, str | bytes) for v in values])
+        number = ~text & ~pd.isna(values)
+        if text.any() and number.any():
+            row = int(np.flatnonzero(text if text.sum() <= number.sum() else number)[0])
+            raise ValueError(f"{path}: column {name!r} mixes numbers and text (row {row}: "
+                             f"{values[row]!r}); make it all numbers (NaN where missing) or all "
+                             "text")
+    return frame
 
 
 def _ascii_strings(frame, path, non_ascii):

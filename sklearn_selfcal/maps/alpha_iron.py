@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._kernels import binned as _binned
-from .._validation import check_edges, check_table, clean_column, validate_catalogue
+from .._validation import check_edges, check_table, clean_column, name_of, validate_catalogue
 from .populations import alpha_column, calibrated_or_reported
 
 __all__ = ["alpha_iron_by_actions", "alpha_iron_by_position", "binned_abundance_planes"]
@@ -51,7 +51,7 @@ def binned_abundance_planes(x, y, row, col, *, row_edges, col_edges, x_edges, y_
     col_edges = check_edges(col_edges, "col_edges")
     x_edges = check_edges(x_edges, "x_edges")
     y_edges = check_edges(y_edges, "y_edges")
-    x, y, row, col = (clean_column(v, name, what="binned_abundance_planes")
+    x, y, row, col = (clean_column(v, name_of(v, name), what="binned_abundance_planes")
                       for v, name in ((x, "x"), (y, "y"), (row, "row"), (col, "col")))
     n_r, n_c = row_edges.size - 1, col_edges.size - 1
     n_x, n_y = x_edges.size - 1, y_edges.size - 1
@@ -70,13 +70,14 @@ def binned_abundance_planes(x, y, row, col, *, row_edges, col_edges, x_edges, y_
     )
 
 
-def _planes(frame, x, y, row, col, needed, what, kpc=(), **edges):
+def _planes(frame, x, y, row, col, needed, what, kpc=(), heights=(), **edges):
     """Planes of the abundances ``x``, ``y`` (defaults: calibrated [Fe/H], the split [alpha/M]);
     ``row`` and ``col`` compute the panels' quantities from the validated columns."""
     frame = check_table(frame, what)
     x = calibrated_or_reported(frame, "FE_H") if x is None else x
     y = alpha_column(frame) if y is None else y
-    v = validate_catalogue(frame, [x, y, *needed], what=what, kpc=kpc, stacklevel=3)
+    v = validate_catalogue(frame, [x, y, *needed], what=what, kpc=kpc, heights=heights,
+                           stacklevel=3)
     result = binned_abundance_planes(v[x], v[y], row(v), col(v), **edges)
     result.update(x=x, y=y)
     return result
@@ -111,7 +112,7 @@ def alpha_iron_by_position(frame, *, x=None, y=None, R_edges=(0.0, 5.0, 7.0, 9.0
         ``row_unit``, ``col_unit`` (axis labels and units).
     """
     result = _planes(frame, x, y, lambda v: np.abs(v[z]), lambda v: v[R], [R, z],
-                     "alpha_iron_by_position", kpc=(R, z), row_edges=abs_z_edges, col_edges=R_edges,
+                     "alpha_iron_by_position", kpc=(R,), heights=(z,), row_edges=abs_z_edges, col_edges=R_edges,
                      x_edges=x_edges, y_edges=y_edges)
     result.update(row_label="|z|", row_unit="kpc", col_label="R", col_unit="kpc")
     return result

@@ -8,7 +8,7 @@ from sklearn.utils import Bunch, check_random_state
 
 from .._kernels import binned as _binned
 from .._paper import BAR_ANGLE_DEG, BAR_AXIS_RATIO, BAR_HALF_LENGTH_KPC
-from .._validation import check_positive, check_table, clean_column, validate_catalogue
+from .._validation import check_positive, check_table, clean_column, name_of, validate_catalogue
 
 __all__ = ["bar_axes", "bar_outline", "on_bar", "on_off_bar_samples"]
 
@@ -93,8 +93,8 @@ def on_bar(x, y, *, half_length=BAR_HALF_LENGTH_KPC, axis_ratio=BAR_AXIS_RATIO, 
     >>> on_bar([0.0, SUN_XY[0]], [0.0, SUN_XY[1]]).tolist()  # the Galactic centre and the Sun
     [True, False]
     """
-    x = clean_column(x, "x", what="on_bar", kpc=True)
-    y = clean_column(y, "y", what="on_bar", kpc=True)
+    x = clean_column(x, name_of(x, "x"), what="on_bar", kpc=True)
+    y = clean_column(y, name_of(y, "y"), what="on_bar", kpc=True)
     major, minor = bar_axes(angle)
     u = x * major[0] + y * major[1]
     v = x * minor[0] + y * minor[1]
@@ -154,7 +154,8 @@ def on_off_bar_samples(frame, *, z_max=0.5, R_max=3.0, R_bin=0.5, z_bin=0.25, ra
         Naming a missing column, or a column that holds a value that is not a number.
     """
     frame = check_table(frame, "on_off_bar_samples")
-    v = validate_catalogue(frame, [x, y, z, R], what="on_off_bar_samples", kpc=(x, y, z, R))
+    v = validate_catalogue(frame, [x, y, z, R], what="on_off_bar_samples", kpc=(x, y, R),
+                           heights=(z,))
     z_max = check_positive(z_max, "z_max")
     R_max = check_positive(R_max, "R_max")
     R_bin = check_positive(R_bin, "R_bin")

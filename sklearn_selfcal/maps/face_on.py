@@ -19,7 +19,7 @@ from sklearn.utils import Bunch
 from .._kernels import binned as _binned
 from .._paper import R0_KPC
 from .._validation import (check_edges, check_mask, check_min_stars, check_positive, clean_column,
-                           numeric_values, validate_catalogue)
+                           name_of, numeric_values, validate_catalogue)
 from ..exceptions import OutsideMapWarning
 
 __all__ = [
@@ -211,13 +211,13 @@ def binned_map(x, y, values=None, *, bin_size=MAP_BIN_SIZE_KPC, statistic="media
         raise ValueError(f"statistic must be one of {_STATISTICS}; got {statistic!r}")
     min_stars = check_min_stars(min_stars)
     bin_size = check_positive(bin_size, "bin_size")
-    x = clean_column(x, "x", what="binned_map", kpc=True)
-    y = clean_column(y, "y", what="binned_map", kpc=True)
+    x = clean_column(x, name_of(x, "x"), what="binned_map", kpc=True)
+    y = clean_column(y, name_of(y, "y"), what="binned_map", kpc=True)
     if values is None:
         if statistic != "count":
             raise ValueError(f"values are needed for statistic={statistic!r}")
         values = np.zeros_like(x)
-    values = clean_column(values, "values", what="binned_map")
+    values = clean_column(values, name_of(values, "values"), what="binned_map")
     if not (x.shape == y.shape == values.shape and x.ndim == 1):
         raise ValueError(
             f"x, y and values must be 1-D of the same length; got shapes {x.shape}, {y.shape}, "

@@ -60,6 +60,7 @@ def profile_points(profile, column, *, population="low_alpha", radius="R_MEDIAN"
     [1.2, 5.3]
     """
     error = abundance_error_column(column)
+    profile = check_table(profile, "profile_points")
     rows = _population_rows(profile, population, [radius, column, error], "profile_points")
     v = validate_catalogue(profile, [radius, column, error], what="profile_points", kpc=(radius,))
     R, y, err = (v[c] for c in (radius, column, error))
