@@ -527,7 +527,7 @@ def test_radius_in_pc_is_refused_by_the_profile_and_the_regressor():
 
 def test_masked_values_are_missing_not_their_hidden_value():
     points = profile_points_table(11, 0)
-    R = np.ma.masked_array(points["R"].to_numpy(), mask=np.arange(11) == 3)
+    R = np.ma.masked_array(points["R"].to_numpy(copy=True), mask=np.arange(11) == 3)
     R.data[3] = 1e6
     with pytest.raises(ValueError, match=r"column 'R' must be finite .*1 missing \(NaN\); row 3"):
         BrokenPowerLawRegressor(**_fast_mcmc()).fit(R[:, None], points["FE_H"],

@@ -667,3 +667,23 @@ def test_distance_errors_are_taken_at_the_bins_median_radius():
     slope = np.gradient(prof["FE_H"], prof["R_MEDIAN"])
     np.testing.assert_allclose(prof["FE_H_ERR_DIST"], np.abs(slope) * delta.std(ddof=1),
                                rtol=1e-9)
+
+
+def test_fit_options_are_checked_before_the_profile(monkeypatch):
+    """An impossible fit fails at once: the profile (the costly part) is never computed."""
+    from sklearn_selfcal.gradients import _fit, check_fit_options, fit_radial_gradient
+
+    def never(*args, **kwargs):
+        raise AssertionError("the profile was computed before the options were checked")
+
+    monkeypatch.setattr(_fit, "profile_with_draws", never)
+    frame = _small_frame()
+    for options, match in [({"burn_in": 500, "n_steps": 100}, "burn_in .* smaller than n_steps"),
+                           ({"population": "thick"}, "population must be one of"),
+                           ({"radius": "R_MEAN"}, "radius must be"),
+                           ({"n_walkers": 1}, "n_walkers")]:
+        with pytest.raises(ValueError, match=match):
+            fit_radial_gradient(frame, "FE_H", **options)
+    with pytest.raises(TypeError, match="n_stepz"):
+        check_fit_options(n_stepz=10)
+    assert check_fit_options(n_steps=50, burn_in=10).n_steps == 50

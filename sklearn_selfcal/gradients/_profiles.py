@@ -117,8 +117,15 @@ def radial_abundance_profile(
     KeyError
         If a requested column is missing (the message names it).
     ValueError
-        If a column is named twice, is not numeric, the radius (or a radius draw) is not finite
-        for some star, or ``bins`` is not increasing.
+        If a column is named twice (in ``columns`` or in ``frame``), an index label repeats, a
+        column is not numeric, the radius (or a radius draw) is not finite for some star or is in
+        pc rather than kpc, or ``bins`` is not increasing.
+
+    Warns
+    -----
+    DataQualityWarning
+        Naming an abundance or split column whose sentinels (-9999, ...), values outside the
+        physical range or infinities were left out (NaN): never counted as numbers.
 
     Notes
     -----

@@ -24,8 +24,12 @@ Conventions: astropy's Galactocentric frame as written by
 rotation with ``v_y > 0`` at the Sun, ``L_z < 0`` for disk stars and positive Galactic longitude on
 the ``y > 0`` side. Abundances in dex: APOGEE names for the reported values (``FE_H``, ``MG_FE``, ...)
 and :func:`sklearn_selfcal._paper.calibrated_name` (``<X>_NEW``) for the self-calibrated ones
-(:class:`~sklearn_selfcal.NuisanceCalibrator`). No function modifies its input; a column holding
-text where numbers are expected is an error naming the column and its first bad rows.
+(:class:`~sklearn_selfcal.NuisanceCalibrator`). No function modifies its input. Every function
+checks its catalogue first (:func:`sklearn_selfcal._validation.validate_catalogue`): text where
+numbers are expected, a column name or index label given twice, an empty table and positions in pc
+instead of kpc are errors naming the column (and rows); sentinels (-9999, ...), values outside a
+column's physical range and infinities become NaN with a
+:class:`~sklearn_selfcal.exceptions.DataQualityWarning` naming the column.
 """
 
 from .._kernels.binned import equal_count_bins

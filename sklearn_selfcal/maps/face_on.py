@@ -306,7 +306,15 @@ def face_on_map(frame, column=None, *, minus=None, where=None, bin_size=MAP_BIN_
     KeyError
         Naming the columns missing from ``frame``.
     ValueError
-        Naming a column that holds a value that is not a number, and its first bad rows.
+        Naming a column that holds a value that is not a number (and its first bad rows), a
+        column name or index label given twice, or ``x``/``y`` in pc rather than kpc.
+    TooFewStarsError
+        If ``frame`` has no row.
+
+    Warns
+    -----
+    DataQualityWarning
+        Naming a column whose sentinels, out-of-range or infinite values were left out (NaN).
 
     Examples
     --------
@@ -361,7 +369,7 @@ def velocity_map(frame, *, where=None, bin_size=0.5, min_stars=MAP_MIN_STARS, x=
     Raises
     ------
     KeyError, ValueError
-        Naming a missing column, or a column that holds a value that is not a number.
+        As :func:`face_on_map`.
     """
     checked = _validated(frame, x, y, where, [v_x, v_y], "velocity_map")
     xs, ys, vx, vy = (checked[c] for c in (x, y, v_x, v_y))
