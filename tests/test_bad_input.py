@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from sklearn_selfcal import BrokenPowerLawRegressor, NuisanceCalibrator
 from sklearn_selfcal import maps
 from sklearn_selfcal.cleaning import GENERIC_SENTINELS, MAGNITUDE_SENTINELS
+from sklearn_selfcal.columns import role_of
 from sklearn_selfcal.distances import DistanceTransformer
 from sklearn_selfcal.exceptions import DataQualityWarning
 from sklearn_selfcal.gradients import (fit_radial_gradient, profile_covariance,
@@ -115,6 +116,16 @@ def spectra_table(n, seed):
     table = _SURVEY["table"]
     rows = np.random.default_rng(seed).choice(len(table), min(n, len(table)), replace=False)
     return table.iloc[np.sort(rows)].reset_index(drop=True)
+
+
+def _role(column):
+    """The column's role in the role table (a calibrated ``<X>_NEW`` has ``<X>``'s)."""
+    return role_of(column) or role_of(column.removesuffix("_NEW"))
+
+
+def _role_has_range(column):
+    role = _role(column)
+    return role is not None and role.valid is not None
 
 
 # --------------------------------------------------------------------------- entry points
@@ -227,6 +238,8 @@ _NO_UNITS = "no Galactocentric length column"
 for _entry in ENTRIES:
     if not _entry.kpc and not _entry.faithful:
         _entry.not_applicable.setdefault("units", _NO_UNITS)
+    if not any(_role_has_range(c) for c in _entry.columns):
+        _entry.not_applicable.setdefault("out_of_range", "no column has a physical range")
     if _entry.arrays:
         for _kind in ("duplicate_column", "duplicate_index"):
             _entry.not_applicable.setdefault(_kind, "takes arrays, not a table")
@@ -243,8 +256,6 @@ CASES = [(e, k) for e in ENTRIES for k in KINDS if k not in e.not_applicable]
 
 def _bad_value(kind, column, draw):
     if kind == "sentinel":
-        from sklearn_selfcal._validation import _role
-
         role = _role(column)
         sentinels = GENERIC_SENTINELS + (MAGNITUDE_SENTINELS if role is not None
                                          and role.unit == "mag" else ())
@@ -252,8 +263,6 @@ def _bad_value(kind, column, draw):
         # as stored in float32 (-9999.99 -> -9999.990234...) half of the time
         return float(np.float32(value)) if draw(st.booleans()) else value
     if kind == "out_of_range":   # beyond the physical range of the column's role
-        from sklearn_selfcal._validation import _role
-
         low, high = _role(column).valid
         beyond = [v for v in (None if low is None else low - 1 - 10 * abs(low),
                               None if high is None else high + 1 + 10 * abs(high)) if v is not None]
@@ -280,13 +289,6 @@ def _masked(table, column, row, hidden):
     mask[row] = True
     out[column] = MaskedColumn(values, mask=mask)
     return out
-
-
-def _role_has_range(column):
-    from sklearn_selfcal._validation import _role
-
-    role = _role(column)
-    return role is not None and role.valid is not None
 
 
 # --------------------------------------------------------------------------- the contract
@@ -362,14 +364,15 @@ def check_contract(entry, kind, data, tmp_path):
     row = data.draw(st.integers(0, len(table) - 1), label="row")
 
     if kind in ("sentinel", "out_of_range", "inf", "nan", "masked"):
-        if kind == "out_of_range" and not _role_has_range(column):
-            column = next((c for c in entry.columns if _role_has_range(c)), None)
-            if column is None:  # no role with a physical range: an out-of-range value is valid
-                return
+        if kind == "out_of_range":
+            column = data.draw(st.sampled_from([c for c in entry.columns if _role_has_range(c)]),
+                               label="column with a physical range")
         value = _bad_value(kind, column, data.draw)
         reference = _with_value(table, column, row, np.nan)
-        bad = (_masked(table, column, row, data.draw(st.sampled_from([-9999.0, 1e30, 8.0])))
-               if kind == "masked" else _with_value(table, column, row, value))
+        # behind a mask: another star's value, a plausible number that must not be used
+        hidden = float(table[column].iloc[(row + 1) % len(table)])
+        bad = (_masked(table, column, row, hidden) if kind == "masked"
+               else _with_value(table, column, row, value))
         result, error, messages = _call(entry, bad, tmp_path)
         if entry.faithful:
             assert error is None, repr(error)
