@@ -234,7 +234,8 @@ def _role(name):
     return role
 
 
-def clean_column(values, name, *, what="input", finite=False, kpc=False, hint="", stacklevel=2):
+def clean_column(values, name, *, what="input", finite=False, kpc=False, ranges=True, hint="",
+                 stacklevel=2):
     """One numeric column (or array) of a catalogue as float64, cleaned as the readers clean it.
 
     Masked entries become NaN; text that is not a number is an error; the role-aware cleaning of
@@ -256,6 +257,9 @@ def clean_column(values, name, *, what="input", finite=False, kpc=False, hint=""
         A Galactocentric length in kpc (True: x, y, R; ``"height"``: z): a median ``|value|``
         above :data:`GALACTOCENTRIC_LENGTH_MAX_KPC` (300 kpc, 30 kpc for a height) is an error
         naming the likely unit (pc).
+    ranges : bool, default=True
+        Apply the physical range of the column's role (False: sentinels, text and infinities
+        only).
     hint : str, default=""
         Appended to the error of a ``finite`` column.
     stacklevel : int, default=2
@@ -280,7 +284,8 @@ def clean_column(values, name, *, what="input", finite=False, kpc=False, hint=""
         raw = flat.to_numpy(dtype=object) if isinstance(flat, pd.Series) else np.asarray(flat)
         raise ValueError(f"{what}: " + _bad_rows_message(raw, not_numbers, name, "a number"))
     was_nan = np.isnan(out)
-    out, counts = clean_values(out, name, _role(name), warn=not finite, stacklevel=stacklevel + 1)
+    out, counts = clean_values(out, name, _role(name), ranges=ranges, warn=not finite,
+                               stacklevel=stacklevel + 1)
     infinite = np.isinf(out)
     if infinite.any():
         counts["infinite"] = int(infinite.sum())

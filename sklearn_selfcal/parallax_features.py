@@ -490,6 +490,6 @@ def _row_chunks(a, chunk_bytes=64 * 2**20):
 
 def _finite_column(X, name):
     check_numeric_columns(X, [name], what="SpectroPhotometricFeatures")
-    return clean_column(X[name], name, what="SpectroPhotometricFeatures", finite=True,
+    return clean_column(X[name], name, what="SpectroPhotometricFeatures", finite=True, ranges=False,
                         hint=": the parallax model needs complete photometry and LSF moments; "
                         "select stars with gaia_training_mask (its 'complete_photometry' cut)")

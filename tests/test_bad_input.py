@@ -218,7 +218,9 @@ ENTRIES = [
           ("phot_g_mean_mag", "J", "w2mpro", "LSF_2"), table=spectra_table,
           finite=("phot_g_mean_mag", "J", "w2mpro", "LSF_2"),
           not_applicable={"masked": "an astropy Table cannot hold the spectra columns",
-                          "units": "no length column"}),
+                          "units": "no length column",
+                          "out_of_range": "magnitudes are taken as given beyond the role's range "
+                          "(make_survey's faintest synthetic stars); sentinels are refused"}),
     Entry("NuisanceCalibrator.fit_transform",
           lambda t, _: NuisanceCalibrator(["FE_H"], orbit_features=("J_R", "J_z", "L_z"),
                                           orbit_degree=1, nuisance_degree=1,

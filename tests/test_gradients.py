@@ -321,7 +321,8 @@ def test_verbose_shows_progress_bar(profile_data, capfd):
         ({}, np.array([[1.0], [2], [3], [3], [1]]), np.ones(5), None, "at least 4 distinct radii"),
         ({}, np.r_[BIN_CENTRES[:-1], np.nan][:, None], np.ones(11), None,
          r"column 'R' must be finite .*NaN.*row 10"),
-        ({}, BIN_CENTRES[:, None], np.r_[np.ones(10), np.nan], None, "Input y contains NaN"),
+        ({}, BIN_CENTRES[:, None], np.r_[np.ones(10), np.nan], None,
+         r"column 'y' must be finite .*NaN.*row 10"),
         (
             {"n_walkers": 8},
             BIN_CENTRES[:, None],

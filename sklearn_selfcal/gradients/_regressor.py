@@ -227,7 +227,7 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
             y_name = name_of(y, "y")
             if isinstance(y, pd.DataFrame):
                 check_table(y, what)
-            elif np.ndim(y) == 1:
+            elif isinstance(y, pd.Series | np.ndarray | list) and np.ndim(y) == 1:
                 y = clean_column(y, y_name, what=what, finite=True)
             X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64,
                                  ensure_all_finite=False)
@@ -489,7 +489,7 @@ def _validate_sigma(sigma, n):
         return None
     if isinstance(sigma, pd.DataFrame):
         check_table(sigma, "BrokenPowerLawRegressor sigma")
-    if np.ndim(sigma) == 1:   # named after its column, cleaned by its role (FE_H_ERR: 0-5 dex)
+    if isinstance(sigma, pd.Series | np.ndarray | list) and np.ndim(sigma) == 1:   # named after its column, cleaned by its role (FE_H_ERR: 0-5 dex)
         sigma = clean_column(sigma, name_of(sigma, "sigma"), what="BrokenPowerLawRegressor",
                              finite=True)
     sigma = numeric_values(sigma, "sigma")  # masked entries NaN, refused below
