@@ -31,8 +31,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, validate_data
 
 from ._paper import GAIA_PARALLAX_ZERO_POINT, parallax_to_distance, zero_point_of
-from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT
-from .cleaning import frame_if_table
+from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT, clean_column, estimator_input
 from .columns import DISTANCE_SOURCES, distance_pc_factor
 
 __all__ = ["DistanceChoice", "DistanceTransformer", "choose_distance_source",
@@ -345,11 +344,7 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
                     raise ValueError(f"DistanceTransformer: column position {c} is out of range "
                                      f"for X with {X.shape[1]} column(s)")
                 values = X[:, c]
-            try:
-                out.append(pd.to_numeric(pd.Series(np.asarray(values)), errors="raise")
-                           .to_numpy(dtype=float, na_value=np.nan))
-            except (TypeError, ValueError):
-                raise ValueError(f"DistanceTransformer: column {c!r} must be numeric") from None
+            out.append(clean_column(values, str(c), what="DistanceTransformer", stacklevel=4))
         return out
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -369,7 +364,7 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         self : DistanceTransformer
             The transformer, with ``n_features_in_`` (and ``feature_names_in_``) recorded.
         """
-        X = frame_if_table(X)
+        X = estimator_input(X, "DistanceTransformer")
         if self.unit != "mas" and self.error is None and (self.lo is None) != (self.hi is None):
             raise ValueError("give both lo and hi (16th and 84th percentiles), or error")
         if isinstance(X, pd.DataFrame):
@@ -393,7 +388,7 @@ class DistanceTransformer(TransformerMixin, BaseEstimator):
         distances : ndarray of shape (n_stars, 2)
             ``distance_kpc``, ``distance_kpc_err`` (a DataFrame with ``set_output``).
         """
-        X = frame_if_table(X)
+        X = estimator_input(X, "DistanceTransformer")
         fitted = hasattr(self, "n_features_in_")  # stateless: fit only records the input's width
         if isinstance(X, pd.DataFrame):
             if fitted:

@@ -34,7 +34,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOp
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels.column_median import nanmedian_mad_columns
-from ._validation import check_numeric_columns, require_columns
+from ._validation import (check_numeric_columns, clean_column, estimator_input, require_columns,
+                          warn_empty_rows)
 from ._paper import LSF_COLUMNS, MAGNITUDE_COLUMNS
 from .selection import gaia_training_cuts, gaia_training_mask  # the section 3 cuts live there
 from .spectra import SpectraArray, join_spectra
@@ -204,6 +205,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
     def _inputs(self, X, *, reset):
         """(flux SpectraArray, flux-error SpectraArray or None, catalogue block); checks names."""
         what = type(self).__name__
+        X = estimator_input(X, what, min_rows=1 if reset else 0)
         if isinstance(X, pd.DataFrame):
             if not reset:
                 check_is_fitted(self)
@@ -245,7 +247,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         finally:
             os.unlink(path)      # the mapping keeps the data until the array is freed
 
-    def _blocks(self, flux, err, out=None, out_err=None):
+    def _blocks(self, flux, err, out=None, out_err=None, warn=True):
         """Per block of stars: (rows, log-flux, bad-pixel mask, relative flux error or None).
 
         The log-fluxes (bad pixels not yet replaced) are written into ``out[rows, :n_pixels]``
@@ -255,6 +257,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         lo, hi = self.flux_range
         n_pix = flux.n_pixels
         err_blocks = err.iter_blocks() if err is not None else None
+        empty = []
         for rows, f in flux.iter_blocks():
             e = next(err_blocks)[1] if err_blocks is not None else None
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -269,7 +272,11 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
                 if e is not None and out_err is not None:
                     rel = np.divide(e, logf, out=out_err[rows, :n_pix])
                 np.log(logf, out=logf)
+            empty.append(rows.start + np.flatnonzero(bad.all(axis=1)))
             yield rows, logf, bad, rel
+        if warn:
+            warn_empty_rows(np.concatenate([[], *empty]), self.flux_column, "have no good pixel: every "
+                            f"pixel imputed ({self.impute!r})")
 
     def _impute(self, logf_nan):
         """Per-pixel median and robust spread of the finite log-fluxes (float64), in place of none."""
@@ -315,7 +322,7 @@ class SpectroPhotometricFeatures(TransformerMixin, BaseEstimator):
         for start in range(0, n_pix, group):
             cols = slice(start, min(start + group, n_pix))
             logf = np.empty((n, cols.stop - cols.start), dtype=np.float32)
-            for rows, block, bad, _ in self._blocks(flux, err):
+            for rows, block, bad, _ in self._blocks(flux, err, warn=start == 0):
                 block[bad] = np.nan
                 logf[rows] = block[:, cols]
             self.impute_values_[cols], self.impute_err_[cols] = self._impute(logf)
@@ -477,12 +484,6 @@ def _row_chunks(a, chunk_bytes=64 * 2**20):
 
 def _finite_column(X, name):
     check_numeric_columns(X, [name], what="SpectroPhotometricFeatures")
-    values = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise ValueError(
-            f"column {name!r} must be finite (the parallax model needs complete photometry and "
-            f"LSF moments); {rows.size} value(s) are not, e.g. rows {rows[:5].tolist()}; select "
-            "stars with gaia_training_mask (its 'complete_photometry' cut)")
-    return values
+    return clean_column(X[name], name, what="SpectroPhotometricFeatures", finite=True, ranges=False,
+                        hint=": the parallax model needs complete photometry and LSF moments; "
+                        "select stars with gaia_training_mask (its 'complete_photometry' cut)")

@@ -319,8 +319,10 @@ def test_verbose_shows_progress_bar(profile_data, capfd):
         ),
         ({}, BIN_CENTRES[:, None], np.ones(11), np.ones(3), r"sigma must have shape \(n_points,\)"),
         ({}, np.array([[1.0], [2], [3], [3], [1]]), np.ones(5), None, "at least 4 distinct radii"),
-        ({}, np.r_[BIN_CENTRES[:-1], np.nan][:, None], np.ones(11), None, "Input X contains NaN"),
-        ({}, BIN_CENTRES[:, None], np.r_[np.ones(10), np.nan], None, "Input y contains NaN"),
+        ({}, np.r_[BIN_CENTRES[:-1], np.nan][:, None], np.ones(11), None,
+         r"column 'R' must be finite .*NaN.*row 10"),
+        ({}, BIN_CENTRES[:, None], np.r_[np.ones(10), np.nan], None,
+         r"column 'y' must be finite .*NaN.*row 10"),
         (
             {"n_walkers": 8},
             BIN_CENTRES[:, None],
@@ -443,9 +445,9 @@ def test_radial_profile_names_duplicated_and_non_numeric_columns():
         radial_abundance_profile(frame, ["FE_H", "MG_FE", "FE_H"])
     bad = frame.assign(MG_FE=frame.MG_FE.astype(object))
     bad.loc[4, "MG_FE"] = "0.3 dex"
-    with pytest.raises(ValueError, match="column 'MG_FE' must be numeric"):
+    with pytest.raises(ValueError, match="column 'MG_FE' must be a number.*row 4: '0.3 dex'"):
         radial_abundance_profile(bad, ["FE_H", "MG_FE"])
-    with pytest.raises(ValueError, match="column 'ALPHA_M' must be numeric"):
+    with pytest.raises(ValueError, match="column 'ALPHA_M' must be a number; 11 value\(s\) are not: row 0: 'low'"):
         radial_abundance_profile(frame.assign(ALPHA_M="low"), ["FE_H"])
     for kwargs, match in [({"n_bootstrap": -1}, "n_bootstrap"), ({"n_draws": 1}, "n_draws"),
                           ({"radius_draws": np.ones((3, 4))}, r"radius_draws must have shape")]:
@@ -666,3 +668,23 @@ def test_distance_errors_are_taken_at_the_bins_median_radius():
     slope = np.gradient(prof["FE_H"], prof["R_MEDIAN"])
     np.testing.assert_allclose(prof["FE_H_ERR_DIST"], np.abs(slope) * delta.std(ddof=1),
                                rtol=1e-9)
+
+
+def test_fit_options_are_checked_before_the_profile(monkeypatch):
+    """An impossible fit fails at once: the profile (the costly part) is never computed."""
+    from sklearn_selfcal.gradients import _fit, check_fit_options, fit_radial_gradient
+
+    def never(*args, **kwargs):
+        raise AssertionError("the profile was computed before the options were checked")
+
+    monkeypatch.setattr(_fit, "profile_with_draws", never)
+    frame = _small_frame()
+    for options, match in [({"burn_in": 500, "n_steps": 100}, "burn_in .* smaller than n_steps"),
+                           ({"population": "thick"}, "population must be one of"),
+                           ({"radius": "R_MEAN"}, "radius must be"),
+                           ({"n_walkers": 1}, "n_walkers")]:
+        with pytest.raises(ValueError, match=match):
+            fit_radial_gradient(frame, "FE_H", **options)
+    with pytest.raises(TypeError, match="n_stepz"):
+        check_fit_options(n_stepz=10)
+    assert check_fit_options(n_steps=50, burn_in=10).n_steps == 50

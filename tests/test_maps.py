@@ -383,7 +383,7 @@ TEXT_CASES = {
     "alpha_population_masks": ("frame", "ALPHA_M_NEW", "ALPHA_M_NEW", lambda f: maps.alpha_population_masks(f)),
     "alpha_iron_by_position": ("frame", "z", "z", lambda f: maps.alpha_iron_by_position(f)),
     "alpha_iron_by_actions": ("frame", "J_z", "J_z", lambda f: maps.alpha_iron_by_actions(f)),
-    "binned_abundance_planes": ("frame", "MG_FE", "y", lambda f: maps.binned_abundance_planes(
+    "binned_abundance_planes": ("frame", "MG_FE", "MG_FE", lambda f: maps.binned_abundance_planes(
         f["FE_H"], f["MG_FE"], f["z"], f["R"], **_EDGES)),
     "logg_trends": ("frame", "L_z", "L_z", lambda f: maps.logg_trends(f, "FE_H")),
     "nuisance_groups": ("frame", "LOGG", "LOGG", lambda f: maps.nuisance_groups(f, "LOGG")),

@@ -18,7 +18,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from .._kernels import wls as _wls
 from .._kernels.sampling import as_generator, gaussian_draws
 from .._paper import LOGG_REFERENCE, abundance_error_column, calibrated_name
-from ..cleaning import frame_if_table
+from .._validation import estimator_input
 from ..exceptions import UnseenCategoryWarning
 from . import _inputs, _sufficient, _trends
 from ._design import BASES, DEFAULT_DEGREE, DEFAULT_KNOTS
@@ -265,7 +265,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     def _validate_X(self, X, reset):
-        X = frame_if_table(X)
+        X = estimator_input(X, type(self).__name__)
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=reset, skip_check_array=True)
             if len(X) == 0:

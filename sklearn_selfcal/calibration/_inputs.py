@@ -23,7 +23,7 @@ from sklearn.utils import Bunch
 
 from .._kernels import categorical as _categorical
 from .._paper import PAPER_TRAINING_BOUNDS, abundance_error_column
-from .._validation import check_positive_column, require_columns
+from .._validation import check_numeric_columns, check_positive_column, require_columns
 from ..cleaning import clean_values
 from ..exceptions import UnseenCategoryWarning
 from ..selection import training_mask
@@ -225,6 +225,7 @@ def values(X, pos, names, where=None):
     if isinstance(X, pd.DataFrame):
         out = np.empty((len(pos), len(X)))
         for j, (p, name) in enumerate(zip(pos, names)):
+            check_numeric_columns(X.iloc[:, [p]], what="NuisanceCalibrator")
             try:
                 out[j] = X.iloc[:, p].to_numpy(dtype=float, na_value=np.nan)
             except (TypeError, ValueError) as exc:

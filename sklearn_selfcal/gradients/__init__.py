@@ -12,7 +12,7 @@ uncertainties propagated).
 
 from .._paper import MEDIAN_EFFICIENCY, PAPER_RADIUS_BINS
 from ._distances import galactocentric_radius, radius_sampler, sample_distances
-from ._fit import fit_radial_gradient
+from ._fit import check_fit_options, fit_radial_gradient
 from ._profiles import profile_covariance, radial_abundance_profile, write_profile_ecsv
 from ._regressor import BrokenPowerLawRegressor
 
@@ -22,6 +22,7 @@ __all__ = [
     "profile_covariance",
     "write_profile_ecsv",
     "fit_radial_gradient",
+    "check_fit_options",
     "sample_distances",
     "galactocentric_radius",
     "radius_sampler",

@@ -21,7 +21,7 @@ from .._paper import ALPHA_SPLIT, PAPER_RADIUS_BINS
 from ._profiles import POPULATIONS, profile_with_draws
 from ._regressor import BrokenPowerLawRegressor
 
-__all__ = ["fit_radial_gradient"]
+__all__ = ["check_fit_options", "fit_radial_gradient"]
 
 _PARAMETERS = ["m1", "m2", "b", "k"]
 _N_KNEES = 1000  # knee grid of the least-squares refits
@@ -101,10 +101,8 @@ def fit_radial_gradient(frame, column="FE_H_NEW", *, population="low_alpha", rad
     >>> bool(fit.errors.loc["m1", "std_total"] > fit.errors.loc["m1", "std"])
     True
     """
-    if population not in POPULATIONS:
-        raise ValueError(f"population must be one of {POPULATIONS}; got {population!r}")
-    if radius not in ("R_MEDIAN", "R"):
-        raise ValueError(f"radius must be 'R_MEDIAN' or 'R'; got {radius!r}")
+    params = {"random_state": random_state, **regressor_params}
+    check_fit_options(population=population, radius=radius, **params)
     if calibration_draws is not None and callable(calibration_draws):
         draw_values = calibration_draws
 
@@ -120,7 +118,6 @@ def fit_radial_gradient(frame, column="FE_H_NEW", *, population="low_alpha", rad
     sigma = profile.loc[rows, f"{column}_ERR"].to_numpy(dtype=float)
     x = profile.loc[rows, radius].to_numpy(dtype=float)
     ok = np.isfinite(y) & np.isfinite(x) & (sigma > 0)
-    params = {"random_state": random_state, **regressor_params}
     regressor = BrokenPowerLawRegressor(**params).fit(x[ok, None], y[ok], sigma=sigma[ok])
 
     p = POPULATIONS.index(population)
@@ -148,6 +145,41 @@ def fit_radial_gradient(frame, column="FE_H_NEW", *, population="low_alpha", rad
         errors[f"{name}_total"] = np.sqrt(errors[name] ** 2 + extra)
     return Bunch(profile=profile, regressor=regressor, parameter_draws=parameter_draws,
                  errors=errors)
+
+
+def check_fit_options(*, population="low_alpha", radius="R_MEDIAN", **regressor_params):
+    """Check :func:`fit_radial_gradient`'s options before any computation.
+
+    The run checks its ``[gradient]`` configuration with it before the first step, so that an
+    impossible fit (``burn_in >= n_steps``, an unknown population) fails in seconds.
+
+    Parameters
+    ----------
+    population : {"low_alpha", "high_alpha", "all"}, default "low_alpha"
+        The profile rows fitted.
+    radius : {"R_MEDIAN", "R"}, default "R_MEDIAN"
+        Where every bin is placed (kpc).
+    **regressor_params
+        Of :class:`BrokenPowerLawRegressor` (``n_walkers``, ``n_steps``, ``burn_in``, ...).
+
+    Returns
+    -------
+    regressor : BrokenPowerLawRegressor
+        Unfitted, with ``regressor_params``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the option and what it accepts (an unknown option is a TypeError).
+    """
+    if population not in POPULATIONS:
+        raise ValueError(f"population must be one of {POPULATIONS}; got {population!r}")
+    if radius not in ("R_MEDIAN", "R"):
+        raise ValueError(f"radius must be 'R_MEDIAN' or 'R'; got {radius!r}")
+    regressor = BrokenPowerLawRegressor(**regressor_params)
+    regressor._validate_params()
+    regressor._check_bounds()
+    return regressor
 
 
 def _refit(x, y, sigma, k_grid):

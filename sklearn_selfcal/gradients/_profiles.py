@@ -22,22 +22,14 @@ from .._kernels import profiles as _kprof
 from .._kernels.sampling import as_generator
 from .._kernels.binned import bin_index, grouped_median
 from .._paper import ALPHA_SPLIT, MEDIAN_EFFICIENCY, PAPER_RADIUS_BINS
-from .._validation import check_finite_column, require_columns
-from ..cleaning import frame_if_table
+from .._validation import (check_finite_column, check_table, numeric_values, require_columns,
+                           validate_catalogue)
 
 __all__ = ["radial_abundance_profile", "profile_covariance", "write_profile_ecsv"]
 
 POPULATIONS = ("all", "low_alpha", "high_alpha")
 # Upper bound on the number of values gathered at once by the bootstrap (bounds its memory).
 _BOOTSTRAP_CHUNK_ELEMENTS = 2**22
-
-
-def _numeric(frame, column, what):
-    """A column of ``frame`` as floats; a clear error naming it if it is not numeric."""
-    try:
-        return frame[column].to_numpy(dtype=float, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what}: column {column!r} must be numeric: {exc}") from None
 
 
 def radial_abundance_profile(
@@ -125,8 +117,15 @@ def radial_abundance_profile(
     KeyError
         If a requested column is missing (the message names it).
     ValueError
-        If a column is named twice, is not numeric, the radius (or a radius draw) is not finite
-        for some star, or ``bins`` is not increasing.
+        If a column is named twice (in ``columns`` or in ``frame``), an index label repeats, a
+        column is not numeric, the radius (or a radius draw) is not finite for some star or is in
+        pc rather than kpc, or ``bins`` is not increasing.
+
+    Warns
+    -----
+    DataQualityWarning
+        Naming an abundance or split column whose sentinels (-9999, ...), values outside the
+        physical range or infinities were left out (NaN): never counted as numbers.
 
     Notes
     -----
@@ -180,9 +179,6 @@ def profile_with_draws(frame, columns, *, radius, bins, split, split_value, min_
     if repeated:
         raise ValueError(f"radial_abundance_profile: column(s) {repeated} given more than once "
                          "in columns")
-    required = [radius, *columns] + ([split] if split is not None else [])
-    frame = frame_if_table(frame)
-    require_columns(frame.columns, required, what="radial_abundance_profile")
     edges = np.asarray(bins, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
         raise ValueError(f"bins must be at least two increasing edges (kpc); got {bins!r}")
@@ -192,19 +188,20 @@ def profile_with_draws(frame, columns, *, radius, bins, split, split_value, min_
                 and value >= low):
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
 
-    what = "radial_abundance_profile"
-    R = check_finite_column(_numeric(frame, radius, what), radius)
+    checked = validate_catalogue(frame, [radius, *columns, split], what="radial_abundance_profile",
+                                 finite=(radius,), kpc=(radius,), min_rows=0, stacklevel=4)
+    R = checked[radius]
     n_bins = edges.size - 1
     which = bin_index(R, edges)
     split_code = np.full(R.size, -1)
     populations = {"all": np.ones(R.size, dtype=bool)}
     if split is not None:
-        alpha = _numeric(frame, split, what)
+        alpha = checked[split]
         populations["low_alpha"] = alpha < split_value
         populations["high_alpha"] = alpha >= split_value
         split_code = np.where(populations["low_alpha"], 0, np.where(populations["high_alpha"], 1,
                                                                       -1))
-    values = np.column_stack([_numeric(frame, c, what) for c in columns])
+    values = np.column_stack([checked[c] for c in columns])
     rng = as_generator(random_state)
 
     parts = []
@@ -311,13 +308,13 @@ def _draws(draws, n_draws, rng, shape, what):
     if callable(draws):
         source = (draws(rng) for _ in range(n_draws))
     else:
-        draws = np.asarray(draws, dtype=float)
+        draws = numeric_values(draws, f"{what}_draws")
         if draws.shape[1:] != shape or draws.shape[0] < 2:
             raise ValueError(f"{what}_draws must have shape (n_draws >= 2, "
                              f"{', '.join(map(str, shape))}); got {draws.shape}")
         source = iter(draws)
     for d, draw in enumerate(source):
-        draw = np.asarray(draw, dtype=float)
+        draw = numeric_values(draw, f"{what} draw {d}")
         if draw.shape != shape:
             raise ValueError(f"{what} draw {d} has shape {draw.shape}; expected {shape}")
         if what == "radius":
@@ -435,12 +432,14 @@ def profile_covariance(profile, column, *, population="low_alpha", distance=Fals
     cov : ndarray of shape (n_bins, n_bins)
         In the order of the population's rows; NaN rows and columns for bins without a median.
     """
+    profile = check_table(profile, "profile_covariance")
+    err = validate_catalogue(profile, [f"{column}_ERR"], what="profile_covariance")[f"{column}_ERR"]
+    require_columns(profile.columns, ["population"], what="profile_covariance")
     rows = (profile["population"] == population).to_numpy()
     if not rows.any():
         raise ValueError(f"population {population!r} is not in the profile; it has "
                          f"{sorted(set(profile['population']))}")
-    err = profile.loc[rows, f"{column}_ERR"].to_numpy(dtype=float)
-    cov = np.diag(err**2)
+    cov = np.diag(err[rows] ** 2)
     for source, wanted in (("distance", distance), ("calibration", calibration)):
         if not wanted:
             continue

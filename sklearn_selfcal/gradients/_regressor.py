@@ -19,7 +19,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._kernels import broken_line as _bl
-from .._validation import check_finite_column, check_positive_column, column_index
+from .._validation import (check_finite_column, check_numeric_columns, check_positive_column,
+                           check_table, clean_column, column_index, estimator_input, name_of,
+                           numeric_values)
 
 __all__ = ["BrokenPowerLawRegressor"]
 
@@ -216,11 +218,26 @@ class BrokenPowerLawRegressor(RegressorMixin, BaseEstimator):
                 _as_bounds(value, name)
 
     def _validate_X(self, X, *, reset, y=None):
+        """The radius (kpc, finite, not in pc) and ``y`` (dex, finite; masked entries refused)."""
+        what = type(self).__name__
+        X = estimator_input(X, what)
+        if isinstance(X, pd.DataFrame):
+            check_numeric_columns(X, what=what)
         if reset:
-            X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+            y_name = name_of(y, "y")
+            if isinstance(y, pd.DataFrame):
+                check_table(y, what)
+            elif isinstance(y, pd.Series | np.ndarray | list) and np.ndim(y) == 1:
+                y = clean_column(y, y_name, what=what, finite=True)
+            X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64,
+                                 ensure_all_finite=False)
+            y = clean_column(y, y_name, what=what, finite=True)
         else:
-            X = validate_data(self, X, reset=False, dtype=np.float64)
-        return X[:, self._radius_index(X.shape[1])], y
+            X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
+        index = self._radius_index(X.shape[1])
+        names = getattr(self, "feature_names_in_", None)
+        name = "R" if names is None else str(names[index])
+        return clean_column(X[:, index], name, what=what, finite=True, kpc=True), y
 
     def _radius_index(self, n_columns):
         """Position of the radius column in ``X`` (errors name what is wrong)."""
@@ -470,7 +487,12 @@ def _validate_sigma(sigma, n):
     """``sigma`` as finite positive uncertainties (n,) or a positive definite covariance (n, n)."""
     if sigma is None:
         return None
-    sigma = np.asarray(sigma, dtype=float)
+    if isinstance(sigma, pd.DataFrame):
+        check_table(sigma, "BrokenPowerLawRegressor sigma")
+    if isinstance(sigma, pd.Series | np.ndarray | list) and np.ndim(sigma) == 1:   # named after its column, cleaned by its role (FE_H_ERR: 0-5 dex)
+        sigma = clean_column(sigma, name_of(sigma, "sigma"), what="BrokenPowerLawRegressor",
+                             finite=True)
+    sigma = numeric_values(sigma, "sigma")  # masked entries NaN, refused below
     if sigma.shape == (n, n) and n > 1:
         check_finite_column(sigma.ravel(), "sigma")
         _bl.noise_basis(sigma)  # symmetric positive definite, or a clear error

@@ -10,9 +10,11 @@
   into place at the end.
 
 Sentinels, masks, physical ranges and flags are handled once, in :mod:`sklearn_selfcal.cleaning`;
-a damaged file is always named as such.
+a damaged file is always named as such (FITS ``CHECKSUM`` / ``DATASUM`` cards are verified when
+present; :func:`verify_checksums` turns that off).
 """
 
+from ._integrity import verify_checksums
 from .allstar import ALLSTAR_SENTINELS, GAIA_NAMES, load_allstar
 from .catalogue import catalogue_columns, read_catalogue
 from .spectra import load_aspcap_spectra, read_spectra
@@ -29,4 +31,5 @@ __all__ = [
     "write_catalogue",
     "write_table",
     "atomic_write",
+    "verify_checksums",
 ]

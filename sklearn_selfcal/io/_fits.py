@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
+from ._integrity import check_fits_file
+
 __all__ = ["AUTO_HDU", "choose_hdu", "open_table", "table_columns", "resolve_names",
            "read_columns", "int_nulls", "nullable"]
 
@@ -128,6 +130,7 @@ def open_table(path, hdu=AUTO_HDU):
         damage = [str(w.message) for w in caught if any(h in str(w.message) for h in _DAMAGE_HINTS)]
         if damage:
             raise ValueError(f"{path}: corrupt or truncated FITS file ({damage[0].splitlines()[0]})")
+        check_fits_file(hdul, path)
         index, reason = choose_hdu(hdul, hdu, path)
         table = hdul[index]
         if not path.endswith(".gz"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from .._apogee import (
 )
 from .._progress import progress
 from ._formats import FITS, HDF5, LISTS, NPY, kind_of
+from ._integrity import check_fits_file
 
 __all__ = ["load_aspcap_spectra", "read_spectra", "spectra_rows"]
 
@@ -71,14 +73,28 @@ def _grid_message(path, naxis1, crval1, cdelt1, crpix1):
 
 def _read_aspcapstar(path):
     """Flux and flux error (float32, ASPCAP grid) and the wavelength of one aspcapStar file."""
-    with fits.open(path, memmap=False) as hdul:
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+            damage = [str(w.message).splitlines()[0] for w in caught
+                      if "truncated" in str(w.message) or "Header size" in str(w.message)]
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"{path}: corrupt or truncated FITS file ({exc})") from None
+    with hdul:
+        if damage:
+            raise ValueError(f"{path}: corrupt or truncated FITS file ({damage[0]})")
         if len(hdul) < 3:
             raise ValueError(
                 f"{path}: an aspcapStar file needs HDU 1 (flux) and HDU 2 (error); "
                 f"found {len(hdul)} HDU(s)"
             )
+        check_fits_file(hdul, path)
         header = hdul[1].header
-        flux, err = hdul[1].data, hdul[2].data
+        try:
+            flux, err = hdul[1].data, hdul[2].data
+        except (OSError, ValueError, TypeError) as exc:  # e.g. "cannot reshape" of a cut file
+            raise ValueError(f"{path}: corrupt or truncated FITS file ({exc})") from None
         if flux is None or err is None or flux.ndim != 1 or flux.shape != err.shape:
             raise ValueError(
                 f"{path}: HDU 1 (flux) and HDU 2 (error) must be 1-D arrays of equal length; got "

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..columns import check_unique
+from .._validation import check_table
 from ._fits_write import stream_fits
 from ._formats import ECSV, FITS, PARQUET, kind_of
 
@@ -70,9 +70,6 @@ def _frame_to_table(frame, units=None, meta=None):
     """An astropy Table of ``frame`` (index dropped), NaN kept as NaN in float columns."""
     from astropy.table import Column, Table
 
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    check_unique(list(frame.columns), "the table to write")
     table = Table.from_pandas(frame, index=False)
     for name in table.colnames:
         col = table[name]
@@ -87,6 +84,26 @@ def _frame_to_table(frame, units=None, meta=None):
     if meta:
         table.meta.update(meta)
     return table
+
+
+def _checked(frame, path):
+    """The table to write: a DataFrame with unique column names (:func:`check_table`), and no
+    column mixing numbers and text (which no file format stores; the row is named)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{path}: expected a pandas DataFrame to write, got {type(frame).__name__}")
+    frame = check_table(frame, f"writing {path}", index=False)
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        if values.dtype != object or not pd.api.types.infer_dtype(values).startswith("mixed"):
+            continue
+        text = np.array([isinstance(v, str | bytes) for v in values])
+        number = ~text & ~pd.isna(values)
+        if text.any() and number.any():
+            row = int(np.flatnonzero(text if text.sum() <= number.sum() else number)[0])
+            raise ValueError(f"{path}: column {name!r} mixes numbers and text (row {row}: "
+                             f"{values[row]!r}); make it all numbers (NaN where missing) or all "
+                             "text")
+    return frame
 
 
 def _ascii_strings(frame, path, non_ascii):
@@ -142,17 +159,14 @@ def write_catalogue(frame, path, units=None, *, non_ascii="error"):
     """
     path = os.fspath(path)
     kind = kind_of(path, {"parquet": PARQUET, "fits": FITS[:3]})
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    frame = _checked(frame, path)
     if kind == "parquet":
-        check_unique(list(frame.columns), "the table to write")
         with atomic_write(path) as tmp:
             frame.to_parquet(tmp)
         return
     if non_ascii not in ("error", "escape"):
         raise ValueError(f"non_ascii must be 'error' or 'escape', got {non_ascii!r}")
     frame = _ascii_strings(frame, path, non_ascii)
-    check_unique(list(frame.columns), "the table to write")
     with atomic_write(path) as tmp:  # by blocks of rows when the columns allow it
         if not stream_fits(frame.reset_index(drop=True), tmp,
                            lambda block: _frame_to_table(block, units=units)):
@@ -180,6 +194,6 @@ def write_table(frame, path, units=None, meta=None):
     """
     path = os.fspath(path)
     kind_of(path, {"ecsv": ECSV})
-    table = _frame_to_table(frame, units=units, meta=meta)
+    table = _frame_to_table(_checked(frame, path), units=units, meta=meta)
     with atomic_write(path) as tmp:
         table.write(tmp, format="ascii.ecsv")

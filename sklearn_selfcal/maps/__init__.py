@@ -24,15 +24,19 @@ Conventions: astropy's Galactocentric frame as written by
 rotation with ``v_y > 0`` at the Sun, ``L_z < 0`` for disk stars and positive Galactic longitude on
 the ``y > 0`` side. Abundances in dex: APOGEE names for the reported values (``FE_H``, ``MG_FE``, ...)
 and :func:`sklearn_selfcal._paper.calibrated_name` (``<X>_NEW``) for the self-calibrated ones
-(:class:`~sklearn_selfcal.NuisanceCalibrator`). No function modifies its input; a column holding
-text where numbers are expected is an error naming the column and its first bad rows.
+(:class:`~sklearn_selfcal.NuisanceCalibrator`). No function modifies its input. Every function
+checks its catalogue first (:func:`sklearn_selfcal._validation.validate_catalogue`): text where
+numbers are expected, a column name or index label given twice, an empty table and positions in pc
+instead of kpc are errors naming the column (and rows); sentinels (-9999, ...), values outside a
+column's physical range and infinities become NaN with a
+:class:`~sklearn_selfcal.exceptions.DataQualityWarning` naming the column.
 """
 
 from .._kernels.binned import equal_count_bins
 from .._paper import ALPHA_SPLIT, BAR_AXIS_RATIO
 from .._paper import BAR_ANGLE_DEG as BAR_ANGLE
 from .._paper import BAR_HALF_LENGTH_KPC as BAR_HALF_LENGTH
-from ._checks import TooFewStarsError
+from .._validation import TooFewStarsError
 from .alpha_iron import alpha_iron_by_actions, alpha_iron_by_position, binned_abundance_planes
 from .bar import bar_axes, bar_outline, on_bar, on_off_bar_samples
 from .comparison import compare_samples, energy_distance

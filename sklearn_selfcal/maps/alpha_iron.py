@@ -6,8 +6,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._kernels import binned as _binned
-from .._validation import require_columns
-from ._checks import check_edges, column_values, numeric_values
+from .._validation import check_edges, check_table, clean_column, name_of, validate_catalogue
 from .populations import alpha_column, calibrated_or_reported
 
 __all__ = ["alpha_iron_by_actions", "alpha_iron_by_position", "binned_abundance_planes"]
@@ -52,7 +51,8 @@ def binned_abundance_planes(x, y, row, col, *, row_edges, col_edges, x_edges, y_
     col_edges = check_edges(col_edges, "col_edges")
     x_edges = check_edges(x_edges, "x_edges")
     y_edges = check_edges(y_edges, "y_edges")
-    x, y, row, col = (numeric_values(v, name) for v, name in ((x, "x"), (y, "y"), (row, "row"), (col, "col")))
+    x, y, row, col = (clean_column(v, name_of(v, name), what="binned_abundance_planes")
+                      for v, name in ((x, "x"), (y, "y"), (row, "row"), (col, "col")))
     n_r, n_c = row_edges.size - 1, col_edges.size - 1
     n_x, n_y = x_edges.size - 1, y_edges.size - 1
     panel = _binned.bin_index_2d(col, row, col_edges, row_edges)  # r * n_c + c
@@ -70,12 +70,15 @@ def binned_abundance_planes(x, y, row, col, *, row_edges, col_edges, x_edges, y_
     )
 
 
-def _planes(frame, x, y, row, col, needed, what, **edges):
-    """Planes of the abundances ``x``, ``y`` (defaults: calibrated [Fe/H], the split [alpha/M])."""
+def _planes(frame, x, y, row, col, needed, what, kpc=(), heights=(), **edges):
+    """Planes of the abundances ``x``, ``y`` (defaults: calibrated [Fe/H], the split [alpha/M]);
+    ``row`` and ``col`` compute the panels' quantities from the validated columns."""
+    frame = check_table(frame, what)
     x = calibrated_or_reported(frame, "FE_H") if x is None else x
     y = alpha_column(frame) if y is None else y
-    require_columns(frame.columns, [x, y, *needed], what=what)
-    result = binned_abundance_planes(column_values(frame, x), column_values(frame, y), row(), col(), **edges)
+    v = validate_catalogue(frame, [x, y, *needed], what=what, kpc=kpc, heights=heights,
+                           stacklevel=3)
+    result = binned_abundance_planes(v[x], v[y], row(v), col(v), **edges)
     result.update(x=x, y=y)
     return result
 
@@ -108,8 +111,8 @@ def alpha_iron_by_position(frame, *, x=None, y=None, R_edges=(0.0, 5.0, 7.0, 9.0
         As :func:`binned_abundance_planes`, plus ``x``, ``y``, ``row_label``, ``col_label``,
         ``row_unit``, ``col_unit`` (axis labels and units).
     """
-    result = _planes(frame, x, y, lambda: np.abs(column_values(frame, z)), lambda: column_values(frame, R),
-                     [R, z], "alpha_iron_by_position", row_edges=abs_z_edges, col_edges=R_edges,
+    result = _planes(frame, x, y, lambda v: np.abs(v[z]), lambda v: v[R], [R, z],
+                     "alpha_iron_by_position", kpc=(R,), heights=(z,), row_edges=abs_z_edges, col_edges=R_edges,
                      x_edges=x_edges, y_edges=y_edges)
     result.update(row_label="|z|", row_unit="kpc", col_label="R", col_unit="kpc")
     return result
@@ -146,8 +149,8 @@ def alpha_iron_by_actions(frame, *, x=None, y=None,
         ``row_unit``, ``col_unit``.
     """
     result = _planes(frame, x, y,
-                     lambda: np.hypot(column_values(frame, J_R), column_values(frame, J_z)),
-                     lambda: column_values(frame, L_z), [J_R, L_z, J_z], "alpha_iron_by_actions",
+                     lambda v: np.hypot(v[J_R], v[J_z]), lambda v: v[L_z], [J_R, L_z, J_z],
+                     "alpha_iron_by_actions",
                      row_edges=action_edges, col_edges=L_z_edges, x_edges=x_edges, y_edges=y_edges)
     result.update(row_label="sqrt(J_R^2 + J_z^2)", row_unit="kpc km/s", col_label="L_z",
                   col_unit="kpc km/s")

@@ -8,8 +8,7 @@ from sklearn.utils import Bunch, check_random_state
 
 from .._kernels import binned as _binned
 from .._paper import BAR_ANGLE_DEG, BAR_AXIS_RATIO, BAR_HALF_LENGTH_KPC
-from .._validation import require_columns
-from ._checks import check_positive, numeric_values
+from .._validation import check_positive, check_table, clean_column, name_of, validate_catalogue
 
 __all__ = ["bar_axes", "bar_outline", "on_bar", "on_off_bar_samples"]
 
@@ -94,8 +93,8 @@ def on_bar(x, y, *, half_length=BAR_HALF_LENGTH_KPC, axis_ratio=BAR_AXIS_RATIO, 
     >>> on_bar([0.0, SUN_XY[0]], [0.0, SUN_XY[1]]).tolist()  # the Galactic centre and the Sun
     [True, False]
     """
-    x = numeric_values(x, "x")
-    y = numeric_values(y, "y")
+    x = clean_column(x, name_of(x, "x"), what="on_bar", kpc=True)
+    y = clean_column(y, name_of(y, "y"), what="on_bar", kpc=True)
     major, minor = bar_axes(angle)
     u = x * major[0] + y * major[1]
     v = x * minor[0] + y * minor[1]
@@ -154,16 +153,18 @@ def on_off_bar_samples(frame, *, z_max=0.5, R_max=3.0, R_bin=0.5, z_bin=0.25, ra
     KeyError, ValueError
         Naming a missing column, or a column that holds a value that is not a number.
     """
-    require_columns(frame.columns, [x, y, z, R], what="on_off_bar_samples")
+    frame = check_table(frame, "on_off_bar_samples")
+    v = validate_catalogue(frame, [x, y, z, R], what="on_off_bar_samples", kpc=(x, y, R),
+                           heights=(z,))
     z_max = check_positive(z_max, "z_max")
     R_max = check_positive(R_max, "R_max")
     R_bin = check_positive(R_bin, "R_bin")
     z_bin = check_positive(z_bin, "z_bin")
     rng = check_random_state(random_state)
-    zs, Rs = numeric_values(frame[z], z), numeric_values(frame[R], R)
+    zs, Rs = v[z], v[R]
     with np.errstate(invalid="ignore"):
         slab = (np.abs(zs) < z_max) & (Rs < R_max)
-    bar_member = on_bar(numeric_values(frame[x], x), numeric_values(frame[y], y), **bar)
+    bar_member = on_bar(v[x], v[y], **bar)
     R_edges = _span_edges(0.0, R_max, R_bin)
     z_edges = _span_edges(-z_max, z_max, z_bin)
     cell = np.where(slab, _binned.bin_index_2d(zs, Rs, z_edges, R_edges), -1)  # row-major (R, z)

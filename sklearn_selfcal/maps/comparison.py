@@ -14,8 +14,7 @@ from sklearn.utils import Bunch, check_random_state
 
 from .._kernels.binned import grouped_median_and_error
 from .._paper import calibrated_name
-from .._validation import require_columns
-from ._checks import TooFewStarsError, numeric_values
+from .._validation import TooFewStarsError, numeric_values, validate_catalogue
 
 __all__ = ["compare_samples", "energy_distance"]
 
@@ -96,8 +95,8 @@ def _permutation_pvalue(D, n_a, observed, n_permutations, rng, chunk=100):
 
 
 def _finite_rows(sample, columns, what):
-    require_columns(sample.columns, columns, what=what)
-    values = np.column_stack([numeric_values(sample[c], c) for c in columns])
+    v = validate_catalogue(sample, columns, what=what, min_rows=0, stacklevel=3)
+    values = np.column_stack([v[c] for c in columns])
     return values[np.all(np.isfinite(values), axis=1)]
 
 

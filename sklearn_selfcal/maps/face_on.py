@@ -18,9 +18,9 @@ from sklearn.utils import Bunch
 
 from .._kernels import binned as _binned
 from .._paper import R0_KPC
-from .._validation import require_columns
+from .._validation import (check_edges, check_mask, check_min_stars, check_positive, clean_column,
+                           name_of, numeric_values, validate_catalogue)
 from ..exceptions import OutsideMapWarning
-from ._checks import check_edges, check_mask, check_min_stars, check_positive, numeric_values
 
 __all__ = [
     "FIGURE6_ABUNDANCES",
@@ -211,13 +211,13 @@ def binned_map(x, y, values=None, *, bin_size=MAP_BIN_SIZE_KPC, statistic="media
         raise ValueError(f"statistic must be one of {_STATISTICS}; got {statistic!r}")
     min_stars = check_min_stars(min_stars)
     bin_size = check_positive(bin_size, "bin_size")
-    x = numeric_values(x, "x")
-    y = numeric_values(y, "y")
+    x = clean_column(x, name_of(x, "x"), what="binned_map", kpc=True)
+    y = clean_column(y, name_of(y, "y"), what="binned_map", kpc=True)
     if values is None:
         if statistic != "count":
             raise ValueError(f"values are needed for statistic={statistic!r}")
         values = np.zeros_like(x)
-    values = numeric_values(values, "values")
+    values = clean_column(values, name_of(values, "values"), what="binned_map")
     if not (x.shape == y.shape == values.shape and x.ndim == 1):
         raise ValueError(
             f"x, y and values must be 1-D of the same length; got shapes {x.shape}, {y.shape}, "
@@ -256,11 +256,11 @@ def binned_map(x, y, values=None, *, bin_size=MAP_BIN_SIZE_KPC, statistic="media
     )
 
 
-def _positions(frame, x, y, where, needed, what):
-    """x and y of the stars selected by ``where`` (NaN for the others), checked."""
-    require_columns(frame.columns, [x, y, *needed], what=what)
-    xs, ys = numeric_values(frame[x], x), numeric_values(frame[y], y)
-    return np.where(check_mask(where, xs.size), xs, np.nan), ys
+def _validated(frame, x, y, where, needed, what):
+    """The cleaned columns (:func:`validate_catalogue`), ``x`` NaN for the stars not in ``where``."""
+    values = validate_catalogue(frame, [x, y, *needed], what=what, kpc=(x, y), stacklevel=3)
+    values[x] = np.where(check_mask(where, values[x].size), values[x], np.nan)
+    return values
 
 
 def face_on_map(frame, column=None, *, minus=None, where=None, bin_size=MAP_BIN_SIZE_KPC, statistic="median",
@@ -306,7 +306,15 @@ def face_on_map(frame, column=None, *, minus=None, where=None, bin_size=MAP_BIN_
     KeyError
         Naming the columns missing from ``frame``.
     ValueError
-        Naming a column that holds a value that is not a number, and its first bad rows.
+        Naming a column that holds a value that is not a number (and its first bad rows), a
+        column name or index label given twice, or ``x``/``y`` in pc rather than kpc.
+    TooFewStarsError
+        If ``frame`` has no row.
+
+    Warns
+    -----
+    DataQualityWarning
+        Naming a column whose sentinels, out-of-range or infinite values were left out (NaN).
 
     Examples
     --------
@@ -320,11 +328,11 @@ def face_on_map(frame, column=None, *, minus=None, where=None, bin_size=MAP_BIN_
     if minus is not None and column is None:
         raise ValueError("minus needs a column to subtract it from")
     needed = [c for c in (column, minus) if c is not None]
-    xs, ys = _positions(frame, x, y, where, needed, "face_on_map")
-    values = None if column is None else numeric_values(frame[column], column)
+    checked = _validated(frame, x, y, where, needed, "face_on_map")
+    values = None if column is None else checked[column]
     if minus is not None:
-        values = values - numeric_values(frame[minus], minus)
-    result = binned_map(xs, ys, values, bin_size=bin_size, statistic=statistic, min_stars=min_stars,
+        values = values - checked[minus]
+    result = binned_map(checked[x], checked[y], values, bin_size=bin_size, statistic=statistic, min_stars=min_stars,
                         extent=extent, limit=limit)
     result.column = column
     result.minus = minus
@@ -361,10 +369,10 @@ def velocity_map(frame, *, where=None, bin_size=0.5, min_stars=MAP_MIN_STARS, x=
     Raises
     ------
     KeyError, ValueError
-        Naming a missing column, or a column that holds a value that is not a number.
+        As :func:`face_on_map`.
     """
-    xs, ys = _positions(frame, x, y, where, [v_x, v_y], "velocity_map")
-    vx, vy = numeric_values(frame[v_x], v_x), numeric_values(frame[v_y], v_y)
+    checked = _validated(frame, x, y, where, [v_x, v_y], "velocity_map")
+    xs, ys, vx, vy = (checked[c] for c in (x, y, v_x, v_y))
     xs = np.where(np.isfinite(vx) & np.isfinite(vy), xs, np.nan)
     mx = binned_map(xs, ys, vx, bin_size=bin_size, statistic="mean", min_stars=min_stars, extent=extent,
                     limit=limit)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._paper import ALPHA_SPLIT, ALPHA_SPLIT_COLUMNS, CALIBRATED_SUFFIX, calibrated_name
-from .._validation import require_columns
-from ._checks import column_values
+from .._validation import check_table, require_columns, validate_catalogue
 
 __all__ = ["UNMAPPED_COLUMNS", "alpha_column", "alpha_population_masks", "calibrated_abundances",
            "calibrated_or_reported"]
@@ -72,8 +71,9 @@ def alpha_population_masks(frame, *, column=None, split=ALPHA_SPLIT):
     ValueError
         If the [alpha/M] column holds a value that is not a number (naming the column and rows).
     """
+    frame = check_table(frame, "alpha_population_masks")
     column = alpha_column(frame) if column is None else column
-    alpha = column_values(frame, column, what="alpha split")
+    alpha = validate_catalogue(frame, [column], what="alpha split")[column]
     return {
         "all": np.ones(alpha.size, dtype=bool),
         "low_alpha": alpha < split,

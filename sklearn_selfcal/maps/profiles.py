@@ -10,14 +10,14 @@ import pandas as pd
 from sklearn.utils import Bunch
 
 from .._paper import abundance_error_column
-from .._validation import require_columns
-from ._checks import numeric_values
+from .._validation import check_table, require_columns, validate_catalogue
 
 __all__ = ["profile_points", "radial_gradient_layout"]
 
 
 def _population_rows(profile, population, columns, what):
     """Mask of the rows of ``population``, after checking that the profile has them and ``columns``."""
+    profile = check_table(profile, what)
     require_columns(profile.columns, ["population", *columns], what=what)
     rows = (profile["population"] == population).to_numpy()
     if not rows.any():
@@ -60,8 +60,10 @@ def profile_points(profile, column, *, population="low_alpha", radius="R_MEDIAN"
     [1.2, 5.3]
     """
     error = abundance_error_column(column)
+    profile = check_table(profile, "profile_points")
     rows = _population_rows(profile, population, [radius, column, error], "profile_points")
-    R, y, err = (numeric_values(profile[c], c) for c in (radius, column, error))
+    v = validate_catalogue(profile, [radius, column, error], what="profile_points", kpc=(radius,))
+    R, y, err = (v[c] for c in (radius, column, error))
     with np.errstate(invalid="ignore"):
         ok = rows & np.isfinite(R) & np.isfinite(y) & np.isfinite(err) & (err > 0)
     return Bunch(R=R[ok], y=y[ok], err=err[ok], index=profile.index[ok])

@@ -15,8 +15,8 @@ from sklearn.utils import Bunch
 
 from .._kernels import binned as _binned
 from .._paper import calibrated_name
-from .._validation import require_columns
-from ._checks import TooFewStarsError, check_min_stars, column_values, numeric_values
+from .._validation import (TooFewStarsError, check_min_stars, check_table, clean_column,
+                           require_columns, validate_catalogue)
 
 __all__ = ["TREND_FEATURES", "logg_trends", "nuisance_groups"]
 
@@ -89,6 +89,7 @@ def nuisance_groups(frame, column, *, categorical=None, n_bins=4, max_categories
     >>> nuisance_groups(stars, "LOGG", n_bins=2).labels.tolist()
     [0, 1, 1, 0]
     """
+    frame = check_table(frame, "nuisance_groups")
     require_columns(frame.columns, [column], what="nuisance_groups")
     series = frame[column]
     categorical = _is_categorical(series) if categorical is None else bool(categorical)
@@ -104,7 +105,7 @@ def nuisance_groups(frame, column, *, categorical=None, n_bins=4, max_categories
         lower = upper = np.full(n_groups, np.nan)
         categories = categories.tolist()
     else:
-        values = numeric_values(series, column)
+        values = clean_column(series, column, what="nuisance_groups")
         n_finite = int(np.isfinite(values).sum())
         if isinstance(n_bins, numbers.Integral) and n_finite < n_bins:
             raise TooFewStarsError(f"{n_bins} equal-count bins of {column!r} need at least {n_bins} "
@@ -203,6 +204,7 @@ def logg_trends(frame, abundance, *, calibrated=None, features=tuple(TREND_FEATU
     """
     calibrated = calibrated_name(abundance) if calibrated is None else calibrated
     features = list(features)
+    frame = check_table(frame, "logg_trends")
     require_columns(frame.columns, [nuisance, abundance, calibrated, *features], what="logg_trends")
     min_stars = check_min_stars(min_stars, 2)
     if not isinstance(n_feature_bins, numbers.Integral) or n_feature_bins < 1:
@@ -214,10 +216,11 @@ def logg_trends(frame, abundance, *, calibrated=None, features=tuple(TREND_FEATU
     gb, fb = np.divmod(np.arange(n_groups), n_feature_bins)
     category = None if groups.categories is None else np.asarray(groups.categories, dtype=object)[gb]
     stages = (("input", abundance), ("calibrated", calibrated))
-    abundances = {col: column_values(frame, col) for _, col in stages}
+    v = validate_catalogue(frame, [abundance, calibrated, *features], what="logg_trends")
+    abundances = {col: v[col] for _, col in stages}
     parts = []
     for feature in features:
-        f = column_values(frame, feature)
+        f = v[feature]
         edges = _feature_edges(f, feature, n_feature_bins, feature_ranges, percentile_range)
         fbin = _binned.bin_index(f, edges)
         group = np.where((groups.labels >= 0) & (fbin >= 0), groups.labels * n_feature_bins + fbin, -1)

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from .. import maps
 from .._paper import CALIBRATED_SUFFIX
-from ..maps._checks import column_values
+from .._validation import column_values
 
 __all__ = ["abundance_label"]
 

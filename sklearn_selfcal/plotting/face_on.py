@@ -11,9 +11,8 @@ from matplotlib.colors import LogNorm
 
 from .. import maps
 from .._paper import ALPHA_SPLIT, CALIBRATED_SUFFIX, DISK_Z_MAX_KPC
-from .._validation import require_columns
+from .._validation import column_values, require_columns
 from ..maps import MAP_BIN_SIZE_KPC, MAP_COLOR_PERCENTILES, MAP_MIN_STARS
-from ..maps._checks import column_values
 from ._common import (
     POPULATION_LABELS,
     RINGS,

@@ -25,7 +25,7 @@ from ..exceptions import OutsideMapWarning
 from ..gradients import radial_abundance_profile
 from ..maps.face_on import (MAP_BIN_SIZE_KPC, MAP_LIMIT_KPC, MAP_MIN_STARS, binned_map,
                             grid_edges)
-from ..maps._checks import check_mask, numeric_values
+from .._validation import check_mask, numeric_values
 from ._reduce import SPLIT_EVERY, tree_reduce
 
 __all__ = ["radial_profile_distributed", "face_on_map_distributed"]
