@@ -45,6 +45,9 @@ def build_parser():
 
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument("--config", type=Path, help="TOML or JSON file overriding the defaults")
+    config.add_argument("--no-verify", action="store_true",
+                        help="do not verify the FITS files' CHECKSUM/DATASUM cards (a file edited "
+                             "on purpose); by default a damaged file is refused, named")
     config.add_argument("--random-state", type=int, default=0, help="seed of every random step")
 
     outputs = argparse.ArgumentParser(add_help=False)
@@ -114,12 +117,13 @@ def _at_least(low):
 
 def _checked_config(path):
     """The configuration of ``--config``, every value validated by the step it sets (seconds)."""
-    from .config import check_config, config_params, load_config
+    from .config import check_config, check_run_settings, config_params, load_config
     from .workflow import make_method_pipeline
 
     config = load_config(path)
     pipe = make_method_pipeline()
     problems = check_config(pipe.set_params(**config_params(config, pipe)))
+    problems += check_run_settings(config)
     if problems:
         raise ValueError("invalid configuration: " + "; ".join(problems))
     return config
@@ -281,6 +285,7 @@ def _demo_outputs(args, config, survey, result, tmp, verbose):
 def _inspect(args, config):
     """Plan, read, clean, validate the configuration and count: what ``check`` prints and ``run``
     starts from, all before any computation."""
+    from .config import check_run_settings
     from .io import catalogue_columns, read_catalogue
     from .io.spectra import spectra_rows
     from .preflight import count_cuts, plan_and_prepare, plan_run, summary_lines
@@ -304,6 +309,7 @@ def _inspect(args, config):
     if spectra and n_spectra != len(frame):
         plan.problems.append(f"{args.spectra}: {n_spectra} spectra for {len(frame)} catalogue "
                              "rows; they must be aligned row by row")
+    plan.problems += check_run_settings(config)
     training_filter = DiskTrainingFilter()
     if plan.distance is not None:
         try:  # every value of the configuration, validated by the step it sets
@@ -446,12 +452,14 @@ def main(argv=None):
         0 on success; 1 with a message on a user error (bad input, output directory in use or
         not empty, a catalogue the method cannot run on).
     """
+    from .io import verify_checksums
     from .io.outdir import OutputLockedError
 
     args = build_parser().parse_args(argv)
     try:
-        return {"simulate": _simulate, "demo": _demo, "check": _check, "run": _run,
-                "apply": _apply}[args.command](args)
+        with verify_checksums(not args.no_verify):
+            return {"simulate": _simulate, "demo": _demo, "check": _check, "run": _run,
+                    "apply": _apply}[args.command](args)
     except _CannotRun:
         return 1
     except (OSError, KeyError, ValueError, OutputLockedError) as err:

@@ -32,7 +32,7 @@ from .columns import ROLES
 from .distances import DEFAULT_PARALLAX_OVER_ERROR
 
 __all__ = ["RUN_SETTINGS", "DEFAULT_CONFIG", "STEP_SECTIONS", "load_config", "step_setting",
-           "config_params", "check_config", "effective_config"]
+           "config_params", "check_config", "check_run_settings", "effective_config"]
 
 #: The run's own settings, with their defaults. ``[columns]`` maps roles to column names (see
 #: :data:`sklearn_selfcal.columns.ROLES`); an empty string means "not set".
@@ -291,6 +291,37 @@ def check_config(pipeline, columns=None):
                 elif name not in known:
                     problems.append(f"[calibration] {key}: {name!r} is not a column of the "
                                     "catalogue (map it with [columns] <role> = \"<column>\")")
+    return problems
+
+
+def check_run_settings(config):
+    """Validate the run's own settings that a computation would only meet late.
+
+    Parameters
+    ----------
+    config : dict
+        From :func:`load_config`.
+
+    Returns
+    -------
+    problems : list of str
+        One line per invalid value, naming the section and key (``[gradient]``: the broken power
+        law's population, radius and chain, checked by
+        :func:`~sklearn_selfcal.gradients.check_fit_options`; ``[parallax] scratch``).
+    """
+    from .gradients import check_fit_options
+
+    problems = []
+    g = config["gradient"]
+    try:
+        check_fit_options(population=g["population"], radius=g["radius"],
+                          n_walkers=g["n_walkers"], n_steps=g["n_steps"], burn_in=g["burn_in"],
+                          thin=g["thin"])
+    except (TypeError, ValueError) as exc:
+        problems.append(f"[gradient] {exc}")
+    if config["parallax"]["scratch"] not in ("auto", True, False, "true", "false"):
+        problems.append(f"[parallax] scratch must be \"auto\", true or false, got "
+                        f"{config['parallax']['scratch']!r}")
     return problems
 
 

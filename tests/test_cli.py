@@ -1,6 +1,7 @@
 """The command line: the main job on the simulated survey and on a user's catalogue."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -175,3 +176,31 @@ def test_demo_is_simulate_then_run(demo_dir):
         assert (demo_dir / "survey" / name).is_file(), name
     prov = json.loads((demo_dir / "provenance.json").read_text())
     assert prov["distance_source"]["kind"] == "spectra"
+
+
+def test_impossible_requests_fail_in_seconds_before_anything_is_computed(tmp_path, capsys):
+    """Zero pixels and an impossible [gradient] are refused before the survey is simulated."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--out", str(tmp_path / "a"), "--n-pixels", "0"])
+    assert exit_.value.code == 2
+    assert "--n-pixels: 0 is below the minimum of 1" in capsys.readouterr().err
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[gradient]\nburn_in = 9000\n")
+    assert main(["demo", "--out", str(tmp_path / "b"), "--config", str(cfg)]) == 1
+    assert "[gradient] burn_in (9000) must be smaller than n_steps" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # nothing simulated, nothing written
+
+
+def test_a_damaged_fits_file_is_named_and_no_verify_reads_it(tmp_path, capsys):
+    from astropy.io import fits
+
+    DR17 = Path(__file__).parent / "data" / "apogee_dr17_allstar_95stars_kepler.fits"
+    with fits.open(DR17) as hdul:
+        hdul.writeto(tmp_path / "sums.fits", checksum=True)
+    raw = bytearray((tmp_path / "sums.fits").read_bytes())
+    with fits.open(tmp_path / "sums.fits") as hdul:
+        raw[hdul[1]._data_offset + 100] ^= 0x01        # one bit of the table's data
+    (tmp_path / "damaged.fits").write_bytes(bytes(raw))
+    assert main(["check", str(tmp_path / "damaged.fits")]) == 1
+    assert "damaged.fits: damaged FITS file" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "damaged.fits"), "--no-verify"]) == 0

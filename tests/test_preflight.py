@@ -128,3 +128,18 @@ def test_counts_use_the_training_filters_thresholds():
         return int(table.loc[table["stage"] == "disk sample", "n_remaining"].iloc[-1])
 
     assert disk(narrow) < disk(wide)
+
+
+def test_run_method_refuses_a_repeated_index_before_any_computation(monkeypatch):
+    """Issue 21: a table with a repeated row index used to run the whole method, then fail."""
+    from sklearn_selfcal.actions import ActionTransformer
+    from sklearn_selfcal.workflow import run_method
+
+    def computed(*args, **kwargs):
+        raise AssertionError("the method ran on a table with a repeated index")
+
+    monkeypatch.setattr(ActionTransformer, "fit_transform", computed)
+    frame = _dr17()
+    frame = pd.concat([frame, frame.iloc[:3]])  # rows appended without ignore_index=True
+    with pytest.raises(ValueError, match=r"row index repeats 3 label\(s\).*reset_index"):
+        run_method(frame, verbose=0)

@@ -21,7 +21,7 @@ from sklearn.utils import Bunch
 from .._paper import PARALLAX_ERROR
 from ..calibration import trend_summary
 from ..cleaning import as_frame
-from ..config import effective_config, load_config
+from ..config import check_run_settings, effective_config, load_config
 from ..preflight import plan_and_prepare, prepare_catalogue
 from ..spectra import SpectraArray, join_spectra
 from ._pipeline import pipeline_from_config
@@ -110,8 +110,9 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         plan, prepared = plan_and_prepare(frame, config, spectra=spectra is not None,
                                           distance_column=distance_column,
                                           has_spectrum=has_spectrum)
-    if not plan.can_run:
-        raise ValueError("the run cannot proceed: " + "; ".join(plan.problems))
+    problems = plan.problems + check_run_settings(config)
+    if problems:
+        raise ValueError("the run cannot proceed: " + "; ".join(problems))
     prep = prepared if prepared is not None else prepare_catalogue(frame, plan)
     work, sample = prep.work, plan.sample
     parent = sample.parent
@@ -281,8 +282,6 @@ def _scratch_dir(setting, where, spectra, n_parent):
             memory = 16 * 2**30
         if feature_bytes <= memory / 4:
             return None
-    elif setting is not True and setting != "true":
-        raise ValueError(f"[parallax] scratch must be 'auto', true or false, got {setting!r}")
     return os.fspath(where) if where is not None else tempfile.gettempdir()
 
 
