@@ -9,20 +9,18 @@ be physical set to NaN with a warning naming its column, and refuses columns in 
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_array
 
 from ._paper import parallax_to_distance
-from ._validation import require_columns
+from ._validation import clean_column, require_columns
 from .cleaning import clean_values
 from .columns import get_role
-from .exceptions import DataQualityWarning
 
 __all__ = ["DISTANCE_RANGE_KPC", "MAX_MEDIAN_SPEED_KMS", "check_combinations", "resolve_roles",
-           "unmask", "extract", "physical_values", "check_units", "velocity_kms"]
+           "extract", "physical_values", "check_units", "velocity_kms"]
 
 #: The unit guard accepts samples whose median heliocentric distance lies in this range (kpc).
 DISTANCE_RANGE_KPC = (0.01, 100.0)
@@ -127,37 +125,6 @@ def resolve_roles(est, names):
     return roles
 
 
-def unmask(X, *, stacklevel=2):
-    """A masked array's masked entries as NaN, with one warning per column that has any.
-
-    ``check_array`` and ``numpy.asarray`` read the hidden values behind a mask; this never does.
-
-    Parameters
-    ----------
-    X : object
-        The input; anything but a ``numpy.ma.MaskedArray`` is returned as is.
-    stacklevel : int
-        Of the warning.
-
-    Returns
-    -------
-    X : object
-        A new float array (NaN where masked) if ``X`` was a masked array.
-    """
-    if not isinstance(X, np.ma.MaskedArray):
-        return X
-    data = np.ma.getdata(X)
-    mask = np.ma.getmaskarray(X)
-    out = np.array(data, dtype=np.float64)
-    out[mask] = np.nan
-    if mask.any():
-        columns = np.atleast_2d(mask.T if mask.ndim == 2 else mask[:, None].T)
-        for j, col in enumerate(columns):
-            if col.any():
-                warnings.warn(f"column {j}: {int(col.sum())} row(s) are masked; set to NaN "
-                              "(never their hidden values)", DataQualityWarning,
-                              stacklevel=stacklevel + 1)
-    return out
 
 
 def extract(est, X):
@@ -171,7 +138,7 @@ def extract(est, X):
     ----------
     est : ActionTransformer
     X : DataFrame or array-like
-        The catalogue (masked entries already NaN, see :func:`unmask`).
+        The catalogue (masked entries already NaN, see :func:`~sklearn_selfcal._validation.unmask`).
 
     Returns
     -------
@@ -212,12 +179,9 @@ def extract(est, X):
         if names is not None:
             # a catalogue's sentinels are NaN (warned), never numbers; the physical ranges
             # are applied after the unit check (physical_values)
-            data[role], counts = clean_values(values, col, get_role(_COLUMN_ROLES[role])
-                                              if role in _COLUMN_ROLES else None,
-                                              ranges=False, stacklevel=5)
-            if counts.get("not_a_number"):
-                raise ValueError(f"column {col!r} ({role}) must be numeric: "
-                                 f"{counts['not_a_number']} value(s) are not numbers")
+            data[role] = clean_column(values, col, what="ActionTransformer", ranges=False,
+                                      role=get_role(_COLUMN_ROLES[role])
+                                      if role in _COLUMN_ROLES else None, stacklevel=5)
             continue
         try:
             data[role] = (values.to_numpy(dtype=float, na_value=np.nan)

@@ -52,6 +52,7 @@ __all__ = [
     "column_index",
     "column_values",
     "estimator_input",
+    "unmask",
     "name_of",
     "numeric_values",
     "require_columns",
@@ -193,6 +194,39 @@ def validate_catalogue(frame, columns, *, what, finite=(), kpc=(), heights=(), m
                             stacklevel=stacklevel + 1) for c in columns}
 
 
+def unmask(X, *, stacklevel=2):
+    """A masked array's masked entries as NaN, with one warning per column that has any.
+
+    ``check_array`` and ``numpy.asarray`` read the hidden values behind a mask; this never does.
+
+    Parameters
+    ----------
+    X : object
+        The input; anything but a ``numpy.ma.MaskedArray`` is returned as is.
+    stacklevel : int
+        Of the warning.
+
+    Returns
+    -------
+    X : object
+        A new float array (NaN where masked) if ``X`` was a masked array.
+    """
+    if not isinstance(X, np.ma.MaskedArray):
+        return X
+    data = np.ma.getdata(X)
+    mask = np.ma.getmaskarray(X)
+    out = np.array(data, dtype=np.float64)
+    out[mask] = np.nan
+    if mask.any():
+        columns = np.atleast_2d(mask.T if mask.ndim == 2 else mask[:, None].T)
+        for j, col in enumerate(columns):
+            if col.any():
+                warnings.warn(f"column {j}: {int(col.sum())} row(s) are masked; set to NaN "
+                              "(never their hidden values)", DataQualityWarning,
+                              stacklevel=stacklevel + 1)
+    return out
+
+
 def estimator_input(X, what, *, min_rows=0):
     """An estimator's ``X`` checked at the top of ``fit`` / ``transform``.
 
@@ -209,10 +243,11 @@ def estimator_input(X, what, *, min_rows=0):
     -------
     X : DataFrame or array-like
         A DataFrame (from a DataFrame, checked by :func:`check_table`, or from a Table), a float
-        array with NaN where a masked array was masked, or ``X`` unchanged.
+        array with NaN where a masked array was masked (:func:`unmask`, with a warning per
+        column), or ``X`` unchanged.
     """
     if isinstance(X, np.ma.MaskedArray):
-        return np.ma.filled(X.astype(np.float64), np.nan)
+        return unmask(X, stacklevel=3)
     X = frame_if_table(X)
     if not isinstance(X, pd.DataFrame):
         return X
@@ -235,7 +270,7 @@ def _role(name):
 
 
 def clean_column(values, name, *, what="input", finite=False, kpc=False, ranges=True, hint="",
-                 stacklevel=2):
+                 role=None, stacklevel=2):
     """One numeric column (or array) of a catalogue as float64, cleaned as the readers clean it.
 
     Masked entries become NaN; text that is not a number is an error; the role-aware cleaning of
@@ -262,6 +297,8 @@ def clean_column(values, name, *, what="input", finite=False, kpc=False, ranges=
         only).
     hint : str, default=""
         Appended to the error of a ``finite`` column.
+    role : Role, optional
+        The column's role (default: the role its name has in the role table).
     stacklevel : int, default=2
         Of the warnings, counted from the caller of this function.
 
@@ -284,7 +321,8 @@ def clean_column(values, name, *, what="input", finite=False, kpc=False, ranges=
         raw = flat.to_numpy(dtype=object) if isinstance(flat, pd.Series) else np.asarray(flat)
         raise ValueError(f"{what}: " + _bad_rows_message(raw, not_numbers, name, "a number"))
     was_nan = np.isnan(out)
-    out, counts = clean_values(out, name, _role(name), ranges=ranges, warn=not finite,
+    out, counts = clean_values(out, name, _role(name) if role is None else role, ranges=ranges,
+                               warn=not finite,
                                stacklevel=stacklevel + 1)
     infinite = np.isinf(out)
     if infinite.any():

@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import validate_data
 
-from ._action_columns import (check_combinations, check_units, extract, physical_values, unmask,
+from ._action_columns import (check_combinations, check_units, extract, physical_values,
                               velocity_kms)
 from ._action_flags import (ACCURACY_COLUMN, CHAOTIC, FLAGS_COLUMN, ORBIT_AVERAGE, TABULATED,
                             warn_bad_rows, warn_inaccurate)
@@ -34,8 +34,7 @@ from ._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
 from ._kernels.staeckel_grid import cached_tables
 from ._progress import progress
 from ._paper import GAIA_PARALLAX_ZERO_POINT, zero_point_of
-from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT
-from .cleaning import frame_if_table
+from ._validation import PARALLAX_ZERO_POINT_CONSTRAINT, estimator_input
 from .exceptions import BadRowsWarning, InaccurateActionsWarning
 from .coordinates import R0_KPC, V_SUN_KMS, Z_SUN_KPC
 from .potential import check_axisymmetric, default_potential
@@ -370,7 +369,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             The transformer, with ``n_features_in_`` (and ``feature_names_in_``) recorded.
         """
         check_combinations(self)
-        X = unmask(frame_if_table(X))
+        X = estimator_input(X, type(self).__name__)
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=True, skip_check_array=True)
         else:
@@ -392,7 +391,7 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
             Columns :meth:`get_feature_names_out` (a DataFrame with ``set_output``), one row per
             input row, in the input order.
         """
-        X = unmask(frame_if_table(X))
+        X = estimator_input(X, type(self).__name__)
         self._validate_params()
         check_combinations(self)
         if hasattr(self, "n_features_in_"):

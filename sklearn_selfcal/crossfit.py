@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._paper import PARALLAX_ERROR, SPEC_PARALLAX
 from ._progress import progress
-from .cleaning import frame_if_table
+from ._validation import estimator_input
 
 __all__ = ["CrossFitTransformer", "predict_with_std"]
 
@@ -280,7 +280,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         return check_cv(self.cv)
 
     def _check_input(self, X, *, reset):
-        X = frame_if_table(X)
+        X = estimator_input(X, type(self).__name__)
         if sp.issparse(X):
             raise TypeError("CrossFitTransformer does not accept sparse input; pass a DataFrame or "
                             "a dense array")

@@ -32,7 +32,7 @@ from astropy.table import MaskedColumn, Table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sklearn_selfcal import BrokenPowerLawRegressor, NuisanceCalibrator
+from sklearn_selfcal import ActionTransformer, BrokenPowerLawRegressor, NuisanceCalibrator
 from sklearn_selfcal import maps
 from sklearn_selfcal.cleaning import GENERIC_SENTINELS, MAGNITUDE_SENTINELS
 from sklearn_selfcal.columns import role_of
@@ -82,6 +82,14 @@ def catalogue(n, seed):
         "ALPHA_M": alpha, "ALPHA_M_NEW": alpha + 0.005, "LOGG": rng.uniform(0.5, 2.2, n),
         "parallax": rng.uniform(0.2, 2.0, n), "parallax_error": rng.uniform(0.01, 0.03, n),
     })
+
+
+def orbit_table(n, seed):
+    """Sky positions, distances (kpc), proper motions and velocities of disk stars."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"ra": rng.uniform(0, 360, n), "dec": rng.uniform(-60, 60, n),
+                         "distance": rng.uniform(0.5, 4.0, n), "pmra": rng.normal(0, 5, n),
+                         "pmdec": rng.normal(0, 5, n), "VHELIO_AVG": rng.normal(0, 40, n)})
 
 
 def profile_table(n, seed):
@@ -227,6 +235,11 @@ ENTRIES = [
                                           training_filter=None).fit_transform(t),
           ("FE_H", "FE_H_ERR", "LOGG", "J_R", "L_z"), min_rows=40,
           not_applicable={"units": "no length column"}),
+    Entry("ActionTransformer.fit_transform",
+          lambda t, _: ActionTransformer(distance="distance", orbit_check=False,
+                                         method="staeckel_fixed").fit_transform(t),
+          ("ra", "dec", "pmra", "VHELIO_AVG"), table=orbit_table, empty_ok=True,
+          not_applicable={"units": "its own unit guard has its tests (tests/test_actions.py)"}),
     Entry("DistanceTransformer.fit_transform",
           lambda t, _: DistanceTransformer().fit_transform(t), ("parallax", "parallax_error"),
           empty_ok=True, not_applicable={"units": "no length column"}),

@@ -141,5 +141,6 @@ def test_run_method_refuses_a_repeated_index_before_any_computation(monkeypatch)
     monkeypatch.setattr(ActionTransformer, "fit_transform", computed)
     frame = _dr17()
     frame = pd.concat([frame, frame.iloc[:3]])  # rows appended without ignore_index=True
-    with pytest.raises(ValueError, match=r"row index repeats 3 label\(s\).*reset_index"):
+    with pytest.raises(ValueError, match=r"run_method: the table's index repeats 3 label\(s\).*"
+                       r"reset_index"):
         run_method(frame, verbose=0)

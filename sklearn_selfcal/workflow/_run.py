@@ -20,7 +20,7 @@ from sklearn.utils import Bunch
 
 from .._paper import PARALLAX_ERROR
 from ..calibration import trend_summary
-from ..cleaning import as_frame
+from .._validation import check_table
 from ..config import check_run_settings, effective_config, load_config
 from ..preflight import plan_and_prepare, prepare_catalogue
 from ..spectra import SpectraArray, join_spectra
@@ -97,11 +97,7 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         catalogue whose row index repeats itself.
     """
     config = load_config() if config is None else config
-    frame = as_frame(frame)
-    if frame.index.has_duplicates:
-        raise ValueError(f"the catalogue's row index repeats {int(frame.index.duplicated().sum())} "
-                         "label(s) (e.g. rows concatenated without ignore_index=True): give it a "
-                         "unique index, e.g. frame.reset_index(drop=True)")
+    frame = check_table(frame, "run_method")  # repeated column names or index labels: refused
     steps = _Steps(verbose)
     has_spectrum = None
     if spectra is not None:
