@@ -199,6 +199,7 @@ def step_setting(config, section, key):
     Returns
     -------
     value : object
+        The parameter's value in the run.
 
     Examples
     --------

@@ -134,6 +134,7 @@ class DistanceChoice:
         Returns
         -------
         choice : DistanceChoice
+            With the column fields renamed (the choice itself for the other kinds).
         """
         if self.kind != "distance":
             return self

@@ -48,7 +48,7 @@ def _public_names():
 def test_the_public_api_is_found():
     names = _public_names()
     for expected in ("sklearn_selfcal.actions.ActionTransformer",
-                     "sklearn_selfcal.workflow.run_method",
+                     "sklearn_selfcal.workflow._run.run_method",
                      "sklearn_selfcal.columns.resolve_columns",
                      "sklearn_selfcal.figures.render_figures"):
         assert expected in names

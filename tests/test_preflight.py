@@ -68,13 +68,15 @@ def test_plan_of_real_dr17_rows():
 
 def test_the_sample_cuts_are_computed_once_per_run(tmp_path, monkeypatch):
     calls = []
-    original = preflight.parent_sample_cuts
+    from sklearn_selfcal.preflight import _cuts
+
+    original = _cuts.parent_sample_cuts
 
     def counted(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(preflight, "parent_sample_cuts", counted)
+    monkeypatch.setattr(_cuts, "parent_sample_cuts", counted)
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(FAST))
     with pytest.warns(DataQualityWarning):

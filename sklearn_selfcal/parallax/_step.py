@@ -195,6 +195,7 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : SpectroPhotometricParallaxTransformer
+            The fitted step.
         """
         self.fit_transform(X, y, parallax_error=parallax_error)
         return self
@@ -254,6 +255,7 @@ class SpectroPhotometricParallaxTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         names : ndarray of str
+            The output columns.
         """
         check_is_fitted(self, "crossfit_")
         return self.crossfit_.get_feature_names_out(input_features)

@@ -29,6 +29,7 @@ def spectra_columns(X):
     Returns
     -------
     columns : list of str
+        The spectra columns.
     """
     return [c for c in X.columns if isinstance(X[c].dtype, SpectraDtype)]
 
