@@ -18,7 +18,7 @@ The pieces are kept apart in the manner of skglm:
 - :mod:`.penalties`: :class:`WeightedL1` (value, proximal operator, optimality violations) and
   :func:`kkt_residual`;
 - :mod:`.operators`: every pass over ``X`` (:func:`matvec`, :func:`rmatvec`,
-  :func:`predictor_and_gradient`, :func:`working_set_columns`, :func:`projected_gram`) on a
+  :func:`working_set_columns`, :func:`projected_gram`) on a
   deterministic block plan whose results do not depend on the number of threads, and the
   :class:`RowBlockOperator` interface of a matrix held elsewhere;
 - :mod:`.lasso_gram`: the inner Lasso of a Newton step, given by its Gram matrix;
@@ -45,8 +45,7 @@ in blocks and never copied or cast as a whole.
 
 from .datafits import EXP_CAP, ExpLinearChi2, safe_exp
 from .operators import (ColumnSubset, RowBlockOperator, RowSubset, blas_threads, block_plan,
-                        matvec, predictor_and_gradient, projected_gram, rmatvec,
-                        working_set_columns)
+                        matvec, projected_gram, rmatvec, working_set_columns)
 from .path import explinear_l1_path
 from .penalties import WeightedL1, kkt_residual
 from .solver import alpha_max, solve_gauss_newton
@@ -64,7 +63,6 @@ __all__ = [
     "blas_threads",
     "matvec",
     "rmatvec",
-    "predictor_and_gradient",
     "working_set_columns",
     "projected_gram",
     "solve_gauss_newton",

@@ -44,23 +44,25 @@ def lasso_active_set(G, grad0, alpha, b0, viol_tol, max_iter=200):
     """min_b 1/2 b^T G b - q^T b + alpha ||b||_1 by an active-set (orthant) Newton method.
 
     The problem is given by ``G`` and its gradient ``grad0 = G b0 - q`` at the starting point
-    ``b0``, and every step is solved for as an increment (``G_SS d = -(grad_S + alpha s_S)``):
-    rounding then scales with the steps, which vanish at the solution, not with the solution
-    itself (a solve for ``b`` would carry ``cond(G_SS) eps |b|`` of noise into every Newton step
-    of the outer solver, however close it is to the optimum).
-
-    Each iteration fixes the signs of the current support (plus the worst violators of the
-    optimality conditions, signed by their gradient), solves the smooth problem on that orthant
-    exactly (Cholesky of ``G_SS``), and moves to the exact minimiser of the true (convex,
-    piecewise quadratic) objective along the segment to that solution; coordinates that reach
-    zero on the way are dropped. Warm started from a nearly right support, as inside
-    Gauss-Newton, it needs a handful of factorisations where coordinate descent on an
+    ``b0``. Each iteration fixes the signs of the current support (plus the worst violators of
+    the optimality conditions, signed by their gradient), solves the smooth problem on that
+    orthant exactly (Cholesky of ``G_SS``) for the step, and moves along the projection of that
+    step on the orthant (coordinates that would change sign stop at zero, all at once), halving
+    it until the exact change of the objective is an Armijo decrease; if no projected step
+    decreases it, along the segment to the orthant's minimiser up to the exact minimiser of the
+    (convex, piecewise quadratic) objective on it. Warm started from a nearly right support, as
+    inside Gauss-Newton, it needs a handful of factorisations where coordinate descent on an
     ill-conditioned Gram matrix needs thousands of sweeps.
 
-    Returns the solution (at least one orthant solve from a non-empty start), or ``None`` if
-    ``G_SS`` is not positive definite or ``max_iter`` is reached before every optimality
-    violation is ``<= viol_tol`` (then the caller falls back to
-    coordinate descent).
+    Steps are solved for as increments (``G_SS d = -(grad_S + alpha s_S)``), so rounding scales
+    with the steps, which vanish at the solution, not with the solution itself (a solve for ``b``
+    would carry ``cond(G_SS) eps |b|`` of noise into every Newton step of the outer solver,
+    however close it is to the optimum).
+
+    Returns the solution (at least one orthant step from a non-empty start, so that the result
+    depends continuously on ``G`` and ``grad0``), or ``None`` if ``G_SS`` is not positive
+    definite or ``max_iter`` is reached before every optimality violation is ``<= viol_tol``
+    (then the caller falls back to coordinate descent).
     """
     b = np.array(b0, dtype=np.float64)
     grad = np.array(grad0, dtype=np.float64)
@@ -70,9 +72,6 @@ def lasso_active_set(G, grad0, alpha, b0, viol_tol, max_iter=200):
         sgn = np.sign(b)
         viol = np.maximum(np.abs(grad) - alpha, 0.0)
         viol[nz] = np.abs(grad[nz] + alpha * sgn[nz])
-        # a non-empty start is always moved to its orthant's minimiser: the result then depends
-        # continuously on G and grad0 (no branch on whether the start happens to be within
-        # viol_tol, which rounding can decide either way)
         if viol.max(initial=0.0) <= viol_tol and (iteration or not nz.any()):
             return b
         S = nz.copy()
@@ -84,26 +83,44 @@ def lasso_active_set(G, grad0, alpha, b0, viol_tol, max_iter=200):
             S[zero] = True
             sgn[zero] = -np.sign(grad[zero])
         idx = np.flatnonzero(S)
-        # G_SS is symmetric: its transpose is an F-ordered view that LAPACK factorises in place
-        G_SS = G[np.ix_(idx, idx)].T
-        try:
-            factor = cho_factor(G_SS, overwrite_a=True, check_finite=False)
+        G_SS = G[np.ix_(idx, idx)]
+        try:    # G_SS is symmetric: its transpose is F-ordered, factorised in place
+            factor = cho_factor(G_SS.T.copy(), overwrite_a=True, check_finite=False)
         except LinAlgError:
             return None
         d = -cho_solve(factor, grad[idx] + alpha * sgn[idx], check_finite=False)
         if not np.all(np.isfinite(d)):
             return None
-        Rd = dtrmv(factor[0], d, lower=int(factor[1]), trans=int(factor[1]))
-        t = _segment_minimiser(float(Rd @ Rd), grad[idx], b[idx], d, alpha)  # d^T G_SS d
-        new = b[idx] + t * d
-        # a coordinate whose zero crossing is the minimiser lands exactly on zero
-        with np.errstate(divide="ignore", invalid="ignore"):
-            at_kink = (b[idx] != 0) & np.isclose(-b[idx] / d, t, rtol=1e-12, atol=0.0)
-        new[at_kink] = 0.0
+        new = _projected_step(G_SS, grad[idx], b[idx], sgn[idx], d, alpha)
+        if new is None:
+            Rd = dtrmv(factor[0], d, lower=int(factor[1]), trans=int(factor[1]))
+            t = _segment_minimiser(float(Rd @ Rd), grad[idx], b[idx], d, alpha)  # d^T G_SS d
+            new = b[idx] + t * d
+            # a coordinate whose zero crossing is the minimiser lands exactly on zero
+            with np.errstate(divide="ignore", invalid="ignore"):
+                new[(b[idx] != 0) & np.isclose(-b[idx] / d, t, rtol=1e-12, atol=0.0)] = 0.0
         step = np.zeros_like(b)
         step[idx] = new - b[idx]
         b[idx] = new
         grad += G @ step
+    return None
+
+
+def _projected_step(G, grad, b, sgn, d, alpha, armijo=1e-4, max_halvings=40):
+    """``b + t d`` projected on the orthant ``sgn`` for the largest ``t = 2**-k`` giving an Armijo
+    decrease of the exact objective change; ``b`` if no decrease is predicted, None if no step
+    gives one."""
+    t = 1.0
+    for _ in range(max_halvings):
+        new = b + t * d
+        new[new * sgn < 0] = 0.0
+        delta = new - b
+        linear = float(np.sum(grad * delta + alpha * (np.abs(new) - np.abs(b))))
+        if linear >= 0 and t == 1.0:
+            return b if not np.any(delta) else None
+        if linear + 0.5 * float(delta @ (G @ delta)) <= armijo * linear:
+            return new
+        t *= 0.5
     return None
 
 

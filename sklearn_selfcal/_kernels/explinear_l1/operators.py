@@ -2,17 +2,15 @@
 
 The solvers touch ``X`` (float32 or float64, C or Fortran order, an ``np.memmap`` on disk, a
 :class:`RowSubset` of its rows, or a :class:`RowBlockOperator` held elsewhere) only through the
-functions of this module: :func:`matvec`, :func:`rmatvec`, :func:`predictor_and_gradient` (the
-linear predictor and the gradient in one pass), :func:`working_set_columns` and
+functions of this module: :func:`matvec`, :func:`rmatvec`, :func:`working_set_columns` and
 :func:`projected_gram`. All arithmetic is float64 whatever ``X``'s dtype: float32 blocks are
 cast into a cache-sized float64 buffer on the way (exact), and ``X`` is never copied or cast as a
 whole.
 
 The block plan. A pass cuts ``X`` along its contiguous axis (row ranges of a C-ordered or
 row-accessed matrix, column ranges of a Fortran-ordered one) into *tasks* of a fixed size in
-bytes, and every task into cache-sized *blocks*; the Gram pass cuts the working-set columns into
-column tasks of a fixed count, one chunk of rows at a time. The cuts depend on the shape and
-dtype only. Tasks run on a small pool of threads, each BLAS call on one thread
+bytes, and every task into cache-sized *blocks*; the Gram pass cuts the rows of the working set
+into a fixed number of tasks. The cuts depend on the shape and dtype only. Tasks run on a small pool of threads, each BLAS call on one thread
 (``threadpoolctl``), and the partial sums of a reduction are added in task order, so every
 result is bitwise the same whatever the number of workers. The number of workers is the number
 of BLAS threads in effect when a solve starts (so ``threadpoolctl.threadpool_limits(1)`` runs
@@ -30,16 +28,17 @@ from contextlib import contextmanager
 import numpy as np
 
 __all__ = ["RowSubset", "ColumnSubset", "RowBlockOperator", "block_plan", "blas_threads",
-           "matvec", "rmatvec", "predictor_and_gradient", "working_set_columns",
-           "projected_gram"]
+           "matvec", "rmatvec", "working_set_columns", "projected_gram"]
 
 #: Bytes of ``X`` per task of a pass (fixed, so the partial sums do not depend on the workers).
-TASK_BYTES = 32 * 2**20
+TASK_BYTES = 8 * 2**20
 #: Float64 bytes of a block: a float32 block is cast into a buffer of this size, about the L2
 #: cache, so that the cast and the products that follow read it from cache.
 CAST_BLOCK_BYTES = 2 * 2**20
-#: Float64 bytes of the row-weighted working-set columns held at once by the Gram pass.
-GRAM_CHUNK_BYTES = 64 * 2**20
+#: Float64 bytes of the row-weighted working-set columns formed at once by a Gram task.
+GRAM_CHUNK_BYTES = 16 * 2**20
+#: Row tasks of the Gram pass (each sums its own Gram matrix; the sums are added in order).
+GRAM_TASKS = 4
 
 _LOCAL = threading.local()
 _POOLS = {}
@@ -150,13 +149,12 @@ def _by_rows(X):
     return True
 
 
-def _tasks(X, by_rows):
-    """The fixed task ranges of a pass: rows (or columns) holding about TASK_BYTES of X."""
-    n, d = X.shape
-    itemsize = np.dtype(X.dtype).itemsize
-    if by_rows:
-        return _ranges(n, TASK_BYTES // max(1, d * itemsize))
-    return _ranges(d, TASK_BYTES // max(1, n * itemsize))
+def _tasks(length, width):
+    """The fixed task ranges of a pass along ``length`` rows (or columns) of ``width`` values:
+    whole blocks holding about TASK_BYTES in float64, whatever the dtype (float32 and float64
+    copies of the same matrix then give the same bits)."""
+    block = max(1, CAST_BLOCK_BYTES // (8 * max(width, 1)))
+    return _ranges(length, block * max(1, TASK_BYTES // CAST_BLOCK_BYTES))
 
 
 def _buffer(shape):
@@ -339,7 +337,7 @@ def matvec(X, cols, coef):
         def task(rng):
             for start, stop, block in _row_blocks(X, *rng):
                 out[start:stop] = _row_product(block, cols, c)
-        _map(task, _tasks(X, True))
+        _map(task, _tasks(n, d))
         return out
     index = np.arange(d) if cols is None else cols
     c_full = c if cols is None else None
@@ -352,8 +350,7 @@ def matvec(X, cols, coef):
             block = X[:, a:b] if cols is None else np.take(X, index[a:b], axis=1)
             part += _float64(block) @ (c_full[a:b] if cols is None else c[a:b])
         return part
-    return _add_in_order(_map(task, _ranges(index.size, TASK_BYTES // max(1, n * X.itemsize))),
-                         n)
+    return _add_in_order(_map(task, _tasks(index.size, n)), n)
 
 
 @_planned
@@ -386,64 +383,14 @@ def rmatvec(X, v):
             for start, stop, block in _row_blocks(X, *rng):
                 part += _float64(block).T @ v[start:stop]
             return part
-        return _add_in_order(_map(task, _tasks(X, True)), d)
+        return _add_in_order(_map(task, _tasks(n, d)), d)
     out = np.empty(d)
 
     def task(rng):
         for a, b, block in _column_blocks(X, *rng):
             out[a:b] = _float64(block).T @ v
-    _map(task, _tasks(X, False))
+    _map(task, _tasks(d, n))
     return out
-
-
-@_planned
-def predictor_and_gradient(X, cols, coef, offset, derivative):
-    """Linear predictor, its derivative and the gradient, in one pass over the rows of ``X``.
-
-    ``eta = offset + X[:, cols] @ coef``, ``v = derivative(eta)`` and ``g = X.T @ v``: each block
-    of rows is read once for both products (a Fortran-ordered ``X`` or an operator takes two
-    passes, the first over ``cols`` only).
-
-    Parameters
-    ----------
-    X : ndarray, RowSubset or RowBlockOperator of shape (n_samples, n_features)
-        The matrix.
-    cols : ndarray of int
-        Columns with non-zero coefficients.
-    coef : ndarray of shape (len(cols),)
-        Their coefficients.
-    offset : ndarray of shape (n_samples,)
-        The rest of the linear predictor (the unpenalised block's part).
-    derivative : callable
-        ``derivative(eta_rows, rows)``: the datafit's derivative with respect to ``eta`` for the
-        rows ``rows`` (a slice) whose predictor is ``eta_rows``.
-
-    Returns
-    -------
-    eta, v : ndarray of shape (n_samples,)
-        Linear predictor and derivative.
-    g : ndarray of shape (n_features,)
-        ``X.T @ v``.
-    """
-    n, d = X.shape
-    if isinstance(X, RowBlockOperator) or not _by_rows(X):
-        eta = offset + matvec(X, cols, coef)
-        v = derivative(eta, slice(None))
-        return eta, v, rmatvec(X, v)
-    cols, c = _dense(d, cols, coef)
-    eta = np.array(offset, dtype=np.float64)
-    v = np.empty(n)
-
-    def task(rng):
-        part = np.zeros(d)
-        for start, stop, block in _row_blocks(X, *rng):
-            block = _float64(block)
-            if c.size:
-                eta[start:stop] += block @ c if cols is None else np.take(block, cols, axis=1) @ c
-            v[start:stop] = derivative(eta[start:stop], slice(start, stop))
-            part += block.T @ v[start:stop]
-        return part
-    return eta, v, _add_in_order(_map(task, _tasks(X, True)), d)
 
 
 @_planned
@@ -488,26 +435,21 @@ def working_set_columns(X, cols, reuse=None):
     if by_rows:
         def task(rng):
             a, b = rng
-            if old.size:
-                out[a:b, new_kept] = np.take(previous[a:b], old, axis=1)
+            if not old.size:
+                np.take(X[a:b], cols, axis=1, out=out[a:b], mode="clip")
+                return
+            out[a:b, new_kept] = np.take(previous[a:b], old, axis=1)
             if new.size:
                 out[a:b, new] = np.take(X[a:b], cols[new], axis=1)
-        _map(task, _tasks(X, True))
+        _map(task, _tasks(n, X.shape[1]))
         return out
     if old.size:
         out[:, new_kept] = previous[:, old]
 
     def task(rng):
         out[:, new[rng[0]:rng[1]]] = X[:, cols[new[rng[0]:rng[1]]]]
-    _map(task, _ranges(new.size, TASK_BYTES // max(1, n * itemsize)))
+    _map(task, _tasks(new.size, n))
     return out
-
-
-def _gram_bounds(m):
-    """Column tasks of the Gram matrix: ``[j0, j1)`` with equal areas of its upper triangle."""
-    count = min(12, max(1, m // 48))
-    edges = np.unique(np.round(m * np.sqrt(np.arange(count + 1) / count)).astype(int))
-    return list(zip(edges[:-1], edges[1:]))
 
 
 @_planned
@@ -530,7 +472,7 @@ def projected_gram(Xws, s, inv_w, bz, rt, Q):
     Returns
     -------
     G : ndarray of shape (m, m), Fortran order
-        ``Z^T Z``; only its upper triangle is meaningful.
+        ``Z^T Z`` (symmetric; callers may rely on its upper triangle only).
     zb, gz : ndarray of shape (m,)
         ``Z^T bz`` and ``Z^T rt``.
     C : ndarray of shape (q, m)
@@ -539,30 +481,35 @@ def projected_gram(Xws, s, inv_w, bz, rt, Q):
     Notes
     -----
     Every output is a sum over rows: those of row blocks add up to the whole's, which is how a
-    :class:`RowBlockOperator` computes them. Here the rows are taken in chunks of a fixed size
-    (in order); each chunk's ``Z`` is formed once and the column tasks of ``G`` (equal areas of
-    its upper triangle) and of the products with ``[bz, rt, Q]`` run on the workers.
+    :class:`RowBlockOperator` computes them. Here :data:`GRAM_TASKS` row ranges each sum their
+    own (chunk by chunk, ``diag(s) Xws`` formed in float64 in a reused buffer), the sums are
+    added in task order, and the column scales are applied to the result.
     """
     if isinstance(Xws, RowBlockOperator):
         return Xws.projected_gram(s, inv_w, bz, rt, Q)
     n, m = Xws.shape
     W = np.column_stack([bz, rt, Q])
-    G = np.zeros((m, m), order="F")                   # accumulated in place
-    side = np.zeros((m, W.shape[1]))
-    bounds = _gram_bounds(m)
-    chunk_rows = max(1, GRAM_CHUNK_BYTES // (8 * max(m, 1)))
-    for a, b in _ranges(n, chunk_rows):
-        Z = np.empty((b - a, m))
+    chunk = max(1, GRAM_CHUNK_BYTES // (8 * max(m, 1)))
 
-        def fill(rng, a=a, Z=Z):
-            r0, r1 = rng
-            np.multiply(_float64(Xws[a + r0:a + r1]), s[a + r0:a + r1, None], out=Z[r0:r1])
-            Z[r0:r1] *= inv_w
-        _map(fill, _ranges(b - a, max(1, CAST_BLOCK_BYTES // (8 * max(m, 1)))))
+    def task(rng):
+        G = np.zeros((m, m))
+        side = np.zeros((m, W.shape[1]))
+        for a, b in _ranges(rng[1] - rng[0], chunk):
+            a, b = rng[0] + a, rng[0] + b
+            Z = _buffer((b - a, m))
+            np.copyto(Z, Xws[a:b], casting="unsafe")
+            Z *= s[a:b, None]
+            G += Z.T @ Z                                  # a rank-k update (BLAS syrk)
+            side += Z.T @ W[a:b]
+        return G, side
 
-        def task(j, a=a, b=b, Z=Z):
-            j0, j1 = j
-            G[:j1, j0:j1] += Z[:, :j1].T @ Z[:, j0:j1]
-            side[j0:j1] += Z[:, j0:j1].T @ W[a:b]
-        _map(task, bounds)
-    return G, side[:, 0].copy(), side[:, 1].copy(), np.ascontiguousarray(side[:, 2:].T)
+    parts = _map(task, _ranges(n, -(-n // GRAM_TASKS)))
+    G, side = parts[0] if parts else (np.zeros((m, m)), np.zeros((m, W.shape[1])))
+    for G_t, side_t in parts[1:]:                         # in task order
+        G += G_t
+        side += side_t
+    G *= inv_w[:, None]                                   # the column scales, applied once
+    G *= inv_w[None, :]
+    side *= inv_w[:, None]
+    return (np.asfortranarray(G), side[:, 0].copy(), side[:, 1].copy(),
+            np.ascontiguousarray(side[:, 2:].T))

@@ -11,8 +11,7 @@ from sklearn.utils import Bunch
 
 from .datafits import safe_exp
 from .lasso_gram import lasso_active_set, lasso_gram
-from .operators import (block_plan, matvec, predictor_and_gradient, projected_gram, rmatvec,
-                        working_set_columns)
+from .operators import block_plan, matvec, projected_gram, rmatvec, working_set_columns
 from .penalties import WeightedL1, kkt_residual
 
 __all__ = ["solve_gauss_newton", "alpha_max"]
@@ -27,22 +26,6 @@ def _starting_point(pen_cols, U, penalty, coef_u, coef_p):
     coef_u = np.zeros(U.shape[1]) if coef_u is None else np.array(coef_u, dtype=np.float64)
     coef_p = np.zeros(len(pen_cols)) if coef_p is None else np.array(coef_p, dtype=np.float64)
     return pen_cols, coef_u, coef_p
-
-
-def _eta(X, pen_cols, U, coef_u, coef_p):
-    """Linear predictor ``U coef_u + X[:, pen_cols] coef_p``."""
-    nz = np.flatnonzero(coef_p)
-    eta = U @ coef_u if U.shape[1] else np.zeros(X.shape[0])
-    if nz.size:
-        eta += matvec(X, pen_cols[nz], coef_p[nz])
-    return eta
-
-
-def _full_gradient(X, pen_cols, U, v):
-    """Gradient of the datafit with respect to ``(a, b)`` given ``v = d datafit / d eta``."""
-    g_u = U.T @ v
-    g_p = rmatvec(X, v)[pen_cols] if len(pen_cols) else np.zeros(0)
-    return g_u, g_p
 
 
 _SPLIT = 2.0**27 + 1.0
@@ -80,16 +63,18 @@ def _compensated_matvec(U, a):
     return total + err
 
 
-def _state(X, pen_cols, U, datafit, coef_u, coef_p):
-    """``eta``, ``d datafit / d eta`` and the gradient at ``(coef_u, coef_p)``: one pass over X."""
-    offset = _compensated_matvec(U, coef_u)
-    if not len(pen_cols):
-        v = datafit.raw_grad(offset)
-        return offset, v, U.T @ v, np.zeros(0)
+def _eta(X, pen_cols, U, coef_u, coef_p):
+    """Linear predictor ``U coef_u + X[:, pen_cols] coef_p``, its unpenalised part compensated."""
+    eta = _compensated_matvec(U, coef_u)
     nz = np.flatnonzero(coef_p)
-    eta, v, g = predictor_and_gradient(X, pen_cols[nz], coef_p[nz], offset,
-                                       lambda e, rows: datafit.raw_grad(e, rows=rows))
-    return eta, v, U.T @ v, g[pen_cols]
+    if nz.size:
+        eta += matvec(X, pen_cols[nz], coef_p[nz])
+    return eta
+
+
+def _full_gradient(X, pen_cols, U, v):
+    """Gradient of the datafit with respect to ``(a, b)`` given ``v = d datafit / d eta``."""
+    return U.T @ v, (rmatvec(X, v)[pen_cols] if len(pen_cols) else np.zeros(0))
 
 
 def alpha_max(X, pen_cols, U, datafit, coef_u, pen_weights=None):
@@ -112,7 +97,7 @@ def alpha_max(X, pen_cols, U, datafit, coef_u, pen_weights=None):
     """
     if not len(pen_cols):
         return 0.0
-    g_p = _state(X, pen_cols, U, datafit, coef_u, np.zeros(len(pen_cols)))[3]
+    g_p = _full_gradient(X, pen_cols, U, datafit.raw_grad(_compensated_matvec(U, coef_u)))[1]
     w = np.ones(len(pen_cols)) if pen_weights is None else np.asarray(pen_weights, float)
     return float(np.max(np.abs(g_p) / w))
 
@@ -138,18 +123,28 @@ def _symmetrize_from_upper(G, block=512):
     return G
 
 
+def _stored_step(Xws, U, coef_u, coef_p, ws, u, new_p):
+    """Change of the linear predictor from the stored ``(coef_u, coef_p[ws])`` to ``(u, new_p)``."""
+    d_p = new_p - coef_p[ws]
+    changed = np.flatnonzero(d_p)
+    Xd = U @ (u - coef_u) if U.shape[1] else np.zeros(U.shape[0])
+    if changed.size:
+        Xd += matvec(Xws, changed, d_p[changed])
+    return Xd
+
+
 def _line_search(datafit, eta, mu, Xd, g_u, u_old, d_u, g_b, b_old, d_b, alpha, delta,
                  armijo=1e-4, max_halvings=50):
-    """Backtracking (Armijo) on the true objective along a Newton direction.
+    """Backtracking (Armijo) on the true objective along a Newton direction; the accepted step.
 
-    ``delta < 0`` is the model's predicted decrease (gradient term plus penalty change). The
-    objective change of a trial step is its linear part, summed per coefficient together with
-    the penalty's change over the coefficients actually reached (the two nearly cancel on the
-    support near the optimum), plus the datafit's non-linear remainder
-    (:meth:`ExpLinearChi2.remainder`): both are accurate to rounding of their own size, so the
-    test certifies decreases far below the rounding level of the objective's value, whatever the
-    summation order of the products that produced them. Returns the accepted step and the
-    coefficients reached, or ``(0.0, b_old, u_old)`` if no step decreases the objective.
+    ``delta < 0`` is the model's predicted decrease (gradient term plus penalty change) and
+    ``Xd`` the change of the linear predictor at step 1. The objective change of a trial step
+    is its linear part, summed per coefficient together with the penalty's change over the
+    coefficients actually reached (the two nearly cancel on the support near the optimum), plus
+    the datafit's non-linear remainder (:meth:`ExpLinearChi2.remainder`): both are accurate to
+    rounding of their own size, so the test certifies decreases far below the rounding level of
+    the objective's value, whatever the summation order of the products that produced them.
+    Returns 0.0 if no step decreases the objective.
     """
     step = 1.0
     for _ in range(max_halvings):
@@ -158,9 +153,9 @@ def _line_search(datafit, eta, mu, Xd, g_u, u_old, d_u, g_b, b_old, d_b, alpha, 
         linear = float(g_u @ (u - u_old)) + float(np.sum(
             g_b * (b - b_old) + alpha * (np.abs(b) - np.abs(b_old))))
         if linear + datafit.remainder(eta, step * Xd, mu) <= armijo * step * delta:
-            return step, b, u
+            return step
         step *= 0.5
-    return 0.0, b_old, u_old
+    return 0.0
 
 
 def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=None, tol=1e-4,
@@ -168,8 +163,8 @@ def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=
                        curvature="hessian", callback=None):
     """Minimise the L1-penalised exponential-linear chi-squared by working-set Newton steps.
 
-    Outer iterations compute the linear predictor and the full gradient (one pass over ``X``)
-    and the relative KKT residual (:func:`kkt_residual`); they stop when it is ``<= tol``.
+    Outer iterations compute the full gradient (one pass over ``X``) and the relative KKT
+    residual (:func:`kkt_residual`); they stop when it is ``<= tol``.
     Otherwise a working set is formed from the non-zero penalised coefficients plus the worst
     violators (at least ``ws_start``, at least twice the support), its columns gathered (those of
     the previous working set copied from it), and the problem restricted to it is solved to a KKT
@@ -240,11 +235,13 @@ def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=
     history, total_newton, converged, stalled = [], 0, False, False
     it, previous = 0, None
     with block_plan():
+        eta = _eta(X, pen_cols, U, coef_u, coef_p)
         while True:
-            # predictor, gradient, optimality check and progress report at the current point
-            eta, v, g_u, g_p = _state(X, pen_cols, U, datafit, coef_u, coef_p)
+            # gradient (one pass over X), optimality check and progress report
+            mu = safe_exp(eta)
+            g_u, g_p = _full_gradient(X, pen_cols, U, datafit.raw_grad(eta, mu))
             kkt = kkt_residual(g_u, coef_p, g_p, penalty)
-            objective = datafit.value(eta) + penalty.value(coef_p)
+            objective = datafit.value(eta, mu) + penalty.value(coef_p)
             _report(history, callback, it, objective, kkt, coef_p, total_newton, t0)
             converged = kkt <= tol
             if converged or stalled or it == max_iter:
@@ -272,6 +269,12 @@ def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=
             )
             total_newton += n_newton
             stalled = not progressed  # no decrease possible at this precision: report and stop
+            # fresh predictor (the support is in the working set: no pass over X); the one moved
+            # along the steps carries their rounding, that of large early steps included
+            nz = np.flatnonzero(coef_p[ws])
+            eta = _compensated_matvec(U, coef_u)
+            if nz.size:
+                eta += matvec(Xws, nz, coef_p[ws[nz]])
 
     return Bunch(coef_u=coef_u, coef_p=coef_p, objective=objective, kkt=kkt,
                  converged=bool(converged), n_iter=it, n_newton=total_newton, history=history)
@@ -360,29 +363,22 @@ def _newton_on_working_set(Xws, U, datafit, penalty, coef_u, coef_p, eta, ws, *,
         if kept.size:
             d_u[kept] = -solve_triangular(R, qrt + C @ d_b, check_finite=False)
 
-        # direction and line search on the true objective
-        changed = np.flatnonzero(d_b)
-        Xd = U @ d_u if k else np.zeros(n)
-        if changed.size:
-            Xd += matvec(Xws, changed, d_b[changed] * inv_w[changed])
         # predicted decrease, summed per coordinate: on the support g_j and alpha sign(b_j) nearly
         # cancel, and summing the two totals separately would lose the difference to rounding
         delta = float(g_u @ d_u) + float(np.sum(
             g_ws * d_b + penalty.alpha * (np.abs(b_new) - np.abs(b_old))))
         if delta >= 0:
             return step_no, False
-        t, b, u = _line_search(datafit, eta, mu, Xd, g_u, coef_u, d_u, g_ws, b_old, d_b,
-                               penalty.alpha, delta)
+        # line search on the true objective; eta then follows the coefficients as stored (their
+        # changes are exact differences: an eta moved along the unrounded steps would drift from
+        # them by ~|U| ulp(coef_u) per step)
+        Xd = _stored_step(Xws, U, coef_u, coef_p, ws, coef_u + d_u, b_new * inv_w)
+        t = _line_search(datafit, eta, mu, Xd, g_u, coef_u, d_u, g_ws, b_old, d_b,
+                         penalty.alpha, delta)
         if t == 0.0:
             return step_no, False
-        # eta follows the coefficients as stored (their changes are exact differences): an eta
-        # updated along the unrounded steps drifts from them by ~|U| ulp(coef_u) per step
-        new_p = b * inv_w
-        d_stored = new_p - coef_p[ws]
-        changed = np.flatnonzero(d_stored)
-        eta += U @ (u - coef_u) if k else 0.0
-        if changed.size:
-            eta += matvec(Xws, changed, d_stored[changed])
+        u, new_p = coef_u + t * d_u, (b_old + t * d_b) * inv_w
+        eta += Xd if t == 1.0 else _stored_step(Xws, U, coef_u, coef_p, ws, u, new_p)
         coef_u[:] = u
         coef_p[ws] = new_p
     return max_newton, True
