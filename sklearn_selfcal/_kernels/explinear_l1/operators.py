@@ -90,8 +90,8 @@ def block_plan(workers=None):
     Parameters
     ----------
     workers : int, optional
-        Threads of the pool; by default the number of BLAS threads in effect (one outside the
-        main thread), at most the number of usable CPUs.
+        Threads of the pool; by default the number of BLAS threads in effect, at most the number
+        of usable CPUs (one outside the main thread).
 
     Yields
     ------
@@ -106,8 +106,8 @@ def block_plan(workers=None):
         workers = 1
         if threading.current_thread() is threading.main_thread():
             libs = _controller().select(user_api="blas").lib_controllers
-            workers = max([lib.num_threads or 1 for lib in libs], default=1)
-    workers = max(1, min(int(workers), _cpus()))
+            workers = min(max([lib.num_threads or 1 for lib in libs], default=1), _cpus())
+    workers = max(1, int(workers))
     with blas_threads(1):
         _LOCAL.workers = workers
         try:

@@ -232,8 +232,8 @@ def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=
     p = len(pen_cols)
     scale = penalty.alpha if penalty.alpha > 0 else 1.0
 
-    history, total_newton, converged, stalled = [], 0, False, False
-    it, previous = 0, None
+    history, total_newton, converged, progressed, same = [], 0, False, True, False
+    it, previous, last_kkt = 0, None, np.inf
     with block_plan():
         eta = _eta(X, pen_cols, U, coef_u, coef_p)
         while True:
@@ -244,9 +244,13 @@ def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=
             objective = datafit.value(eta, mu) + penalty.value(coef_p)
             _report(history, callback, it, objective, kkt, coef_p, total_newton, t0)
             converged = kkt <= tol
+            # no decrease possible at this precision, or an unchanged working set no longer
+            # halves the residual: report and stop
+            stalled = not progressed or (same and kkt > 0.5 * last_kkt)
             if converged or stalled or it == max_iter:
                 break
             it += 1
+            last_kkt = kkt
 
             # working set: the support plus the worst violators
             viol = penalty.violation(coef_p, g_p) if p else np.zeros(0)
@@ -268,7 +272,6 @@ def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=
                 inner_max_iter=inner_max_iter, curvature=curvature,
             )
             total_newton += n_newton
-            stalled = not progressed  # no decrease possible at this precision: report and stop
             # fresh predictor (the support is in the working set: no pass over X); the one moved
             # along the steps carries their rounding, that of large early steps included
             nz = np.flatnonzero(coef_p[ws])
@@ -314,6 +317,7 @@ def _newton_on_working_set(Xws, U, datafit, penalty, coef_u, coef_p, eta, ws, *,
     n, k = U.shape
     inv_w = 1.0 / penalty.weights[ws]
     sub_penalty = WeightedL1(penalty.alpha, np.ones(ws.size))
+    best, stagnant = np.inf, 0
     for step_no in range(1, max_newton + 1):
         mu = safe_exp(eta)
         v = datafit.raw_grad(eta, mu)                     # d datafit / d eta
@@ -328,6 +332,12 @@ def _newton_on_working_set(Xws, U, datafit, penalty, coef_u, coef_p, eta, ws, *,
             worst = max(np.max(np.abs(g_u), initial=0.0),
                         np.max(sub_penalty.violation(b_old, g_ws), initial=0.0))
             if worst <= target:
+                return step_no - 1, True
+            # three steps in a row that do not halve the residual: rounding, not the model, limits
+            # it (e.g. a target below the noise of the gradient); the outer loop decides
+            stagnant = stagnant + 1 if worst > 0.5 * best else 0
+            best = min(best, worst)
+            if stagnant == 3:
                 return step_no - 1, True
 
         # Gram matrix of the row-weighted columns, their products with the working response and
