@@ -130,10 +130,11 @@ def test_float32_data_and_row_subsets_give_the_float64_solution():
 # --------------------------------------------------------------------------------------------
 # results that do not depend on the machine
 # --------------------------------------------------------------------------------------------
-def _negative_parallax_case():
-    """The estimator test's hard case at the kernel level: 40 negative parallaxes, features x 30
-    (steep exponent, magnitudes ~400 whose terms cancel in the predictor), tol 1e-6."""
-    X, y, sigma, _, _ = _toy_problem(seed=7)
+def _negative_parallax_case(seed=7):
+    """The estimator test's hard case at the kernel level (its data: seed 7): 40 negative
+    parallaxes, features x 30 (steep exponent, magnitudes ~400 whose terms cancel in the
+    predictor), tol 1e-6, within a factor ~10 of the noise of its KKT residual."""
+    X, y, sigma, _, _ = _toy_problem(seed=seed)
     y = y.copy()
     y[:40] = -np.abs(y[:40])
     pen, U, datafit = _pieces(X * 30.0, y, sigma)
@@ -141,20 +142,25 @@ def _negative_parallax_case():
     return X * 30.0, pen, U, datafit, [1e-3], start, 1e-6
 
 
+# tol 1e-6: the rounding noise of these problems' KKT residuals is ~1e-9..1e-8 (the residual
+# of the same iterate under two BLAS kernels), so at tol 1e-8 a decision can fall either way
+# (measured: 3 of 30 such paths); the solver keeps its own residuals away from tol (polish), but
+# cannot make a value that noise places at tol be on one side of it
 def _ordinary_case():
     X, y, sigma, _, _ = _toy_problem(n=600, p=120, seed=3)
     pen, U, datafit = _pieces(X, y, sigma)
-    return X, pen, U, datafit, [3e-4], None, 1e-8
+    return X, pen, U, datafit, [3e-4], None, 1e-6
 
 
 def _path_case():
     X, y, sigma, _, _ = _toy_problem(n=500, p=60, seed=5)
     pen, U, datafit = _pieces(X, y, sigma)
-    return X, pen, U, datafit, np.geomspace(2e-2, 2e-4, 4), None, 1e-8
+    return X, pen, U, datafit, np.geomspace(2e-2, 2e-4, 4), None, 1e-6
 
 
 CASES = {"negative parallaxes": _negative_parallax_case, "ordinary": _ordinary_case,
-         "path": _path_case}
+         "path": _path_case, **{f"negative parallaxes, data {seed}": (
+             lambda seed=seed: _negative_parallax_case(seed)) for seed in (0, 10, 21)}}
 
 
 def _solve(name):

@@ -11,36 +11,20 @@ pixels; float32 or float64, any memory order, never written to) with penalty wei
 The caller chooses ``c_n`` (for the parallax model ``c_n = s_n / (sigma_n**2 sum_m s_m)`` with
 sample weights ``s``, so ``F`` is half the weighted mean chi-squared plus the penalty).
 
-The pieces are kept apart in the manner of skglm:
-
-- :mod:`.datafits`: :class:`ExpLinearChi2` (value, non-linear remainder of a change, gradient and
-  curvature with respect to ``eta``);
-- :mod:`.penalties`: :class:`WeightedL1` (value, proximal operator, optimality violations) and
-  :func:`kkt_residual`;
-- :mod:`.operators`: every pass over ``X`` (:func:`matvec`, :func:`rmatvec`,
-  :func:`working_set_columns`, :func:`projected_gram`) on a
-  deterministic block plan whose results do not depend on the number of threads, and the
-  :class:`RowBlockOperator` interface of a matrix held elsewhere;
-- :mod:`.lasso_gram`: the inner Lasso of a Newton step, given by its Gram matrix;
-- :mod:`.solver`: :func:`solve_gauss_newton`, working sets of penalised features (the support
-  plus the worst violators of the optimality conditions) with Newton-type steps whose quadratic
-  model (clipped-Hessian or Fisher curvature), with the unpenalised block eliminated exactly by
-  a QR projection, is a plain Lasso on a small Gram matrix; a backtracking line search on the
-  true objective; convergence on the relative KKT residual of the full problem;
-- :mod:`.path`: :func:`explinear_l1_path`, the solutions along a decreasing grid of ``alpha``,
-  each warm started from the previous one (as :func:`sklearn.linear_model.enet_path`); a
-  single fit is a one-point path.
+The pieces are kept apart in the manner of skglm: the datafit (:mod:`.datafits`), the penalty
+and optimality residual (:mod:`.penalties`), the passes over ``X`` on a block plan whose results
+do not depend on the number of threads (:mod:`.operators`), the inner Lasso of a Newton step
+(:mod:`.lasso_gram`), the working-set Gauss-Newton solver (:mod:`.solver`) and the warm-started
+path over ``alpha`` (:mod:`.path`, as :func:`sklearn.linear_model.enet_path`).
 
 Overflow safety: every exponential is ``exp(min(eta, EXP_CAP))`` with ``EXP_CAP = 30`` (a
 parallax of 1e13 mas), so trial steps of any length give finite (huge) objectives that a line
 search rejects. Observed values ``y`` may be negative: no logarithm of ``y`` is ever taken, and
 the curvatures used are positive whatever ``y`` is.
 
-Memory: besides ``X`` the solvers hold n-vectors, the small ``U``, the working-set columns of
-``X`` (copied in ``X``'s dtype while they are at most half of ``X``, streamed from ``X``
-otherwise), their float64 Gram matrix (working-set size squared, accumulated in place), one
-64 MB chunk of row-weighted columns and the Cholesky factor of the support block; ``X`` is read
-in blocks and never copied or cast as a whole.
+Memory: besides ``X`` (read in blocks, never copied or cast as a whole) the solvers hold
+n-vectors, the small ``U``, the working-set columns in ``X``'s dtype (while they are at most
+about half of ``X``), their float64 Gram matrix and the Cholesky factor of its support block.
 """
 
 from .datafits import EXP_CAP, ExpLinearChi2, safe_exp
@@ -50,22 +34,7 @@ from .path import explinear_l1_path
 from .penalties import WeightedL1, kkt_residual
 from .solver import alpha_max, solve_gauss_newton
 
-__all__ = [
-    "EXP_CAP",
-    "safe_exp",
-    "ExpLinearChi2",
-    "WeightedL1",
-    "kkt_residual",
-    "RowSubset",
-    "ColumnSubset",
-    "RowBlockOperator",
-    "block_plan",
-    "blas_threads",
-    "matvec",
-    "rmatvec",
-    "working_set_columns",
-    "projected_gram",
-    "solve_gauss_newton",
-    "explinear_l1_path",
-    "alpha_max",
-]
+__all__ = ["EXP_CAP", "safe_exp", "ExpLinearChi2", "WeightedL1", "kkt_residual", "RowSubset",
+           "ColumnSubset", "RowBlockOperator", "block_plan", "blas_threads", "matvec", "rmatvec",
+           "working_set_columns", "projected_gram", "solve_gauss_newton", "explinear_l1_path",
+           "alpha_max"]

@@ -1,20 +1,17 @@
-"""The big matrix ``X``: its passes, run on a deterministic block plan.
+"""The passes over the big matrix ``X``, on a deterministic block plan.
 
-The solvers touch ``X`` (float32 or float64, C or Fortran order, an ``np.memmap`` on disk, a
-:class:`RowSubset` of its rows, or a :class:`RowBlockOperator` held elsewhere) only through the
-functions of this module: :func:`matvec`, :func:`rmatvec`, :func:`working_set_columns` and
-:func:`projected_gram`. All arithmetic is float64 whatever ``X``'s dtype: float32 blocks are
-cast into a cache-sized float64 buffer on the way (exact), and ``X`` is never copied or cast as a
-whole.
+The solvers touch ``X`` (float32 or float64, C or Fortran order, an ``np.memmap``, a
+:class:`RowSubset` of its rows, or a :class:`RowBlockOperator` held elsewhere) only through
+:func:`matvec`, :func:`rmatvec`, :func:`working_set_columns` and :func:`projected_gram`, in
+float64 arithmetic whatever ``X``'s dtype (float32 blocks are cast into a cache-sized buffer).
 
-The block plan. A pass cuts ``X`` along its contiguous axis (row ranges of a C-ordered or
-row-accessed matrix, column ranges of a Fortran-ordered one) into *tasks* of a fixed size in
-bytes, and every task into cache-sized *blocks*; the Gram pass cuts the rows of the working set
-into a fixed number of tasks. The cuts depend on the shape and dtype only. Tasks run on a small pool of threads, each BLAS call on one thread
-(``threadpoolctl``), and the partial sums of a reduction are added in task order, so every
-result is bitwise the same whatever the number of workers. The number of workers is the number
-of BLAS threads in effect when a solve starts (so ``threadpoolctl.threadpool_limits(1)`` runs
-everything on the calling thread); calls from threads other than the main one run serially.
+The block plan: a pass cuts ``X`` along its contiguous axis (rows of a C-ordered or row-accessed
+matrix, columns of a Fortran-ordered one) into *tasks* of fixed size and every task into
+cache-sized *blocks*; the Gram pass cuts the working set's rows into a fixed number of tasks. The
+cuts depend on the shape only. Tasks run on a pool of threads, every BLAS call on one thread,
+and partial sums are added in task order: every result has the same bits whatever the number of
+workers (and for float32 and float64 copies of the same matrix). The workers are the BLAS
+threads in effect when a solve starts (``threadpool_limits(1)``: the calling thread only).
 """
 
 from __future__ import annotations
@@ -30,15 +27,10 @@ import numpy as np
 __all__ = ["RowSubset", "ColumnSubset", "RowBlockOperator", "block_plan", "blas_threads",
            "matvec", "rmatvec", "working_set_columns", "projected_gram"]
 
-#: Bytes of ``X`` per task of a pass (fixed, so the partial sums do not depend on the workers).
-TASK_BYTES = 8 * 2**20
-#: Float64 bytes of a block: a float32 block is cast into a buffer of this size, about the L2
-#: cache, so that the cast and the products that follow read it from cache.
-CAST_BLOCK_BYTES = 2 * 2**20
-#: Float64 bytes of the row-weighted working-set columns formed at once by a Gram task.
-GRAM_CHUNK_BYTES = 16 * 2**20
-#: Row tasks of the Gram pass (each sums its own Gram matrix; the sums are added in order).
-GRAM_TASKS = 4
+#: Float64 bytes per task of a pass, and per block (~L2: a cast block is read again from cache).
+TASK_BYTES, CAST_BLOCK_BYTES = 8 * 2**20, 2 * 2**20
+#: Float64 bytes of the row-weighted columns formed at once, and row tasks of the Gram pass.
+GRAM_CHUNK_BYTES, GRAM_TASKS = 16 * 2**20, 4
 
 _LOCAL = threading.local()
 _POOLS = {}
@@ -46,9 +38,6 @@ _POOLS_LOCK = threading.Lock()
 _CONTROLLER = None
 
 
-# --------------------------------------------------------------------------------------------
-# the plan: workers, BLAS threads, tasks and blocks
-# --------------------------------------------------------------------------------------------
 def _controller():
     global _CONTROLLER
     if _CONTROLLER is None:
@@ -83,9 +72,9 @@ def _cpus():
 
 @contextmanager
 def block_plan(workers=None):
-    """Context in which the passes over ``X`` run on ``workers`` threads, BLAS on one thread each.
+    """Context in which the passes run on ``workers`` threads, BLAS on one thread each.
 
-    Nested plans keep the outermost one's workers. The results do not depend on ``workers``.
+    Nested plans keep the outermost one's workers; the results do not depend on them.
 
     Parameters
     ----------
@@ -150,9 +139,7 @@ def _by_rows(X):
 
 
 def _tasks(length, width):
-    """The fixed task ranges of a pass along ``length`` rows (or columns) of ``width`` values:
-    whole blocks holding about TASK_BYTES in float64, whatever the dtype (float32 and float64
-    copies of the same matrix then give the same bits)."""
+    """Task ranges along ``length`` rows (or columns) of ``width`` values: whole blocks."""
     block = max(1, CAST_BLOCK_BYTES // (8 * max(width, 1)))
     return _ranges(length, block * max(1, TASK_BYTES // CAST_BLOCK_BYTES))
 
@@ -178,18 +165,10 @@ def _float64(block):
     return out
 
 
-def _row_blocks(X, a, b):
-    """``(start, stop, X[start:stop])`` over the cache-sized blocks of rows ``a:b``."""
-    step = CAST_BLOCK_BYTES // (8 * max(X.shape[1], 1))
-    for start, stop in _ranges(b - a, step):
-        yield a + start, a + stop, X[a + start:a + stop]
-
-
-def _column_blocks(X, a, b):
-    """``(start, stop, X[:, start:stop])`` over the cache-sized blocks of columns ``a:b``."""
-    step = CAST_BLOCK_BYTES // (8 * max(X.shape[0], 1))
-    for start, stop in _ranges(b - a, step):
-        yield a + start, a + stop, X[:, a + start:a + stop]
+def _blocks(rng, width):
+    """The cache-sized blocks ``(start, stop)`` of the task ``rng`` (of vectors of ``width``)."""
+    step = CAST_BLOCK_BYTES // (8 * max(width, 1))
+    return [(rng[0] + a, rng[0] + b) for a, b in _ranges(rng[1] - rng[0], step)]
 
 
 def _add_in_order(parts, size):
@@ -200,9 +179,6 @@ def _add_in_order(parts, size):
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# stand-ins for parts of X
-# --------------------------------------------------------------------------------------------
 class RowSubset:
     """Read-only stand-in for ``X[rows]`` that the solvers can use without copying ``X``.
 
@@ -230,9 +206,8 @@ class RowSubset:
 
 
 class ColumnSubset:
-    """Read-only stand-in for ``X[:, cols]`` (row slices return the gathered columns).
-
-    Used for large working sets, whose contiguous copy would cost more memory than it saves time.
+    """Read-only stand-in for ``X[:, cols]`` (row slices return the gathered columns), for
+    working sets whose copy would cost more memory than it saves time.
 
     Parameters
     ----------
@@ -284,12 +259,9 @@ class RowBlockOperator:
         raise NotImplementedError
 
 
-# --------------------------------------------------------------------------------------------
-# the passes
-# --------------------------------------------------------------------------------------------
 def _dense(d, cols, coef):
     """Columns and float64 coefficients of a product; many columns become one full-width product
-    (cheaper than gathering them), returned as ``cols=None``."""
+    (cheaper than gathering them), ``cols=None``."""
     c = np.asarray(coef, dtype=np.float64)
     if cols is not None and len(cols) > d // 4:
         full = np.zeros(d)
@@ -298,19 +270,10 @@ def _dense(d, cols, coef):
     return (None if cols is None else np.asarray(cols, dtype=np.intp)), c
 
 
-def _row_product(block, cols, c):
-    """``block[:, cols] @ c`` (all columns if ``cols`` is None) in float64."""
-    if cols is None:
-        return _float64(block) @ c
-    return _float64(np.take(block, cols, axis=1)) @ c
-
-
 @_planned
 def matvec(X, cols, coef):
-    """``X[:, cols] @ coef`` in float64 arithmetic, on the block plan.
-
-    Exact to float64 rounding for float32 data too (a float32 product would put ~1e-7 relative
-    noise into the linear predictor, which is enough to stall a Newton method).
+    """``X[:, cols] @ coef`` in float64 arithmetic (float32 products would put ~1e-7 relative
+    noise into the linear predictor, enough to stall a Newton method), on the block plan.
 
     Parameters
     ----------
@@ -335,31 +298,24 @@ def matvec(X, cols, coef):
     cols, c = _dense(d, cols, coef)
     if _by_rows(X):
         def task(rng):
-            for start, stop, block in _row_blocks(X, *rng):
-                out[start:stop] = _row_product(block, cols, c)
+            for a, b in _blocks(rng, d):
+                out[a:b] = _float64(X[a:b] if cols is None else np.take(X[a:b], cols, 1)) @ c
         _map(task, _tasks(n, d))
         return out
-    index = np.arange(d) if cols is None else cols
-    c_full = c if cols is None else None
 
-    def task(rng):
+    def task(rng):                  # column tasks (of cols, if given), partial sums over them
         part = np.zeros(n)
-        step = CAST_BLOCK_BYTES // (8 * n)
-        for a, b in _ranges(rng[1] - rng[0], step):
-            a, b = rng[0] + a, rng[0] + b
-            block = X[:, a:b] if cols is None else np.take(X, index[a:b], axis=1)
-            part += _float64(block) @ (c_full[a:b] if cols is None else c[a:b])
+        for a, b in _blocks(rng, n):
+            part += _float64(X[:, a:b] if cols is None else np.take(X, cols[a:b], 1)) @ c[a:b]
         return part
-    return _add_in_order(_map(task, _tasks(index.size, n)), n)
+    return _add_in_order(_map(task, _tasks(c.size, n)), n)
 
 
 @_planned
 def rmatvec(X, v):
-    """``X.T @ v`` in float64 arithmetic, on the block plan.
-
-    Exact to float64 rounding whatever ``X``'s dtype: the optimality conditions are checked on
-    gradients that nearly cancel (``|grad_j| = alpha`` on the support), so a float32 sum over tens
-    of thousands of stars would not be able to certify a relative residual of 1e-4.
+    """``X.T @ v`` in float64 arithmetic (the optimality conditions are checked on gradients
+    that nearly cancel, ``|grad_j| = alpha`` on the support: float32 sums over tens of thousands
+    of stars could not certify a residual of 1e-4), on the block plan.
 
     Parameters
     ----------
@@ -380,21 +336,21 @@ def rmatvec(X, v):
     if _by_rows(X):
         def task(rng):
             part = np.zeros(d)
-            for start, stop, block in _row_blocks(X, *rng):
-                part += _float64(block).T @ v[start:stop]
+            for a, b in _blocks(rng, d):
+                part += _float64(X[a:b]).T @ v[a:b]
             return part
         return _add_in_order(_map(task, _tasks(n, d)), d)
     out = np.empty(d)
 
     def task(rng):
-        for a, b, block in _column_blocks(X, *rng):
-            out[a:b] = _float64(block).T @ v
+        for a, b in _blocks(rng, n):
+            out[a:b] = _float64(X[:, a:b]).T @ v
     _map(task, _tasks(d, n))
     return out
 
 
 @_planned
-def working_set_columns(X, cols, reuse=None):
+def working_set_columns(X, cols):
     """The columns ``cols`` of ``X`` for the passes of a Newton step.
 
     A copy in ``X``'s dtype and memory order while it, its Gram matrix and Cholesky factor stay
@@ -406,10 +362,7 @@ def working_set_columns(X, cols, reuse=None):
     X : ndarray, RowSubset or RowBlockOperator of shape (n_samples, n_features)
         The matrix.
     cols : ndarray of int
-        Columns (sorted).
-    reuse : tuple (previous_cols, previous_columns), optional
-        An earlier result: the columns it shares with ``cols`` are copied from it instead of
-        being gathered from ``X`` again.
+        Columns.
 
     Returns
     -------
@@ -423,32 +376,13 @@ def working_set_columns(X, cols, reuse=None):
     itemsize = np.dtype(X.dtype).itemsize
     if n * m * itemsize + 16 * m**2 > 0.9 * n * X.shape[1] * itemsize:
         return ColumnSubset(X, cols)
-    new, old = np.arange(m), np.zeros(0, dtype=np.intp)
-    previous = None
-    if reuse is not None and isinstance(reuse[1], np.ndarray):
-        previous = reuse[1]
-        _, new_kept, old = np.intersect1d(cols, reuse[0], assume_unique=True,
-                                          return_indices=True)
-        new = np.setdiff1d(np.arange(m), new_kept, assume_unique=True)
-    by_rows = _by_rows(X)
-    out = np.empty((n, m), dtype=X.dtype, order="C" if by_rows else "F")
-    if by_rows:
-        def task(rng):
-            a, b = rng
-            if not old.size:
-                np.take(X[a:b], cols, axis=1, out=out[a:b], mode="clip")
-                return
-            out[a:b, new_kept] = np.take(previous[a:b], old, axis=1)
-            if new.size:
-                out[a:b, new] = np.take(X[a:b], cols[new], axis=1)
-        _map(task, _tasks(n, X.shape[1]))
-        return out
-    if old.size:
-        out[:, new_kept] = previous[:, old]
+    if not _by_rows(X):
+        return np.asfortranarray(X[:, cols])           # contiguous columns: a plain gather
+    out = np.empty((n, m), dtype=X.dtype)
 
     def task(rng):
-        out[:, new[rng[0]:rng[1]]] = X[:, cols[new[rng[0]:rng[1]]]]
-    _map(task, _tasks(new.size, n))
+        np.take(X[rng[0]:rng[1]], cols, axis=1, out=out[rng[0]:rng[1]], mode="clip")
+    _map(task, _tasks(n, X.shape[1]))
     return out
 
 
@@ -471,8 +405,8 @@ def projected_gram(Xws, s, inv_w, bz, rt, Q):
 
     Returns
     -------
-    G : ndarray of shape (m, m), Fortran order
-        ``Z^T Z`` (symmetric; callers may rely on its upper triangle only).
+    G : ndarray of shape (m, m)
+        ``Z^T Z`` (both triangles).
     zb, gz : ndarray of shape (m,)
         ``Z^T bz`` and ``Z^T rt``.
     C : ndarray of shape (q, m)
@@ -481,9 +415,8 @@ def projected_gram(Xws, s, inv_w, bz, rt, Q):
     Notes
     -----
     Every output is a sum over rows: those of row blocks add up to the whole's, which is how a
-    :class:`RowBlockOperator` computes them. Here :data:`GRAM_TASKS` row ranges each sum their
-    own (chunk by chunk, ``diag(s) Xws`` formed in float64 in a reused buffer), the sums are
-    added in task order, and the column scales are applied to the result.
+    :class:`RowBlockOperator` computes them. Here ``GRAM_TASKS`` row ranges sum their own (by
+    chunks of ``diag(s) Xws`` in float64), added in task order; the column scales come last.
     """
     if isinstance(Xws, RowBlockOperator):
         return Xws.projected_gram(s, inv_w, bz, rt, Q)
@@ -511,5 +444,4 @@ def projected_gram(Xws, s, inv_w, bz, rt, Q):
     G *= inv_w[:, None]                                   # the column scales, applied once
     G *= inv_w[None, :]
     side *= inv_w[:, None]
-    return (np.asfortranarray(G), side[:, 0].copy(), side[:, 1].copy(),
-            np.ascontiguousarray(side[:, 2:].T))
+    return G, side[:, 0].copy(), side[:, 1].copy(), np.ascontiguousarray(side[:, 2:].T)

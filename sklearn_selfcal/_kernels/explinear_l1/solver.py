@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 from scipy.linalg import qr, solve_triangular
-from scipy.linalg.blas import dsyrk
 from sklearn.utils import Bunch
 
 from .datafits import safe_exp
@@ -28,44 +27,9 @@ def _starting_point(pen_cols, U, penalty, coef_u, coef_p):
     return pen_cols, coef_u, coef_p
 
 
-_SPLIT = 2.0**27 + 1.0
-
-
-def _split(a):
-    """Veltkamp's split ``a = hi + lo`` into halves of 26 bits (products of halves are exact)."""
-    c = _SPLIT * a
-    hi = c - (c - a)
-    return hi, a - hi
-
-
-def _compensated_matvec(U, a):
-    """``U @ a`` summed with error-free transformations (Ogita, Rump & Oishi's Dot2).
-
-    As accurate as a product in twice the working precision, then rounded: the unpenalised
-    block's terms (magnitudes times their coefficients, ~10 each) cancel to a linear predictor of
-    order one, and a plain product would leave ``eps * sum |U_j a_j|`` of rounding in it, which
-    the curvature turns into gradient noise. Elementwise operations only, so the result is the
-    same on every machine; it costs ~25 vector operations per column of ``U``.
-    """
-    n, k = U.shape
-    total, err = np.zeros(n), np.zeros(n)
-    for j in range(k):
-        x, y = U[:, j], float(a[j])
-        prod = x * y
-        x_hi, x_lo = _split(x)
-        y_hi, y_lo = _split(y)
-        prod_err = x_lo * y_lo - (((prod - x_hi * y_hi) - x_lo * y_hi) - x_hi * y_lo)
-        new = total + prod                                  # TwoSum(total, prod)
-        z = new - total
-        sum_err = (total - (new - z)) + (prod - z)
-        total = new
-        err += sum_err + prod_err
-    return total + err
-
-
 def _eta(X, pen_cols, U, coef_u, coef_p):
-    """Linear predictor ``U coef_u + X[:, pen_cols] coef_p``, its unpenalised part compensated."""
-    eta = _compensated_matvec(U, coef_u)
+    """Linear predictor ``U coef_u + X[:, pen_cols] coef_p``."""
+    eta = U @ coef_u if U.shape[1] else np.zeros(X.shape[0])
     nz = np.flatnonzero(coef_p)
     if nz.size:
         eta += matvec(X, pen_cols[nz], coef_p[nz])
@@ -97,7 +61,7 @@ def alpha_max(X, pen_cols, U, datafit, coef_u, pen_weights=None):
     """
     if not len(pen_cols):
         return 0.0
-    g_p = _full_gradient(X, pen_cols, U, datafit.raw_grad(_compensated_matvec(U, coef_u)))[1]
+    g_p = _full_gradient(X, pen_cols, U, datafit.raw_grad(U @ coef_u))[1]
     w = np.ones(len(pen_cols)) if pen_weights is None else np.asarray(pen_weights, float)
     return float(np.max(np.abs(g_p) / w))
 
@@ -110,17 +74,6 @@ def _orthonormal_basis(A):
     diag = np.abs(np.diag(R))
     rank = int(np.sum(diag > diag[0] * max(A.shape) * np.finfo(float).eps)) if diag[0] > 0 else 0
     return Q[:, :rank], R[:rank, :rank], piv[:rank]
-
-
-def _symmetrize_from_upper(G, block=512):
-    """Copy the upper triangle of the square ``G`` into its lower triangle, in place, by blocks."""
-    m = G.shape[0]
-    for j0 in range(0, m, block):
-        j1 = min(j0 + block, m)
-        G[j0:j1, :j0] = G[:j0, j0:j1].T
-        tile = G[j0:j1, j0:j1]
-        tile[...] = np.triu(tile) + np.triu(tile, 1).T
-    return G
 
 
 def _stored_step(Xws, U, coef_u, coef_p, ws, u, new_p):
@@ -137,14 +90,12 @@ def _line_search(datafit, eta, mu, Xd, g_u, u_old, d_u, g_b, b_old, d_b, alpha, 
                  armijo=1e-4, max_halvings=50):
     """Backtracking (Armijo) on the true objective along a Newton direction; the accepted step.
 
-    ``delta < 0`` is the model's predicted decrease (gradient term plus penalty change) and
-    ``Xd`` the change of the linear predictor at step 1. The objective change of a trial step
-    is its linear part, summed per coefficient together with the penalty's change over the
-    coefficients actually reached (the two nearly cancel on the support near the optimum), plus
-    the datafit's non-linear remainder (:meth:`ExpLinearChi2.remainder`): both are accurate to
-    rounding of their own size, so the test certifies decreases far below the rounding level of
-    the objective's value, whatever the summation order of the products that produced them.
-    Returns 0.0 if no step decreases the objective.
+    ``delta < 0`` is the model's predicted decrease and ``Xd`` the change of the linear predictor
+    at step 1. A trial's change is its linear part, summed per coefficient with the penalty's
+    change over the coefficients actually reached (the two nearly cancel on the support), plus
+    the datafit's remainder (:meth:`ExpLinearChi2.remainder`): each accurate to its own size,
+    so decreases far below the rounding of the objective's value are certified (a difference of
+    values could not: the solver used to stop short of ``tol`` there). 0.0 if none decreases.
     """
     step = 1.0
     for _ in range(max_halvings):
@@ -166,8 +117,8 @@ def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=
     Outer iterations compute the full gradient (one pass over ``X``) and the relative KKT
     residual (:func:`kkt_residual`); they stop when it is ``<= tol``.
     Otherwise a working set is formed from the non-zero penalised coefficients plus the worst
-    violators (at least ``ws_start``, at least twice the support), its columns gathered (those of
-    the previous working set copied from it), and the problem restricted to it is solved to a KKT
+    violators (at least ``ws_start``, at least twice the support), its columns gathered, and the
+    problem restricted to it is solved to a KKT
     residual of ``0.3 * outer residual`` (``0.1 * tol`` once the working set stops changing or
     the outer residual is within a factor 10 of ``tol``) by Newton-type (IRLS) steps:
 
@@ -263,21 +214,20 @@ def solve_gauss_newton(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=
                 candidates = candidates[worst]
             ws = np.sort(np.concatenate([active, candidates]))
             same = previous is not None and np.array_equal(previous[0], pen_cols[ws])
-            Xws = previous[1] if same else working_set_columns(X, pen_cols[ws], reuse=previous)
+            Xws = previous[1] if same else working_set_columns(X, pen_cols[ws])
             previous = (pen_cols[ws], Xws)
 
             n_newton, progressed = _newton_on_working_set(
                 Xws, U, datafit, penalty, coef_u, coef_p, eta, ws,
-                target=_inner_target(kkt, tol, same) * scale, max_newton=max_newton,
+                target=_inner_target(kkt, tol, same) * scale, polish=0.1 * tol * scale,
+                max_newton=max_newton,
                 inner_max_iter=inner_max_iter, curvature=curvature,
             )
             total_newton += n_newton
             # fresh predictor (the support is in the working set: no pass over X); the one moved
             # along the steps carries their rounding, that of large early steps included
             nz = np.flatnonzero(coef_p[ws])
-            eta = _compensated_matvec(U, coef_u)
-            if nz.size:
-                eta += matvec(Xws, nz, coef_p[ws[nz]])
+            eta = U @ coef_u + matvec(Xws, nz, coef_p[ws[nz]])
 
     return Bunch(coef_u=coef_u, coef_p=coef_p, objective=objective, kkt=kkt,
                  converged=bool(converged), n_iter=it, n_newton=total_newton, history=history)
@@ -306,13 +256,14 @@ def _report(history, callback, it, objective, kkt, coef_p, n_newton, t0):
 
 
 def _newton_on_working_set(Xws, U, datafit, penalty, coef_u, coef_p, eta, ws, *, target,
-                           max_newton, inner_max_iter, curvature, skip_first_check=True):
+                           polish, max_newton, inner_max_iter, curvature, skip_first_check=True):
     """Newton-type steps on the working set ``ws``; update ``coef_u``, ``coef_p``, ``eta`` in place.
 
     ``Xws`` holds the working-set columns (:func:`working_set_columns`); each step streams
     through it to form the Gram matrix of the row-weighted, projected columns in float64, and
-    the Lasso is solved on the Gram matrix. Returns the number of steps taken and whether the
-    last one made progress.
+    the Lasso is solved on the Gram matrix. Stops at a KKT residual ``<= target`` that is not
+    within a factor 10 of ``tol`` (``polish = 0.1 tol``): one there goes on to ``polish``.
+    Returns the number of steps taken and whether the last one made progress.
     """
     n, k = U.shape
     inv_w = 1.0 / penalty.weights[ws]
@@ -331,7 +282,7 @@ def _newton_on_working_set(Xws, U, datafit, penalty, coef_u, coef_p, eta, ws, *,
             g_ws = rmatvec(Xws, v) * inv_w
             worst = max(np.max(np.abs(g_u), initial=0.0),
                         np.max(sub_penalty.violation(b_old, g_ws), initial=0.0))
-            if worst <= target:
+            if worst <= target and (worst <= polish or worst > 100.0 * polish):
                 return step_no - 1, True
             # three steps in a row that do not halve the residual: rounding, not the model, limits
             # it (e.g. a target below the noise of the gradient); the outer loop decides
@@ -351,9 +302,7 @@ def _newton_on_working_set(Xws, U, datafit, penalty, coef_u, coef_p, eta, ws, *,
         G, zb, g_ws, C = projected_gram(Xws, s, inv_w, bz, rt, Q)
         # project out span(sqrt(h) U):  Z' = Z - Q C, z' = z - Q qb; the reduced model's
         # gradient at b_old, g_ws - C^T Q^T rt, is computed directly (not as G b_old - z')
-        if C.shape[0] and ws.size:
-            G = dsyrk(-1.0, C.T, beta=1.0, c=G, overwrite_c=1)
-        _symmetrize_from_upper(G)
+        G -= C.T @ C
         qrt = Q.T @ rt
         if ws.size:
             b_new = lasso_active_set(G, g_ws - C.T @ qrt, penalty.alpha, b_old, 0.1 * target)
