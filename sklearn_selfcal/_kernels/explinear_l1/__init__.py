@@ -28,13 +28,13 @@ about half of ``X``), their float64 Gram matrix and the Cholesky factor of its s
 """
 
 from .datafits import EXP_CAP, ExpLinearChi2, safe_exp
-from .operators import (ColumnSubset, RowBlockOperator, RowSubset, blas_threads, block_plan,
-                        matvec, projected_gram, rmatvec, working_set_columns)
+from .operators import (ColumnSubset, RowBlockOperator, RowSubset, block_plan, matvec,
+                        projected_gram, rmatvec, working_set_columns)
 from .path import explinear_l1_path
 from .penalties import WeightedL1, kkt_residual
 from .solver import alpha_max, solve_gauss_newton
 
 __all__ = ["EXP_CAP", "safe_exp", "ExpLinearChi2", "WeightedL1", "kkt_residual", "RowSubset",
-           "ColumnSubset", "RowBlockOperator", "block_plan", "blas_threads", "matvec", "rmatvec",
+           "ColumnSubset", "RowBlockOperator", "block_plan", "matvec", "rmatvec",
            "working_set_columns", "projected_gram", "solve_gauss_newton", "explinear_l1_path",
            "alpha_max"]

@@ -87,16 +87,10 @@ class ExpLinearChi2:
                 w * (m0 - y) * m0 * d_eta[capped])
         return float(np.sum(terms))
 
-    def raw_grad(self, eta, mu=None, rows=None):
-        """Derivative with respect to ``eta``: ``c (mu - y) mu`` (capped ``mu``).
-
-        ``rows`` (a slice) restricts ``y`` and ``c`` to the stars of a row block whose ``eta``
-        is given.
-        """
+    def raw_grad(self, eta, mu=None):
+        """Derivative with respect to ``eta``: ``c (mu - y) mu`` (capped ``mu``)."""
         mu = safe_exp(eta) if mu is None else mu
-        if rows is None:
-            return self.weights * (mu - self.y) * mu
-        return self.weights[rows] * (mu - self.y[rows]) * mu
+        return self.weights * (mu - self.y) * mu
 
     def curvature(self, eta, mu=None, kind="fisher", floor=0.1):
         """Curvature with respect to ``eta`` used by the Newton-type models (always positive).

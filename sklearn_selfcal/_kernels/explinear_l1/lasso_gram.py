@@ -108,17 +108,16 @@ def lasso_active_set(G, grad0, alpha, b0, viol_tol, max_iter=200):
 
 def _projected_step(G, grad, b, sgn, d, alpha, armijo=1e-4, max_halvings=40):
     """``b + t d`` projected on the orthant ``sgn`` for the largest ``t = 2**-k`` giving an Armijo
-    decrease of the exact objective change; ``b`` if no decrease is predicted, None if no step
-    gives one."""
+    decrease of the exact objective change (``b`` itself if the step is nil), or None."""
     t = 1.0
     for _ in range(max_halvings):
         new = b + t * d
         new[new * sgn < 0] = 0.0
         delta = new - b
+        if not np.any(delta):
+            return b
         linear = float(np.sum(grad * delta + alpha * (np.abs(new) - np.abs(b))))
-        if linear >= 0 and t == 1.0:
-            return b if not np.any(delta) else None
-        if linear + 0.5 * float(delta @ (G @ delta)) <= armijo * linear:
+        if linear < 0 and linear + 0.5 * float(delta @ (G @ delta)) <= armijo * linear:
             return new
         t *= 0.5
     return None

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["RowSubset", "ColumnSubset", "RowBlockOperator", "block_plan", "blas_threads",
-           "matvec", "rmatvec", "working_set_columns", "projected_gram"]
+__all__ = ["RowSubset", "ColumnSubset", "RowBlockOperator", "block_plan", "matvec", "rmatvec",
+           "working_set_columns", "projected_gram"]
 
 #: Float64 bytes per task of a pass, and per block (~L2: a cast block is read again from cache).
 TASK_BYTES, CAST_BLOCK_BYTES = 8 * 2**20, 2 * 2**20
@@ -45,22 +45,6 @@ def _controller():
 
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER
-
-
-def blas_threads(n_threads):
-    """Context limiting the BLAS threads (threadpoolctl) to ``n_threads``.
-
-    Parameters
-    ----------
-    n_threads : int or None
-        Threads of every BLAS library (None: no limit).
-
-    Returns
-    -------
-    context : threadpoolctl limiter
-        Use in a ``with`` statement.
-    """
-    return _controller().limit(limits=n_threads, user_api="blas")
 
 
 def _cpus():
@@ -97,7 +81,7 @@ def block_plan(workers=None):
             libs = _controller().select(user_api="blas").lib_controllers
             workers = min(max([lib.num_threads or 1 for lib in libs], default=1), _cpus())
     workers = max(1, int(workers))
-    with blas_threads(1):
+    with _controller().limit(limits=1, user_api="blas"):
         _LOCAL.workers = workers
         try:
             yield workers
