@@ -178,18 +178,19 @@ class RowSubset:
     """
 
     def __init__(self, X, rows):
-        self.X = X
-        self.rows = np.asarray(rows, dtype=np.intp)
-        self.shape = (self.rows.size, X.shape[1])
-        self.dtype = X.dtype
+        self.X, self.index, self.dtype = X, np.asarray(rows, dtype=np.intp), X.dtype
+        self.shape = (self.index.size, X.shape[1])
 
     def __getitem__(self, key):
         if not isinstance(key, slice):
-            raise TypeError("RowSubset only supports slices of rows")
-        return self.X[self.rows[key]]
+            raise TypeError(f"{type(self).__name__} only supports slices of rows")
+        return self._rows(key)
+
+    def _rows(self, key):
+        return self.X[self.index[key]]
 
 
-class ColumnSubset:
+class ColumnSubset(RowSubset):
     """Read-only stand-in for ``X[:, cols]`` (row slices return the gathered columns), for
     working sets whose copy would cost more memory than it saves time.
 
@@ -202,15 +203,11 @@ class ColumnSubset:
     """
 
     def __init__(self, X, cols):
-        self.X = X
-        self.cols = np.asarray(cols, dtype=np.intp)
-        self.shape = (X.shape[0], self.cols.size)
-        self.dtype = X.dtype
+        super().__init__(X, cols)
+        self.shape = (X.shape[0], self.index.size)
 
-    def __getitem__(self, key):
-        if not isinstance(key, slice):
-            raise TypeError("ColumnSubset only supports slices of rows")
-        return np.take(self.X[key], self.cols, axis=1)
+    def _rows(self, key):
+        return np.take(self.X[key], self.index, axis=1)
 
 
 class RowBlockOperator:
