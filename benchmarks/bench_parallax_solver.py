@@ -1,283 +1,222 @@
-"""Benchmark: solvers for the paper's L1-penalised exponential-linear parallax model.
+"""Benchmark: the parallax solver's dtype and thread plans on three problem shapes, before and after.
 
-On one simulated training set (``make_survey``; default 40,000 stars x 7,514 pixels, float32
-features from ``SpectroPhotometricFeatures``) and one ``alpha`` (default the paper's lambda = 160,
-i.e. ``PAPER_ALPHA``), in the same process, it runs
+One table: a row per problem shape, a column per plan (float32 / float64 features x 1 / 2 BLAS
+threads, and the default plan: the float32 features ``run`` writes, threads left alone), each
+cell the wall time of main's kernel ("before") and of this tree's ("after") on the same problem in
+the same process, then the objective and the support of every run (they must agree) and the
+default plan's time over the best plan's.
 
-1. this package's solver: ``SpectroPhotometricParallaxRegressor.fit`` (working-set Gauss-Newton,
-   timed end to end including input validation and the unpenalised warm-up);
-2. the paper's approach: scipy's L-BFGS-B on the same objective with ``alpha * sign(theta)`` as the
-   gradient of the penalty, started at ``theta = 0.001 / D``;
-3. a generic baseline: FISTA with backtracking (``solve_fista``), started at the same unpenalised
-   optimum as (1), with a wall-time cap;
+The problems come from an independent generator (not the package's simulator): stars with latent
+labels, "pixels" that are noisy non-linear functions of a few labels (a tenth of them informative,
+standardised), 8 magnitudes (distance modulus + a label-dependent absolute magnitude), parallaxes
+``1 / d`` observed with a per-star sigma spanning a factor 5, and ``alpha`` a fixed fraction of
+``alpha_max`` chosen so that a few hundred pixels are non-zero at the optimum. Shapes:
 
-and prints for each the wall time, the final objective, the relative KKT residual (largest
-violation of the optimality conditions over ``alpha``, all computed by the same function),
-the number of exact zeros among the penalised coefficients and the mean chi-squared per star of
-held-out stars. Then (``--cv``) it times ``SpectroPhotometricParallaxRegressorCV`` (a warm-started
-path over 8 alphas, K folds) against a cold ``GridSearchCV`` over the same alphas and folds.
+- ``paper``: 48,853 stars x 7,514 features in memory, C order (as the feature step writes them);
+- ``sparse``: 40,000 x 7,400 in memory, Fortran order (the values of a column-built DataFrame);
+- ``streamed``: 200,000 x 4,000 read-only ``np.memmap`` files on disk (as ``run``'s scratch files).
 
-Run (full size: ~40 minutes, most of it FISTA's time cap, and ~6 GB):
-``python benchmarks/bench_parallax_solver.py --n-stars 40000 --n-pixels 7514 --cv``
-(``--alpha-scan 0.001 0.0002`` adds fits at smaller alphas: time, peak memory, held-out chi2).
-Quick: ``python benchmarks/bench_parallax_solver.py --n-stars 4000 --n-pixels 1000 --cv``
-BLAS threads default to 1 (``--threads``) so that timings are not distorted by other jobs.
+Each run is ``explinear_l1_path(X, pen, U, datafit, [alpha], coef_u=start, tol=tol)``, what
+``SpectroPhotometricParallaxRegressor.fit`` calls after validating its input.
+
+Run (full size, ~12 GB of scratch files and ~6 GB of memory; ~15 minutes on 2 cores):
+``python benchmarks/bench_parallax_solver.py --scratch /tmp/bench``
+Quick: ``python benchmarks/bench_parallax_solver.py --scale 0.1``. ``--before-ref`` names the git
+revision whose kernel is "before" (default ``main``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import sklearn
-from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from sklearn.model_selection import GridSearchCV, KFold
+import sklearn_selfcal._kernels.explinear_l1 as after
 
-from sklearn_selfcal import (SpectroPhotometricParallaxRegressor,
-                             SpectroPhotometricParallaxRegressorCV)
-from sklearn_selfcal._kernels.explinear_l1 import (
-    ExpLinearChi2, WeightedL1, kkt_residual, matvec, rmatvec, safe_exp, solve_gauss_newton)
-from sklearn_selfcal.datasets import make_survey
-from sklearn_selfcal._paper import GAIA_PARALLAX_ZERO_POINT, PAPER_ALPHA
-from sklearn_selfcal.parallax import ChiSquaredScorer, chi_squared
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _fista import solve_fista  # noqa: E402  (the generic baseline lives with the tests)
-from sklearn_selfcal.parallax_features import (SpectroPhotometricFeatures, gaia_training_mask,
-                                               join_spectra)
+N_MAGS = 8
+SHAPES = {  # name: (stars, features, storage, alpha / alpha_max: a few hundred non-zero pixels)
+    "paper": (48853, 7514, "C", 0.007),
+    "sparse": (40000, 7400, "F", 0.015),
+    "streamed": (200000, 4000, "memmap", 0.01),
+}
+PLANS = [("float32", 1), ("float32", 2), ("float64", 1), ("float64", 2), ("float32", None)]
 
 
-def simulate_features(n_stars, n_pixels, random_state, chunk=2000):
-    """make_survey -> quality cuts -> float32 features (built in row chunks to bound memory)."""
-    survey = make_survey(n_stars=n_stars, n_pixels=n_pixels, random_state=random_state)
-    keep = np.flatnonzero(gaia_training_mask(survey.frame))
-    frame = survey.frame.iloc[keep].reset_index(drop=True)
-    features = SpectroPhotometricFeatures()
-    first = keep[:min(len(keep), 5 * chunk)]
-    features.fit(join_spectra(frame.iloc[:len(first)], survey.spectra[first],
-                              survey.spectra_err[first]))
-    X = np.empty((len(keep), len(features.get_feature_names_out())), dtype=np.float32)
-    for start in range(0, len(keep), chunk):
-        rows = keep[start:start + chunk]
-        X[start:start + len(rows)] = features.transform(join_spectra(
-            frame.iloc[start:start + len(rows)], survey.spectra[rows], survey.spectra_err[rows]))
-    names = features.get_feature_names_out()
-    y = frame["parallax"].to_numpy()
-    sigma = frame["parallax_error"].to_numpy()
-    true = survey.truth["parallax"].to_numpy()[keep]
-    return X, names, y, sigma, true
+def make_problem(n, d, seed=0, out=None, chunk=4096):
+    """Float32 features ``X`` (pixels then 8 magnitudes), observed parallaxes and their sigma.
 
-
-def problem_pieces(X, names, y, sigma, zero_point):
-    """Datafit, penalised columns and unpenalised block exactly as the estimator builds them."""
-    probe = SpectroPhotometricParallaxRegressor()
-    probe.feature_names_in_ = np.asarray(names, dtype=object)
-    mask = probe._penalized_mask(X.shape[1])
-    pen, unpen = np.flatnonzero(mask), np.flatnonzero(~mask)
-    U = np.column_stack([np.ones(X.shape[0]), X[:, unpen].astype(np.float64)])
-    datafit = ExpLinearChi2(y - zero_point, 1.0 / (sigma**2 * len(y)))
-    return pen, unpen, U, datafit
-
-
-def evaluate(X, pen, U, datafit, alpha, coef_u, coef_p):
-    eta = U @ coef_u + matvec(X, pen, coef_p)
-    v = datafit.raw_grad(eta)
-    g_u, g_p = U.T @ v, rmatvec(X, v)[pen]
-    penalty = WeightedL1(alpha, np.ones(len(pen)))
-    return (datafit.value(eta) + penalty.value(coef_p), kkt_residual(g_u, coef_p, g_p, penalty),
-            int(np.sum(coef_p == 0)))
-
-
-def heldout_chi2(X, pen, U, y, sigma, coef_u, coef_p, zero_point):
-    pred = safe_exp(U @ coef_u + matvec(X, pen, coef_p))
-    return chi_squared(y, pred, parallax_error=sigma, parallax_zero_point=zero_point), pred
-
-
-def paper_lbfgsb(X, pen, U, datafit, alpha, max_time):
-    """The paper's approach: L-BFGS-B with alpha * sign(theta) as the penalty's gradient."""
-    k, p = U.shape[1], len(pen)
-    x0 = np.full(k + p, 0.001 / (k + p))
-    t0 = time.perf_counter()
-
-    def fun(theta):
-        eta = U @ theta[:k] + matvec(X, pen, theta[k:])
-        v = datafit.raw_grad(eta)
-        g = np.concatenate([U.T @ v, rmatvec(X, v)[pen] + alpha * np.sign(theta[k:])])
-        return datafit.value(eta) + alpha * np.abs(theta[k:]).sum(), g
-
-    def stop(intermediate_result):
-        if time.perf_counter() - t0 > max_time:
-            raise StopIteration
-
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", callback=stop,
-                   options={"maxiter": 100000, "maxfun": 100000})
-    return res.x[:k], res.x[k:], f"{res.nit} iterations, {res.nfev} evaluations: {res.message}"
-
-
-def peak_memory(func):
-    """Run ``func()``; return its result and the rise of the peak RSS during it (GB, or NaN).
-
-    Linux only: the peak (``VmHWM``) is reset through ``/proc/self/clear_refs``.
+    Written into ``out`` (an array or memmap of shape (n, d)) chunk by chunk; each chunk has its
+    own random stream, so the problem does not depend on the chunk size.
     """
-    def status():
-        with open("/proc/self/status") as fh:
-            d = dict(line.split(":", 1) for line in fh)
-        return int(d["VmRSS"].split()[0]) / 2**20, int(d["VmHWM"].split()[0]) / 2**20
+    rng = np.random.default_rng(seed)
+    n_labels, p = 6, d - N_MAGS
+    informative = rng.random(p) < 0.1
+    W = rng.normal(size=(n_labels, p)) * rng.lognormal(-1.0, 1.0, size=p) * informative
+    shift, noise = rng.normal(scale=0.5, size=p), rng.uniform(0.02, 0.2, size=p)
+    lum = rng.normal(size=n_labels)
+    lum /= np.linalg.norm(lum)
+    colour = rng.normal(scale=0.05, size=(n_labels, N_MAGS))
 
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        before = status()[0]
-    except OSError:
-        return func(), float("nan")
-    out = func()
-    return out, status()[1] - before
+    def pixels(labels, r):
+        z = labels @ W + shift
+        return 0.7 * z + 0.3 * np.tanh(z) + noise * r.normal(size=z.shape)
+
+    sample = pixels(rng.normal(size=(4096, n_labels)), rng)
+    mean, std = sample.mean(axis=0), sample.std(axis=0)
+    X = np.empty((n, d), dtype=np.float32) if out is None else out
+    y, sigma = np.empty(n), np.empty(n)
+    for start in range(0, n, chunk):
+        r = np.random.default_rng([seed, start])
+        m = min(chunk, n - start)
+        labels = r.normal(size=(m, n_labels))
+        X[start:start + m, :p] = (pixels(labels, r) - mean) / std
+        dist = r.uniform(0.5, 2.0, m)                                          # kpc
+        absmag = labels @ lum + 0.2 * np.tanh(labels[:, 0] * labels[:, 1])
+        X[start:start + m, p:] = (5 * np.log10(100 * dist) + absmag)[:, None] + labels @ colour \
+            + 0.02 * r.normal(size=(m, N_MAGS))
+        sigma[start:start + m] = r.uniform(0.02, 0.1, m)                       # mas
+        y[start:start + m] = 1.0 / dist + sigma[start:start + m] * r.normal(size=m)
+    return X, y, sigma
 
 
-def report(name, seconds, objective, kkt, zeros, n_pen, chi2, note=""):
-    print(f"{name:<34s} {seconds:9.1f} s  objective {objective:.10g}  KKT {kkt:9.2e}  "
-          f"zeros {zeros:5d}/{n_pen}  held-out chi2 {chi2:.4f}  {note}", flush=True)
+def load_before(ref, repo):
+    """The kernel of git revision ``ref`` as a module of another name (file or subpackage)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-before-"))
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "sklearn_selfcal/_kernels"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    base = tmp / "sklearn_selfcal" / "_kernels"
+    if (base / "explinear_l1.py").exists():
+        spec = importlib.util.spec_from_file_location("before_explinear_l1",
+                                                      base / "explinear_l1.py")
+    else:
+        spec = importlib.util.spec_from_file_location(
+            "before_explinear_l1", base / "explinear_l1" / "__init__.py",
+            submodule_search_locations=[str(base / "explinear_l1")])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def storage(shape, X32, scratch):
+    """The float32 and float64 matrices of a shape, in its storage."""
+    n, d, kind, _ = SHAPES[shape]
+    if kind == "memmap":
+        out = np.lib.format.open_memmap(scratch / f"{shape}_float64.npy", mode="w+",
+                                        dtype=np.float64, shape=(n, d))
+        for start in range(0, n, 8192):
+            out[start:start + 8192] = X32[start:start + 8192]
+        out.flush()
+        del out
+        return {"float32": np.load(scratch / f"{shape}_float32.npy", mmap_mode="r"),
+                "float64": np.load(scratch / f"{shape}_float64.npy", mmap_mode="r")}
+    order = "F" if kind == "F" else "C"
+    X32 = np.asarray(X32, order=order)
+    return {"float32": X32, "float64": np.asarray(X32, dtype=np.float64, order=order)}
+
+
+def solve(kernel, X, pen, U, y, sigma, alpha, start, tol, threads):
+    datafit = kernel.ExpLinearChi2(y, 1.0 / (sigma**2 * len(y)))
+    with threadpool_limits(threads):
+        t = time.perf_counter()
+        path = kernel.explinear_l1_path(X, pen, U, datafit, [alpha], coef_u=start, tol=tol)
+        seconds = time.perf_counter() - t
+    res = path.results[0]
+    return dict(seconds=seconds, objective=float(res.objective), n_iter=int(res.n_iter),
+                support=tuple(np.flatnonzero(res.coef_p)), converged=bool(res.converged))
+
+
+def bench_shape(shape, kernels, args, scratch):
+    n, d, kind, fraction = SHAPES[shape]
+    n = max(2000, int(n * args.scale))
+    SHAPES[shape] = (n, d, kind, fraction)
+    t = time.perf_counter()
+    out = None
+    if kind == "memmap":
+        out = np.lib.format.open_memmap(scratch / f"{shape}_float32.npy", mode="w+",
+                                        dtype=np.float32, shape=(n, d))
+    X32, y, sigma = make_problem(n, d, seed=args.seed, out=out)
+    if out is not None:
+        out.flush()
+    Xs = storage(shape, X32, scratch)
+    del X32, out
+    pen = np.arange(d - N_MAGS)
+    U = np.column_stack([np.ones(n), np.asarray(Xs["float64"][:, d - N_MAGS:])])
+    datafit = after.ExpLinearChi2(y, 1.0 / (sigma**2 * n))
+    start = np.r_[np.log(np.average(y, weights=1 / sigma**2)), np.zeros(N_MAGS)]
+    warm = after.solve_gauss_newton(Xs["float64"], pen[:0], U, datafit,
+                                    after.WeightedL1(0.0, np.zeros(0)), coef_u=start, tol=1e-10)
+    alpha = fraction * after.alpha_max(Xs["float64"], pen, U, datafit, warm.coef_u)
+    print(f"# {shape}: {n} x {d} ({kind}), alpha = {fraction} alpha_max = {alpha:.4g}; "
+          f"made in {time.perf_counter() - t:.0f} s", flush=True)
+    runs = {}
+    for dtype, threads in PLANS:
+        for label, kernel in kernels:
+            best = None
+            for _ in range(args.repeat):
+                r = solve(kernel, Xs[dtype], pen, U, y, sigma, alpha, start, args.tol, threads)
+                best = r if best is None or r["seconds"] < best["seconds"] else best
+            runs[(dtype, threads, label)] = best
+            print(f"#   {dtype} {threads or 'default'} thread(s) {label}: {best['seconds']:.2f} s, "
+                  f"{best['n_iter']} iterations, {len(best['support'])} non-zero", flush=True)
+    return runs
+
+
+def table(results):
+    head = ["shape"] + [f"{dt} {th or 'default'}t" for dt, th in PLANS] + [
+        "objective (rel. spread)", "support", "default/best"]
+    print("\n| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for shape, runs in results.items():
+        cells = [f"{shape} {SHAPES[shape][0]}x{SHAPES[shape][1]}"]
+        for dt, th in PLANS:
+            b, a = runs.get((dt, th, "before")), runs[(dt, th, "after")]
+            cells.append((f"{b['seconds']:.1f} -> " if b else "") + f"{a['seconds']:.1f} s")
+        objs = np.array([r["objective"] for r in runs.values()])
+        supports = {r["support"] for r in runs.values()}
+        cells.append(f"{objs.mean():.10g} ({np.ptp(objs) / abs(objs.mean()):.1e})")
+        cells.append(f"{len(next(iter(supports)))} pixels" + (
+            "" if len(supports) == 1 else f", {len(supports)} different supports!"))
+        best = min(runs[(dt, th, "after")]["seconds"] for dt, th in PLANS)
+        cells.append(f"{runs[('float32', None, 'after')]['seconds'] / best:.2f}")
+        print("| " + " | ".join(cells) + " |")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-stars", type=int, default=40000, help="training stars")
-    ap.add_argument("--n-pixels", type=int, default=7514)
-    ap.add_argument("--n-test", type=int, default=5000, help="held-out stars")
-    ap.add_argument("--alpha", type=float, default=PAPER_ALPHA)
-    ap.add_argument("--tol", type=float, default=1e-4)
-    ap.add_argument("--fista-max-time", type=float, default=1800.0, help="s")
-    ap.add_argument("--fista-shrink", type=float, default=1.0,
-                    help="FISTA's per-iteration Lipschitz decrease factor (1 = plain backtracking)")
-    ap.add_argument("--lbfgs-max-time", type=float, default=900.0, help="s")
-    ap.add_argument("--alpha-scan", type=float, nargs="*", default=[],
-                    help="also fit at these alphas (time, memory, held-out chi2)")
-    ap.add_argument("--cv", action="store_true", help="also time CV path vs cold grid search")
-    ap.add_argument("--cv-folds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1, help="BLAS threads")
-    ap.add_argument("--random-state", type=int, default=0)
+    ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the stars of each shape")
+    ap.add_argument("--tol", type=float, default=1e-4, help="relative KKT residual")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per cell (the fastest is kept)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--before-ref", default="main", help="git revision of the 'before' kernel "
+                    "('' to skip)")
+    ap.add_argument("--scratch", default=None, help="directory of the memmap files")
     args = ap.parse_args()
 
-    with threadpool_limits(args.threads):
-        t = time.perf_counter()
-        # simulate a bit more than needed: the quality cuts remove ~2 % of stars
-        n_sim = int(1.03 * (args.n_stars + args.n_test)) + 50
-        X_all, names, y_all, sig_all, true_all = simulate_features(n_sim, args.n_pixels,
-                                                                   args.random_state)
-        n = min(args.n_stars, X_all.shape[0] - args.n_test)
-        X, y, sigma = X_all[:n], y_all[:n], sig_all[:n]
-        Xte, yte, sigte, truete = (X_all[n:n + args.n_test], y_all[n:n + args.n_test],
-                                   sig_all[n:n + args.n_test], true_all[n:n + args.n_test])
-        print(f"data: {n} training x {X.shape[1]} features ({X.dtype}, {X.nbytes / 2**30:.2f} GB), "
-              f"{len(yte)} held out, {np.mean(y < 0):.1%} negative parallaxes; "
-              f"simulated in {time.perf_counter() - t:.0f} s; alpha = {args.alpha:.4g}, "
-              f"tol = {args.tol:g}, {args.threads} BLAS thread(s)", flush=True)
-
-        pen, unpen, U, datafit = problem_pieces(X, names, y, sigma, GAIA_PARALLAX_ZERO_POINT)
-        Ute = np.column_stack([np.ones(len(yte)), Xte[:, unpen].astype(np.float64)])
-
-        # 1. this package (a DataFrame view of X carries the feature names, so that the
-        # magnitudes and LSF moments are left unpenalised; no copy is made)
-        Xdf = pd.DataFrame(X, columns=names, copy=False)
-        t = time.perf_counter()
-        model, extra_gb = peak_memory(lambda: SpectroPhotometricParallaxRegressor(
-            alpha=args.alpha, tol=args.tol, max_iter=200).fit(Xdf, y, parallax_error=sigma))
-        t_ours = time.perf_counter() - t
-        cu = np.concatenate([[model.intercept_], model.coef_[unpen]])
-        cp = model.coef_[pen]
-        obj, kkt, zeros = evaluate(X, pen, U, datafit, args.alpha, cu, cp)
-        chi2, pred = heldout_chi2(Xte, pen, Ute, yte, sigte, cu, cp, GAIA_PARALLAX_ZERO_POINT)
-        report("working-set Newton (ours)", t_ours, obj, kkt, zeros, len(pen), chi2,
-               f"{model.n_iter_} outer iterations; held-out median |pred/true - 1| = "
-               f"{np.median(np.abs(pred / truete - 1)):.4f}; peak memory +{extra_gb:.2f} GB")
-        best = obj
-
-        # 2. the paper's approach
-        t = time.perf_counter()
-        lu, lp, note = paper_lbfgsb(X, pen, U, datafit, args.alpha, args.lbfgs_max_time)
-        t_lb = time.perf_counter() - t
-        obj_lb, kkt_lb, zeros_lb = evaluate(X, pen, U, datafit, args.alpha, lu, lp)
-        chi2_lb, _ = heldout_chi2(Xte, pen, Ute, yte, sigte, lu, lp, GAIA_PARALLAX_ZERO_POINT)
-        report("paper: L-BFGS-B + sign(theta)", t_lb, obj_lb, kkt_lb, zeros_lb, len(pen), chi2_lb,
-               f"{note}; objective / optimum = {obj_lb / best:.3g}")
-
-        # 3. FISTA with backtracking from the same unpenalised optimum
-        warm = solve_gauss_newton(X, pen[:0], U, datafit, WeightedL1(0.0, np.zeros(0)),
-                                  coef_u=np.r_[np.log(np.mean(y - GAIA_PARALLAX_ZERO_POINT)),
-                                               np.zeros(U.shape[1] - 1)], tol=1e-10)
-        t = time.perf_counter()
-        fista = solve_fista(X, pen, U, datafit, WeightedL1(args.alpha, np.ones(len(pen))),
-                            coef_u=warm.coef_u, tol=args.tol,
-                            max_time=args.fista_max_time, check_every=20,
-                            shrink=args.fista_shrink)
-        t_fi = time.perf_counter() - t
-        obj_fi, kkt_fi, zeros_fi = evaluate(X, pen, U, datafit, args.alpha, fista.coef_u,
-                                            fista.coef_p)
-        chi2_fi, _ = heldout_chi2(Xte, pen, Ute, yte, sigte, fista.coef_u, fista.coef_p,
-                                  GAIA_PARALLAX_ZERO_POINT)
-        report(f"FISTA + backtracking (shrink {args.fista_shrink:g})", t_fi, obj_fi, kkt_fi,
-               zeros_fi, len(pen), chi2_fi,
-               f"{fista.n_iter} iterations, converged={fista.converged}")
-        sign = "" if fista.converged else ">= "
-        print(f"\nspeed-up of ours over FISTA: {sign}{t_fi / t_ours:.1f}x "
-              f"(FISTA {'reached' if fista.converged else 'did not reach'} KKT <= {args.tol:g}"
-              f"{'' if fista.converged else f' within {args.fista_max_time:.0f} s'}); "
-              f"ours over the paper's L-BFGS-B: {t_lb / t_ours:.2f}x in time, with objective "
-              f"{obj_lb / best:.3g}x the optimum", flush=True)
-
-        if args.alpha_scan:
-            alpha_scan(Xdf, y, sigma, Xte, yte, sigte, truete, names, args)
-        if args.cv:
-            cv_benchmark(Xdf, y, sigma, args)
-
-
-def alpha_scan(Xdf, y, sigma, Xte, yte, sigte, truete, names, args):
-    """Time, memory and held-out quality of this package's fit at other alphas."""
-    print("\nalpha scan (this package's solver):", flush=True)
-    Xte = pd.DataFrame(Xte, columns=names, copy=False)
-    x_gb = Xdf.to_numpy().nbytes / 2**30
-    for alpha in args.alpha_scan:
-        t = time.perf_counter()
-        model, extra_gb = peak_memory(lambda: SpectroPhotometricParallaxRegressor(
-            alpha=alpha, tol=args.tol, max_iter=300).fit(Xdf, y, parallax_error=sigma))
-        seconds = time.perf_counter() - t
-        pred = model.predict(Xte)
-        chi2 = chi_squared(yte, pred, parallax_error=sigte, parallax_zero_point=GAIA_PARALLAX_ZERO_POINT)
-        print(f"  alpha {alpha:9.3g}: {seconds:7.1f} s  KKT {model.kkt_residual_:8.1e}  "
-              f"{np.count_nonzero(model.coef_[model.penalized_]):5d} non-zero pixels  peak memory "
-              f"+{extra_gb:.2f} GB ({extra_gb / x_gb:.2f} x X)  held-out chi2 {chi2:.4f}  "
-              f"median |pred/true - 1| {np.median(np.abs(pred / truete - 1)):.4f}", flush=True)
-
-
-def cv_benchmark(Xdf, y, sigma, args):
-    """Warm-started CV path vs cold GridSearchCV over the same 8 alphas and folds."""
-    folds = KFold(args.cv_folds, shuffle=True, random_state=args.random_state)
-    print(f"\nCV: {args.cv_folds} folds x 8 alphas on {len(y)} stars", flush=True)
-    t = time.perf_counter()
-    cv_model = SpectroPhotometricParallaxRegressorCV(alphas=8, cv=folds, tol=args.tol,
-                                                     max_iter=200).fit(Xdf, y, parallax_error=sigma)
-    t_path = time.perf_counter() - t
-    print(f"  warm-started path (SpectroPhotometricParallaxRegressorCV): {t_path:8.1f} s; "
-          f"alphas {np.array2string(cv_model.alphas_, precision=3)}; alpha_ = "
-          f"{cv_model.alpha_:.4g}; intrinsic scatter {cv_model.intrinsic_scatter_:.3f}", flush=True)
-    with sklearn.config_context(enable_metadata_routing=True):
-        grid = GridSearchCV(
-            SpectroPhotometricParallaxRegressor(tol=args.tol, max_iter=200),
-            {"alpha": list(cv_model.alphas_)}, cv=folds,
-            scoring=ChiSquaredScorer(parallax_zero_point=GAIA_PARALLAX_ZERO_POINT))
-        t = time.perf_counter()
-        grid.fit(Xdf, y, parallax_error=sigma)
-        t_grid = time.perf_counter() - t
-    print(f"  cold GridSearchCV (same alphas, folds, refit):          {t_grid:8.1f} s; "
-          f"best alpha {grid.best_params_['alpha']:.4g}", flush=True)
-    print(f"  path speed-up over cold grid search: {t_grid / t_path:.2f}x; same choice: "
-          f"{np.isclose(grid.best_params_['alpha'], cv_model.alpha_)}", flush=True)
+    kernels = [("after", after)]
+    if args.before_ref:
+        repo = Path(__file__).resolve().parents[1]
+        kernels.insert(0, ("before", load_before(args.before_ref, repo)))
+    print(f"# load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; numpy "
+          f"{np.__version__}; tol {args.tol:g}", flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
+        for shape in args.shapes:
+            results[shape] = bench_shape(shape, kernels, args, Path(scratch))
+            for f in Path(scratch).glob(f"{shape}_*.npy"):
+                f.unlink()
+    print(f"# load average {os.getloadavg()[0]:.2f} at the end", flush=True)
+    table(results)
 
 
 if __name__ == "__main__":

@@ -187,13 +187,11 @@ def child(mode, scratch):
 
 def solver_child(scratch):
     """Solver alone on one training half: float32 vs float64 X, one BLAS thread vs default."""
-    import contextlib
-
     import pandas as pd
     from sklearn.model_selection import KFold
+    from threadpoolctl import threadpool_limits
 
     from sklearn_selfcal import parallax
-    from sklearn_selfcal._kernels import explinear_l1
     from sklearn_selfcal.parallax_features import SpectroPhotometricFeatures, gaia_training_mask
     from sklearn_selfcal.spectra import SpectraArray, join_spectra
 
@@ -207,17 +205,14 @@ def solver_child(scratch):
         table.iloc[train])
     y, sigma = table["parallax"].to_numpy()[train], table["parallax_error"].to_numpy()[train]
     results = {}
-    default_threads = explinear_l1.blas_threads
     for label, X, threads in (("float64, 1 BLAS thread", X32.astype(np.float64), 1),
                               ("float32, 1 BLAS thread", X32, 1),
                               ("float32, default BLAS threads", X32, None)):
-        explinear_l1.blas_threads = (default_threads if threads == 1
-                                     else lambda n: contextlib.nullcontext())
-        t = time.perf_counter()
-        model = parallax.SpectroPhotometricParallaxRegressor().fit(X, y, parallax_error=sigma)
+        with threadpool_limits(threads):        # the solver's workers follow the BLAS threads
+            t = time.perf_counter()
+            model = parallax.SpectroPhotometricParallaxRegressor().fit(X, y, parallax_error=sigma)
         results[label] = dict(seconds=time.perf_counter() - t, n_iter=model.n_iter_,
                               nonzero=int(np.count_nonzero(model.coef_[model.penalized_])))
-    explinear_l1.blas_threads = default_threads
     print(json.dumps(dict(mode="solver", n_train=int(train.size), results=results)), flush=True)
 
 

@@ -11,9 +11,10 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from sklearn.utils import Bunch
 
-from sklearn_selfcal._kernels.explinear_l1 import (_eta, _full_gradient, _orthonormal_basis,
-                                                   _report, _starting_point, kkt_residual,
-                                                   matvec, rmatvec, safe_exp)
+from sklearn_selfcal._kernels.explinear_l1 import kkt_residual, matvec, rmatvec, safe_exp
+from sklearn_selfcal._kernels.explinear_l1.solver import (_eta, _full_gradient,
+                                                          _orthonormal_basis, _report,
+                                                          _starting_point)
 
 
 def solve_fista(X, pen_cols, U, datafit, penalty, *, coef_u=None, coef_p=None,

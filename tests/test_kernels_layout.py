@@ -1,7 +1,10 @@
-"""The kernels' tests mirror sklearn_selfcal/_kernels/: every kernel module is imported by a
-tests/test_kernels_*.py file, and every such file is named for the kernel module(s) it tests."""
+"""The kernels' tests mirror sklearn_selfcal/_kernels/: every kernel module (and every module of
+a kernel subpackage, e.g. ``explinear_l1.solver``) is imported by a tests/test_kernels_*.py file,
+and every such file is named for the kernel module(s) it tests (``test_kernels_explinear_l1_solver``
+for ``explinear_l1.solver``)."""
 
 import ast
+import importlib
 from pathlib import Path
 import pkgutil
 
@@ -12,33 +15,53 @@ PACKAGE = _kernels.__name__
 
 
 def kernel_modules():
-    """Names of the modules of sklearn_selfcal._kernels."""
-    return {m.name for m in pkgutil.iter_modules(_kernels.__path__)}
+    """Names of the modules of sklearn_selfcal._kernels, a subpackage's as ``package.module``."""
+    names = set()
+    for info in pkgutil.iter_modules(_kernels.__path__):
+        names.add(info.name)
+        if info.ispkg:
+            sub = importlib.import_module(f"{PACKAGE}.{info.name}")
+            names.update(f"{info.name}.{m.name}" for m in pkgutil.iter_modules(sub.__path__))
+    return names
+
+
+def _with_parents(dotted):
+    """``"a.b.c"`` -> ``{"a", "a.b", "a.b.c"}``."""
+    parts = dotted.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
 
 
 def imported_kernels(path):
     """Kernel modules a file imports: ``from <_kernels> import m``, ``from <_kernels>.m import x``,
-    ``import <_kernels>.m`` (anywhere in the file, functions included)."""
+    ``from <_kernels>.m.s import x``, ``import <_kernels>.m`` (anywhere in the file, functions
+    included); ``from <_kernels>.m import s`` counts ``m.s`` when ``s`` is a module of ``m``."""
+    modules = kernel_modules()
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == PACKAGE:
                 found.update(alias.name for alias in node.names)
             elif node.module.startswith(PACKAGE + "."):
-                found.add(node.module[len(PACKAGE) + 1:].split(".")[0])
+                rest = node.module[len(PACKAGE) + 1:]
+                found |= _with_parents(rest)
+                found.update(f"{rest}.{a.name}" for a in node.names
+                             if f"{rest}.{a.name}" in modules)
         elif isinstance(node, ast.Import):
-            found.update(alias.name[len(PACKAGE) + 1:].split(".")[0] for alias in node.names
-                         if alias.name.startswith(PACKAGE + "."))
+            for alias in node.names:
+                if alias.name.startswith(PACKAGE + "."):
+                    found |= _with_parents(alias.name[len(PACKAGE) + 1:])
     return found
 
 
 def split_names(stem, modules):
-    """``stem`` read as module names joined by ``_`` (e.g. ``"bspline_categorical"``), or None."""
-    if stem in modules:
-        return [stem]
-    for name in modules:
-        if stem.startswith(name + "_"):
-            rest = split_names(stem[len(name) + 1:], modules)
+    """``stem`` read as module names joined by ``_`` (e.g. ``"bspline_categorical"``, or
+    ``"explinear_l1_solver"`` for ``explinear_l1.solver``), or None."""
+    flat = {name.replace(".", "_"): name for name in modules}
+    if stem in flat:
+        return [flat[stem]]
+    for key, name in flat.items():
+        if stem.startswith(key + "_"):
+            rest = split_names(stem[len(key) + 1:], modules)
             if rest is not None:
                 return [name, *rest]
     return None
