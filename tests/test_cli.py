@@ -50,6 +50,9 @@ def test_demo_writes_every_output(demo_dir, capsys):
     np.testing.assert_allclose(np.asarray(fits["FE_H_NEW"], dtype=float), cat["FE_H_NEW"], equal_nan=True)
     profile = Table.read(demo_dir / "radial_profiles.ecsv")
     assert {"population", "R", "FE_H_NEW", "FE_H_NEW_ERR"} <= set(profile.colnames)
+    # one writer of the profile table: units and binning are in the run's file too
+    assert str(profile["R"].unit) == "kpc" and str(profile["FE_H_NEW"].unit) == "dex"
+    assert "bins" in profile.meta or "radius_bins" in profile.meta or "edges" in str(profile.meta)
 
 
 def test_demo_provenance_and_fit_summary(demo_dir):
