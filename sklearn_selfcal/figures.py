@@ -6,16 +6,26 @@ it never fits a model or reads a file. A figure that cannot be made (a missing c
 few stars) is skipped with a :class:`FigureSkippedWarning` and its reason is returned, for the
 provenance of a run.
 
+The figures are drawn in ``n_jobs`` worker processes (matplotlib's Agg canvas, no pyplot), each
+receiving only the columns its figure reads; the PNG bytes come back and are written here, and the
+warnings a figure raised are raised again here, in the figures' order, under the caller's filters.
+What is written and warned does not depend on ``n_jobs``.
+
 Figure 8 draws the profile points the regressor was fitted to: pass the radius column used in the
 fit as ``fit_radius`` (the workflow fits at ``"R_MEDIAN"``, the median radius of each bin's stars).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sklearn.utils.parallel import Parallel, delayed
 
 from . import maps, plotting
 from ._paper import ALPHA_SPLIT_COLUMNS, CALIBRATED_SUFFIX, abundance_error_column, calibrated_name
@@ -201,9 +211,10 @@ def _maps_spec(name, abundances, populations, difference):
         return plotting.plot_abundance_maps(inputs.frame, names(inputs), populations=populations,
                                             difference=difference, n_cols=4 if abundances == "all" else None)
 
-    def columns(inputs):
+    def columns(inputs):  # "all": the reported columns too, which say which are calibrated
         reported = names(inputs)
-        return ["x", "y", inputs.alpha_column(), *map(calibrated_name, reported), *(reported if difference else [])]
+        return ["x", "y", inputs.alpha_column(), *map(calibrated_name, reported),
+                *(reported if difference or abundances == "all" else [])]
 
     return FigureSpec(name, make, columns)
 
@@ -305,9 +316,61 @@ class RenderedFigures(dict):
         self.skipped = dict(skipped or {})
 
 
+#: Relative drawing cost of the figures (by their number): the costliest are sent to the workers
+#: first, so that they finish together (at the paper's size the 20-panel maps of Figures 14-17 take
+#: ~4x the time of a one-panel figure). Only the order of the work depends on it.
+_COST = {"fig14": 5, "fig15": 5, "fig16": 5, "fig17": 5, "fig10": 3, "fig09": 2, "fig06": 2}
+
+
+def _needed(spec, inputs):
+    """``inputs`` with only the frame's columns that ``spec`` reads (what is sent to a worker)."""
+    columns = list(dict.fromkeys(spec.columns(inputs)))
+    return replace(inputs, frame=inputs.frame[columns])
+
+
+def _module_of(filename, modules):
+    """The dotted name of the module whose file is ``filename`` (None if none is loaded)."""
+    for name, module in modules:
+        if getattr(module, "__file__", None) == filename:
+            return name
+    return None
+
+
+def _draw(name, nuisances, inputs, dpi):
+    """Draw one figure: ``(png bytes or None, reason it was skipped or None, warnings raised)``.
+
+    Runs in a worker. Every warning is recorded (whatever the worker's filters) with the module it
+    was raised in, for :func:`_raise_again` to raise it again in the caller's process.
+    """
+    spec = next(s for s in figure_specs(nuisances) if s.name == name)
+    png = reason = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fig = spec.make(inputs)
+        except maps.TooFewStarsError as exc:
+            reason = str(exc)
+        else:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, dpi=dpi, format="png")
+            png = buffer.getvalue()
+    modules = list(sys.modules.items())
+    raised = [(w.message, w.filename, w.lineno, _module_of(w.filename, modules)) for w in caught]
+    return png, reason, raised
+
+
+def _raise_again(raised):
+    """Raise the warnings recorded by :func:`_draw` here, as if from where they were raised."""
+    for message, filename, lineno, module in raised:
+        home = sys.modules.get(module) if module else None
+        registry = vars(home).setdefault("__warningregistry__", {}) if home is not None else None
+        warnings.warn_explicit(message, type(message), filename, lineno, module=module,
+                               registry=registry)
+
+
 def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
                    fit_population="low_alpha", figures=None, nuisances=("LOGG",), random_state=0, dpi=110,
-                   verbose=0):
+                   n_jobs=None, verbose=0):
     """Write every figure of the paper that can be made from the inputs as a PNG in ``out_dir``.
 
     Nothing is fitted or read here: the workflow passes what it computed.
@@ -348,6 +411,11 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
         made.
     dpi : int, default=110
         Resolution of the PNGs.
+    n_jobs : int or None, default=None
+        Worker processes drawing the figures (joblib's convention: ``None`` is one, in this
+        process, unless in a :func:`joblib.parallel_config` context; ``-1`` all cores). The files
+        and the warnings do not depend on it. A process costs its start (about 2 s of imports)
+        once: it pays for the paper-size figures (about 20 s on one core), not for small ones.
     verbose : int, default=0
         Show a progress bar over the figures when truthy.
 
@@ -367,6 +435,21 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
     ValueError
         For an unknown figure name, or a column holding text where numbers are expected.
     """
+    return _start_rendering(frame, out_dir, profile=profile, regressor=regressor, fit_radius=fit_radius,
+                            fit_column=fit_column, fit_population=fit_population, figures=figures,
+                            nuisances=nuisances, random_state=random_state, dpi=dpi, n_jobs=n_jobs,
+                            verbose=verbose)()
+
+
+def _start_rendering(frame, out_dir, *, profile, regressor, fit_radius, fit_column, fit_population, figures,
+                     nuisances, random_state, dpi, n_jobs, verbose):
+    """Check the request and send the figures to the workers; return ``finish``.
+
+    ``finish()`` waits for the figures, writes them, raises their warnings and returns the
+    :class:`RenderedFigures` of :func:`render_figures` (same parameters). In between, the caller is
+    free to do other work (the worker processes draw meanwhile; with one job, nothing is drawn
+    before ``finish``).
+    """
     specs = figure_specs(nuisances)
     known = [s.name for s in specs]
     if figures is not None:
@@ -377,20 +460,26 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
         specs = [s for s in specs if s.name in figures]
     inputs = FigureInputs(frame, profile, regressor, fit_radius, fit_column, fit_population, random_state)
     os.makedirs(out_dir, exist_ok=True)
-    rendered = RenderedFigures()
-    for spec in progress(specs, desc="figures", verbose=verbose, unit="figure"):
-        reason = spec.missing(inputs)
-        if reason is None:
-            try:
-                fig = spec.make(inputs)
-            except maps.TooFewStarsError as exc:
-                reason = str(exc)
-        if reason is not None:
-            warnings.warn(f"skipping figure {spec.name}: {reason}", FigureSkippedWarning, stacklevel=2)
-            rendered.skipped[spec.name] = reason
-            continue
-        path = os.path.join(os.fspath(out_dir), f"{spec.name}.png")
-        with atomic_write(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
-        rendered[spec.name] = path
-    return rendered
+    missing = {spec.name: spec.missing(inputs) for spec in specs}
+    todo = sorted((s for s in specs if missing[s.name] is None), key=lambda s: -_COST.get(s.name[:5], 1))
+    work = Parallel(n_jobs=n_jobs, prefer="processes", return_as="generator")(
+        delayed(_draw)(spec.name, nuisances, _needed(spec, inputs), dpi) for spec in todo)
+
+    def finish():
+        drawn = dict(zip((s.name for s in todo),
+                         progress(work, total=len(todo), desc="figures", verbose=verbose, unit="figure")))
+        rendered = RenderedFigures()
+        for spec in specs:  # in the figures' order, whatever the order of the work
+            png, reason, raised = drawn.get(spec.name, (None, missing[spec.name], []))
+            _raise_again(raised)
+            if reason is not None:
+                warnings.warn(f"skipping figure {spec.name}: {reason}", FigureSkippedWarning, stacklevel=3)
+                rendered.skipped[spec.name] = reason
+                continue
+            path = os.path.join(os.fspath(out_dir), f"{spec.name}.png")
+            with atomic_write(path) as tmp:
+                Path(tmp).write_bytes(png)
+            rendered[spec.name] = path
+        return rendered
+
+    return finish

@@ -15,6 +15,7 @@ import json
 import platform
 import sys
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -129,8 +130,12 @@ _UNITS = {"spec_parallax": "mas", "spec_parallax_err": "mas", "distance_kpc": "k
 
 
 def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, extra=None,
-                  checks=None, verbose=1):
+                  checks=None, n_jobs=-1, verbose=1):
     """Write the calibrated catalogue, tables, fit summary, figures and provenance.
+
+    The figures are drawn in ``n_jobs`` worker processes
+    (:func:`~sklearn_selfcal.figures.render_figures`) while the catalogue and the tables are
+    written here.
 
     Parameters
     ----------
@@ -148,6 +153,9 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
         Added to ``provenance.json`` and ``feh_gradient_fit.json`` (e.g. the simulation's truth).
     checks : DataFrame, optional
         The preflight's cut counts, recorded in ``provenance.json``.
+    n_jobs : int or None, default=-1
+        Processes drawing the figures (joblib's convention; -1: one per core). The figures do not
+        depend on it; about 20 s of drawing on one core whatever the catalogue's size.
     verbose : int, default=1
         Show a progress bar over the figures when truthy.
 
@@ -159,6 +167,11 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     out_dir = Path(out_dir)
     paths = {}
     skipped = dict(result.skipped)
+    if result.config["figures"]["enabled"]:  # drawn in the workers while the files are written
+        figures = _start_figures(result, out_dir / "figures", random_state, n_jobs, verbose)
+    else:
+        figures = None
+        skipped["figures"] = "[figures] enabled = false"
     catalogue = result.catalogue
     paths["catalogue_parquet"] = str(out_dir / "catalogue.parquet")
     write_catalogue(catalogue, paths["catalogue_parquet"])
@@ -191,12 +204,10 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
                      "acceptance_fraction": float(np.mean(result.regressor.acceptance_fraction_)),
                      "autocorr_time": result.regressor.autocorr_time_.tolist(),
                      **(extra or {})}, paths["fit"])
-    if result.config["figures"]["enabled"]:
-        figures, why = _figures(result, out_dir / "figures", random_state, verbose)
-        paths.update({f"figure_{k}": v for k, v in figures.items()})
+    if figures is not None:
+        drawn, why = figures()
+        paths.update({f"figure_{k}": v for k, v in drawn.items()})
         skipped.update(why)
-    else:
-        skipped["figures"] = "[figures] enabled = false"
     paths["provenance"] = str(out_dir / "provenance.json")
     record = {"summary": result.summary, "skipped": skipped,
               "distance_source": result.summary.get("distance_source"),
@@ -209,23 +220,30 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     return paths
 
 
-def _figures(result, out_dir, random_state, verbose):
-    """The paper's figures of the disk sample, from the fitted profile and regressor."""
-    import warnings
+def _start_figures(result, out_dir, random_state, n_jobs, verbose):
+    """Send the paper's figures of the disk sample to the workers; return ``finish``.
 
+    ``finish()`` returns (figure name -> path, figure -> why it was skipped).
+    """
     from .exceptions import FigureSkippedWarning
-    from .figures import render_figures
+    from .figures import _start_rendering
 
     if len(result.disk_sample) == 0:
-        return {}, {"figures": "no star in the disk sample"}
+        return lambda: ({}, {"figures": "no star in the disk sample"})
     g = result.config["gradient"]
     fitted = result.calibrator.nuisance_columns if result.calibrator is not None else ("LOGG",)
     nuisances = [n for n in fitted if isinstance(n, str) and n in result.disk_sample.columns]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FigureSkippedWarning)  # recorded in provenance.json
-        rendered = render_figures(
-            result.disk_sample, out_dir, profile=result.profile, regressor=result.regressor,
-            fit_radius=g["radius"], fit_column=result.summary.get("fit_column", g["column"]),
-            fit_population=g["population"], nuisances=nuisances or ("LOGG",),
-            random_state=random_state, dpi=result.config["figures"]["dpi"], verbose=verbose)
-    return dict(rendered), {f"figure {k}": v for k, v in rendered.skipped.items()}
+    finish = _start_rendering(
+        result.disk_sample, out_dir, profile=result.profile, regressor=result.regressor,
+        fit_radius=g["radius"], fit_column=result.summary.get("fit_column", g["column"]),
+        fit_population=g["population"], figures=None, nuisances=nuisances or ("LOGG",),
+        random_state=random_state, dpi=result.config["figures"]["dpi"], n_jobs=n_jobs,
+        verbose=verbose)
+
+    def figures():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FigureSkippedWarning)  # recorded in provenance.json
+            rendered = finish()
+        return dict(rendered), {f"figure {k}": v for k, v in rendered.skipped.items()}
+
+    return figures
