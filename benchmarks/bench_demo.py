@@ -12,15 +12,17 @@ parallax, orbits,   the Pipeline's steps (``sklearn.pipeline._fit_transform_one`
 calibrate           parallax model, the ActionTransformer and the NuisanceCalibrator)
 profiles and fit    the run's radial profiles and broken power law, and the demo's same fit to
                     the simulation's truth
-write catalogue     catalogue.parquet and catalogue.fits
-figures             the 15 PNG figures
-total               the whole command, wall clock
+outputs             ``write_outputs``: the catalogue, tables, fit summary, figures, provenance
+  catalogue files   of which catalogue.parquet and catalogue.fits
+  figures           of which the 15 PNG figures, when drawn apart ("-" when they are drawn while
+                    the catalogue is written)
+total               the whole command
 ==================  =========================================================================
 
 Every row gives the wall-clock seconds and the CPU seconds of the process and its children
 (loky workers included, through psutil), so that a loaded machine shows as wall >> CPU. "before"
-is the code of ``--before`` (default: ``main`` of the repository, exported with ``git archive``
-into a temporary directory), "after" the code this script sits in; they run alternately,
+is the code of ``--before`` (default: the commit of ``main`` this branch started from, exported
+with ``git archive`` into a temporary directory), "after" the code this script sits in; they run alternately,
 ``--repeat`` times each, and the table gives the smallest time of each step (the least disturbed).
 
 Run::
@@ -91,8 +93,9 @@ timed(survey_files, "_write_spectra", "simulate spectra")
 timed(sklearn.pipeline, "_fit_transform_one", lambda args: STEPS.get(type(args[0]).__name__))
 timed(run, "profiles_and_fit", "profiles and fit")
 timed(cli, "_truth_gradient", "profiles and fit")
-timed(outputs, "write_catalogue", "write catalogue")
-timed(figures, "render_figures", "figures")
+timed(outputs, "write_catalogue", "  catalogue files")
+timed(figures, "render_figures", "  figures")
+timed(outputs, "write_outputs", "outputs")
 w0, c0 = time.perf_counter(), cpu()
 status = cli.main(["demo", "--n-stars", sys.argv[1], "--out", sys.argv[2], "--overwrite", "--quiet"])
 times["total"] = (time.perf_counter() - w0, cpu() - c0)
@@ -101,7 +104,7 @@ print("BENCH" + json.dumps({"status": status, "times": times, "peak_gb": peak}))
 """
 
 ORDER = ("simulate catalogue", "write survey", "simulate spectra", "parallax", "orbits",
-         "calibrate", "profiles and fit", "write catalogue", "figures", "total")
+         "calibrate", "profiles and fit", "outputs", "  catalogue files", "  figures", "total")
 
 
 def run_variant(root, n_stars, out):
@@ -131,10 +134,13 @@ def main():
     parser.add_argument("--n-stars", type=int, default=48_853)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--before", help="a directory holding the 'before' sklearn_selfcal package")
-    parser.add_argument("--ref", default="main", help="git ref exported as 'before' (default main)")
+    parser.add_argument("--ref", help="git ref exported as 'before' (default: where this branch "
+                        "left main, ``git merge-base HEAD main``)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        before = Path(args.before) if args.before else export(args.ref, Path(tmp))
+        ref = args.ref or subprocess.run(["git", "-C", str(HERE), "merge-base", "HEAD", "main"],
+                                         check=True, capture_output=True, text=True).stdout.strip()
+        before = Path(args.before) if args.before else export(ref, Path(tmp))
         variants = {"before": before, "after": HERE}
         records = {name: [] for name in variants}
         for i in range(args.repeat):
@@ -154,8 +160,10 @@ def main():
     for step in ORDER:
         (bw, bc), (aw, ac) = best["before"][step], best["after"][step]
         ratio = aw / bw if bw else float("nan")
-        print(f"{step:<20} {bw:11.1f} {bc:7.1f}   {aw:10.1f} {ac:7.1f}   "
-              f"{ratio:12.2f}")
+        cells = [f"{v:.1f}" if v == v else "-" for v in (bw, bc, aw, ac)] + [
+            f"{ratio:.2f}" if ratio == ratio else "-"]
+        print(f"{step:<20} {cells[0]:>11} {cells[1]:>7}   {cells[2]:>10} {cells[3]:>7}   "
+              f"{cells[4]:>12}")
     for name, recs in records.items():
         print(f"peak RSS {name}: {min(r['peak_gb'] for r in recs):.2f} GB")
 
