@@ -21,13 +21,13 @@ total               the whole command
 
 Every row gives the wall-clock seconds and the CPU seconds of the process and its children
 (loky workers included, through psutil), so that a loaded machine shows as wall >> CPU. "before"
-is the code of ``--before`` (default: the commit of ``main`` this branch started from, exported
-with ``git archive`` into a temporary directory), "after" the code this script sits in; they run alternately,
+is the code of ``--before`` or of the git ref ``--ref`` (default: ``main``, exported with
+``git archive`` into a temporary directory), "after" the code this script sits in; they run alternately,
 ``--repeat`` times each, and the table gives the smallest time of each step (the least disturbed).
 
 Run::
 
-    python benchmarks/bench_demo.py [--n-stars 48853] [--repeat 1] [--before DIR | --ref main]
+    python benchmarks/bench_demo.py [--n-stars 48853] [--repeat 1] [--before DIR | --ref REF]
 """
 
 import argparse
@@ -134,13 +134,10 @@ def main():
     parser.add_argument("--n-stars", type=int, default=48_853)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--before", help="a directory holding the 'before' sklearn_selfcal package")
-    parser.add_argument("--ref", help="git ref exported as 'before' (default: where this branch "
-                        "left main, ``git merge-base HEAD main``)")
+    parser.add_argument("--ref", default="main", help="git ref exported as 'before' (default main)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ref = args.ref or subprocess.run(["git", "-C", str(HERE), "merge-base", "HEAD", "main"],
-                                         check=True, capture_output=True, text=True).stdout.strip()
-        before = Path(args.before) if args.before else export(ref, Path(tmp))
+        before = Path(args.before) if args.before else export(args.ref, Path(tmp))
         variants = {"before": before, "after": HERE}
         records = {name: [] for name in variants}
         for i in range(args.repeat):

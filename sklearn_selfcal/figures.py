@@ -31,7 +31,6 @@ from . import maps, plotting
 from ._paper import ALPHA_SPLIT_COLUMNS, CALIBRATED_SUFFIX, abundance_error_column, calibrated_name
 from ._progress import progress
 from .exceptions import FigureSkippedWarning
-from .io import atomic_write
 from .maps.populations import UNMAPPED_COLUMNS
 
 __all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning", "FigureSpec",
@@ -466,6 +465,8 @@ def _start_rendering(frame, out_dir, *, profile, regressor, fit_radius, fit_colu
         delayed(_draw)(spec.name, nuisances, _needed(spec, inputs), dpi) for spec in todo)
 
     def finish():
+        from .io import atomic_write  # here, not in the workers: astropy stays out of them
+
         drawn = dict(zip((s.name for s in todo),
                          progress(work, total=len(todo), desc="figures", verbose=verbose, unit="figure")))
         rendered = RenderedFigures()
