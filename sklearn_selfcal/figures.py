@@ -33,8 +33,8 @@ from ._progress import progress
 from .exceptions import FigureSkippedWarning
 from .maps.populations import UNMAPPED_COLUMNS
 
-__all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning", "FigureSpec",
-           "RenderedFigures", "figure_specs", "render_figures"]
+__all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureJob", "FigureSkippedWarning", "FigureSpec",
+           "RenderedFigures", "figure_specs", "render_figures", "start_figures"]
 
 #: Abundances of Figures 2, 3 and 4 (reported names).
 TREND_ABUNDANCES = ("FE_H", "MG_FE", "AL_FE")
@@ -434,20 +434,61 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
     ValueError
         For an unknown figure name, or a column holding text where numbers are expected.
     """
-    return _start_rendering(frame, out_dir, profile=profile, regressor=regressor, fit_radius=fit_radius,
-                            fit_column=fit_column, fit_population=fit_population, figures=figures,
-                            nuisances=nuisances, random_state=random_state, dpi=dpi, n_jobs=n_jobs,
-                            verbose=verbose)()
+    os.makedirs(out_dir, exist_ok=True)  # before any drawing: a directory that cannot be made fails now
+    job = start_figures(frame, profile=profile, regressor=regressor, fit_radius=fit_radius,
+                        fit_column=fit_column, fit_population=fit_population, figures=figures,
+                        nuisances=nuisances, random_state=random_state, dpi=dpi, n_jobs=n_jobs,
+                        verbose=verbose)
+    return job._write(out_dir, stacklevel=3)
 
 
-def _start_rendering(frame, out_dir, *, profile, regressor, fit_radius, fit_column, fit_population, figures,
-                     nuisances, random_state, dpi, n_jobs, verbose):
-    """Check the request and send the figures to the workers; return ``finish``.
+def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
+                  fit_population="low_alpha", figures=None, nuisances=("LOGG",), random_state=0, dpi=110,
+                  n_jobs=None, verbose=0):
+    """Start drawing the figures of :func:`render_figures` in worker processes; write them later.
 
-    ``finish()`` waits for the figures, writes them, raises their warnings and returns the
-    :class:`RenderedFigures` of :func:`render_figures` (same parameters). In between, the caller is
-    free to do other work (the worker processes draw meanwhile; with one job, nothing is drawn
-    before ``finish``).
+    The caller is free to do other work while the workers draw (e.g. write the catalogue, or fit
+    the radial profiles while the figures that do not need them are drawn); with one job nothing
+    is drawn before :meth:`FigureJob.write`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The disk sample (positions in kpc, velocities in km/s, actions in kpc km/s, abundances in
+        dex), as for :func:`render_figures`; not modified.
+    profile : pandas.DataFrame or None, default=None
+        The radial profile table (Figures 7 and 8).
+    regressor : fitted BrokenPowerLawRegressor or None, default=None
+        The fit drawn in Figure 8.
+    fit_radius : str, default="R_MEDIAN"
+        The profile's radius column (kpc) the regressor was fitted at.
+    fit_column : str, default="FE_H_NEW"
+        The profile column fitted (dex).
+    fit_population : str, default="low_alpha"
+        The profile rows fitted.
+    figures : sequence of str or None, default=None
+        Names to draw; ``None``: all.
+    nuisances : sequence of str, default=("LOGG",)
+        Nuisance columns of the trend figures 2-4.
+    random_state : int, default=0
+        Seed of everything random in the figures.
+    dpi : int, default=110
+        Resolution of the PNGs.
+    n_jobs : int or None, default=None
+        Worker processes (joblib's convention); the figures do not depend on it.
+    verbose : int, default=0
+        Show a progress bar while :meth:`FigureJob.write` waits.
+
+    Returns
+    -------
+    job : FigureJob
+        ``job.write(out_dir)`` waits for the figures, writes them into ``out_dir`` and returns
+        the :class:`RenderedFigures` of :func:`render_figures`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown figure name.
     """
     specs = figure_specs(nuisances)
     known = [s.name for s in specs]
@@ -458,23 +499,73 @@ def _start_rendering(frame, out_dir, *, profile, regressor, fit_radius, fit_colu
             raise ValueError(f"unknown figure name(s) {unknown}; known: {known}")
         specs = [s for s in specs if s.name in figures]
     inputs = FigureInputs(frame, profile, regressor, fit_radius, fit_column, fit_population, random_state)
-    os.makedirs(out_dir, exist_ok=True)
     missing = {spec.name: spec.missing(inputs) for spec in specs}
     todo = sorted((s for s in specs if missing[s.name] is None), key=lambda s: -_COST.get(s.name[:5], 1))
     work = Parallel(n_jobs=n_jobs, prefer="processes", return_as="generator")(
         delayed(_draw)(spec.name, nuisances, _needed(spec, inputs), dpi) for spec in todo)
+    return FigureJob(specs, missing, [s.name for s in todo], work, verbose)
 
-    def finish():
+
+class FigureJob:
+    """Figures being drawn by :func:`start_figures`; :meth:`write` waits for them and writes them.
+
+    Parameters
+    ----------
+    specs : list of FigureSpec
+        The figures asked for, in their order.
+    missing : dict of str to str or None
+        Figure name to the reason it cannot be made (None: sent to the workers).
+    names : list of str
+        The figures sent, in the order of ``work``.
+    work : generator
+        The workers' results (:func:`_draw`), in the order of ``names``.
+    verbose : int
+        Show a progress bar while waiting.
+    """
+
+    def __init__(self, specs, missing, names, work, verbose):
+        self._specs, self._missing, self._names, self._work = specs, missing, names, work
+        self._verbose = verbose
+
+    def write(self, out_dir):
+        """Wait for the figures and write them as PNG files into ``out_dir`` (created if needed).
+
+        Parameters
+        ----------
+        out_dir : str or path-like
+            As for :func:`render_figures`.
+
+        Returns
+        -------
+        paths : RenderedFigures
+            As :func:`render_figures`'s; the warnings of the figures are raised here, in the
+            figures' order.
+
+        Raises
+        ------
+        ValueError
+            A column holding text where numbers are expected (raised by a worker).
+        RuntimeError
+            If the figures were already written.
+        """
+        return self._write(out_dir, stacklevel=3)
+
+    def _write(self, out_dir, stacklevel):
         from .io import atomic_write  # here, not in the workers: astropy stays out of them
 
-        drawn = dict(zip((s.name for s in todo),
-                         progress(work, total=len(todo), desc="figures", verbose=verbose, unit="figure")))
+        if self._work is None:
+            raise RuntimeError("the figures of this FigureJob were already written")
+        os.makedirs(out_dir, exist_ok=True)
+        drawn = dict(zip(self._names, progress(self._work, total=len(self._names), desc="figures",
+                                               verbose=self._verbose, unit="figure")))
+        self._work = None
         rendered = RenderedFigures()
-        for spec in specs:  # in the figures' order, whatever the order of the work
-            png, reason, raised = drawn.get(spec.name, (None, missing[spec.name], []))
+        for spec in self._specs:  # in the figures' order, whatever the order of the work
+            png, reason, raised = drawn.get(spec.name, (None, self._missing[spec.name], []))
             _raise_again(raised)
             if reason is not None:
-                warnings.warn(f"skipping figure {spec.name}: {reason}", FigureSkippedWarning, stacklevel=3)
+                warnings.warn(f"skipping figure {spec.name}: {reason}", FigureSkippedWarning,
+                              stacklevel=stacklevel)
                 rendered.skipped[spec.name] = reason
                 continue
             path = os.path.join(os.fspath(out_dir), f"{spec.name}.png")
@@ -482,5 +573,3 @@ def _start_rendering(frame, out_dir, *, profile, regressor, fit_radius, fit_colu
                 Path(tmp).write_bytes(png)
             rendered[spec.name] = path
         return rendered
-
-    return finish

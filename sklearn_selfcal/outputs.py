@@ -223,27 +223,28 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
 def _start_figures(result, out_dir, random_state, n_jobs, verbose):
     """Send the paper's figures of the disk sample to the workers; return ``finish``.
 
-    ``finish()`` returns (figure name -> path, figure -> why it was skipped).
+    ``finish()`` writes them into ``out_dir`` and returns (figure name -> path, figure -> why it
+    was skipped).
     """
     from .exceptions import FigureSkippedWarning
-    from .figures import _start_rendering
+    from .figures import start_figures
 
     if len(result.disk_sample) == 0:
         return lambda: ({}, {"figures": "no star in the disk sample"})
     g = result.config["gradient"]
     fitted = result.calibrator.nuisance_columns if result.calibrator is not None else ("LOGG",)
     nuisances = [n for n in fitted if isinstance(n, str) and n in result.disk_sample.columns]
-    finish = _start_rendering(
-        result.disk_sample, out_dir, profile=result.profile, regressor=result.regressor,
+    job = start_figures(
+        result.disk_sample, profile=result.profile, regressor=result.regressor,
         fit_radius=g["radius"], fit_column=result.summary.get("fit_column", g["column"]),
-        fit_population=g["population"], figures=None, nuisances=nuisances or ("LOGG",),
+        fit_population=g["population"], nuisances=nuisances or ("LOGG",),
         random_state=random_state, dpi=result.config["figures"]["dpi"], n_jobs=n_jobs,
         verbose=verbose)
 
-    def figures():
+    def finish():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FigureSkippedWarning)  # recorded in provenance.json
-            rendered = finish()
+            rendered = job.write(out_dir)
         return dict(rendered), {f"figure {k}": v for k, v in rendered.skipped.items()}
 
-    return figures
+    return finish

@@ -236,3 +236,16 @@ def test_warnings_of_the_workers_are_raised_in_the_caller(frame, tmp_path):
         warnings.filterwarnings("error", module="sklearn_selfcal.plotting")
         with pytest.raises(OutsideMapWarning, match="plot_abundance_maps: 2 star"):
             render_figures(far, tmp_path / "error", figures=["fig06_abundance_maps"], dpi=20, n_jobs=2)
+
+
+def test_start_figures_then_write(frame, profile, tmp_path):
+    job = figures.start_figures(frame, profile=profile, regressor=FIT, dpi=20, n_jobs=2,
+                                figures=["fig08_feh_broken_power_law", "fig07_radial_gradients"])
+    assert not tmp_path.joinpath("later").exists()  # nothing is written before write()
+    paths = job.write(tmp_path / "later")
+    assert list(paths) == ["fig07_radial_gradients", "fig08_feh_broken_power_law"]  # the figures' order
+    assert all(open(p, "rb").read(8) == PNG for p in paths.values())
+    with pytest.raises(RuntimeError, match="already written"):
+        job.write(tmp_path / "again")
+    with pytest.raises(ValueError, match="fig99"):
+        figures.start_figures(frame, figures=["fig99_nothing"])
