@@ -354,17 +354,17 @@ def _draw(name, nuisances, inputs, dpi):
             fig.savefig(buffer, dpi=dpi, format="png")
             png = buffer.getvalue()
     modules = list(sys.modules.items())
-    raised = [(w.message, w.filename, w.lineno, _module_of(w.filename, modules)) for w in caught]
+    raised = [(w.category, str(w.message), w.filename, w.lineno, _module_of(w.filename, modules))
+              for w in caught]  # text, not the warning object: anything pickles
     return png, reason, raised
 
 
 def _raise_again(raised):
     """Raise the warnings recorded by :func:`_draw` here, as if from where they were raised."""
-    for message, filename, lineno, module in raised:
+    for category, text, filename, lineno, module in raised:
         home = sys.modules.get(module) if module else None
         registry = vars(home).setdefault("__warningregistry__", {}) if home is not None else None
-        warnings.warn_explicit(message, type(message), filename, lineno, module=module,
-                               registry=registry)
+        warnings.warn_explicit(text, category, filename, lineno, module=module, registry=registry)
 
 
 def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
