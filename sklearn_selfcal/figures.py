@@ -20,12 +20,13 @@ from __future__ import annotations
 import io
 import os
 import sys
+import threading
 import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sklearn.utils.parallel import Parallel, delayed
 
 from . import maps, plotting
 from ._paper import ALPHA_SPLIT_COLUMNS, CALIBRATED_SUFFIX, abundance_error_column, calibrated_name
@@ -499,41 +500,77 @@ def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN",
             raise ValueError(f"unknown figure name(s) {unknown}; known: {known}")
         specs = [s for s in specs if s.name in figures]
     inputs = FigureInputs(frame, profile, regressor, fit_radius, fit_column, fit_population, random_state)
-    missing = {spec.name: spec.missing(inputs) for spec in specs}
-    todo = sorted((s for s in specs if missing[s.name] is None), key=lambda s: -_COST.get(s.name[:5], 1))
-    work = Parallel(n_jobs=n_jobs, prefer="processes", return_as="generator")(
-        delayed(_draw)(spec.name, nuisances, _needed(spec, inputs), dpi) for spec in todo)
-    return FigureJob(specs, missing, [s.name for s in todo], work, verbose)
+    return FigureJob(specs, inputs, nuisances, dpi, n_jobs, verbose)
 
 
 class FigureJob:
-    """Figures being drawn by :func:`start_figures`; :meth:`write` waits for them and writes them.
+    """Figures being drawn (:func:`start_figures`); :meth:`write` draws the rest and writes them.
+
+    The figures wait in a queue, the costliest first. ``n_jobs - 1`` worker processes (loky) take
+    them one at a time from the start; at :meth:`write` this process takes them too, until the
+    queue is empty, then waits for the workers. So this process draws whatever the workers have
+    not taken (all of them when the workers are slow to start or the machine is busy), and a
+    worker gets only the columns its figure reads. Where a figure is drawn changes nothing in it.
 
     Parameters
     ----------
     specs : list of FigureSpec
         The figures asked for, in their order.
-    missing : dict of str to str or None
-        Figure name to the reason it cannot be made (None: sent to the workers).
-    names : list of str
-        The figures sent, in the order of ``work``.
-    work : generator
-        The workers' results (:func:`_draw`), in the order of ``names``.
+    inputs : FigureInputs
+        What they are drawn from.
+    nuisances : sequence of str
+        As for :func:`figure_specs`.
+    dpi : int
+        Resolution of the PNGs.
+    n_jobs : int or None
+        Processes drawing, this one included (joblib's convention).
     verbose : int
-        Show a progress bar while waiting.
+        Show a progress bar while :meth:`write` draws and waits.
     """
 
-    def __init__(self, specs, missing, names, work, verbose):
-        self._specs, self._missing, self._names, self._work = specs, missing, names, work
+    def __init__(self, specs, inputs, nuisances, dpi, n_jobs, verbose):
+        from joblib import effective_n_jobs
+
+        self._specs, self._inputs, self._nuisances, self._dpi = specs, inputs, nuisances, dpi
         self._verbose = verbose
+        self._missing = {spec.name: spec.missing(inputs) for spec in specs}
+        todo = [s for s in specs if self._missing[s.name] is None]
+        self._queue = deque(sorted(todo, key=lambda s: -_COST.get(s.name[:5], 1)))
+        self._taken = {}  # figure name -> Future of a worker
+        self._lock = threading.RLock()
+        self._written = False
+        n_workers = min(effective_n_jobs(n_jobs) - 1, len(todo) - 1)
+        if n_workers > 0:
+            from joblib.externals.loky import get_reusable_executor
+
+            self._executor = get_reusable_executor(max_workers=n_workers)
+            for _ in range(n_workers):
+                self._send()
+
+    def _next(self):
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def _send(self, done=None):
+        """Give a worker the next figure (the callback of the worker's previous one)."""
+        if done is not None and (done.cancelled() or done.exception() is not None):
+            return  # the error is raised by write(); the rest is drawn there
+        with self._lock:  # taken and recorded at once: write() sees every figure a worker took
+            spec = self._next()
+            if spec is None:
+                return
+            future = self._executor.submit(_draw, spec.name, self._nuisances, _needed(spec, self._inputs),
+                                           self._dpi)
+            self._taken[spec.name] = future
+        future.add_done_callback(self._send)
 
     def write(self, out_dir):
-        """Wait for the figures and write them as PNG files into ``out_dir`` (created if needed).
+        """Draw the figures no worker took, wait for the others, write them all into ``out_dir``.
 
         Parameters
         ----------
         out_dir : str or path-like
-            As for :func:`render_figures`.
+            As for :func:`render_figures` (created if needed).
 
         Returns
         -------
@@ -544,7 +581,7 @@ class FigureJob:
         Raises
         ------
         ValueError
-            A column holding text where numbers are expected (raised by a worker).
+            A column holding text where numbers are expected.
         RuntimeError
             If the figures were already written.
         """
@@ -553,14 +590,23 @@ class FigureJob:
     def _write(self, out_dir, stacklevel):
         from .io import atomic_write  # here, not in the workers: astropy stays out of them
 
-        if self._work is None:
+        if self._written:
             raise RuntimeError("the figures of this FigureJob were already written")
+        self._written = True
         os.makedirs(out_dir, exist_ok=True)
-        drawn = dict(zip(self._names, progress(self._work, total=len(self._names), desc="figures",
-                                               verbose=self._verbose, unit="figure")))
-        self._work = None
+        bar = progress(total=len(self._specs), desc="figures", verbose=self._verbose, unit="figure")
+        drawn = {}
+        while (spec := self._next()) is not None:
+            drawn[spec.name] = _draw(spec.name, self._nuisances, self._inputs, self._dpi)
+            bar.update()
+        with self._lock:
+            taken = dict(self._taken)
+        for name, future in taken.items():
+            drawn[name] = future.result()
+            bar.update()
+        bar.close()
         rendered = RenderedFigures()
-        for spec in self._specs:  # in the figures' order, whatever the order of the work
+        for spec in self._specs:  # in the figures' order, wherever they were drawn
             png, reason, raised = drawn.get(spec.name, (None, self._missing[spec.name], []))
             _raise_again(raised)
             if reason is not None:

@@ -202,19 +202,25 @@ def _pngs(paths):
     return {name: open(path, "rb").read() for name, path in paths.items()}
 
 
-def test_figures_do_not_depend_on_the_number_of_workers(frame, profile, tmp_path):
-    kwargs = {"profile": profile, "regressor": FIT, "dpi": 20, "random_state": 3}
-    serial = _pngs(render_figures(frame, tmp_path / "one", n_jobs=1, **kwargs))
-    parallel = _pngs(render_figures(frame, tmp_path / "two", n_jobs=2, **kwargs))
-    assert list(serial) == list(parallel) == [spec.name for spec in figures.FIGURES]  # not the work's order
-    assert serial == parallel
-    # and each is the figure drawn from the whole frame in this process (a worker gets only the
-    # columns its figure reads)
+def test_a_worker_draws_from_the_columns_it_is_sent_the_same_figure(frame, profile):
+    """A worker receives only the frame's columns its figure reads: every figure must be the one
+    drawn from the whole frame (same PNG bytes)."""
     inputs = figures.FigureInputs(frame, profile, FIT, random_state=3)
     for spec in figures.FIGURES:
-        buffer = io.BytesIO()
-        spec.make(inputs).savefig(buffer, dpi=20, format="png")
-        assert buffer.getvalue() == serial[spec.name], spec.name
+        sent = figures._needed(spec, inputs)
+        assert len(sent.frame.columns) < len(frame.columns), spec.name
+        assert figures._draw(spec.name, ("LOGG",), sent, 20) == figures._draw(spec.name, ("LOGG",), inputs, 20), \
+            spec.name
+
+
+def test_figures_do_not_depend_on_the_number_of_workers(frame, profile, tmp_path):
+    chosen = ["fig02_logg_trends_fe_h", "fig06_abundance_maps", "fig08_feh_broken_power_law",
+              "fig13_on_off_bar", "fig14_abundance_maps_low_alpha"]
+    kwargs = {"profile": profile, "regressor": FIT, "figures": chosen, "dpi": 20, "random_state": 3}
+    serial = _pngs(render_figures(frame, tmp_path / "one", n_jobs=1, **kwargs))
+    parallel = _pngs(render_figures(frame, tmp_path / "three", n_jobs=3, **kwargs))
+    assert list(serial) == list(parallel) == chosen  # the figures' order, wherever they were drawn
+    assert serial == parallel
 
 
 def test_warnings_of_the_workers_are_raised_in_the_caller(frame, tmp_path):
@@ -241,6 +247,7 @@ def test_warnings_of_the_workers_are_raised_in_the_caller(frame, tmp_path):
 def test_start_figures_then_write(frame, profile, tmp_path):
     job = figures.start_figures(frame, profile=profile, regressor=FIT, dpi=20, n_jobs=2,
                                 figures=["fig08_feh_broken_power_law", "fig07_radial_gradients"])
+    assert next(iter(job._taken)) == "fig07_radial_gradients"  # the first in the queue, sent at once
     assert not tmp_path.joinpath("later").exists()  # nothing is written before write()
     paths = job.write(tmp_path / "later")
     assert list(paths) == ["fig07_radial_gradients", "fig08_feh_broken_power_law"]  # the figures' order
