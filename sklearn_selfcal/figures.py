@@ -34,7 +34,7 @@ from ._progress import progress
 from .exceptions import FigureSkippedWarning
 from .maps.populations import UNMAPPED_COLUMNS
 
-__all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureJob", "FigureSkippedWarning", "FigureSpec",
+__all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning", "FigureSpec",
            "RenderedFigures", "figure_specs", "render_figures", "start_figures"]
 
 #: Abundances of Figures 2, 3 and 4 (reported names).
@@ -450,7 +450,7 @@ def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN",
 
     The caller is free to do other work while the workers draw (e.g. write the catalogue, or fit
     the radial profiles while the figures that do not need them are drawn); with one job nothing
-    is drawn before :meth:`FigureJob.write`.
+    is drawn before ``job.write``.
 
     Parameters
     ----------
@@ -478,13 +478,14 @@ def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN",
     n_jobs : int or None, default=None
         Worker processes (joblib's convention); the figures do not depend on it.
     verbose : int, default=0
-        Show a progress bar while :meth:`FigureJob.write` waits.
+        Show a progress bar while ``job.write`` draws and waits.
 
     Returns
     -------
-    job : FigureJob
-        ``job.write(out_dir)`` waits for the figures, writes them into ``out_dir`` and returns
-        the :class:`RenderedFigures` of :func:`render_figures`.
+    job : object
+        ``job.write(out_dir)`` draws the figures no worker took, waits for the others, writes them
+        into ``out_dir`` (created if needed) and returns the :class:`RenderedFigures` of
+        :func:`render_figures`, raising the figures' warnings there; once.
 
     Raises
     ------
@@ -500,32 +501,17 @@ def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN",
             raise ValueError(f"unknown figure name(s) {unknown}; known: {known}")
         specs = [s for s in specs if s.name in figures]
     inputs = FigureInputs(frame, profile, regressor, fit_radius, fit_column, fit_population, random_state)
-    return FigureJob(specs, inputs, nuisances, dpi, n_jobs, verbose)
+    return _FigureJob(specs, inputs, nuisances, dpi, n_jobs, verbose)
 
 
-class FigureJob:
-    """Figures being drawn (:func:`start_figures`); :meth:`write` draws the rest and writes them.
+class _FigureJob:
+    """The figures of :func:`start_figures` (same parameters), drawn by ``n_jobs`` processes.
 
-    The figures wait in a queue, the costliest first. ``n_jobs - 1`` worker processes (loky) take
-    them one at a time from the start; at :meth:`write` this process takes them too, until the
-    queue is empty, then waits for the workers. So this process draws whatever the workers have
-    not taken (all of them when the workers are slow to start or the machine is busy), and a
-    worker gets only the columns its figure reads. Where a figure is drawn changes nothing in it.
-
-    Parameters
-    ----------
-    specs : list of FigureSpec
-        The figures asked for, in their order.
-    inputs : FigureInputs
-        What they are drawn from.
-    nuisances : sequence of str
-        As for :func:`figure_specs`.
-    dpi : int
-        Resolution of the PNGs.
-    n_jobs : int or None
-        Processes drawing, this one included (joblib's convention).
-    verbose : int
-        Show a progress bar while :meth:`write` draws and waits.
+    They wait in a queue, the costliest first. ``n_jobs - 1`` loky workers take them one at a time
+    from the start, each receiving only the columns its figure reads; at :meth:`write` this process
+    takes them too until the queue is empty, then waits for the workers. So it draws whatever the
+    workers have not taken (all of them when they are slow to start or the machine is busy).
+    Where a figure is drawn changes nothing in it.
     """
 
     def __init__(self, specs, inputs, nuisances, dpi, n_jobs, verbose):
@@ -565,25 +551,10 @@ class FigureJob:
         future.add_done_callback(self._send)
 
     def write(self, out_dir):
-        """Draw the figures no worker took, wait for the others, write them all into ``out_dir``.
+        """Draw the figures no worker took, wait for the others, write them into ``out_dir``.
 
-        Parameters
-        ----------
-        out_dir : str or path-like
-            As for :func:`render_figures` (created if needed).
-
-        Returns
-        -------
-        paths : RenderedFigures
-            As :func:`render_figures`'s; the warnings of the figures are raised here, in the
-            figures' order.
-
-        Raises
-        ------
-        ValueError
-            A column holding text where numbers are expected.
-        RuntimeError
-            If the figures were already written.
+        Returns the :class:`RenderedFigures` of :func:`render_figures` and raises the figures'
+        warnings, in their order; a second call is a RuntimeError.
         """
         return self._write(out_dir, stacklevel=3)
 
@@ -591,7 +562,7 @@ class FigureJob:
         from .io import atomic_write  # here, not in the workers: astropy stays out of them
 
         if self._written:
-            raise RuntimeError("the figures of this FigureJob were already written")
+            raise RuntimeError("the figures of this job were already written")
         self._written = True
         os.makedirs(out_dir, exist_ok=True)
         bar = progress(total=len(self._specs), desc="figures", verbose=self._verbose, unit="figure")

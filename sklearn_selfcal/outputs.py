@@ -133,9 +133,8 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
                   checks=None, n_jobs=-1, verbose=1):
     """Write the calibrated catalogue, tables, fit summary, figures and provenance.
 
-    The figures are drawn in ``n_jobs`` worker processes
-    (:func:`~sklearn_selfcal.figures.render_figures`) while the catalogue and the tables are
-    written here.
+    The figures (:func:`~sklearn_selfcal.figures.start_figures`) are drawn by ``n_jobs - 1``
+    worker processes while the catalogue and the tables are written, then by this process too.
 
     Parameters
     ----------
@@ -154,8 +153,9 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     checks : DataFrame, optional
         The preflight's cut counts, recorded in ``provenance.json``.
     n_jobs : int or None, default=-1
-        Processes drawing the figures (joblib's convention; -1: one per core). The figures do not
-        depend on it; about 20 s of drawing on one core whatever the catalogue's size.
+        Processes drawing the figures, this one included (joblib's convention; -1: one per core).
+        The figures do not depend on it; they take about 20 s of one core whatever the
+        catalogue's size, a worker about 2 s more to start.
     verbose : int, default=1
         Show a progress bar over the figures when truthy.
 
@@ -221,7 +221,7 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
 
 
 def _start_figures(result, out_dir, random_state, n_jobs, verbose):
-    """Send the paper's figures of the disk sample to the workers; return ``finish``.
+    """Start the paper's figures of the disk sample in the workers; return ``finish``.
 
     ``finish()`` writes them into ``out_dir`` and returns (figure name -> path, figure -> why it
     was skipped).
