@@ -206,7 +206,11 @@ def test_a_worker_draws_from_the_columns_it_is_sent_the_same_figure(frame, profi
     """A worker receives only the frame's columns its figure reads: every figure must be the one
     drawn from the whole frame (same PNG bytes)."""
     inputs = figures.FigureInputs(frame, profile, FIT, random_state=3)
+    # one figure of every way of listing columns (Figures 3-4, 15 and 17 list theirs as 2, 14 and
+    # 16 do; 7 and 8 draw no column of the frame)
     for spec in figures.FIGURES:
+        if spec.name[:5] in ("fig03", "fig04", "fig07", "fig08", "fig15", "fig17"):
+            continue
         sent = figures._needed(spec, inputs)
         assert len(sent.frame.columns) < len(frame.columns), spec.name
         assert figures._draw(spec.name, ("LOGG",), sent, 20) == figures._draw(spec.name, ("LOGG",), inputs, 20), \
