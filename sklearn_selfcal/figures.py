@@ -6,26 +6,36 @@ it never fits a model or reads a file. A figure that cannot be made (a missing c
 few stars) is skipped with a :class:`FigureSkippedWarning` and its reason is returned, for the
 provenance of a run.
 
+The figures are drawn in ``n_jobs`` worker processes (matplotlib's Agg canvas, no pyplot), each
+receiving only the columns its figure reads; the PNG bytes come back and are written here, and the
+warnings a figure raised are raised again here, in the figures' order, under the caller's filters.
+What is written and warned does not depend on ``n_jobs``.
+
 Figure 8 draws the profile points the regressor was fitted to: pass the radius column used in the
 fit as ``fit_radius`` (the workflow fits at ``"R_MEDIAN"``, the median radius of each bin's stars).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import sys
+import threading
 import warnings
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
 
 from . import maps, plotting
 from ._paper import ALPHA_SPLIT_COLUMNS, CALIBRATED_SUFFIX, abundance_error_column, calibrated_name
 from ._progress import progress
 from .exceptions import FigureSkippedWarning
-from .io import atomic_write
 from .maps.populations import UNMAPPED_COLUMNS
 
 __all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning", "FigureSpec",
-           "RenderedFigures", "figure_specs", "render_figures"]
+           "RenderedFigures", "figure_specs", "render_figures", "start_figures"]
 
 #: Abundances of Figures 2, 3 and 4 (reported names).
 TREND_ABUNDANCES = ("FE_H", "MG_FE", "AL_FE")
@@ -201,9 +211,10 @@ def _maps_spec(name, abundances, populations, difference):
         return plotting.plot_abundance_maps(inputs.frame, names(inputs), populations=populations,
                                             difference=difference, n_cols=4 if abundances == "all" else None)
 
-    def columns(inputs):
+    def columns(inputs):  # "all": the reported columns too, which say which are calibrated
         reported = names(inputs)
-        return ["x", "y", inputs.alpha_column(), *map(calibrated_name, reported), *(reported if difference else [])]
+        return ["x", "y", inputs.alpha_column(), *map(calibrated_name, reported),
+                *(reported if difference or abundances == "all" else [])]
 
     return FigureSpec(name, make, columns)
 
@@ -305,9 +316,61 @@ class RenderedFigures(dict):
         self.skipped = dict(skipped or {})
 
 
+#: Relative drawing cost of the figures (by their number): the costliest are sent to the workers
+#: first, so that they finish together (at the paper's size the 20-panel maps of Figures 14-17 take
+#: ~4x the time of a one-panel figure). Only the order of the work depends on it.
+_COST = {"fig14": 5, "fig15": 5, "fig16": 5, "fig17": 5, "fig10": 3, "fig09": 2, "fig06": 2}
+
+
+def _needed(spec, inputs):
+    """``inputs`` with only the frame's columns that ``spec`` reads (what is sent to a worker)."""
+    columns = list(dict.fromkeys(spec.columns(inputs)))
+    return replace(inputs, frame=inputs.frame[columns])
+
+
+def _module_of(filename, modules):
+    """The dotted name of the module whose file is ``filename`` (None if none is loaded)."""
+    for name, module in modules:
+        if getattr(module, "__file__", None) == filename:
+            return name
+    return None
+
+
+def _draw(name, nuisances, inputs, dpi):
+    """Draw one figure: ``(png bytes or None, reason it was skipped or None, warnings raised)``.
+
+    Runs in a worker. Every warning is recorded (whatever the worker's filters) with the module it
+    was raised in, for :func:`_raise_again` to raise it again in the caller's process.
+    """
+    spec = next(s for s in figure_specs(nuisances) if s.name == name)
+    png = reason = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fig = spec.make(inputs)
+        except maps.TooFewStarsError as exc:
+            reason = str(exc)
+        else:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, dpi=dpi, format="png")
+            png = buffer.getvalue()
+    modules = list(sys.modules.items())
+    raised = [(w.category, str(w.message), w.filename, w.lineno, _module_of(w.filename, modules))
+              for w in caught]  # text, not the warning object: anything pickles
+    return png, reason, raised
+
+
+def _raise_again(raised):
+    """Raise the warnings recorded by :func:`_draw` here, as if from where they were raised."""
+    for category, text, filename, lineno, module in raised:
+        home = sys.modules.get(module) if module else None
+        registry = vars(home).setdefault("__warningregistry__", {}) if home is not None else None
+        warnings.warn_explicit(text, category, filename, lineno, module=module, registry=registry)
+
+
 def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
                    fit_population="low_alpha", figures=None, nuisances=("LOGG",), random_state=0, dpi=110,
-                   verbose=0):
+                   n_jobs=None, verbose=0):
     """Write every figure of the paper that can be made from the inputs as a PNG in ``out_dir``.
 
     Nothing is fitted or read here: the workflow passes what it computed.
@@ -348,6 +411,11 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
         made.
     dpi : int, default=110
         Resolution of the PNGs.
+    n_jobs : int or None, default=None
+        Worker processes drawing the figures (joblib's convention: ``None`` is one, in this
+        process, unless in a :func:`joblib.parallel_config` context; ``-1`` all cores). The files
+        and the warnings do not depend on it. A process costs its start (about 2 s of imports)
+        once: it pays for the paper-size figures (about 20 s on one core), not for small ones.
     verbose : int, default=0
         Show a progress bar over the figures when truthy.
 
@@ -367,6 +435,63 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
     ValueError
         For an unknown figure name, or a column holding text where numbers are expected.
     """
+    os.makedirs(out_dir, exist_ok=True)  # before any drawing: a directory that cannot be made fails now
+    job = start_figures(frame, profile=profile, regressor=regressor, fit_radius=fit_radius,
+                        fit_column=fit_column, fit_population=fit_population, figures=figures,
+                        nuisances=nuisances, random_state=random_state, dpi=dpi, n_jobs=n_jobs,
+                        verbose=verbose)
+    return job._write(out_dir, stacklevel=3)
+
+
+def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
+                  fit_population="low_alpha", figures=None, nuisances=("LOGG",), random_state=0, dpi=110,
+                  n_jobs=None, verbose=0):
+    """Start drawing the figures of :func:`render_figures` in worker processes; write them later.
+
+    The caller is free to do other work while the workers draw (e.g. write the catalogue, or fit
+    the radial profiles while the figures that do not need them are drawn); with one job nothing
+    is drawn before ``job.write``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The disk sample (positions in kpc, velocities in km/s, actions in kpc km/s, abundances in
+        dex), as for :func:`render_figures`; not modified.
+    profile : pandas.DataFrame or None, default=None
+        The radial profile table (Figures 7 and 8).
+    regressor : fitted BrokenPowerLawRegressor or None, default=None
+        The fit drawn in Figure 8.
+    fit_radius : str, default="R_MEDIAN"
+        The profile's radius column (kpc) the regressor was fitted at.
+    fit_column : str, default="FE_H_NEW"
+        The profile column fitted (dex).
+    fit_population : str, default="low_alpha"
+        The profile rows fitted.
+    figures : sequence of str or None, default=None
+        Names to draw; ``None``: all.
+    nuisances : sequence of str, default=("LOGG",)
+        Nuisance columns of the trend figures 2-4.
+    random_state : int, default=0
+        Seed of everything random in the figures.
+    dpi : int, default=110
+        Resolution of the PNGs.
+    n_jobs : int or None, default=None
+        Worker processes (joblib's convention); the figures do not depend on it.
+    verbose : int, default=0
+        Show a progress bar while ``job.write`` draws and waits.
+
+    Returns
+    -------
+    job : object
+        ``job.write(out_dir)`` draws the figures no worker took, waits for the others, writes them
+        into ``out_dir`` (created if needed) and returns the :class:`RenderedFigures` of
+        :func:`render_figures`, raising the figures' warnings there; once.
+
+    Raises
+    ------
+    ValueError
+        For an unknown figure name.
+    """
     specs = figure_specs(nuisances)
     known = [s.name for s in specs]
     if figures is not None:
@@ -376,21 +501,92 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
             raise ValueError(f"unknown figure name(s) {unknown}; known: {known}")
         specs = [s for s in specs if s.name in figures]
     inputs = FigureInputs(frame, profile, regressor, fit_radius, fit_column, fit_population, random_state)
-    os.makedirs(out_dir, exist_ok=True)
-    rendered = RenderedFigures()
-    for spec in progress(specs, desc="figures", verbose=verbose, unit="figure"):
-        reason = spec.missing(inputs)
-        if reason is None:
-            try:
-                fig = spec.make(inputs)
-            except maps.TooFewStarsError as exc:
-                reason = str(exc)
-        if reason is not None:
-            warnings.warn(f"skipping figure {spec.name}: {reason}", FigureSkippedWarning, stacklevel=2)
-            rendered.skipped[spec.name] = reason
-            continue
-        path = os.path.join(os.fspath(out_dir), f"{spec.name}.png")
-        with atomic_write(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
-        rendered[spec.name] = path
-    return rendered
+    return _FigureJob(specs, inputs, nuisances, dpi, n_jobs, verbose)
+
+
+class _FigureJob:
+    """The figures of :func:`start_figures` (same parameters), drawn by ``n_jobs`` processes.
+
+    They wait in a queue, the costliest first. ``n_jobs - 1`` loky workers take them one at a time
+    from the start, each receiving only the columns its figure reads; at :meth:`write` this process
+    takes them too until the queue is empty, then waits for the workers. So it draws whatever the
+    workers have not taken (all of them when they are slow to start or the machine is busy).
+    Where a figure is drawn changes nothing in it.
+    """
+
+    def __init__(self, specs, inputs, nuisances, dpi, n_jobs, verbose):
+        from joblib import effective_n_jobs
+
+        self._specs, self._inputs, self._nuisances, self._dpi = specs, inputs, nuisances, dpi
+        self._verbose = verbose
+        self._missing = {spec.name: spec.missing(inputs) for spec in specs}
+        todo = [s for s in specs if self._missing[s.name] is None]
+        self._queue = deque(sorted(todo, key=lambda s: -_COST.get(s.name[:5], 1)))
+        self._taken = {}  # figure name -> Future of a worker
+        self._lock = threading.RLock()
+        self._written = False
+        n_workers = min(effective_n_jobs(n_jobs) - 1, len(todo) - 1)
+        if n_workers > 0:
+            from joblib.externals.loky import get_reusable_executor
+
+            self._executor = get_reusable_executor(max_workers=n_workers)
+            for _ in range(n_workers):
+                self._send()
+
+    def _next(self):
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def _send(self, done=None):
+        """Give a worker the next figure (the callback of the worker's previous one)."""
+        if done is not None and (done.cancelled() or done.exception() is not None):
+            return  # the error is raised by write(); the rest is drawn there
+        with self._lock:  # taken and recorded at once: write() sees every figure a worker took
+            spec = self._next()
+            if spec is None:
+                return
+            future = self._executor.submit(_draw, spec.name, self._nuisances, _needed(spec, self._inputs),
+                                           self._dpi)
+            self._taken[spec.name] = future
+        future.add_done_callback(self._send)
+
+    def write(self, out_dir):
+        """Draw the figures no worker took, wait for the others, write them into ``out_dir``.
+
+        Returns the :class:`RenderedFigures` of :func:`render_figures` and raises the figures'
+        warnings, in their order; a second call is a RuntimeError.
+        """
+        return self._write(out_dir, stacklevel=3)
+
+    def _write(self, out_dir, stacklevel):
+        from .io import atomic_write  # here, not in the workers: astropy stays out of them
+
+        if self._written:
+            raise RuntimeError("the figures of this job were already written")
+        self._written = True
+        os.makedirs(out_dir, exist_ok=True)
+        bar = progress(total=len(self._specs), desc="figures", verbose=self._verbose, unit="figure")
+        drawn = {}
+        while (spec := self._next()) is not None:
+            drawn[spec.name] = _draw(spec.name, self._nuisances, self._inputs, self._dpi)
+            bar.update()
+        with self._lock:
+            taken = dict(self._taken)
+        for name, future in taken.items():
+            drawn[name] = future.result()
+            bar.update()
+        bar.close()
+        rendered = RenderedFigures()
+        for spec in self._specs:  # in the figures' order, wherever they were drawn
+            png, reason, raised = drawn.get(spec.name, (None, self._missing[spec.name], []))
+            _raise_again(raised)
+            if reason is not None:
+                warnings.warn(f"skipping figure {spec.name}: {reason}", FigureSkippedWarning,
+                              stacklevel=stacklevel)
+                rendered.skipped[spec.name] = reason
+                continue
+            path = os.path.join(os.fspath(out_dir), f"{spec.name}.png")
+            with atomic_write(path) as tmp:
+                Path(tmp).write_bytes(png)
+            rendered[spec.name] = path
+        return rendered

@@ -16,6 +16,7 @@ import json
 import platform
 import sys
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -140,8 +141,11 @@ _UNITS = {"spec_parallax": "mas", "spec_parallax_err": "mas", "distance_kpc": "k
 
 
 def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, extra=None,
-                  checks=None, verbose=1):
+                  checks=None, n_jobs=-1, verbose=1):
     """Write the calibrated catalogue, tables, fit summary, figures and provenance.
+
+    The figures (:func:`~sklearn_selfcal.figures.start_figures`) are drawn by ``n_jobs - 1``
+    worker processes while the catalogue and the tables are written, then by this process too.
 
     Parameters
     ----------
@@ -159,6 +163,10 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
         Added to ``provenance.json`` and ``feh_gradient_fit.json`` (e.g. the simulation's truth).
     checks : DataFrame, optional
         The preflight's cut counts, recorded in ``provenance.json``.
+    n_jobs : int or None, default=-1
+        Processes drawing the figures, this one included (joblib's convention; -1: one per core).
+        The figures do not depend on it; they take about 20 s of one core whatever the
+        catalogue's size, a worker about 2 s more to start.
     verbose : int, default=1
         Show a progress bar over the figures when truthy.
 
@@ -170,6 +178,11 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     out_dir = Path(out_dir)
     paths = {}
     skipped = dict(result.skipped)
+    if result.config["figures"]["enabled"]:  # drawn in the workers while the files are written
+        figures = _start_figures(result, out_dir / "figures", random_state, n_jobs, verbose)
+    else:
+        figures = None
+        skipped["figures"] = "[figures] enabled = false"
     catalogue = result.catalogue
     paths["catalogue_parquet"] = str(out_dir / "catalogue.parquet")
     write_catalogue(catalogue, paths["catalogue_parquet"])
@@ -202,15 +215,13 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
                      "acceptance_fraction": float(np.mean(result.regressor.acceptance_fraction_)),
                      "autocorr_time": result.regressor.autocorr_time_.tolist(),
                      **(extra or {})}, paths["fit"])
-    if result.config["figures"]["enabled"]:
-        figures, why = _figures(result, out_dir / "figures", random_state, verbose)
-        paths.update({f"figure_{k}": v for k, v in figures.items()})
-        skipped.update(why)
-    else:
-        skipped["figures"] = "[figures] enabled = false"
     paths["model"] = str(out_dir / "model.pkl")  # the fitted Pipeline: sklearn-selfcal apply
     with atomic_write(paths["model"]) as tmp:
         joblib.dump(result.pipeline, tmp)
+    if figures is not None:
+        drawn, why = figures()
+        paths.update({f"figure_{k}": v for k, v in drawn.items()})
+        skipped.update(why)
     paths["provenance"] = str(out_dir / "provenance.json")
     record = {"summary": result.summary, "skipped": skipped,
               "distance_source": result.summary.get("distance_source"),
@@ -223,23 +234,31 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     return paths
 
 
-def _figures(result, out_dir, random_state, verbose):
-    """The paper's figures of the disk sample, from the fitted profile and regressor."""
-    import warnings
+def _start_figures(result, out_dir, random_state, n_jobs, verbose):
+    """Start the paper's figures of the disk sample in the workers; return ``finish``.
 
+    ``finish()`` writes them into ``out_dir`` and returns (figure name -> path, figure -> why it
+    was skipped).
+    """
     from .exceptions import FigureSkippedWarning
-    from .figures import render_figures
+    from .figures import start_figures
 
     if len(result.disk_sample) == 0:
-        return {}, {"figures": "no star in the disk sample"}
+        return lambda: ({}, {"figures": "no star in the disk sample"})
     g = result.config["gradient"]
     fitted = result.calibrator.nuisance_columns if result.calibrator is not None else ("LOGG",)
     nuisances = [n for n in fitted if isinstance(n, str) and n in result.disk_sample.columns]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FigureSkippedWarning)  # recorded in provenance.json
-        rendered = render_figures(
-            result.disk_sample, out_dir, profile=result.profile, regressor=result.regressor,
-            fit_radius=g["radius"], fit_column=result.summary.get("fit_column", g["column"]),
-            fit_population=g["population"], nuisances=nuisances or ("LOGG",),
-            random_state=random_state, dpi=result.config["figures"]["dpi"], verbose=verbose)
-    return dict(rendered), {f"figure {k}": v for k, v in rendered.skipped.items()}
+    job = start_figures(
+        result.disk_sample, profile=result.profile, regressor=result.regressor,
+        fit_radius=g["radius"], fit_column=result.summary.get("fit_column", g["column"]),
+        fit_population=g["population"], nuisances=nuisances or ("LOGG",),
+        random_state=random_state, dpi=result.config["figures"]["dpi"], n_jobs=n_jobs,
+        verbose=verbose)
+
+    def finish():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FigureSkippedWarning)  # recorded in provenance.json
+            rendered = job.write(out_dir)
+        return dict(rendered), {f"figure {k}": v for k, v in rendered.skipped.items()}
+
+    return finish

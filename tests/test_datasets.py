@@ -300,3 +300,18 @@ def test_candidate_transforms_in_blocks_change_nothing(monkeypatch):
     blocks = make_survey(1500, n_pixels=0, random_state=8)
     pd.testing.assert_frame_equal(whole.frame, blocks.frame, check_exact=True)
     pd.testing.assert_frame_equal(whole.truth, blocks.truth, check_exact=True)
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_spectra_in_row_blocks_change_nothing(monkeypatch, rows):
+    """The noise of a random-stream chunk is drawn and applied a few rows at a time (it stays in
+    the cache); the pixels must be those of the whole chunk at once (the original order of the
+    stream), whatever the rows per block."""
+    from sklearn_selfcal.datasets import _spectra
+
+    monkeypatch.setattr(_spectra, "_ROW_BLOCK", 10**6)  # the whole chunk at once
+    whole = make_survey(300, n_pixels=40, random_state=6, chunk_size=128)
+    monkeypatch.setattr(_spectra, "_ROW_BLOCK", rows)  # 128 = 18 x 7 + 2: a partial last block
+    blocks = make_survey(300, n_pixels=40, random_state=6, chunk_size=128)
+    np.testing.assert_array_equal(blocks.spectra, whole.spectra)
+    np.testing.assert_array_equal(blocks.spectra_err, whole.spectra_err)

@@ -1,6 +1,7 @@
 """Tests of the figure registry and file writing (sklearn_selfcal.figures): what is drawn, written or
 skipped, and why; the drawing itself is tested in tests/test_plotting.py."""
 
+import io
 import os
 import warnings
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ from test_maps import survey_frame  # the shared simulated catalogue (tests/test
 
 from sklearn_selfcal import figures, maps, plotting, workflow
 from sklearn_selfcal._kernels.broken_line import broken_line
+from sklearn_selfcal.exceptions import OutsideMapWarning
 from sklearn_selfcal.figures import FigureSkippedWarning, render_figures
 from sklearn_selfcal.gradients import BrokenPowerLawRegressor, radial_abundance_profile
 
@@ -66,9 +68,12 @@ def test_render_figures_writes_pngs_and_records_what_it_skips(frame, profile, tm
     assert sorted(os.listdir(tmp_path)) == sorted(f"{n}.png" for n in chosen)  # no temporary files left
 
     # without the profile and the fit, Figures 7 and 8 are skipped with their reasons, never computed
-    with pytest.warns(FigureSkippedWarning, match="fig07_radial_gradients: no radial profile given"):
+    with pytest.warns(FigureSkippedWarning) as caught:
         paths = render_figures(frame, tmp_path / "no_fit",
                                figures=["fig07_radial_gradients", "fig08_feh_broken_power_law"])
+    assert [str(w.message) for w in caught] == [
+        "skipping figure fig07_radial_gradients: no radial profile given (profile=None)",
+        "skipping figure fig08_feh_broken_power_law: no radial profile given (profile=None)"]
     assert paths == {} and set(paths.skipped) == {"fig07_radial_gradients", "fig08_feh_broken_power_law"}
     with pytest.warns(FigureSkippedWarning, match="regressor=None"):
         paths = render_figures(frame, tmp_path / "no_fit", profile=profile, figures=["fig08_feh_broken_power_law"])
@@ -192,3 +197,67 @@ def test_trend_figures_for_other_nuisances(frame, tmp_path, monkeypatch):
         render_figures(frame, tmp_path, figures=["fig03_telescope_trends_mg_fe"])  # LOGG only by default
 
 
+
+
+def _pngs(paths):
+    return {name: open(path, "rb").read() for name, path in paths.items()}
+
+
+def test_a_worker_draws_from_the_columns_it_is_sent_the_same_figure(frame, profile):
+    """A worker receives only the frame's columns its figure reads: every figure must be the one
+    drawn from the whole frame (same PNG bytes)."""
+    inputs = figures.FigureInputs(frame, profile, FIT, random_state=3)
+    # one figure of every way of listing columns (Figures 3-4, 15 and 17 list theirs as 2, 14 and
+    # 16 do; 7 and 8 draw no column of the frame)
+    for spec in figures.FIGURES:
+        if spec.name[:5] in ("fig03", "fig04", "fig07", "fig08", "fig15", "fig17"):
+            continue
+        sent = figures._needed(spec, inputs)
+        assert len(sent.frame.columns) < len(frame.columns), spec.name
+        assert figures._draw(spec.name, ("LOGG",), sent, 20) == figures._draw(spec.name, ("LOGG",), inputs, 20), \
+            spec.name
+
+
+def test_figures_do_not_depend_on_the_number_of_workers(frame, profile, tmp_path):
+    chosen = ["fig02_logg_trends_fe_h", "fig06_abundance_maps", "fig08_feh_broken_power_law",
+              "fig13_on_off_bar", "fig14_abundance_maps_low_alpha"]
+    kwargs = {"profile": profile, "regressor": FIT, "figures": chosen, "dpi": 20, "random_state": 3}
+    serial = _pngs(render_figures(frame, tmp_path / "one", n_jobs=1, **kwargs))
+    parallel = _pngs(render_figures(frame, tmp_path / "three", n_jobs=3, **kwargs))
+    assert list(serial) == list(parallel) == chosen  # the figures' order, wherever they were drawn
+    assert serial == parallel
+
+
+def test_warnings_of_the_workers_are_raised_in_the_caller(frame, tmp_path):
+    far = frame.copy()
+    far.loc[far.index[:2], ["x", "y"]] = [[1e6, 0.0], [0.0, -3000.0]]
+    records = []
+    for n_jobs in (1, 2):
+        with pytest.warns(OutsideMapWarning) as caught:
+            render_figures(far, tmp_path / str(n_jobs), figures=["fig01_sample", "fig06_abundance_maps"],
+                           dpi=20, n_jobs=n_jobs)
+        records.append([(w.category, str(w.message), w.filename, w.lineno) for w in caught])
+    assert records[0] == records[1]
+    assert [r[1] for r in records[0]] == [
+        "plot_sample_overview: 2 star(s) with |x| or |y| > 30 kpc left out (pass extent= to map them)",
+        "plot_abundance_maps: 2 star(s) with |x| or |y| > 30 kpc left out (pass extent= to map them)"]
+    assert all(r[2].endswith(os.path.join("plotting", "_common.py")) for r in records[0])  # where raised
+    # raised from the package's module, so that the package's filters apply (here: an error)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", module="sklearn_selfcal.plotting")
+        with pytest.raises(OutsideMapWarning, match="plot_abundance_maps: 2 star"):
+            render_figures(far, tmp_path / "error", figures=["fig06_abundance_maps"], dpi=20, n_jobs=2)
+
+
+def test_start_figures_then_write(frame, profile, tmp_path):
+    job = figures.start_figures(frame, profile=profile, regressor=FIT, dpi=20, n_jobs=2,
+                                figures=["fig08_feh_broken_power_law", "fig07_radial_gradients"])
+    assert next(iter(job._taken)) == "fig07_radial_gradients"  # the first in the queue, sent at once
+    assert not tmp_path.joinpath("later").exists()  # nothing is written before write()
+    paths = job.write(tmp_path / "later")
+    assert list(paths) == ["fig07_radial_gradients", "fig08_feh_broken_power_law"]  # the figures' order
+    assert all(open(p, "rb").read(8) == PNG for p in paths.values())
+    with pytest.raises(RuntimeError, match="already written"):
+        job.write(tmp_path / "again")
+    with pytest.raises(ValueError, match="fig99"):
+        figures.start_figures(frame, figures=["fig99_nothing"])

@@ -2,6 +2,7 @@
 in bounded memory."""
 
 import json
+import time
 import tracemalloc
 
 import h5py
@@ -48,6 +49,20 @@ def test_files_equal_make_survey(tmp_path, reference, chunk_rows, n_jobs):
     written = write_survey(N, tmp_path, n_pixels=PIXELS, random_state=11, chunk_rows=chunk_rows,
                            n_jobs=n_jobs)
     assert written.spectra == str(tmp_path / SURVEY_FILES["spectra"])
+    _assert_same_survey(load_survey(tmp_path, on_disk=False), reference)
+
+
+def test_next_block_filled_while_one_is_written(tmp_path, reference, monkeypatch):
+    """The next block's chunks are filled in other buffers while a block is written (here a
+    slow disk: every write waits until the next block is filled)."""
+    write = h5py.Dataset.__setitem__
+
+    def slow(self, key, value):
+        time.sleep(0.1)  # the threads fill the next block meanwhile
+        write(self, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", slow)
+    write_survey(N, tmp_path, n_pixels=PIXELS, random_state=11, chunk_rows=1, n_jobs=2)
     _assert_same_survey(load_survey(tmp_path, on_disk=False), reference)
 
 

@@ -63,8 +63,9 @@ def _write_spectra(path, plan, *, chunk_rows, n_jobs, verbose):
 
     A block is a whole number of the plan's random-stream chunks (so the pixels are those of
     :func:`~sklearn_selfcal.datasets.make_survey`); its chunks are filled in ``n_jobs`` threads
-    while the previous block is written, so memory is two blocks of flux and errors plus one
-    chunk of noise per thread.
+    while the previous block is written, so memory is two blocks of flux and errors (allocated
+    once and filled in turn: no fresh pages to fault in per block) plus a few rows of noise per
+    thread.
     """
     import h5py
 
@@ -75,10 +76,14 @@ def _write_spectra(path, plan, *, chunk_rows, n_jobs, verbose):
     blocks = _spectra_blocks(len(plan.starts), max(1, -(-int(chunk_rows) // plan.chunk_size)))
     h5_rows = _hdf5_chunk_rows(p, plan.chunk_size)
 
-    def start(block):
+    block_rows = max(plan.chunk_rows(b[-1]).stop - plan.chunk_rows(b[0]).start for b in blocks)
+    # flux and errors of two blocks: one filled while the other is written
+    buffers = [np.empty((2, block_rows, p), dtype=np.float32) for _ in blocks[:2]]
+
+    def start(i):
+        block = blocks[i]
         rows = slice(plan.chunk_rows(block[0]).start, plan.chunk_rows(block[-1]).stop)
-        flux = np.empty((rows.stop - rows.start, p), dtype=np.float32)
-        err = np.empty_like(flux)
+        flux, err = buffers[i % len(buffers)][:, :rows.stop - rows.start]
         jobs = []
         for k in block:
             local = plan.chunk_rows(k)
@@ -97,15 +102,14 @@ def _write_spectra(path, plan, *, chunk_rows, n_jobs, verbose):
         err_ds.attrs["description"] = ("1-sigma flux uncertainty (dimensionless); bad pixels have "
                                        f"flux 0 and error {plan.spectra['bad_pixel_error']:g}")
         fh["wavelength"].attrs["unit"] = "Angstrom"
-        pending = start(blocks[0])
+        pending = start(0)
         for i in range(len(blocks)):
             rows, flux, err, jobs = pending
             for job in jobs:
                 job.result()
-            pending = start(blocks[i + 1]) if i + 1 < len(blocks) else None
+            pending = start(i + 1) if i + 1 < len(blocks) else None  # the other buffers
             flux_ds[rows] = flux
             err_ds[rows] = err
-            del flux, err
             bar.update(rows.stop - rows.start)
     bar.close()
 

@@ -1,0 +1,169 @@
+"""The paper-size demo step by step, before and after: ``sklearn-selfcal demo`` timed per step.
+
+Each variant of the package runs ``sklearn-selfcal demo --n-stars N`` in its own subprocess (a fresh
+interpreter: imports, galpy set-up and the loky workers are counted), with light wrappers that time
+the steps by the functions they call:
+
+==================  =========================================================================
+simulate catalogue  ``simulate_catalogue`` of ``write_survey`` (the stars, their orbits, truth)
+write survey        the survey's catalogue.parquet and truth.parquet
+simulate spectra    the spectra to HDF5
+parallax, orbits,   the Pipeline's steps (``sklearn.pipeline._fit_transform_one`` of the
+calibrate           parallax model, the ActionTransformer and the NuisanceCalibrator)
+profiles and fit    the run's radial profiles and broken power law, and the demo's same fit to
+                    the simulation's truth
+outputs             ``write_outputs``: the catalogue, tables, fit summary, figures, provenance
+  catalogue files   of which catalogue.parquet and catalogue.fits
+  figures           of which the 15 PNG figures, when drawn apart ("-" when they are drawn while
+                    the catalogue is written)
+total               the whole command
+==================  =========================================================================
+
+Every row gives the wall-clock seconds and the CPU seconds of the process and its children
+(loky workers included, through psutil), so that a loaded machine shows as wall >> CPU. "before"
+is the code of ``--before`` or of the git ref ``--ref`` (default: ``main``, exported with
+``git archive`` into a temporary directory), "after" the code this script sits in; they run alternately,
+``--repeat`` times each, and the table gives the smallest time of each step (the least disturbed).
+
+Run::
+
+    python benchmarks/bench_demo.py [--n-stars 48853] [--repeat 1] [--before DIR | --ref REF]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+
+#: Runs inside the subprocess: wrap the steps' functions, run the demo, print the times as JSON.
+DRIVER = r"""
+import functools, json, resource, sys, time
+import psutil
+import sklearn.pipeline
+import sklearn_selfcal.cli as cli
+import sklearn_selfcal.datasets._survey_files as survey_files
+import sklearn_selfcal.figures as figures
+import sklearn_selfcal.outputs as outputs
+import sklearn_selfcal.workflow._run as run
+
+me = psutil.Process()
+times = {}
+
+
+def cpu():
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+
+
+def timed(module, attr, step):
+    original = getattr(module, attr)
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        name = step(args) if callable(step) else step
+        if name is None:
+            return original(*args, **kwargs)
+        w0, c0 = time.perf_counter(), cpu()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            wall, cpu_s = times.get(name, (0.0, 0.0))
+            times[name] = (wall + time.perf_counter() - w0, cpu_s + cpu() - c0)
+
+    setattr(module, attr, wrapper)
+
+
+#: The Pipeline's steps, by the class of the transformer it fits (``_fit_transform_one``, called
+#: for every step but the last and for the transformers of a FeatureUnion).
+STEPS = {"SpectroPhotometricParallaxTransformer": "parallax", "ActionTransformer": "orbits",
+         "NuisanceCalibrator": "calibrate"}
+timed(survey_files, "simulate_catalogue", "simulate catalogue")
+timed(survey_files, "write_catalogue", "write survey")
+timed(survey_files, "_write_spectra", "simulate spectra")
+timed(sklearn.pipeline, "_fit_transform_one", lambda args: STEPS.get(type(args[0]).__name__))
+timed(run, "profiles_and_fit", "profiles and fit")
+timed(cli, "_truth_gradient", "profiles and fit")
+timed(outputs, "write_catalogue", "  catalogue files")
+timed(figures, "render_figures", "  figures")
+timed(outputs, "write_outputs", "outputs")
+w0, c0 = time.perf_counter(), cpu()
+status = cli.main(["demo", "--n-stars", sys.argv[1], "--out", sys.argv[2], "--overwrite", "--quiet"])
+times["total"] = (time.perf_counter() - w0, cpu() - c0)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+print("BENCH" + json.dumps({"status": status, "times": times, "peak_gb": peak}))
+"""
+
+ORDER = ("simulate catalogue", "write survey", "simulate spectra", "parallax", "orbits",
+         "calibrate", "profiles and fit", "outputs", "  catalogue files", "  figures", "total")
+
+
+def run_variant(root, n_stars, out):
+    """One demo in a subprocess importing the package from ``root``; its step times."""
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONNOUSERSITE": "1"}
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(n_stars), str(out)], env=env,
+                          capture_output=True, text=True, cwd=tempfile.gettempdir())
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH")), None)
+    if proc.returncode or line is None:
+        sys.exit(f"the demo of {root} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    record = json.loads(line[len("BENCH"):])
+    if record["status"]:
+        sys.exit(f"the demo of {root} exited with status {record['status']}:\n{proc.stderr[-3000:]}")
+    return record
+
+
+def export(ref, into):
+    """``git archive`` of the package at ``ref`` into ``into``."""
+    archive = subprocess.run(["git", "-C", str(HERE), "archive", ref, "sklearn_selfcal"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-stars", type=int, default=48_853)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--before", help="a directory holding the 'before' sklearn_selfcal package")
+    parser.add_argument("--ref", default="main", help="git ref exported as 'before' (default main)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(args.before) if args.before else export(args.ref, Path(tmp))
+        variants = {"before": before, "after": HERE}
+        records = {name: [] for name in variants}
+        for i in range(args.repeat):
+            for name, root in variants.items():
+                print(f"run {i + 1}/{args.repeat}: {name} ({root}) ...", flush=True)
+                records[name].append(run_variant(root, args.n_stars, Path(tmp) / f"demo_{name}"))
+    load = os.getloadavg()
+    best = {name: {step: [min(r["times"][step][k] for r in recs if step in r["times"])
+                          if any(step in r["times"] for r in recs) else float("nan")
+                          for k in (0, 1)]
+                   for step in ORDER}
+            for name, recs in records.items()}
+    print(f"\nsklearn-selfcal demo --n-stars {args.n_stars:,}: smallest of {args.repeat} run(s); "
+          f"load average after the runs {load[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'step':<20} {'before wall':>11} {'cpu':>7}   {'after wall':>10} {'cpu':>7}   "
+          f"{'ratio (wall)':>12}")
+    for step in ORDER:
+        (bw, bc), (aw, ac) = best["before"][step], best["after"][step]
+        ratio = aw / bw if bw else float("nan")
+        cells = [f"{v:.1f}" if v == v else "-" for v in (bw, bc, aw, ac)] + [
+            f"{ratio:.2f}" if ratio == ratio else "-"]
+        print(f"{step:<20} {cells[0]:>11} {cells[1]:>7}   {cells[2]:>10} {cells[3]:>7}   "
+              f"{cells[4]:>12}")
+    for name, recs in records.items():
+        print(f"peak RSS {name}: {min(r['peak_gb'] for r in recs):.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
