@@ -84,7 +84,7 @@ print(pd.DataFrame(grid.cv_results_)[["param_spectrophotometricparallaxregressor
 # training stars (``spec_parallax_err`` holds the propagated feature errors and the out-of-fold
 # intrinsic scatter), computes its orbit, and fits the calibrator on the disk sample's training
 # stars. This is exactly what ``sklearn-selfcal run`` does on the parent sample.
-pipe = make_method_pipeline(alpha=best_alpha, random_state=0)
+pipe = make_method_pipeline(parallax__alpha=best_alpha, random_state=0)
 calibrated = pipe.fit_transform(table, table["parallax"], parallax_error=table["parallax_error"])
 spec = calibrated["spec_parallax"]
 print("median |spec_parallax / true - 1| =",

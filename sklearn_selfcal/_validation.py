@@ -450,9 +450,14 @@ def column_index(feature_names, name, *, what="input"):
     return names.index(name)
 
 
+def _plain(value):
+    """A numpy scalar as the Python value it holds (``'bad'``, not ``np.str_('bad')``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _bad_rows_message(values, bad, name, condition):
     idx = np.flatnonzero(bad)
-    shown = ", ".join(f"row {i}: {values[i]!r}" for i in idx[:5])
+    shown = ", ".join(f"row {i}: {_plain(values[i])!r}" for i in idx[:5])
     more = f" (and {idx.size - 5} more)" if idx.size > 5 else ""
     return f"column {name!r} must be {condition}; {idx.size} value(s) are not: {shown}{more}"
 

@@ -161,7 +161,7 @@ def load_config(path=None, overrides=None):
     >>> load_config(overrides={"columns": {"parallax": "Plx"}})["columns"]
     {'parallax': 'Plx'}
     >>> load_config(overrides={"calibration": {"nuisance_degree": 3}})["calibration"]
-    {'min_stars_per_coefficient': 3, 'nuisance_degree': 3}
+    {'preset': 'paper', 'nuisance_degree': 3}
     """
     config = copy.deepcopy(DEFAULT_CONFIG)
     updates = []

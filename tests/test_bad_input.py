@@ -547,7 +547,8 @@ def test_masked_values_are_missing_not_their_hidden_value():
     points = profile_points_table(11, 0)
     R = np.ma.masked_array(points["R"].to_numpy(copy=True), mask=np.arange(11) == 3)
     R.data[3] = 1e6
-    with pytest.raises(ValueError, match=r"column 'R' must be finite .*1 missing \(NaN\); row 3"):
+    with pytest.raises(ValueError, match=r"column 'R' must be finite .*1 missing \(NaN\); row 3"), \
+            pytest.warns(DataQualityWarning, match="column 0: 1 row"):  # the mask, said first
         BrokenPowerLawRegressor(**_fast_mcmc()).fit(R[:, None], points["FE_H"],
                                                     sigma=points["FE_H_ERR"])
     frame = catalogue(100, 0)
