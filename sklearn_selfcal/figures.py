@@ -526,10 +526,13 @@ class _FigureJob:
         self._lock = threading.RLock()
         self._written = False
         n_workers = min(effective_n_jobs(n_jobs) - 1, len(todo) - 1)
+        self._executor = None
         if n_workers > 0:
-            from joblib.externals.loky import get_reusable_executor
+            # a private pool, shut down at write: loky's reusable executor is joblib's own, and
+            # one started here without joblib's set-up breaks every later Parallel of the process
+            from joblib.externals.loky import ProcessPoolExecutor
 
-            self._executor = get_reusable_executor(max_workers=n_workers)
+            self._executor = ProcessPoolExecutor(max_workers=n_workers)
             for _ in range(n_workers):
                 self._send()
 
@@ -572,9 +575,13 @@ class _FigureJob:
             bar.update()
         with self._lock:
             taken = dict(self._taken)
-        for name, future in taken.items():
-            drawn[name] = future.result()
-            bar.update()
+        try:
+            for name, future in taken.items():
+                drawn[name] = future.result()
+                bar.update()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
         bar.close()
         rendered = RenderedFigures()
         for spec in self._specs:  # in the figures' order, wherever they were drawn

@@ -226,6 +226,9 @@ def test_figures_do_not_depend_on_the_number_of_workers(frame, profile, tmp_path
     parallel = _pngs(render_figures(frame, tmp_path / "three", n_jobs=3, **kwargs))
     assert list(serial) == list(parallel) == chosen  # the figures' order, wherever they were drawn
     assert serial == parallel
+    # the figures' workers are their own: joblib's process pool still works afterwards
+    from joblib import Parallel, delayed
+    assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(3)) == [0, 1, 2]
 
 
 def test_warnings_of_the_workers_are_raised_in_the_caller(frame, tmp_path):
