@@ -6,10 +6,8 @@ CSV, Parquet and FITS: whatever the format, a sentinel or an unphysical value mu
 missing value does.
 """
 
+import functools
 import json
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -255,11 +253,16 @@ def test_a_listed_band_the_catalogue_lacks_names_its_provider(tmp_path, capsys):
 # dirt, whatever the file type
 
 
-def _survey_catalogue():
+@functools.lru_cache(maxsize=1)
+def _simulated_survey():
     from sklearn_selfcal.datasets import make_survey
 
-    s = make_survey(2500, n_pixels=8, random_state=11)
-    return s.frame
+    return make_survey(2500, n_pixels=8, random_state=11).frame
+
+
+def _survey_catalogue():
+    """The simulated catalogue, simulated once per module (3 s); each caller gets its own copy."""
+    return _simulated_survey().copy()
 
 
 DIRT = [  # (column, value): a sentinel or an unphysical value in every role the method reads
@@ -296,7 +299,10 @@ def _write(frame, path):
 @pytest.fixture(scope="module")
 def dirt_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dirt")
-    dirty, clean, where = _dirty(_survey_catalogue(), np.random.default_rng(0))
+    # 1,200 stars: 30 dirty rows per column, and what is compared (clean run vs dirty runs,
+    # value for value) does not depend on the number of stars
+    dirty, clean, where = _dirty(_survey_catalogue().iloc[:1200].reset_index(drop=True),
+                                 np.random.default_rng(0))
     cfg = _config(tmp, {"output": {"columns": "all"}})  # every column read, cleaned and written
     runs = {}
     for name, frame, suffix in (("reference", clean, ".parquet"), ("csv", dirty, ".csv"),
@@ -417,32 +423,41 @@ def test_non_ascii_text_in_fits_names_the_column(tmp_path):
 # the output directory
 
 
-def test_a_second_concurrent_run_on_the_same_out_refuses(tmp_path):
-    frame = _survey_catalogue()
-    path = _write(frame, tmp_path / "cat.parquet")
-    # a long chain keeps the first run busy (~10 s) while the second one starts
-    cfg = _config(tmp_path, {"gradient": {"n_steps": 60000, "burn_in": 100, "thin": 50}})
+def test_a_second_concurrent_run_on_the_same_out_refuses(tmp_path, monkeypatch, capsys):
+    import sklearn_selfcal.workflow as workflow
+
+    # The first run is a real `run` in this process; while it computes (inside run_method, with
+    # the lock taken) the second `run` starts on the same --out. flock locks belong to an open
+    # file description, so the second run's own open of the lock file conflicts with the first's
+    # exactly as another process's would; no long chain is needed to keep the first one busy.
+    path = _write(_survey_catalogue().iloc[:800].reset_index(drop=True),
+                  tmp_path / "cat.parquet")
+    cfg = _config(tmp_path)
     out = tmp_path / "out"
-    first = subprocess.Popen([sys.executable, "-m", "sklearn_selfcal", "run", str(path), "--out",
-                              str(out), "--config", str(cfg), "--quiet"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = tmp_path / ".out.sklearn-selfcal.lock"
-    deadline = time.time() + 120
-    while not lock.exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert lock.exists(), "the first run never took the lock"
-    second = subprocess.run([sys.executable, "-m", "sklearn_selfcal", "run", str(path), "--out",
-                             str(out), "--config", str(cfg), "--quiet", "--overwrite"],
-                            capture_output=True, text=True)
-    assert second.returncode == 1
-    assert "another sklearn-selfcal run is writing" in second.stderr
-    assert first.wait(timeout=300) == 0, first.stderr[-2000:]
+    real_run_method = workflow.run_method
+    second = {}
+
+    def run_method_meanwhile(*args, **kwargs):
+        assert lock.exists(), "the first run never took the lock"
+        capsys.readouterr()
+        second["status"] = main(["run", str(path), "--out", str(out), "--config", str(cfg),
+                                 "--quiet", "--overwrite"])
+        second["stderr"] = capsys.readouterr().err
+        return real_run_method(*args, **kwargs)
+
+    monkeypatch.setattr(workflow, "run_method", run_method_meanwhile)
+    first = _run(["run", str(path), "--out", str(out), "--config", str(cfg), "--quiet"])
+    assert second["status"] == 1
+    assert "another sklearn-selfcal run is writing" in second["stderr"]
+    assert first == 0
     assert (out / "catalogue.parquet").is_file()
     assert not lock.exists() and not list(tmp_path.glob(".out.sklearn-selfcal.tmp-*"))
 
 
 def test_overwrite_leaves_no_file_of_the_previous_run(tmp_path):
-    path = _write(_survey_catalogue(), tmp_path / "cat.parquet")
+    # 800 stars: what is checked is the set of files in --out, which does not depend on size
+    path = _write(_survey_catalogue().iloc[:800].reset_index(drop=True), tmp_path / "cat.parquet")
     out = tmp_path / "out"
     with_figures = _config(tmp_path, {"figures": {"enabled": True, "dpi": 30}}, "figs.json")
     assert _run(["run", str(path), "--out", str(out), "--config", str(with_figures),
