@@ -66,8 +66,18 @@ def node_ids(root, kind, full):
     return [i for i in ids if "[" not in i or i.endswith(f"-{kind}]")]
 
 
+# The ci profile's examples without shrinking (a failing mutant would be shrunk for minutes):
+# registered by a conftest.py at the copy's root, loaded by the suite's HYPOTHESIS_PROFILE.
+PROFILE = """from hypothesis import HealthCheck, Phase, settings
+settings.register_profile("mutant", max_examples=20, deadline=None, derandomize=True,
+                          database=None, phases=[Phase.explicit, Phase.generate],
+                          suppress_health_check=list(HealthCheck))
+"""
+
+
 def run(root, ids):
-    env = dict(os.environ, HYPOTHESIS_PROFILE="ci", PYTHONPATH=str(root))
+    (root / "conftest.py").write_text(PROFILE)
+    env = dict(os.environ, HYPOTHESIS_PROFILE="mutant", PYTHONPATH=str(root))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-rf", "--tb=no", *ids], cwd=root, capture_output=True, text=True,
                           env=env)
