@@ -79,9 +79,9 @@ def run(root, ids):
     (root / "conftest.py").write_text(PROFILE)
     env = dict(os.environ, HYPOTHESIS_PROFILE="mutant", PYTHONPATH=str(root))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-rf", "--tb=no", *ids], cwd=root, capture_output=True, text=True,
+                           "-rf", "--tb=line", *ids], cwd=root, capture_output=True, text=True,
                           env=env)
-    failed = re.findall(r"^FAILED (\S+)(?: - (.*))?$", proc.stdout, re.M)
+    failed = re.findall(r"^FAILED (.+?)(?: - (.*))?$", proc.stdout, re.M)
     summary = (proc.stdout.strip().splitlines() or ["?"])[-1]
     return failed, summary
 
