@@ -77,7 +77,7 @@ settings.register_profile("mutant", max_examples=20, deadline=None, derandomize=
 
 def run(root, ids):
     (root / "conftest.py").write_text(PROFILE)
-    env = dict(os.environ, HYPOTHESIS_PROFILE="mutant", PYTHONPATH=str(root))
+    env = dict(os.environ, HYPOTHESIS_PROFILE="mutant", PYTHONPATH=str(root), COLUMNS="1000")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-rf", "--tb=line", *ids], cwd=root, capture_output=True, text=True,
                           env=env)
