@@ -111,7 +111,8 @@ def main(argv):
             assert check.startswith(tmp), f"the mutant is not the package imported: {check}"
             ids = node_ids(root, kind, full)
             failed, summary = run(root, ids)
-        example = failed[0][0].split("::", 1)[1] if failed else "NOT CAUGHT"
+        example = (failed[0][0].split("::", 1)[1] if failed else
+                   "all pass" if kind == "(none)" else "NOT CAUGHT")
         message = (failed[0][1] or "") if failed else ""
         rows.append((kind, f"{where}: {what}", f"{len(failed)} ({example})",
                      message.replace("|", "\\|")[:160]))
