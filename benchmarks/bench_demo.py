@@ -8,8 +8,8 @@ the steps by the functions they call:
 simulate catalogue  ``simulate_catalogue`` of ``write_survey`` (the stars, their orbits, truth)
 write survey        the survey's catalogue.parquet and truth.parquet
 simulate spectra    the spectra to HDF5
-parallax, orbits,   the Pipeline's steps (``sklearn.pipeline._fit_transform_one`` of the
-calibrate           parallax model, the ActionTransformer and the NuisanceCalibrator)
+parallax, orbits,   the method's steps: every call of ``CrossFitTransformer`` (the parallax
+calibrate           model's cross-fitting), ``ActionTransformer`` and ``NuisanceCalibrator``
 profiles and fit    the run's radial profiles and broken power law, and the demo's same fit to
                     the simulation's truth
 outputs             ``write_outputs``: the catalogue, tables, fit summary, figures, provenance
@@ -49,7 +49,12 @@ import sklearn_selfcal.cli as cli
 import sklearn_selfcal.datasets._survey_files as survey_files
 import sklearn_selfcal.figures as figures
 import sklearn_selfcal.outputs as outputs
-import sklearn_selfcal.workflow._run as run
+from sklearn_selfcal import ActionTransformer, NuisanceCalibrator
+from sklearn_selfcal.crossfit import CrossFitTransformer
+try:                    # the run's module: workflow/_run.py, or workflow.py in older trees
+    import sklearn_selfcal.workflow._run as run
+except ImportError:
+    import sklearn_selfcal.workflow as run
 
 me = psutil.Process()
 times = {}
@@ -65,32 +70,38 @@ def cpu():
     return total + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
 
 
-def timed(module, attr, step):
+active = set()  # steps being timed: a call nested in another of the same step counts once
+
+
+def timed(module, attr, name):
     original = getattr(module, attr)
 
     @functools.wraps(original)
     def wrapper(*args, **kwargs):
-        name = step(args) if callable(step) else step
-        if name is None:
+        if name in active:
             return original(*args, **kwargs)
+        active.add(name)
         w0, c0 = time.perf_counter(), cpu()
         try:
             return original(*args, **kwargs)
         finally:
+            active.discard(name)
             wall, cpu_s = times.get(name, (0.0, 0.0))
             times[name] = (wall + time.perf_counter() - w0, cpu_s + cpu() - c0)
 
     setattr(module, attr, wrapper)
 
 
-#: The Pipeline's steps, by the class of the transformer it fits (``_fit_transform_one``, called
-#: for every step but the last and for the transformers of a FeatureUnion).
-STEPS = {"SpectroPhotometricParallaxTransformer": "parallax", "ActionTransformer": "orbits",
-         "NuisanceCalibrator": "calibrate"}
+#: The method's steps, by the estimators that do their work (every call of their methods during
+#: the demo, whatever code path of the package calls them, so that trees of any age compare).
+for cls, methods, step in ((CrossFitTransformer, ("fit_transform", "fit", "transform"), "parallax"),
+                           (ActionTransformer, ("fit_transform", "transform"), "orbits"),
+                           (NuisanceCalibrator, ("fit_transform", "fit", "transform"), "calibrate")):
+    for method in methods:
+        timed(cls, method, step)
 timed(survey_files, "simulate_catalogue", "simulate catalogue")
 timed(survey_files, "write_catalogue", "write survey")
 timed(survey_files, "_write_spectra", "simulate spectra")
-timed(sklearn.pipeline, "_fit_transform_one", lambda args: STEPS.get(type(args[0]).__name__))
 timed(run, "profiles_and_fit", "profiles and fit")
 timed(cli, "_truth_gradient", "profiles and fit")
 timed(outputs, "write_catalogue", "  catalogue files")
