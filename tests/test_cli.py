@@ -8,20 +8,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from _marks import RUN_WARNINGS
 from astropy.table import Table
 
 from sklearn_selfcal.cli import main
 
-# Whole runs on real or simulated catalogues: parent stars without a distance, unbound or
-# near-axis orbits get NaN actions (BadRowsWarning) and inaccurate or chaotic orbits are flagged
-# (InaccurateActionsWarning), as the run reports to its user; the broken power law's short test
-# chains (FAST) are shorter than its autocorrelation check asks (ConvergenceWarning). These tests
-# check other things.
-pytestmark = [pytest.mark.filterwarnings("ignore::sklearn_selfcal.exceptions.BadRowsWarning"),
-              pytest.mark.filterwarnings(
-                  "ignore::sklearn_selfcal.exceptions.InaccurateActionsWarning"),
-              pytest.mark.filterwarnings("ignore:the post-burn-in chain:"
-                                         "sklearn.exceptions.ConvergenceWarning")]
+pytestmark = RUN_WARNINGS  # what a run reports to its user (tests/_marks.py)
 
 # short chains and small spectra keep the end-to-end runs to seconds; the science defaults are
 # exercised by the demo itself (README) and by the estimators' own tests

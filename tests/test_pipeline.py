@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _marks import RUN_WARNINGS
 import sklearn
 
 from sklearn_selfcal.cli import main
@@ -18,16 +19,7 @@ from sklearn_selfcal.parallax_features import MAGNITUDE_COLUMNS, join_spectra
 from sklearn_selfcal.selection import parent_sample_cuts
 from sklearn_selfcal.workflow import make_method_pipeline
 
-# Whole runs on real or simulated catalogues: parent stars without a distance, unbound or
-# near-axis orbits get NaN actions (BadRowsWarning) and inaccurate or chaotic orbits are flagged
-# (InaccurateActionsWarning), as the run reports to its user; the broken power law's short test
-# chains (FAST) are shorter than its autocorrelation check asks (ConvergenceWarning). These tests
-# check other things.
-pytestmark = [pytest.mark.filterwarnings("ignore::sklearn_selfcal.exceptions.BadRowsWarning"),
-              pytest.mark.filterwarnings(
-                  "ignore::sklearn_selfcal.exceptions.InaccurateActionsWarning"),
-              pytest.mark.filterwarnings("ignore:the post-burn-in chain:"
-                                         "sklearn.exceptions.ConvergenceWarning")]
+pytestmark = RUN_WARNINGS  # what a run reports to its user (tests/_marks.py)
 
 FAST = {"figures": {"enabled": False},
         "gradient": {"n_walkers": 16, "n_steps": 400, "burn_in": 100, "thin": 2}}

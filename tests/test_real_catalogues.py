@@ -14,21 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _marks import RUN_WARNINGS
 from astropy.table import Table
 
 from sklearn_selfcal.cli import main
 from sklearn_selfcal.exceptions import DataQualityWarning
 
-# Whole runs on real or simulated catalogues: parent stars without a distance, unbound or
-# near-axis orbits get NaN actions (BadRowsWarning) and inaccurate or chaotic orbits are flagged
-# (InaccurateActionsWarning), as the run reports to its user; the broken power law's short test
-# chains (FAST) are shorter than its autocorrelation check asks (ConvergenceWarning). These tests
-# check other things.
-pytestmark = [pytest.mark.filterwarnings("ignore::sklearn_selfcal.exceptions.BadRowsWarning"),
-              pytest.mark.filterwarnings(
-                  "ignore::sklearn_selfcal.exceptions.InaccurateActionsWarning"),
-              pytest.mark.filterwarnings("ignore:the post-burn-in chain:"
-                                         "sklearn.exceptions.ConvergenceWarning")]
+pytestmark = RUN_WARNINGS  # what a run reports to its user (tests/_marks.py)
 
 DATA = Path(__file__).parent / "data"
 DR16 = DATA / "apogee_dr16_allstar_33stars.fits"
