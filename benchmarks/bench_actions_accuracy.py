@@ -92,8 +92,8 @@ def reference(population, n_orbits, seed, gyr, n_points):
     J_ref = np.full((2, n_orbits), np.nan)
     for delta in np.concatenate([np.arange(0.25, 2.0, 0.25), np.arange(2.0, 8.01, 0.5)]):
         finder = actionAngleStaeckel(pot=pot, delta=delta / ro, c=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings():  # galpy's for the deltas that fail on an orbit: the
+            warnings.simplefilter("ignore")  # reference keeps the delta that conserves it best
             J_R, _, J_z = finder(R / ro, v_R / vo, -v_phi / vo, xyz[2] / ro, vxyz[2] / vo)
         J_R, J_z = np.asarray(J_R).reshape(shape), np.asarray(J_z).reshape(shape)
         bad = (J_R > 9999) | (J_z > 9999)
@@ -125,8 +125,8 @@ def o2gf(ps, n_points, count):
     out = np.full((2, count), np.nan)
     for i in range(count):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings():  # gala's "More unknowns than equations!" on
+                warnings.simplefilter("ignore")  # short orbits: the fit's residual is checked
                 res = gd.find_actions_o2gf(orbits[:, i], N_max=8)
             J = np.ravel(res["actions"].to_value(u.kpc * u.km / u.s))
             out[:, i] = J[0], abs(J[2])

@@ -272,8 +272,7 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
                 raise ValueError("Found array with 0 sample(s) (shape=(0, "
                                  f"{X.shape[1]})) while a minimum of 1 is required.")
             return X, np.asarray(X.columns, dtype=object)
-        X = validate_data(self, X, reset=reset, dtype="numeric", ensure_all_finite=False)
-        return X, None
+        return validate_data(self, X, reset=reset, dtype="numeric", ensure_all_finite=False), None
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -344,11 +343,13 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
         head, feature_names = self._validate_X(head, reset=True)
         params = self.get_params(deep=False)
         cols = _inputs.resolve_columns(head, feature_names, params)
-        prepare = functools.partial(_inputs.prepare_rows, cols=cols, weighted=self.weighted,
-                                    training_filter=self.training_filter)
-        fit = _sufficient.fit_passes(make_run(head, prepare), cols, params)
         self.skipped_ = {}
-        while "skipped" in fit:  # fit the others as if alone
+        while True:  # abundances skipped (too few stars): the others fitted as if alone
+            prepare = functools.partial(_inputs.prepare_rows, cols=cols, weighted=self.weighted,
+                                        training_filter=self.training_filter)
+            fit = _sufficient.fit_passes(make_run(head, prepare), cols, params)
+            if "skipped" not in fit:
+                break
             self.skipped_.update(fit.skipped)
             kept = [k for k, name in enumerate(cols.abundance_names) if name not in fit.skipped]
             cols = _inputs.subset_abundances(cols, kept)
@@ -356,9 +357,6 @@ class NuisanceCalibrator(TransformerMixin, BaseEstimator):
                 vars(self).update(_sufficient.fitted_attributes(None, cols))
                 self._cols, self._design = cols, None
                 return self
-            prepare = functools.partial(_inputs.prepare_rows, cols=cols, weighted=self.weighted,
-                                        training_filter=self.training_filter)
-            fit = _sufficient.fit_passes(make_run(head, prepare), cols, params)
         vars(self).update(_sufficient.fitted_attributes(fit, cols))
         self._cols, self._design = cols, fit.design
         if self.verbose:

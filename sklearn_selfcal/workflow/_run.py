@@ -213,7 +213,7 @@ def method_input(work, plan, pipe, spectra=None, spectra_err=None):
 def _calibration_outcome(pipe):
     """The fitted calibrator (None when it calibrated nothing) and what it skipped, with why."""
     calibrator = pipe.named_steps["calibrate"].transformer_list[1][1]
-    why = getattr(calibrator, "skipped_", {})  # TODO(lead): the calibrator's own skip record
+    why = calibrator.skipped_
     skipped = {f"calibration of {name}": text for name, text in why.items()}
     if not len(calibrator.abundance_columns_):
         return None, {"calibration": "; ".join(sorted(set(why.values())))
