@@ -8,7 +8,10 @@ galpy's OpenMP limited to one thread; the tables are built before the clock star
 * the demo's parent sample: ``make_survey(20000, random_state=0)`` with ``LOGG <= 2.2`` and its
   true distances (what the run's spectro-photometric parallaxes estimate), inner Galaxy included;
   for ``method="auto"`` the fraction of stars flagged (``actions_rel_err > 0.05`` or chaotic) per
-  2-kpc ring of Galactocentric R.
+  2-kpc ring of Galactocentric R;
+* with ``--million N``: the first ``N`` stars of the million-star run's parent sample
+  (``make_survey(10**6, random_state=0)``, ``LOGG <= 2.2``, true distances; ``method="auto"``
+  only), and its action step extrapolated to the whole parent sample on 2 cores (CPU time / 2).
 
 "before" is main's code (``--before DIR``, a copy of its ``sklearn_selfcal`` package, e.g.
 ``git -C /work/main archive main sklearn_selfcal | tar -x -C /tmp/actions_before``); "after" the
@@ -19,6 +22,7 @@ Usage::
 
     python benchmarks/bench_actions.py --before /tmp/actions_before
     python benchmarks/bench_actions.py --n-stars 20000 --methods auto grid
+    python benchmarks/bench_actions.py --methods auto --million 200000 --before /tmp/actions_before
 """
 
 from __future__ import annotations
@@ -56,11 +60,11 @@ def disk_sample(n, seed=0):
                          "VHELIO_AVG": obs["radial_velocity"]})
 
 
-def demo_sample():
-    """The demo's parent sample (LOGG <= 2.2) with its true distances."""
+def demo_sample(n_survey=20_000):
+    """The demo's parent sample (LOGG <= 2.2) with its true distances (of ``make_survey(n_survey)``)."""
     from sklearn_selfcal.datasets import make_survey
 
-    survey = make_survey(20_000, n_pixels=10, random_state=0)
+    survey = make_survey(n_survey, n_pixels=10, random_state=0)
     frame = survey.frame.assign(distance=survey.truth["distance"].to_numpy())
     keep = frame["LOGG"] <= 2.2
     return frame.loc[keep, ["ra", "dec", "distance", "pmra", "pmdec", "VHELIO_AVG"]]
@@ -78,6 +82,8 @@ def worker(path_in, path_out, methods):
         warnings.simplefilter("ignore")  # the warnings count what this script measures
         for method in methods:
             for name, frame in samples.items():
+                if name == "million" and method != "auto":
+                    continue
                 at = ActionTransformer(distance="distance", method=method, n_jobs=1,
                                        orbit_check=method == "auto")
                 at.transform(frame.iloc[:20])  # tables built, numba compiled
@@ -112,12 +118,19 @@ def main(argv=None):
     parser.add_argument("--n-stars", type=int, default=50_000)
     parser.add_argument("--before", help="directory holding main's sklearn_selfcal package")
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
+    parser.add_argument("--million", type=int, default=0,
+                        help="also time 'auto' on this many stars of the 10^6-star run's parent sample")
     parser.add_argument("--worker", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(*args.worker, args.methods)
         return
     samples = {"disk": disk_sample(args.n_stars), "demo parent": demo_sample()}
+    n_parent = 0
+    if args.million:
+        parent = demo_sample(10**6)
+        n_parent = len(parent)
+        samples["million"] = parent.iloc[:args.million]
     print(f"{args.n_stars:,} disk stars; demo parent sample {len(samples['demo parent']):,} stars; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     results = {}
@@ -131,12 +144,19 @@ def main(argv=None):
           + ("  after/before" if len(results) == 2 else ""))
     for name in samples:
         for method in args.methods:
+            if name == "million" and method != "auto":
+                continue
             rates = [results[c][f"{method}/{name}"]["n"] / results[c][f"{method}/{name}"]["cpu"]
                      for c in results]
             ratio = f"  {rates[1] / rates[0]:12.2f}x" if len(rates) == 2 else ""
             print(f"{name:12s} {method:15s} " + " ".join(f"{r:20,.0f}" for r in rates) + ratio)
     if "auto" not in args.methods:
         return
+    if n_parent:
+        print(f"\nthe 10^6-star run's parent sample ({n_parent:,} stars), method='auto' on 2 cores, "
+              "extrapolated from the rate above: " + ", ".join(
+                  f"{code} {n_parent / (2 * r['auto/million']['n'] / r['auto/million']['cpu']):.0f} s"
+                  for code, r in results.items()))
     for name in samples:
         print(f"\n{name}, method='auto': flagged fraction (actions_rel_err > 0.05 or chaotic) per "
               "2-kpc ring of R")

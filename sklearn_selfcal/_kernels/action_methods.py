@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import staeckel_integrals
+from . import staeckel_compiled, staeckel_integrals
 from .accuracy_table import accuracy_bound, cached_accuracy_table
 from .orbit_sampling import circular_period_table, force_table, potential_functions, sample_orbits
 from .staeckel import GALPY_RO_KPC, GALPY_VO_KMS, cached_staeckel, galpy_potential, staeckel_actions
@@ -176,6 +176,11 @@ def _galpy(keyed):
 
 
 @functools.lru_cache(maxsize=4)
+def _compiled(keyed):
+    return staeckel_compiled.compiled_potential(_galpy(keyed))
+
+
+@functools.lru_cache(maxsize=4)
 def _periods(keyed):
     return circular_period_table(_galpy(keyed))
 
@@ -214,22 +219,37 @@ def _natural(R, z, v_R, v_phi, v_z):
             -np.asarray(v_phi, float) / vo, np.asarray(v_z, float) / vo)
 
 
+def _fudge(model, R, z, v_R, v_T, v_z, delta):
+    """The Staeckel fudge (natural units in and out) with focal distances ``delta`` (natural
+    units, broadcast against the points; None: the finder's own): compiled where the potential
+    has a closed form (:mod:`~sklearn_selfcal._kernels.staeckel_compiled`), galpy's C otherwise."""
+    params = _compiled(_Keyed(model.key, model.potential))
+    if params is not None:
+        d = model.delta / GALPY_RO_KPC if delta is None else delta
+        return staeckel_compiled.actions(params, R, z, v_R, v_T, v_z, d)
+    shape = np.broadcast_shapes(np.shape(R), np.shape(delta))
+    R, z, v_R, v_T, v_z = (np.broadcast_to(a, shape).ravel() for a in (R, z, v_R, v_T, v_z))
+    if delta is not None:
+        delta = np.broadcast_to(delta, shape).ravel() * GALPY_RO_KPC
+    finder = cached_staeckel(model.potential, model.delta, model.key)
+    J_R, J_z = staeckel_actions(finder, R * GALPY_RO_KPC, z * GALPY_RO_KPC, v_R * GALPY_VO_KMS,
+                                -v_T * GALPY_VO_KMS, v_z * GALPY_VO_KMS, delta=delta)
+    return (J_R / _SCALE).reshape(shape), (J_z / _SCALE).reshape(shape)
+
+
 def _direct(model, pot, R, z, v_R, v_T, v_z):
-    """galpy's C fudge (natural units in and out) with the method's focal distance(s)."""
+    """The fudge (natural units in and out) with the method's focal distance(s)."""
     if R.size == 0:
         return np.empty(0), np.empty(0)
-    finder = cached_staeckel(model.potential, model.delta, model.key)
     if model.method == "staeckel_fixed":
         delta = None
     else:
         E = _energy(pot, R, z, v_R, v_T, v_z)
-        delta = focal_distance(model.focal, E, R * v_T) * GALPY_RO_KPC
-    J_R, J_z = staeckel_actions(finder, R * GALPY_RO_KPC, z * GALPY_RO_KPC, v_R * GALPY_VO_KMS,
-                                -v_T * GALPY_VO_KMS, v_z * GALPY_VO_KMS, delta=delta)
-    J_R, J_z = J_R / _SCALE, J_z / _SCALE
+        delta = focal_distance(model.focal, E, R * v_T)
+    J_R, J_z = _fudge(model, R, z, v_R, v_T, v_z, delta)
     failed = ~(np.isfinite(J_R) & np.isfinite(J_z))
     if failed.any():  # galpy's root finding gave up: the numpy fudge (same integrals) retries
-        d = model.delta / GALPY_RO_KPC if delta is None else delta[failed] / GALPY_RO_KPC
+        d = model.delta / GALPY_RO_KPC if delta is None else delta[failed]
         phi = functools.partial(_phi, pot)
         J_R[failed], J_z[failed] = staeckel_integrals.actions(
             phi, R[failed], z[failed], v_R[failed], v_T[failed], v_z[failed], d)
@@ -392,18 +412,16 @@ def fitted_average(model, points, n_points, start):
     k = np.floor(np.linspace(0.0, 1.0, FIT_POINTS)[:, None] * (np.maximum(n_points, 1) - 1))
     sel = points[k.astype(int), :, np.arange(n)[None, :]]  # (FIT_POINTS, n, 5)
     R, z, v_R, v_T, v_z = (sel[..., i].ravel() for i in range(5))
-    finder = cached_staeckel(model.potential, model.delta, model.key)
-    ro, vo = GALPY_RO_KPC, GALPY_VO_KMS
+    # every candidate focal distance at once: (n_deltas, FIT_POINTS * n)
+    J_R, J_z = _fudge(model, R, z, v_R, v_T, v_z,
+                      np.array(FIT_DELTAS_KPC)[:, None] / GALPY_RO_KPC)
     # per candidate focal distance: averages, their halves' difference and the spread
     candidates = [tuple(np.array(a, dtype=float) for a in start)]
     first = np.arange(FIT_POINTS)[:, None] < FIT_POINTS // 2
-    for delta in FIT_DELTAS_KPC:
-        J_R, J_z = staeckel_actions(finder, R * ro, z * ro, v_R * vo, -v_T * vo, v_z * vo,
-                                    delta=np.full(R.shape, delta))
-        J_R, J_z = (J_R / _SCALE).reshape(FIT_POINTS, n), (J_z / _SCALE).reshape(FIT_POINTS, n)
-        mean_R, mean_z = _mean(J_R), _mean(J_z)
-        half, spread, _ = _variation(J_R, J_z, mean_R, mean_z, first)
-        spread[np.mean(~np.isfinite(J_R + J_z), axis=0) > 0.1] = np.nan
+    for J_R_d, J_z_d in zip(J_R.reshape(-1, FIT_POINTS, n), J_z.reshape(-1, FIT_POINTS, n)):
+        mean_R, mean_z = _mean(J_R_d), _mean(J_z_d)
+        half, spread, _ = _variation(J_R_d, J_z_d, mean_R, mean_z, first)
+        spread[np.mean(~np.isfinite(J_R_d + J_z_d), axis=0) > 0.1] = np.nan
         candidates.append((mean_R, mean_z, half, spread))
     mean_R, mean_z, half, spread = (np.array(c) for c in zip(*candidates))  # (n_candidates, n)
     spread = np.where(np.isfinite(spread), spread, np.inf)

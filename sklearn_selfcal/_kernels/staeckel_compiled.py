@@ -11,7 +11,8 @@ turning point.
 
 Only potentials whose every component has a closed form here are compiled
 (:func:`compiled_potential`: Miyamoto-Nagai, galpy's three-Miyamoto-Nagai exponential disk,
-Hernquist, spherical NFW, Plummer, Kepler); the callers fall back to galpy's C code for the others.
+Hernquist, spherical NFW, Plummer, isochrone, Kepler); the callers fall back to galpy's C code for
+the others.
 Everything is in galpy's natural units.
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 __all__ = ["compiled_potential", "potential", "actions"]
 
 # component codes of the parameter table (amp, a, b)
-_MIYAMOTO_NAGAI, _HERNQUIST, _NFW, _PLUMMER, _KEPLER = 0, 1, 2, 3, 4
+_MIYAMOTO_NAGAI, _HERNQUIST, _NFW, _PLUMMER, _KEPLER, _ISOCHRONE = 0, 1, 2, 3, 4, 5
 _X, _W = np.polynomial.legendre.leggauss(16)
 #: Gauss-Legendre nodes mapped to ``[0, pi]`` (radial) and ``[0, pi / 2]`` (vertical action), as
 #: ``(cos theta, weight * sin theta)``.
@@ -37,11 +38,12 @@ _MAX_ITER = 40
 
 def _components(pot):
     """``(code, amp, a, b)`` of each component of a galpy potential, or None if one is unknown."""
-    from galpy.potential import (HernquistPotential, KeplerPotential, MiyamotoNagaiPotential,
-                                 MN3ExponentialDiskPotential, NFWPotential, PlummerPotential)
+    from galpy.potential import (HernquistPotential, IsochronePotential, KeplerPotential,
+                                 MiyamotoNagaiPotential, MN3ExponentialDiskPotential, NFWPotential,
+                                 PlummerPotential)
 
     rows = []
-    for c in (list(pot) if isinstance(pot, (list, tuple)) or hasattr(pot, "__iter__") else [pot]):
+    for c in (list(pot) if hasattr(pot, "__iter__") else [pot]):
         amp = float(c._amp)
         if type(c) is MN3ExponentialDiskPotential:
             for m in c._mn3:
@@ -56,6 +58,8 @@ def _components(pot):
             rows.append((_NFW, amp, float(c.a), 0.0))
         elif type(c) is PlummerPotential:
             rows.append((_PLUMMER, amp, float(c._b), 0.0))
+        elif type(c) is IsochronePotential:
+            rows.append((_ISOCHRONE, amp, float(c.b), 0.0))
         elif type(c) is KeplerPotential:
             rows.append((_KEPLER, amp, 0.0, 0.0))
         else:
@@ -99,23 +103,34 @@ def compiled_potential(pot):
 
 @numba.njit(cache=True)
 def _phi(params, R, z):
-    """Potential at one point (natural units)."""
+    """Potential at one point (natural units); ``r`` and ``sqrt(z^2 + b^2)`` computed once for
+    the components that share them."""
     out = 0.0
     r2 = R * R + z * z
+    r = -1.0
+    b_last, zb = -1.0, 0.0
     for k in range(params.shape[0]):
         code, amp, a, b = int(params[k, 0]), params[k, 1], params[k, 2], params[k, 3]
         if code == _MIYAMOTO_NAGAI:
-            s = a + math.sqrt(z * z + b * b)
+            if b != b_last:
+                b_last, zb = b, math.sqrt(z * z + b * b)
+            s = a + zb
             out -= amp / math.sqrt(R * R + s * s)
-        elif code == _HERNQUIST:
-            out -= amp / (1.0 + math.sqrt(r2) / a) / 2.0 / a
-        elif code == _NFW:
-            r = math.sqrt(r2)
-            out -= amp * (math.log1p(r / a) / r if r > 0.0 else 1.0 / a)
-        elif code == _PLUMMER:
+            continue
+        if code == _PLUMMER:
             out -= amp / math.sqrt(r2 + a * a)
+            continue
+        if code == _ISOCHRONE:
+            out -= amp / (a + math.sqrt(r2 + a * a))
+            continue
+        if r < 0.0:
+            r = math.sqrt(r2)
+        if code == _HERNQUIST:
+            out -= amp / (1.0 + r / a) / 2.0 / a
+        elif code == _NFW:
+            out -= amp * (math.log1p(r / a) / r if r > 0.0 else 1.0 / a)
         else:
-            out -= amp / math.sqrt(r2)
+            out -= amp / r
     return out
 
 

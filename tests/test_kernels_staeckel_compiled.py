@@ -1,0 +1,122 @@
+"""Tests of the compiled Staeckel fudge (sklearn_selfcal._kernels.staeckel_compiled) against
+galpy's C code, the numpy fudge and the isochrone's exact actions, and of its use by the action
+methods (sklearn_selfcal._kernels.action_methods)."""
+
+import astropy.units as u
+import gala.potential as gp
+import numpy as np
+from astropy.constants import G
+from galpy.actionAngle import actionAngleStaeckel
+from gala.units import galactic
+
+from sklearn_selfcal._kernels import action_methods as am
+from sklearn_selfcal._kernels import staeckel_compiled as sc
+from sklearn_selfcal._kernels import staeckel_integrals as si
+from sklearn_selfcal._kernels.staeckel import GALPY_RO_KPC, GALPY_VO_KMS, galpy_potential
+from sklearn_selfcal.actions import _default_potential_key
+from sklearn_selfcal.potential import default_potential
+
+from _helpers import natural_stars, phi_of
+
+
+def _inner_galaxy(n, seed=0):
+    """Bulge, bar-region and halo-like points (natural units) with a focal distance each."""
+    rng = np.random.default_rng(seed)
+    ro, vo = GALPY_RO_KPC, GALPY_VO_KMS
+    return (rng.uniform(0.5, 5, n) / ro, rng.normal(0, 0.5, n) / ro, rng.normal(0, 100, n) / vo,
+            rng.normal(150, 60, n) / vo, rng.normal(0, 80, n) / vo, rng.uniform(0.3, 8, n) / ro)
+
+
+def test_the_default_potential_is_compiled_and_equals_galpys(pot):
+    params = sc.compiled_potential(pot)
+    assert params is not None and params.shape == (6, 4)  # 3 Miyamoto-Nagai, 2 Hernquist, NFW
+    R = np.geomspace(1e-3, 30, 50)
+    z = np.linspace(-5, 5, 50)
+    np.testing.assert_allclose(sc.potential(params, R, z), phi_of(pot)(R, z), rtol=1e-13)
+
+
+def test_a_potential_without_closed_form_is_not_compiled():
+    log = gp.LogarithmicPotential(v_c=200 * u.km / u.s, r_h=1.0, q1=1, q2=1, q3=0.9,
+                                  units=galactic)
+    assert sc.compiled_potential(galpy_potential(log)) is None
+
+
+def test_compiled_fudge_reproduces_galpys_c_code_and_the_numpy_fudge(pot):
+    params = sc.compiled_potential(pot)
+    for R, z, v_R, v_T, v_z, delta in (natural_stars(300) + (np.random.default_rng(1).uniform(
+            0.05, 0.6, 300),), _inner_galaxy(2000)):
+        J_R, J_z = sc.actions(params, R, z, v_R, v_T, v_z, delta)
+        jr, _, jz = actionAngleStaeckel(pot=pot, delta=0.45, c=True)(R, v_R, v_T, z, v_z,
+                                                                     delta=delta)
+        ok = jr < 9999  # galpy's failure value
+        scale = np.fmax(jr[ok], jz[ok])
+        # same integrals and turning points; galpy's roots and quadrature are the less precise:
+        # measured (relative to the larger action) 1e-14 (J_R) and 2e-10 (J_z) median, 1e-6 at
+        # p99, 3e-5 worst, where the numpy fudge differs from galpy as much
+        for got, ref in ((J_R[ok], jr[ok]), (J_z[ok], jz[ok])):
+            assert np.median(np.abs(got - ref) / scale) < 1e-8
+            assert np.percentile(np.abs(got - ref) / scale, 99) < 1e-5
+            assert np.max(np.abs(got - ref) / scale) < 2e-4
+        nr, nz = si.actions(phi_of(pot), R, z, v_R, v_T, v_z, delta)
+        close = np.abs(J_R - nr) <= 1e-9 * np.fmax(nr, nz)
+        assert close.mean() > 0.995  # the rest: where g(u) - I3U has more than two roots
+
+
+def test_the_turning_points_are_those_around_the_star_where_g_has_more_roots(pot):
+    # a bar-region point where g(u) - I3U has four roots: the numpy fudge, bracketing from the
+    # maximum of g, finds an orbit that is not the star's (J_R 2.4x too large); galpy's C code
+    # and the compiled fudge start from the star's own u
+    R, z, v_R, v_T, v_z, delta = (a[4889:4890] for a in _inner_galaxy(20000))
+    params = sc.compiled_potential(pot)
+    J_R, _ = sc.actions(params, R, z, v_R, v_T, v_z, delta)
+    jr, _, _ = actionAngleStaeckel(pot=pot, delta=0.45, c=True)(R, v_R, v_T, z, v_z, delta=delta)
+    nr, _ = si.actions(phi_of(pot), R, z, v_R, v_T, v_z, delta)
+    assert abs(nr[0] / jr[0] - 1) > 0.5  # the case still has several roots
+    np.testing.assert_allclose(J_R, jr, rtol=1e-6)
+
+
+def test_compiled_fudge_recovers_the_isochrones_exact_actions():
+    # spherical: the fudge is exact as delta -> 0 (error ~ delta^2; 2e-5 at 10 pc, see
+    # test_kernels_staeckel); J_R = GM / sqrt(-2E) - (L + sqrt(L^2 + 4 GM b)) / 2, J_z = L - |L_z|
+    M, b = 5e11, 1.0  # these stars bound
+    pot = galpy_potential(gp.IsochronePotential(m=M, b=b, units=galactic))
+    params = sc.compiled_potential(pot)
+    assert params is not None
+    ro, vo = GALPY_RO_KPC, GALPY_VO_KMS
+    GM = (G * M * u.Msun).to_value(u.kpc * u.km**2 / u.s**2) / (ro * vo**2)
+    R, z, v_R, v_T, v_z = natural_stars(300)
+    J_R, J_z = sc.actions(params, R, z, v_R, v_T, v_z, 0.01 / ro)
+    E = -GM / (b / ro + np.sqrt((b / ro) ** 2 + R**2 + z**2)) + 0.5 * (v_R**2 + v_T**2 + v_z**2)
+    L = np.sqrt((R**2 + z**2) * v_T**2 + (R * v_z - z * v_R) ** 2)  # |r x v|
+    exact_R = GM / np.sqrt(-2 * E) - 0.5 * (L + np.sqrt(L**2 + 4 * GM * b / ro))
+    exact_z = L - np.abs(R * v_T)
+    assert np.all(E < 0)
+    # galpy's C code errs as much (4.5e-4 in J_R); J_z of nearly planar orbits relative to L, and
+    # of nearly polar ones (|L_z| -> 0: measured 6e-3 at v_T = 1.5 km/s, galpy's C the same) left out
+    assert np.max(np.abs(J_R / exact_R - 1)) < 5e-4
+    polar = np.abs(v_T) < 0.05
+    assert polar.sum() < 10 and np.max(np.abs(J_z - exact_z)[~polar] / L[~polar]) < 5e-4
+
+
+def _model(method="auto"):
+    potential = default_potential()
+    return am.ActionModel(potential=potential, key=_default_potential_key(), method=method,
+                          delta=3.8, focal=None, grid=None, check=True, threshold=0.05)
+
+
+def test_fitted_average_is_the_same_with_galpys_c_code(monkeypatch):
+    # points along bar-region orbits; the compiled fudge for all focal distances at once gives
+    # the averages, the uncertainty and the choice of focal distance galpy's C code gives
+    model = _model()
+    pot = am._galpy(am._Keyed(model.key, model.potential))
+    R, z, v_R, v_T, v_z, _ = _inner_galaxy(60, seed=3)
+    points, n_points, _, _ = am.sample_orbits(pot, R, z, v_R, v_T, v_z, interval=0.05, n_min=20,
+                                              n_max=20)
+    start = tuple(np.full(60, np.nan) for _ in range(4))
+    fast = am.fitted_average(model, points, n_points, start)
+    monkeypatch.setattr(am, "_compiled", lambda keyed: None)
+    slow = am.fitted_average(model, points, n_points, start)
+    scale = np.fmax(slow[0], slow[1])
+    for got, ref in zip(fast[:2], slow[:2]):
+        assert np.max(np.abs(got - ref) / scale) < 1e-5
+    np.testing.assert_allclose(fast[2:], slow[2:], rtol=1e-4, atol=1e-6)
