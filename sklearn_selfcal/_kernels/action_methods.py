@@ -219,11 +219,12 @@ def _natural(R, z, v_R, v_phi, v_z):
             -np.asarray(v_phi, float) / vo, np.asarray(v_z, float) / vo)
 
 
-def _fudge(model, R, z, v_R, v_T, v_z, delta):
+def _fudge(model, R, z, v_R, v_T, v_z, delta, compiled=True):
     """The Staeckel fudge (natural units in and out) with focal distances ``delta`` (natural
     units, broadcast against the points; None: the finder's own): compiled where the potential
-    has a closed form (:mod:`~sklearn_selfcal._kernels.staeckel_compiled`), galpy's C otherwise."""
-    params = _compiled(_Keyed(model.key, model.potential))
+    has a closed form (:mod:`~sklearn_selfcal._kernels.staeckel_compiled`, 5x faster) and
+    ``compiled``, galpy's C otherwise."""
+    params = _compiled(_Keyed(model.key, model.potential)) if compiled else None
     if params is not None:
         d = model.delta / GALPY_RO_KPC if delta is None else delta
         return staeckel_compiled.actions(params, R, z, v_R, v_T, v_z, d)
@@ -246,7 +247,10 @@ def _direct(model, pot, R, z, v_R, v_T, v_z):
     else:
         E = _energy(pot, R, z, v_R, v_T, v_z)
         delta = focal_distance(model.focal, E, R * v_T)
-    J_R, J_z = _fudge(model, R, z, v_R, v_T, v_z, delta)
+    # galpy's C code: the point values of the direct methods stay those of make_survey's truths
+    # and of earlier releases (the compiled fudge differs from it by up to 3e-5 relative, where
+    # galpy's roots or quadrature are the less precise)
+    J_R, J_z = _fudge(model, R, z, v_R, v_T, v_z, delta, compiled=False)
     failed = ~(np.isfinite(J_R) & np.isfinite(J_z))
     if failed.any():  # galpy's root finding gave up: the numpy fudge (same integrals) retries
         d = model.delta / GALPY_RO_KPC if delta is None else delta[failed]
@@ -384,7 +388,9 @@ def fitted_average(model, points, n_points, start):
     evaluated at :data:`FIT_POINTS` of its check points with each focal distance of
     :data:`FIT_DELTAS_KPC` (and the method's own, whose averages the check computed); the one
     with the smallest spread of the larger action is kept (the same choice as the benchmark's
-    reference, which agrees with gala's orbit-based actions to about 1 %).
+    reference, which agrees with gala's orbit-based actions to about 1 %). All candidates are
+    evaluated in one call of the compiled fudge (galpy's C code where the potential has no
+    closed form).
 
     Parameters
     ----------
