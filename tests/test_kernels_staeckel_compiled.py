@@ -50,16 +50,16 @@ def test_compiled_fudge_reproduces_galpys_c_code_and_the_numpy_fudge(pot):
                                                                      delta=delta)
         ok = jr < 9999  # galpy's failure value
         scale = np.fmax(jr[ok], jz[ok])
-        # same integrals and turning points; galpy's roots and quadrature are the less precise:
-        # measured (relative to the larger action) 1e-14 (J_R) and 2e-10 (J_z) median, 1e-6 at
-        # p99, 3e-5 worst, where the numpy fudge differs from galpy as much
+        # same integrals and turning points, both quadratures converged (32 nodes here, galpy's
+        # own rule): measured (relative to the larger action) at most 1e-10 median, 4e-8 at p99,
+        # 2.4e-7 worst; with the numpy fudge's 16 nodes 3e-5 worst
         for got, ref in ((J_R[ok], jr[ok]), (J_z[ok], jz[ok])):
-            assert np.median(np.abs(got - ref) / scale) < 1e-8
-            assert np.percentile(np.abs(got - ref) / scale, 99) < 1e-5
-            assert np.max(np.abs(got - ref) / scale) < 2e-4
+            assert np.median(np.abs(got - ref) / scale) < 1e-9
+            assert np.percentile(np.abs(got - ref) / scale, 99) < 1e-7
+            assert np.max(np.abs(got - ref) / scale) < 1e-5
         nr, nz = si.actions(phi_of(pot), R, z, v_R, v_T, v_z, delta)
-        close = np.abs(J_R - nr) <= 1e-9 * np.fmax(nr, nz)
-        assert close.mean() > 0.995  # the rest: where g(u) - I3U has more than two roots
+        close = np.abs(J_R - nr) <= 1e-6 * np.fmax(nr, nz)  # the numpy fudge: 16 nodes
+        assert close.mean() > 0.99  # the rest: where g(u) - I3U has more than two roots
 
 
 def test_the_turning_points_are_those_around_the_star_where_g_has_more_roots(pot):

@@ -23,12 +23,17 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["compiled_potential", "potential", "actions"]
+__all__ = ["N_NODES", "compiled_potential", "potential", "actions"]
 
 # component codes of the parameter table (amp, a, b)
 _MIYAMOTO_NAGAI, _HERNQUIST, _NFW, _PLUMMER, _KEPLER, _ISOCHRONE = 0, 1, 2, 3, 4, 5
-_X, _W = np.polynomial.legendre.leggauss(16)
-#: Gauss-Legendre nodes mapped to ``[0, pi]`` (radial) and ``[0, pi / 2]`` (vertical action), as
+#: Gauss-Legendre nodes of the action integrals (twice the numpy fudge's): on the bulge and halo
+#: orbits whose focal distance is fitted, the 16-node rule errs by up to 2.5e-3 (p99 2.5e-6) of
+#: the larger action against 128 nodes, 32 nodes by 2.2e-4 (p99 1.5e-10), galpy's C by 4.1e-4
+#: (p99 7e-8); 22 % more time.
+N_NODES = 32
+_X, _W = np.polynomial.legendre.leggauss(N_NODES)
+#: The nodes mapped to ``[0, pi]`` (radial) and ``[0, pi / 2]`` (vertical action), as
 #: ``(cos theta, weight * sin theta)``.
 _RADIAL = np.array([np.cos(0.5 * np.pi * (_X + 1.0)), _W * np.sin(0.5 * np.pi * (_X + 1.0))])
 _VERTICAL = np.array([np.cos(0.25 * np.pi * (_X + 1.0)), _W * np.sin(0.25 * np.pi * (_X + 1.0))])
