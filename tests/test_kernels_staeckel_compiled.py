@@ -64,10 +64,11 @@ def test_compiled_fudge_reproduces_galpys_c_code_and_the_numpy_fudge(pot):
 
 
 def test_the_turning_points_are_those_around_the_star_where_g_has_more_roots(pot):
-    # a bar-region point where g(u) - I3U has four roots: the numpy fudge, bracketing from the
-    # maximum of g, finds an orbit that is not the star's (J_R 2.4x too large); galpy's C code
-    # and the compiled fudge start from the star's own u
-    R, z, v_R, v_T, v_z, delta = (a[4889:4890] for a in _inner_galaxy(20000))
+    # bar-region points where g(u) - I3U has four roots (0.20, 0.59, 0.74, 1.18 for the first,
+    # the star at u = 1.02): the numpy fudge, bracketing from the maximum of g, finds an orbit
+    # that is not the star's (J_R 2.3x too large) and a bisection over [0, u] may; galpy's C
+    # code and the compiled fudge step out from the star's own u
+    R, z, v_R, v_T, v_z, delta = (a[[4889, 8542, 17955]] for a in _inner_galaxy(20000))
     params = sc.compiled_potential(pot)
     J_R, _ = sc.actions(params, R, z, v_R, v_T, v_z, delta)
     jr, _, _ = actionAngleStaeckel(pot=pot, delta=0.45, c=True)(R, v_R, v_T, z, v_z, delta=delta)
