@@ -222,7 +222,7 @@ def _natural(R, z, v_R, v_phi, v_z):
 def _fudge(model, R, z, v_R, v_T, v_z, delta, compiled=True):
     """The Staeckel fudge (natural units in and out) with focal distances ``delta`` (natural
     units, broadcast against the points; None: the finder's own): compiled where the potential
-    has a closed form (:mod:`~sklearn_selfcal._kernels.staeckel_compiled`, 5x faster) and
+    has a closed form (:mod:`~sklearn_selfcal._kernels.staeckel_compiled`, 4x faster) and
     ``compiled``, galpy's C otherwise."""
     params = _compiled(_Keyed(model.key, model.potential)) if compiled else None
     if params is not None:
