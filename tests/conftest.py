@@ -45,7 +45,10 @@ def pytest_collection_modifyitems(config, items):
 # calibration grid search took 10.9 CPU-s instead of 1.7. Results never depend on the thread
 # count (tests that check it set their own limits); the environment variables reach the
 # libraries loaded later (galpy's OpenMP) and the subprocesses tests start. Dask's and joblib's
-# worker processes limit their own threads.
+# worker processes limit their own threads. joblib's cpu_count() is the share too
+# (LOKY_MAX_CPU_COUNT): ``n_jobs=-1`` (a run's figures) means this worker's cores, so a run does
+# not start a figure process (~5 CPU-s of imports) for a core the other worker is using; the
+# figures' worker processes are tested with explicit n_jobs in tests/test_figures.py.
 _THREAD_LIMITS = None
 
 
@@ -57,6 +60,6 @@ def pytest_configure(config):
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     share = max(1, (cores or 1) // n_workers)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LOKY_MAX_CPU_COUNT"):
         os.environ[name] = str(share)
     _THREAD_LIMITS = threadpool_limits(share)
