@@ -25,7 +25,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["N_NODES", "compiled_potential", "potential", "actions"]
+__all__ = ["N_NODES", "compiled_potential", "cached_compiled_potential", "potential", "actions"]
 
 # component codes of the parameter table (amp, a, b)
 _MIYAMOTO_NAGAI, _HERNQUIST, _NFW, _PLUMMER, _KEPLER, _ISOCHRONE = 0, 1, 2, 3, 4, 5
@@ -106,6 +106,30 @@ def compiled_potential(pot):
     if not np.allclose(potential(params, R, z), ref, rtol=1e-12, atol=0.0):
         return None
     return params
+
+
+#: galpy potential objects seen by :func:`cached_compiled_potential` (kept alive, so that their
+#: ``id`` stays theirs) and their tables.
+_SEEN = {}
+
+
+def cached_compiled_potential(pot):
+    """:func:`compiled_potential` of ``pot``, computed once per potential object and process.
+
+    Parameters
+    ----------
+    pot : galpy potential
+
+    Returns
+    -------
+    params : ndarray of shape (n_components, 4) or None
+    """
+    entry = _SEEN.get(id(pot))
+    if entry is None or entry[0] is not pot:
+        if len(_SEEN) >= 8:
+            _SEEN.clear()
+        entry = _SEEN[id(pot)] = (pot, compiled_potential(pot))
+    return entry[1]
 
 
 @numba.njit(cache=True)
