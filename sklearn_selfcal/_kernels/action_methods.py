@@ -22,8 +22,9 @@ over it at irregular times. Their mean estimates the true actions; ``actions_rel
 star's own distance from it plus the uncertainty of the mean (half the difference between the
 means of the two halves), for the larger of ``J_R, J_z``. ``"auto"`` gives the mean instead where
 the point value is off, with the mean's uncertainty as its error. An orbit whose radial period (or,
-more tolerantly, vertical period) differs between the two halves by more than :data:`CHAOS_DRIFT`
-is chaotic.
+more tolerantly, vertical period) differs between the two halves by more than :data:`CHAOS_DRIFT`,
+or whose companion parts from it exponentially, is a chaos candidate; it is chaotic only where an
+integration :data:`CONFIRM_FACTOR` times longer confirms it (:func:`_confirmed_chaos`).
 
 Stars whose orbit lies where the fudge is accurate everywhere (a table over ``(E, L_z)`` of the
 largest deviation along orbits, built once per potential:
