@@ -220,7 +220,7 @@ def _error(J_R, J_z, J_ref):
     return np.fmax(np.abs(J_R - J_ref[0][:, None]), np.abs(J_z - J_ref[1][:, None])) / scale
 
 
-def metrics(result, ref, n_orbits, n_times, new):
+def metrics(result, ref, n_orbits, n_times):
     """Scores of one method's output against the long average (every orbit) and against the
     independent reference (O2GF subsample), and of the chaotic bit against the long orbits."""
     J_R = np.asarray(result["J_R"]).reshape(n_orbits, n_times)
@@ -229,7 +229,7 @@ def metrics(result, ref, n_orbits, n_times, new):
     flags = np.asarray(result["flags"]).astype(int).reshape(n_orbits, n_times)
     error = _error(J_R, J_z, ref["long"])
     ok = np.isfinite(error)
-    chaotic = (flags & 2) != 0 if new else np.zeros_like(ok)
+    chaotic = (flags & 2) != 0
     flagged = ~(rel <= THRESHOLD)
     e = error[ok]
     out = {"median": np.median(e), "p90": np.percentile(e, 90), "flagged": flagged[ok].mean(),
@@ -328,8 +328,7 @@ def main(argv=None):
             for code in ("before", "after"):
                 if code not in results:
                     continue
-                r = metrics(results[code][f"{method}/{population}"], refs[population], n, n_times,
-                            new=code == "after")
+                r = metrics(results[code][f"{method}/{population}"], refs[population], n, n_times)
                 print(f"{population:11s} {code:6s} {method:8s} {100 * r['median']:6.2f}% "
                       f"{100 * r['p90']:6.2f}% {100 * r['flagged']:6.1f}% "
                       f"{100 * r['chaotic']:6.1f}% | {scores(r['long']):>21s} | "
