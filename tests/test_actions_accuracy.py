@@ -258,3 +258,39 @@ def test_the_sticky_orbit_is_chaotic_by_the_long_reference_too():
     xyz = np.array([[-0.6918008188989333], [3.9604531642112852], [-0.06385710471249903]])
     vxyz = np.array([[46.95090452126554], [-155.70987905424988], [-45.62938287822054]])
     assert np.any(_period_drift(xyz, vxyz) > 0.02)
+
+
+def test_fitted_average_equals_galpys_fudge_at_the_fitted_focal_distance(orbits):
+    # fitted_average evaluates the candidate focal distances with the vectorised numpy fudge;
+    # galpy's C fudge at the same points and focal distances must give the same choice and the
+    # same averages (the two agree to ~1e-8; 1e-6 leaves room for galpy's root finding)
+    from sklearn_selfcal._kernels import action_methods as am
+
+    model = ActionTransformer()._model()
+    pot = galpy_potential(default_potential())
+    ps = orbits["bulge"].phase_space.iloc[::N_TIMES]
+    xyz, vxyz = ps[["x", "y", "z"]].to_numpy().T, ps[["v_x", "v_y", "v_z"]].to_numpy().T
+    R, _, v_R, v_phi, _ = cylindrical_from_cartesian(xyz, vxyz)
+    ro, vo = GALPY_RO_KPC, GALPY_VO_KMS
+    args = (R / ro, xyz[2] / ro, v_R / vo, -v_phi / vo, vxyz[2] / vo)
+    points, n_points, _, _ = am.sample_orbits(
+        pot, *args, interval=0.05, n_min=am.CHECK_MIN_POINTS, n_max=am.CHECK_MAX_POINTS)
+    n = R.size
+    never = (np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, np.inf))  # no start candidate
+    J_R, J_z, _, spread = am.fitted_average(model, points, n_points, never)
+    k = np.floor(np.linspace(0.0, 1.0, am.FIT_POINTS)[:, None] * (n_points - 1)).astype(int)
+    sel = points[k, :, np.arange(n)[None, :]]
+    best, expected = np.full(n, np.inf), np.full((2, n), np.nan)
+    for delta in am.FIT_DELTAS_KPC:
+        finder = actionAngleStaeckel(pot=pot, delta=delta / ro, c=True)
+        a, _, b = finder(sel[..., 0].ravel(), sel[..., 2].ravel(), sel[..., 3].ravel(),
+                         sel[..., 1].ravel(), sel[..., 4].ravel())
+        a, b = np.asarray(a).reshape(am.FIT_POINTS, n), np.asarray(b).reshape(am.FIT_POINTS, n)
+        m_R, m_z = a.mean(axis=0), b.mean(axis=0)
+        s = np.sqrt(np.fmax(np.mean((a - m_R) ** 2, axis=0), np.mean((b - m_z) ** 2, axis=0)))
+        s /= np.fmax(m_R, m_z)
+        better = s < best
+        best[better], expected[:, better] = s[better], (m_R[better], m_z[better])
+    np.testing.assert_allclose(spread, best, rtol=1e-5)
+    np.testing.assert_allclose(J_R, expected[0], rtol=1e-6)
+    np.testing.assert_allclose(J_z, expected[1], rtol=1e-6, atol=1e-9)
