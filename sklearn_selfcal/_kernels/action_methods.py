@@ -330,8 +330,8 @@ def orbit_check(model, pot, R, z, v_R, v_T, v_z, J_R, J_z):
         difference of the averages of the two halves).
     chaotic : ndarray of bool of shape (n,)
         A candidate (the radial or the vertical period differs between the halves by more than
-        :data:`CHAOS_DRIFT`, or the companion parts exponentially), or a star along whose orbit
-        the fudge varies, that a longer integration confirms (:func:`_confirmed_chaos`).
+        :data:`CHAOS_DRIFT`, or the companion parts exponentially) that a longer integration
+        confirms (:func:`_confirmed_chaos`).
     """
     keyed = _Keyed(model.key, model.potential)
     _, E_c, T_c = _periods(keyed)
@@ -372,7 +372,7 @@ def _confirmed_chaos(pot, keyed, period, tested, R, z, v_R, v_T, v_z):
     (vertical) period drifts between the halves by more than :data:`CONFIRM_DRIFT` (three times
     that). Either alone overcalls: regular orbits passing near the centre part from their
     companion exponentially without a measurable drift of their frequencies, and pericentre
-    counts of resonant orbits jitter by ~5 % over 6 periods."""
+    times of resonant orbits jitter by up to 30 % over 6 periods (~5 % over 24)."""
     if R.size == 0:
         return np.zeros(0, dtype=bool)
     factor = CONFIRM_FACTOR
