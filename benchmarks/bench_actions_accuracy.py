@@ -2,23 +2,35 @@
 
 For each population of ``sklearn_selfcal.datasets.make_orbits`` (bulge, inner disk, solar disk,
 outer disk, halo) the stars are the 16 points of 2 Gyr orbits (galpy's C DOP853), turned into
-observables and passed through ActionTransformer. Their actions are compared with an independent
-reference for each orbit: the same orbits integrated for ``--ref-gyr`` Gyr (default 10: many
-radial periods even of long-period halo orbits) and sampled at ``--ref-points`` times, galpy's
-Staeckel fudge evaluated at every point with the focal distance that best conserves the actions
-along that orbit (chosen from 0.25 to 8 kpc), and averaged. ``--o2gf N`` also compares the
-reference with gala's orbit-based ``find_actions_o2gf`` on N orbits per population.
+observables and passed through ActionTransformer. Their actions are compared with two references
+per orbit:
+
+* the **long average** (every orbit): the same orbit integrated for ``--ref-gyr`` Gyr (default
+  10) and sampled at ``--ref-points`` times, galpy's Staeckel fudge evaluated at every point with
+  the focal distance that best conserves the actions along that orbit (0.25-8 kpc), averaged. The
+  same estimator family as ``auto``'s orbit averages: it shares their bias where the fudge varies
+  along the orbit.
+* the **independent reference** (the first ``--o2gf N`` orbits of each population): gala's
+  orbit-based torus fit ``find_actions_o2gf`` (N_max=8) on each half of the orbit integrated by
+  gala (0.5 Myr steps), their mean where the halves agree to :data:`O2GF_AGREE` and the orbit is
+  regular; the long average elsewhere (the number of each is printed).
+
+An orbit is **chaotic by the reference** where its radial or vertical period (least-squares slope
+of its pericentre / plane-crossing times) differs by more than :data:`DRIFT_CHAOS` between the two
+halves of gala's long integration.
 
 Error of a star: ``max(|J_R - J_R,ref|, |J_z - J_z,ref|) / max(J_R,ref, J_z,ref)`` (the measure
-``actions_rel_err`` estimates: an action much smaller than the other is held to the larger's scale). Printed per population and method:
+``actions_rel_err`` estimates). Printed per population and method:
 
-* median and 90th percentile of the error;
+* median and 90th percentile of the error (long average);
 * ``flagged``: fraction of stars with ``actions_rel_err > 0.05``; ``chaotic``: with the chaotic
   bit of ``actions_flags`` (the new code only);
-* ``precision``: of the flagged stars, the fraction whose error exceeds 0.05; ``recall``: of the
-  stars whose error exceeds 0.05, the fraction flagged;
-* ``missed``: stars more than 10 % off that are not flagged (``actions_rel_err <= 0.05`` and, in
-  the new code, not chaotic).
+* precision (of the flagged stars, the fraction whose error exceeds 0.05), recall (of the stars
+  whose error exceeds 0.05, the fraction flagged) and ``missed`` (stars more than 10 % off,
+  neither flagged nor chaotic), against the long average, the independent reference, and the
+  independent reference on its regular (O2GF) orbits only;
+* ``confirmed``: of the stars with the chaotic bit, the fraction on orbits chaotic by the
+  reference; ``found``: of the stars on such orbits, the fraction with the bit.
 
 "before" is main's code (``--before DIR``, a copy of its ``sklearn_selfcal`` package, e.g.
 ``git -C /work/main archive main sklearn_selfcal | tar -x -C /tmp/actions_before``), run in a
@@ -26,8 +38,9 @@ subprocess on the same stars; "after" is the installed package, in this process.
 
 Usage::
 
-    python benchmarks/bench_actions_accuracy.py --before /tmp/actions_before
-    python benchmarks/bench_actions_accuracy.py --n-orbits 40 --ref-gyr 6   # quicker
+    python benchmarks/bench_actions_accuracy.py --n-orbits 30 --ref-gyr 8 --ref-points 300 \
+        --o2gf 10 --before /tmp/actions_before
+    python benchmarks/bench_actions_accuracy.py --n-orbits 10 --ref-gyr 6   # quicker
 """
 
 from __future__ import annotations
@@ -45,6 +58,11 @@ import numpy as np
 import pandas as pd
 
 THRESHOLD = 0.05
+#: A reference orbit is chaotic where its radial or vertical period changes by more than this
+#: between the two halves of the long integration.
+DRIFT_CHAOS = 0.02
+#: gala's O2GF is the independent reference of an orbit where its two halves agree to this.
+O2GF_AGREE = 0.02
 METHODS = ("auto", "staeckel")
 COLUMNS = ["ra", "dec", "distance", "pmra", "pmdec", "radial_velocity"]
 
@@ -108,51 +126,129 @@ def reference(population, n_orbits, seed, gyr, n_points):
     return J_ref, best, ps
 
 
-def o2gf(ps, n_points, count):
-    """gala's find_actions_o2gf (6 Gyr orbits in 0.5 Myr steps, N_max=8) of the first ``count``
-    orbits: (2, count) J_R, J_z (kpc km/s)."""
+def long_orbits(ps, n_points, gyr):
+    """The orbits of ``ps`` (one per ``n_points`` rows) integrated by gala for ``gyr`` Gyr in
+    0.5 Myr steps (its DOP853; independent of galpy's integrator and of the package's leapfrog)."""
     import astropy.units as u
     import gala.dynamics as gd
     import gala.potential as gp
 
     from sklearn_selfcal.potential import default_potential
 
-    start = ps.iloc[::n_points].iloc[:count]
+    start = ps.iloc[::n_points]
     w0 = gd.PhaseSpacePosition(pos=start[["x", "y", "z"]].to_numpy().T * u.kpc,
                                vel=start[["v_x", "v_y", "v_z"]].to_numpy().T * u.km / u.s)
-    orbits = gp.Hamiltonian(default_potential()).integrate_orbit(w0, dt=0.5 * u.Myr,
-                                                                 n_steps=12_000)
-    out = np.full((2, count), np.nan)
+    return gp.Hamiltonian(default_potential()).integrate_orbit(
+        w0, dt=0.5 * u.Myr, n_steps=int(round(gyr * 2000)))
+
+
+def period_drift(orbits):
+    """Chaos on the reference orbits: (2, n) relative change of the radial (pericentre) and vertical
+    (upward plane crossing) period between the two halves of the long integration (least-squares
+    slope of the event times against their number in each half; NaN with fewer than 3 events per
+    half). A regular orbit's periods are fixed; a chaotic orbit's frequencies diffuse."""
+    import astropy.units as u
+
+    pos, vel = orbits.xyz.to_value(u.kpc), orbits.v_xyz.to_value(u.km / u.s)
+    pos, vel = pos.reshape(3, pos.shape[1], -1), vel.reshape(3, vel.shape[1], -1)  # one orbit
+    t = orbits.t.to_value(u.Myr)
+    v_r = np.sum(pos * vel, axis=0) / np.sqrt(np.sum(pos**2, axis=0))
+    drift = np.full((2, pos.shape[2]), np.nan)
+    for i in range(pos.shape[2]):
+        for e, s in enumerate((v_r[:, i], pos[2, :, i])):
+            c = np.flatnonzero((s[:-1] < 0) & (s[1:] >= 0))
+            when = t[c] - (t[c + 1] - t[c]) * s[c] / (s[c + 1] - s[c])
+            h = when.size // 2
+            if h >= 3:
+                first = np.polyfit(np.arange(h), when[:h], 1)[0]
+                second = np.polyfit(np.arange(when.size - h), when[h:], 1)[0]
+                drift[e, i] = abs(first - second) / (0.5 * (first + second))
+    return drift
+
+
+def o2gf(orbits, count):
+    """gala's find_actions_o2gf (N_max=8) on each half of the first ``count`` long orbits:
+    (2 halves, 2, count) J_R, J_z (kpc km/s); NaN where the fit raised."""
+    import astropy.units as u
+    import gala.dynamics as gd
+
+    n_t = orbits.t.size
+    out = np.full((2, 2, count), np.nan)
     for i in range(count):
-        try:
-            with warnings.catch_warnings():  # gala's "More unknowns than equations!" on
-                warnings.simplefilter("ignore")  # short orbits: the fit's residual is checked
-                res = gd.find_actions_o2gf(orbits[:, i], N_max=8)
-            J = np.ravel(res["actions"].to_value(u.kpc * u.km / u.s))
-            out[:, i] = J[0], abs(J[2])
-        except Exception:  # noqa: BLE001 - a failed torus fit is reported as NaN
-            pass
+        for h, part in enumerate((slice(0, n_t // 2), slice(n_t // 2, None))):
+            try:
+                with warnings.catch_warnings():  # gala's "More unknowns than equations!" on
+                    warnings.simplefilter("ignore")  # short orbits: the halves are compared
+                    res = gd.find_actions_o2gf(orbits[part, i], N_max=8)
+                J = np.ravel(res["actions"].to_value(u.kpc * u.km / u.s))
+                out[h, :, i] = J[0], abs(J[2])
+            except Exception:  # noqa: BLE001 - a failed torus fit is reported as NaN
+                pass
     return out
 
 
-def metrics(result, J_ref, n_orbits, n_times, new):
+def independent_reference(J_long, gala, drift):
+    """Per orbit of the O2GF subsample: gala's torus fit (mean of the halves) where it is
+    trustworthy (halves within O2GF_AGREE of each other, orbit regular by DRIFT_CHAOS), else
+    the long average; and which one was used (True: O2GF)."""
+    count = gala.shape[2]
+    mean = gala.mean(axis=0)
+    scale = np.fmax(mean[0], mean[1])
+    with np.errstate(invalid="ignore"):
+        agree = np.max(np.abs(gala[0] - gala[1]), axis=0) / scale <= O2GF_AGREE
+    use = agree & ~reference_chaotic(drift[:, :count])
+    return np.where(use, mean, J_long[:, :count]), use
+
+
+def reference_chaotic(drift):
+    """Orbits whose radial or vertical period drifts by more than DRIFT_CHAOS over the long
+    integration."""
+    return np.any(drift > DRIFT_CHAOS, axis=0)
+
+
+def _flag_scores(error, flagged, chaotic, ok):
+    """Precision and recall of ``flagged`` (at THRESHOLD) and the stars > 10 % off and trusted."""
+    off = error > THRESHOLD
+    f, o = flagged & ok, off & ok
+    return {"precision": (o & f).sum() / max(f.sum(), 1), "recall": (o & f).sum() / max(o.sum(), 1),
+            "n_flagged": int(f.sum()), "n_off": int(o.sum()),
+            "missed": int(np.sum((error > 0.10) & ~(flagged | chaotic) & ok))}
+
+
+def _error(J_R, J_z, J_ref):
+    scale = np.fmax(J_ref[0], J_ref[1])[:, None]
+    return np.fmax(np.abs(J_R - J_ref[0][:, None]), np.abs(J_z - J_ref[1][:, None])) / scale
+
+
+def metrics(result, ref, n_orbits, n_times):
+    """Scores of one method's output against the long average (every orbit) and against the
+    independent reference (O2GF subsample), and of the chaotic bit against the long orbits."""
     J_R = np.asarray(result["J_R"]).reshape(n_orbits, n_times)
     J_z = np.asarray(result["J_z"]).reshape(n_orbits, n_times)
     rel = np.asarray(result["rel_err"]).reshape(n_orbits, n_times)
     flags = np.asarray(result["flags"]).astype(int).reshape(n_orbits, n_times)
-    scale = np.fmax(J_ref[0], J_ref[1])[:, None]
-    error = np.fmax(np.abs(J_R - J_ref[0][:, None]), np.abs(J_z - J_ref[1][:, None])) / scale
+    error = _error(J_R, J_z, ref["long"])
     ok = np.isfinite(error)
     chaotic = (flags & 2) != 0
     flagged = ~(rel <= THRESHOLD)
-    untrusted = flagged | chaotic if new else flagged
-    off = error > THRESHOLD
-    e, f, o = error[ok], flagged[ok], off[ok]
-    return {"median": np.median(e), "p90": np.percentile(e, 90), "flagged": f.mean(),
-            "chaotic": chaotic[ok].mean(), "precision": (o & f).sum() / max(f.sum(), 1),
-            "recall": (o & f).sum() / max(o.sum(), 1), "n_off": int(o.sum()),
-            "missed": int(np.sum((error > 0.10) & ~untrusted & ok)),
-            "rate": e.size / result["seconds"]}
+    e = error[ok]
+    out = {"median": np.median(e), "p90": np.percentile(e, 90), "flagged": flagged[ok].mean(),
+           "chaotic": chaotic[ok].mean(), "rate": e.size / result["seconds"],
+           "long": _flag_scores(error, flagged, chaotic, ok)}
+    # the chaotic bit against the long orbits' period drift (per star, its orbit's drift)
+    ref_chaos = np.broadcast_to(ref["chaotic"][:, None], ok.shape)
+    out["confirmed"] = (chaotic & ref_chaos & ok).sum() / max((chaotic & ok).sum(), 1)
+    out["chaos_recall"] = (chaotic & ref_chaos & ok).sum() / max((ref_chaos & ok).sum(), 1)
+    count = ref["independent"].shape[1]
+    if count:
+        sub = slice(0, count)
+        err_ind = _error(J_R[sub], J_z[sub], ref["independent"])
+        ok_ind = np.isfinite(err_ind)
+        out["independent"] = _flag_scores(err_ind, flagged[sub], chaotic[sub], ok_ind)
+        # the same on the regular orbits only (those with a torus fit), where actions exist
+        regular = ok_ind & ref["o2gf_used"][:, None]
+        out["regular"] = _flag_scores(err_ind, flagged[sub], chaotic[sub], regular)
+    return out
 
 
 def main(argv=None):
@@ -182,18 +278,24 @@ def main(argv=None):
     for population in populations:
         sample = make_orbits(population, n, n_times=n_times, duration=2.0, random_state=args.seed)
         tables[population] = sample.phase_space[COLUMNS]
-        J_ref, spread, ps = reference(population, n, args.seed, args.ref_gyr, args.ref_points)
-        refs[population] = J_ref
-        line = (f"reference {population}: spread of the fudge along the long orbit at its best "
-                f"focal distance, median {100 * np.median(spread):.2f} %, p90 "
-                f"{100 * np.percentile(spread, 90):.2f} %")
-        if args.o2gf:
-            gala = o2gf(ps, args.ref_points, args.o2gf)
-            radial = J_ref[0, :args.o2gf] >= J_ref[1, :args.o2gf]
-            diff = np.abs(np.where(radial, gala[0] / J_ref[0, :args.o2gf],
-                                   gala[1] / J_ref[1, :args.o2gf]) - 1)
-            line += (f"; vs gala o2gf on {args.o2gf} orbits: median {100 * np.nanmedian(diff):.2f} "
-                     f"%, max {100 * np.nanmax(diff):.2f} %")
+        J_long, spread, ps = reference(population, n, args.seed, args.ref_gyr, args.ref_points)
+        orbits = long_orbits(ps, args.ref_points, args.ref_gyr)
+        drift = period_drift(orbits)
+        count = min(args.o2gf, n)
+        gala = o2gf(orbits, count)
+        J_ind, used = independent_reference(J_long, gala, drift)
+        refs[population] = {"long": J_long, "chaotic": reference_chaotic(drift),
+                            "independent": J_ind, "o2gf_used": used}
+        line = (f"reference {population}: best fudge's spread along the long orbit median "
+                f"{100 * np.median(spread):.2f} %, p90 {100 * np.percentile(spread, 90):.2f} %; "
+                f"{100 * np.mean(refs[population]['chaotic']):.0f} % of orbits chaotic (period "
+                f"drift > {100 * DRIFT_CHAOS:g} % over {args.ref_gyr:g} Gyr)")
+        if count:
+            diff = np.fmax(*np.abs(J_long[:, :count] - J_ind)) / np.fmax(*J_ind)
+            line += (f"; independent reference on {count} orbits: gala O2GF on {int(used.sum())} "
+                     f"(long average vs O2GF there: median {100 * np.median(diff[used]):.2f} %, "
+                     f"max {100 * np.max(diff[used], initial=0):.2f} %), long average on "
+                     f"{count - int(used.sum())}")
         print(line, flush=True)
 
     results = {"after": transform(tables, METHODS)}
@@ -205,21 +307,33 @@ def main(argv=None):
             subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", src, dst],
                            env=env, check=True, cwd=tmp)
             results["before"] = json.load(open(dst))
+    print("\nflagged: actions_rel_err > 0.05; chaotic: bit 2. Precision / recall / missed (> 10 % off, "
+          "neither flagged nor chaotic) against the long average (all orbits), the independent "
+          "reference (O2GF subsample: O2GF where it holds, else the long average) and on the "
+          "subsample's regular orbits only (O2GF); confirmed: chaotic stars whose long orbit "
+          "drifts; found: drifting orbits' stars with the chaotic bit")
     header = (f"{'population':11s} {'code':6s} {'method':8s} {'median':>7s} {'p90':>7s} "
-              f"{'flagged':>7s} {'chaotic':>7s} {'precis.':>7s} {'recall':>7s} {'>5%':>5s} "
-              f"{'missed':>6s} {'stars/s':>8s}")
+              f"{'flagged':>7s} {'chaotic':>7s} | {'long: prec/rec/missed':>21s} | "
+              f"{'independent':>17s} | {'regular (O2GF)':>17s} | {'confirmed':>9s} {'found':>6s} "
+              f"{'stars/s':>8s}")
+
+    def scores(d):
+        if d is None:
+            return f"{'-':>17s}"
+        return f"{100 * d['precision']:5.1f}/{100 * d['recall']:5.1f}/{d['missed']:4d}"
+
     for population in populations:
         print("\n" + header)
         for method in METHODS:
             for code in ("before", "after"):
                 if code not in results:
                     continue
-                r = metrics(results[code][f"{method}/{population}"], refs[population], n, n_times,
-                            new=code == "after")
+                r = metrics(results[code][f"{method}/{population}"], refs[population], n, n_times)
                 print(f"{population:11s} {code:6s} {method:8s} {100 * r['median']:6.2f}% "
                       f"{100 * r['p90']:6.2f}% {100 * r['flagged']:6.1f}% "
-                      f"{100 * r['chaotic']:6.1f}% {100 * r['precision']:6.1f}% "
-                      f"{100 * r['recall']:6.1f}% {r['n_off']:5d} {r['missed']:6d} "
+                      f"{100 * r['chaotic']:6.1f}% | {scores(r['long']):>21s} | "
+                      f"{scores(r.get('independent'))} | {scores(r.get('regular'))} | "
+                      f"{100 * r['confirmed']:8.1f}% {100 * r['chaos_recall']:5.1f}% "
                       f"{r['rate']:8.0f}")
 
 

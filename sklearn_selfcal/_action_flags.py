@@ -11,9 +11,11 @@ Two columns, two questions:
     - :data:`ORBIT_AVERAGE` (1): the Staeckel fudge's value at the star's position was off by more
       than ``rel_err_threshold``; ``J_R, J_z`` are its average over a long stretch of the star's
       orbit (``method="auto"``), and ``actions_rel_err`` is the error of that average.
-    - :data:`CHAOTIC` (2): the orbit's radial or vertical frequency drifts between the two halves
-      of its integration: the orbit is chaotic and has no actions; ``J_R, J_z`` are averages over
-      a finite stretch of it, and mean little.
+    - :data:`CHAOTIC` (2): the orbit is chaotic and has no actions; ``J_R, J_z`` are averages over
+      a finite stretch of it, and mean little. Set only where an integration over 24 radial and
+      vertical periods in each half confirms it: a companion orbit parts from the star's
+      exponentially *and* the radial (vertical) period drifts by more than 1 % (3 %) between
+      the halves.
     - :data:`TABULATED` (4): the accuracy was read from a table over the integrals of motion built
       once per potential (the star's orbit is one on which the fudge is accurate everywhere); no
       orbit of this star was integrated.

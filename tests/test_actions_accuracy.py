@@ -200,3 +200,62 @@ def test_a_sticky_orbit_quiet_for_a_few_periods_is_not_called_good_when_off():
     assert np.all(np.isfinite(err))
     # and the check sees that the orbit is chaotic (measured: 14 of its 16 points)
     assert np.mean((out[FLAGS_COLUMN].to_numpy().astype(int) & CHAOTIC) != 0) > 0.5
+
+
+def _period_drift(xyz, vxyz, gyr=8.0):
+    """Relative change of the radial (pericentre) and vertical (upward plane crossing) period of
+    each orbit between the halves of a ``gyr`` Gyr galpy DOP853 integration: the reference of the
+    chaotic bit (a regular orbit's periods are fixed, a chaotic orbit's frequencies diffuse)."""
+    from sklearn_selfcal.datasets._orbits import _integrate
+
+    t = np.arange(0.0, gyr, 5e-4)  # 0.5 Myr: >= 20 steps per radial period of a bulge orbit
+    pos, vel = _integrate(default_potential(), xyz, vxyz, t)
+    v_r = np.sum(pos * vel, axis=0) / np.sqrt(np.sum(pos**2, axis=0))
+    drift = np.full((2, pos.shape[1]), np.nan)
+    for i in range(pos.shape[1]):
+        for e, s in enumerate((v_r[i], pos[2, i])):
+            c = np.flatnonzero((s[:-1] < 0) & (s[1:] >= 0))
+            when = t[c] - (t[c + 1] - t[c]) * s[c] / (s[c + 1] - s[c])
+            h = when.size // 2
+            slopes = [np.polyfit(np.arange(w.size), w, 1)[0] for w in (when[:h], when[h:])]
+            drift[e, i] = abs(slopes[0] - slopes[1]) / np.mean(slopes)
+    return drift
+
+
+def _observed(xyz, vxyz, n_times=16):
+    from sklearn_selfcal.coordinates import galactocentric_to_icrs
+    from sklearn_selfcal.datasets._orbits import _integrate
+
+    xyz_t, vxyz_t = _integrate(default_potential(), xyz, vxyz, np.linspace(0.0, 2.0, n_times))
+    obs = galactocentric_to_icrs(xyz_t.reshape(3, -1), vxyz_t.reshape(3, -1))
+    return pd.DataFrame({"ra": obs["ra"], "dec": obs["dec"], "distance": obs["distance"],
+                         "pmra": obs["pmra"], "pmdec": obs["pmdec"],
+                         "radial_velocity": obs["radial_velocity"]})
+
+
+def test_a_regular_orbit_whose_pericentres_jitter_is_not_called_chaotic():
+    # A bulge orbit (make_orbits("bulge", 30, random_state=2024), orbit 8) whose periods do not
+    # change over 8 Gyr (reference drift < 0.5 %), but whose pericentre times over the check's 6
+    # radial periods per half drift by up to 32 % (a resonant orbit with two radial minima per
+    # period): the check's own test called 9 of its 16 points chaotic. The longer integration
+    # that confirms a suspect (companion parting exponentially and periods drifting over 24
+    # periods per half) calls none of them chaotic.
+    xyz = np.array([[-0.4635146365311629], [-0.2541295936036518], [0.27747355032582954]])
+    vxyz = np.array([[-21.411159183177126], [154.03398657565856], [-56.67429662988589]])
+    assert np.all(_period_drift(xyz, vxyz) < 0.005)
+    at = ActionTransformer(distance="distance", radial_velocity="radial_velocity")
+    with warnings.catch_warnings(record=True):  # its fudge varies by ~10 %: some points are
+        warnings.simplefilter("always", InaccurateActionsWarning)  # flagged inaccurate
+        out = at.set_output(transform="pandas").fit_transform(_observed(xyz, vxyz))
+    flags = out[FLAGS_COLUMN].to_numpy().astype(int)
+    assert np.all((flags & ORBIT_AVERAGE) != 0)  # the fudge varies along it: orbit averages
+    assert not np.any((flags & CHAOTIC) != 0)
+
+
+def test_the_sticky_orbit_is_chaotic_by_the_long_reference_too():
+    # the orbit of test_a_sticky_orbit_... : its radial period drifts by ~4 % and its vertical one
+    # by ~11 % between the halves of 8 Gyr, so the chaotic bit there is right
+    xyz = np.array([[-0.6918008188989333], [3.9604531642112852], [-0.06385710471249903]])
+    vxyz = np.array([[46.95090452126554], [-155.70987905424988], [-45.62938287822054]])
+    assert np.any(_period_drift(xyz, vxyz) > 0.02)
+
