@@ -268,11 +268,14 @@ def _direct(model, pot, R, z, v_R, v_T, v_z):
     # galpy's roots or quadrature are the less precise)
     J_R, J_z = _fudge(model, R, z, v_R, v_T, v_z, delta, compiled=False)
     failed = ~(np.isfinite(J_R) & np.isfinite(J_z))
-    if failed.any():  # galpy's root finding gave up: the numpy fudge (same integrals) retries
+    if failed.any():  # galpy's root finding gave up: the compiled fudge (same integrals, its
+        # turning points bracketed from the star's own position) or the numpy fudge retries
         d = model.delta / GALPY_RO_KPC if delta is None else delta[failed]
-        phi = functools.partial(_phi, pot)
-        J_R[failed], J_z[failed] = staeckel_integrals.actions(
-            phi, R[failed], z[failed], v_R[failed], v_T[failed], v_z[failed], d)
+        args = (R[failed], z[failed], v_R[failed], v_T[failed], v_z[failed], d)
+        if _compiled(_Keyed(model.key, model.potential)) is not None:
+            J_R[failed], J_z[failed] = _fudge(model, *args)
+        else:
+            J_R[failed], J_z[failed] = staeckel_integrals.actions(functools.partial(_phi, pot), *args)
     return J_R, J_z
 
 
