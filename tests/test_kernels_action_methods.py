@@ -17,7 +17,7 @@ _GALPY_FAILS = dict(R=2.879521792165946, z=-3.478902654821262, v_R=1.61532268028
                     v_T=0.4983077668753245, v_z=0.350006963298146, delta=0.24955207297461485)
 
 
-def test_galpy_failures_become_nan_and_the_numpy_fudge_computes_them(pot):
+def test_galpy_failures_become_nan_and_the_compiled_fudge_computes_them(pot):
     s = {k: np.array([v]) for k, v in _GALPY_FAILS.items()}
     finder = make_staeckel(default_potential())
     raw = finder(s["R"], s["v_R"], s["v_T"], s["z"], s["v_z"], delta=s["delta"])
@@ -32,4 +32,6 @@ def test_galpy_failures_become_nan_and_the_numpy_fudge_computes_them(pot):
     J_R, J_z = _direct(model, pot, s["R"], s["z"], s["v_R"], s["v_T"], s["v_z"])
     expected = si.actions(phi_of(pot), s["R"], s["z"], s["v_R"], s["v_T"], s["v_z"], s["delta"])
     assert np.isfinite(J_R[0]) and 0 < J_R[0] < 100
-    np.testing.assert_allclose([J_R[0], J_z[0]], [expected[0][0], expected[1][0]], rtol=1e-12)
+    # the same integrals by the numpy fudge: its 16 quadrature nodes against the compiled fudge's
+    # 32 differ by ~1e-8 here (up to 2.5e-3 on rare bulge points), 1e-6 holds them to that
+    np.testing.assert_allclose([J_R[0], J_z[0]], [expected[0][0], expected[1][0]], rtol=1e-6)

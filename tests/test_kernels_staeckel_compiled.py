@@ -134,28 +134,3 @@ def test_fitted_average_is_the_same_as_with_galpys_c_code_per_focal_distance(mon
         assert np.max(np.abs(got - ref) / scale) < 1e-5
     np.testing.assert_allclose(fast[2:], slow[2:], rtol=1e-4, atol=1e-6)
 
-
-def test_where_galpys_root_finding_gives_up_the_compiled_fudge_retries(monkeypatch):
-    # a direct method's point values are galpy's C; where it returns NaN the compiled fudge fills
-    # in the same integrals (within 1e-5 of galpy's value: its quadrature errs by up to 4e-4 at
-    # single bulge points, typically 1e-7)
-    model = am.ActionModel(potential=default_potential(), key=_default_potential_key(),
-                           method="staeckel_fixed", delta=3.8, focal=None, grid=None,
-                           check=False, threshold=0.05)
-    pot = am._galpy(am._Keyed(model.key, model.potential))
-    R, z, v_R, v_T, v_z, _ = _inner_galaxy(40, seed=5)
-    expected = am._direct(model, pot, R, z, v_R, v_T, v_z)
-    assert np.all(np.isfinite(expected))
-    original = am._fudge
-
-    def galpy_gives_up(model, R, z, v_R, v_T, v_z, delta, compiled=True):
-        J_R, J_z = original(model, R, z, v_R, v_T, v_z, delta, compiled=compiled)
-        if not compiled:
-            J_R[::4] = np.nan
-        return J_R, J_z
-
-    monkeypatch.setattr(am, "_fudge", galpy_gives_up)
-    J_R, J_z = am._direct(model, pot, R, z, v_R, v_T, v_z)
-    scale = np.fmax(expected[0], expected[1])
-    assert np.max(np.abs(J_R - expected[0]) / scale) < 1e-5
-    assert np.max(np.abs(J_z - expected[1]) / scale) < 1e-5
