@@ -4,9 +4,11 @@
 many rows (30,056 of them, 13 s, for the parallax model's features at 48,853 stars). Here a group
 of columns at a time is transposed into contiguous lanes (a cache-sized block) whose non-finite
 values are replaced by ``+inf`` (ranked after every number), so that the median of the ``c_j``
-finite values of column ``j`` sits at ranks ``(c_j - 1) // 2`` and ``c_j // 2`` of its lane. One
-:func:`numpy.partition` at the smallest and largest of these ranks puts every value whose rank
-lies between them into a narrow window, which is then sorted: the medians are read off it. The
+finite values of column ``j`` sits at ranks ``(c_j - 1) // 2`` and ``c_j // 2`` of its lane. A
+:func:`numpy.partition` at the largest of these ranks, then one of the values left of it at the
+smallest, put every value whose rank lies between them into a narrow window, which is then sorted:
+the medians are read off it (one rank per call keeps numpy's SIMD selection, 13x faster than a
+call with two ranks on float32 lanes: 3.7 -> 1.2 CPU-s for 20,000 x 7,514). The
 absolute deviations from the median are partitioned in the same lanes for the MAD. Columns with
 far fewer finite values than the others (which would widen the window) are done one by one.
 """
@@ -22,7 +24,11 @@ def _ranked(lanes, count):
     """Mean of the two middle finite values of every lane (non-finite already ``+inf``)."""
     lo_rank, hi_rank = (count - 1) // 2, count // 2
     k0, k1 = int(lo_rank.min()), int(hi_rank.max())
-    lanes.partition([k0, k1] if k1 > k0 else [k0], axis=1)
+    # one rank per partition call: numpy's SIMD selection takes a single kth only (with two it
+    # falls back to introselect, 13x slower on float32 lanes)
+    lanes.partition(k1, axis=1)
+    if k1 > k0:
+        lanes[:, :k1].partition(k0, axis=1)
     window = np.sort(lanes[:, k0:k1 + 1], axis=1)
     idx = np.arange(lanes.shape[0])
     return 0.5 * (window[idx, lo_rank - k0].astype(np.float64)
