@@ -9,9 +9,9 @@ finite values of column ``j`` sits at ranks ``(c_j - 1) // 2`` and ``c_j // 2`` 
 smallest, put every value whose rank lies between them into a narrow window, which is then sorted:
 the medians are read off it (one rank per call keeps numpy's SIMD selection, 13x faster than a
 call with two ranks on float32 lanes; with the tiled transposition, 3.7 -> 0.8 CPU-s for
-20,000 x 7,514). The
-absolute deviations from the median are partitioned in the same lanes for the MAD. Columns with
-far fewer finite values than the others (which would widen the window) are done one by one.
+20,000 x 7,514). The absolute deviations from the median are partitioned in the same lanes for
+the MAD. Columns with far fewer finite values than the others (which would widen the window) are
+done one by one.
 """
 
 from __future__ import annotations
