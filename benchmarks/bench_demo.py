@@ -28,6 +28,7 @@ is the code of ``--before`` or of the git ref ``--ref`` (default: ``main``, expo
 Run::
 
     python benchmarks/bench_demo.py [--n-stars 48853] [--repeat 1] [--before DIR | --ref REF]
+                                    [--config after.toml]
 """
 
 import argparse
@@ -108,7 +109,8 @@ timed(outputs, "write_catalogue", "  catalogue files")
 timed(figures, "render_figures", "  figures")
 timed(outputs, "write_outputs", "outputs")
 w0, c0 = time.perf_counter(), cpu()
-status = cli.main(["demo", "--n-stars", sys.argv[1], "--out", sys.argv[2], "--overwrite", "--quiet"])
+status = cli.main(["demo", "--n-stars", sys.argv[1], "--out", sys.argv[2], "--overwrite", "--quiet"]
+                  + (["--config", sys.argv[3]] if len(sys.argv) > 3 else []))
 times["total"] = (time.perf_counter() - w0, cpu() - c0)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 print("BENCH" + json.dumps({"status": status, "times": times, "peak_gb": peak}))
@@ -118,10 +120,11 @@ ORDER = ("simulate catalogue", "write survey", "simulate spectra", "parallax", "
          "calibrate", "profiles and fit", "outputs", "  catalogue files", "  figures", "total")
 
 
-def run_variant(root, n_stars, out):
+def run_variant(root, n_stars, out, config=None):
     """One demo in a subprocess importing the package from ``root``; its step times."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONNOUSERSITE": "1"}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(n_stars), str(out)], env=env,
+    extra = [] if config is None else [str(Path(config).resolve())]
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(n_stars), str(out), *extra], env=env,
                           capture_output=True, text=True, cwd=tempfile.gettempdir())
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH")), None)
     if proc.returncode or line is None:
@@ -146,6 +149,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--before", help="a directory holding the 'before' sklearn_selfcal package")
     parser.add_argument("--ref", default="main", help="git ref exported as 'before' (default main)")
+    parser.add_argument("--config", help="a configuration file given to the 'after' demo (e.g. "
+                        "[parallax] n_jobs = 2); 'before' runs the defaults")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         before = Path(args.before) if args.before else export(args.ref, Path(tmp))
@@ -154,7 +159,8 @@ def main():
         for i in range(args.repeat):
             for name, root in variants.items():
                 print(f"run {i + 1}/{args.repeat}: {name} ({root}) ...", flush=True)
-                records[name].append(run_variant(root, args.n_stars, Path(tmp) / f"demo_{name}"))
+                records[name].append(run_variant(root, args.n_stars, Path(tmp) / f"demo_{name}",
+                                                 args.config if name == "after" else None))
     load = os.getloadavg()
     best = {name: {step: [min(r["times"][step][k] for r in recs if step in r["times"])
                           if any(step in r["times"] for r in recs) else float("nan")

@@ -111,13 +111,12 @@ def _predict_in_blocks(estimator, X, return_std, block_rows):
     return pred, (np.concatenate(stds) if return_std and stds else None)
 
 
-def _fit_fold(estimator, X, y, train, test, fit_params, return_std, block_rows=None):
-    """Fit a clone on the rows ``train`` (metadata sliced alike); predict the rows ``test``."""
-    n = len(y)
-    est = clone(estimator).fit(
-        _safe_indexing(X, train), _safe_indexing(y, train), **_slice_params(fit_params, train, n)
-    )
-    return _predict_in_blocks(est, _safe_indexing(X, test), return_std, block_rows)
+def _fit_rows(estimator, X, y, rows, fit_params):
+    """A clone fitted on the rows ``rows`` of ``X`` and ``y`` (metadata sliced alike; None: all)."""
+    if rows is None:
+        return clone(estimator).fit(X, y, **fit_params)
+    return clone(estimator).fit(_safe_indexing(X, rows), _safe_indexing(y, rows),
+                                **_slice_params(fit_params, rows, len(y)))
 
 
 class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
@@ -160,10 +159,12 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Shuffles the folds when ``cv`` is an int.
     n_jobs : int, default=None
-        Folds fitted in parallel (:class:`sklearn.utils.parallel.Parallel`, which carries the
-        scikit-learn configuration, such as metadata routing, to the workers).
+        Workers fitting the fold models and the refitted model together, then predicting the
+        held-out folds (:class:`sklearn.utils.parallel.Parallel`, which carries the
+        scikit-learn configuration, such as metadata routing, to the workers). The results do
+        not depend on it.
     verbose : int, default=0
-        Progress bar over the folds.
+        Progress bar over the fits.
     predict_block_rows : int or None, default=20000
         Stars predicted at a time (held-out folds and ``transform``): the model's intermediate
         features exist for one block only, so memory does not grow with the number of stars.
@@ -313,17 +314,31 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             raise ValueError("training_filter: no star passes it, so no model can be trained")
         return mask
 
-    def _cross_fit(self, X, y, fit_params, parallax_error):
-        """Out-of-fold predictions (and std) for every star; sets the fitted attributes."""
+    def _cross_fit(self, X, y, fit_params, parallax_error, *, refit):
+        """Out-of-fold predictions (and std) for every star; sets the fitted attributes.
+
+        The fold models and, with ``refit``, the model of every training star (``estimator_``)
+        are independent fits: they run together in ``n_jobs`` workers, the largest (the refit)
+        first, then the held-out rows are predicted, one fold per worker. The fits and the
+        predictions are those of a sequential run whatever ``n_jobs``.
+        """
         n = len(y)
         train_mask = self.training_mask_
         splits = list(self._splitter().split(X, y))
-        jobs = (delayed(_fit_fold)(self.estimator, X, y, train[train_mask[train]], test,
-                                   fit_params, self.return_std, self.predict_block_rows)
-                for train, test in splits)
-        results = Parallel(n_jobs=self.n_jobs)(
-            progress(jobs, total=len(splits), desc="cross-fit folds", verbose=self.verbose)
-        )
+        rows = [train[train_mask[train]] for train, _ in splits]
+        if refit:
+            everyone = np.flatnonzero(train_mask)
+            rows.insert(0, None if everyone.size == n else everyone)
+        parallel = Parallel(n_jobs=self.n_jobs)
+        models = parallel(progress(
+            (delayed(_fit_rows)(self.estimator, X, y, r, fit_params) for r in rows),
+            total=len(rows), desc="cross-fit models", verbose=self.verbose))
+        if refit:
+            self.estimator_ = models.pop(0)
+        results = parallel(
+            delayed(_predict_in_blocks)(model, _safe_indexing(X, test), self.return_std,
+                                        self.predict_block_rows)
+            for model, (_, test) in zip(models, splits))
         pred = np.full(n, np.nan)
         std = np.full(n, np.nan) if self.return_std else None
         for (_, test), (p, s) in zip(splits, results):
@@ -351,15 +366,6 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             return std
         return np.sqrt(std**2 + (self.intrinsic_scatter_ * pred) ** 2)
 
-    def _refit(self, X, y, fit_params):
-        rows = np.flatnonzero(self.training_mask_)
-        if rows.size == len(y):
-            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
-        else:
-            self.estimator_ = clone(self.estimator).fit(
-                _safe_indexing(X, rows), _safe_indexing(y, rows),
-                **_slice_params(fit_params, rows, len(y)))
-
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **params):
         """Fit the inner estimator on every training star.
@@ -385,8 +391,11 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         X, y, fit_params, parallax_error = self._start_fit("fit", X, y, params)
         self.intrinsic_scatter_ = None
         if self.scatter is not None:
-            self._cross_fit(X, y, fit_params, parallax_error)
-        self._refit(X, y, fit_params)
+            self._cross_fit(X, y, fit_params, parallax_error, refit=True)
+        else:
+            rows = np.flatnonzero(self.training_mask_)
+            self.estimator_ = _fit_rows(self.estimator, X, y,
+                                        None if rows.size == len(y) else rows, fit_params)
         return self
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -410,9 +419,7 @@ class CrossFitTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             predicted by a model that did not see that star.
         """
         X, y, fit_params, parallax_error = self._start_fit("fit_transform", X, y, params)
-        pred, std = self._cross_fit(X, y, fit_params, parallax_error)
-        if self.refit:
-            self._refit(X, y, fit_params)
+        pred, std = self._cross_fit(X, y, fit_params, parallax_error, refit=self.refit)
         return self._append(X, pred, std)
 
     def transform(self, X):

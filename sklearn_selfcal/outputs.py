@@ -159,8 +159,10 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
         Files read (checksummed in ``provenance.json``).
     command : list of str, optional
         The command line recorded in ``provenance.json`` (default: ``sys.argv``).
-    extra : dict, optional
+    extra : dict or callable, optional
         Added to ``provenance.json`` and ``feh_gradient_fit.json`` (e.g. the simulation's truth).
+        A callable returning the dict is called once the figures are started, so that its work
+        (e.g. the demo's fit to the simulation's truth) runs while the workers draw.
     checks : DataFrame, optional
         The preflight's cut counts, recorded in ``provenance.json``.
     n_jobs : int or None, default=-1
@@ -183,6 +185,8 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     else:
         figures = None
         skipped["figures"] = "[figures] enabled = false"
+    if callable(extra):
+        extra = extra()
     catalogue = result.catalogue
     paths["catalogue_parquet"] = str(out_dir / "catalogue.parquet")
     write_catalogue(catalogue, paths["catalogue_parquet"])

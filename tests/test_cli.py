@@ -73,6 +73,8 @@ def test_demo_provenance_and_fit_summary(demo_dir):
     assert fit["injected_feh_gradient"]["m1"] == -0.057
     # the reference fit on the true abundances of the same stars is recorded next to it
     assert abs(fit["truth_feh_gradient"]["m1"]["median"] - m1) < 0.01
+    # ... computed while the figures are drawn (write_outputs calls extra then): in both files
+    assert prov["truth_feh_gradient"] == fit["truth_feh_gradient"]
 
 
 def test_refuses_non_empty_output_dir_without_overwrite(demo_dir, config_file, capsys):

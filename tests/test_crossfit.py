@@ -189,6 +189,24 @@ def test_parallel_folds_with_routing_equal_sequential_ones():
     pd.testing.assert_frame_equal(out[2], out[1])
 
 
+def test_folds_and_refit_fitted_together_in_workers_equal_sequential_ones():
+    """The refit runs in the same workers as the fold models: same out-of-fold predictions, and
+    ``estimator_`` is the model of every training star (not a fold's), whatever ``n_jobs``."""
+    X, y = _table(n=50, seed=5)
+    train = X["a"].to_numpy() > -0.8
+    fitted = {}
+    for n_jobs in (None, 2):
+        step = CrossFitTransformer(_MemorisingRegressor(), cv=2, output="p", random_state=0,
+                                   training_filter=lambda t: t["a"].to_numpy() > -0.8,
+                                   n_jobs=n_jobs)
+        fitted[n_jobs] = (step.fit_transform(X, y), step)
+    pd.testing.assert_frame_equal(fitted[2][0], fitted[None][0])
+    for out, step in fitted.values():
+        assert np.all(out["p"].to_numpy() == -1.0)          # still out of fold
+        # the refitted model saw exactly the training stars, each with its own target
+        assert step.estimator_.seen_ == dict(zip(X["id"][train].tolist(), y[train].tolist()))
+
+
 def test_numpy_input_and_no_passthrough():
     X, y = _table()
     step = CrossFitTransformer(LinearRegression(), output="p", return_std=False, passthrough=False,

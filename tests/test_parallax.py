@@ -441,6 +441,22 @@ def test_parallax_step_gives_the_whole_error_budget_for_every_star():
     assert 0.6 < inside.mean() < 0.77
 
 
+def test_parallax_step_in_two_workers_has_the_bits_of_the_sequential_one(survey):
+    """Folds and refit fitted in two worker processes (``n_jobs=2``): the out-of-fold
+    parallaxes, their errors and the refitted model are bit for bit those of ``n_jobs=None``."""
+    table = survey["table"].iloc[:1200]
+    out, models = {}, {}
+    for n_jobs in (None, 2):
+        with sklearn.config_context(enable_metadata_routing=True):
+            step = SpectroPhotometricParallaxTransformer(random_state=0, n_jobs=n_jobs)
+            out[n_jobs] = step.fit_transform(table, table["parallax"],
+                                             parallax_error=table["parallax_error"])
+        models[n_jobs] = step.crossfit_.estimator_[-1]
+    pd.testing.assert_frame_equal(out[2], out[None], check_exact=True)
+    np.testing.assert_array_equal(models[2].coef_, models[None].coef_)
+    assert models[2].intercept_ == models[None].intercept_
+
+
 # ------------------------------------------------------------------------------------------
 # the seam of out-of-core fits, the one name of the parallax uncertainty, the zero point
 # ------------------------------------------------------------------------------------------
