@@ -54,6 +54,33 @@ def _cpus():
         return os.cpu_count() or 1
 
 
+_ONE_BLAS_LOCK = threading.Lock()
+_ONE_BLAS = {"users": 0, "limiter": None}
+
+
+@contextmanager
+def _one_blas_thread():
+    """BLAS on one thread while any thread of the process is inside a plan.
+
+    threadpoolctl's limits are process-wide: a plan of one thread that restored the original
+    limit on leaving while another thread's plan still ran would hand that plan's passes a
+    multithreaded BLAS (another order of the additions, other bits). The first plan to enter sets
+    the limit, the last to leave restores it.
+    """
+    with _ONE_BLAS_LOCK:
+        if _ONE_BLAS["users"] == 0:
+            _ONE_BLAS["limiter"] = _controller().limit(limits=1, user_api="blas")
+        _ONE_BLAS["users"] += 1
+    try:
+        yield
+    finally:
+        with _ONE_BLAS_LOCK:
+            _ONE_BLAS["users"] -= 1
+            if _ONE_BLAS["users"] == 0:
+                _ONE_BLAS.pop("limiter").restore_original_limits()
+                _ONE_BLAS["limiter"] = None
+
+
 @contextmanager
 def block_plan(workers=None):
     """Context in which the passes run on ``workers`` threads, BLAS on one thread each.
@@ -81,7 +108,7 @@ def block_plan(workers=None):
             libs = _controller().select(user_api="blas").lib_controllers
             workers = min(max([lib.num_threads or 1 for lib in libs], default=1), _cpus())
     workers = max(1, int(workers))
-    with _controller().limit(limits=1, user_api="blas"):
+    with _one_blas_thread():
         _LOCAL.workers = workers
         try:
             yield workers
