@@ -29,6 +29,8 @@ import math
 import numba
 import numpy as np
 
+from .star_threads import map_stars
+
 __all__ = ["ETA", "circular_period_table", "force_table", "interpolated_forces", "orbit_points",
            "potential_functions", "sample_orbits"]
 
@@ -160,7 +162,7 @@ def interpolated_forces(table, x, y, z):
     return _forces_at(*args, step, over_R, vertical)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events, eta,
                step, over_R, vertical):
     n = R0.size
@@ -315,8 +317,9 @@ def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=
         np.asarray(t_max, dtype=float), (n,)).copy()
     E0 = phi(R, z) + 0.5 * (v_R**2 + v_T**2 + v_z**2)
     interval[~np.isfinite(E0)] = np.nan
-    raw, n_points, sums, counts, growth = _integrate(R, z, v_R, v_T, v_z, interval, t_max, int(n_min),
-                                             int(n_max), int(n_events), float(eta), *table)
+    raw, n_points, sums, counts, growth = map_stars(
+        _integrate, (R, z, v_R, v_T, v_z, interval, t_max),
+        (int(n_min), int(n_max), int(n_events), float(eta), *table))
     points = _restore_integrals(phi, raw, E0, R * v_T)
     points[0] = [R, z, v_R, v_T, v_z]  # the star itself, unchanged
     N, S_k, S_t, S_kk, S_kt = (sums[:, :, i] for i in range(5))

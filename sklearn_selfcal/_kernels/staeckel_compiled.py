@@ -25,6 +25,8 @@ import math
 import numba
 import numpy as np
 
+from .star_threads import map_stars
+
 __all__ = ["N_NODES", "compiled_potential", "cached_compiled_potential", "potential", "actions"]
 
 # component codes of the parameter table (amp, a, b)
@@ -362,7 +364,7 @@ def _one(params, R, z, v_R, v_T, v_z, delta, radial, vertical):
     return J_R, J_z
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _actions(params, R, z, v_R, v_T, v_z, delta, radial, vertical):
     n = R.size
     J = np.full((2, n), np.nan)
@@ -395,5 +397,5 @@ def actions(params, R, z, v_R, v_T, v_z, delta):
                                                                         delta)))
     shape = arrays[0].shape
     flat = [np.ascontiguousarray(a).ravel() for a in arrays]
-    J = _actions(params, *flat, _RADIAL, _VERTICAL)
+    J = map_stars(lambda *a: _actions(params, *a), flat, (_RADIAL, _VERTICAL))
     return J[0].reshape(shape), J[1].reshape(shape)
