@@ -84,7 +84,8 @@ def test_layout_read_by_the_command_line(tmp_path, reference):
         for name in ("flux", "flux_err"):
             ds = fh[name]
             assert ds.shape == (N, PIXELS) and ds.dtype == np.float32
-            assert ds.chunks is None                 # contiguous: row blocks read directly
+            rows, width = ds.chunks                  # chunked by whole spectra
+            assert width == PIXELS and 2048 % rows == 0 and rows * PIXELS * 4 <= 2**20
         assert fh["wavelength"].attrs["unit"] == "Angstrom"
     assert spectra_rows(path) == (N, True)
     on_disk = load_survey(tmp_path)                  # spectra stay in the file
