@@ -41,3 +41,33 @@ def test_action_grid_reproduces_the_direct_fudge(pot, tables):
     J_far = staeckel_grid.grid_actions(grid, pot, np.array([1.0]), np.zeros(1), np.array([2.0]),
                                        np.array([1.0]), np.zeros(1))[0]
     assert np.isnan(J_far[0])
+
+
+def test_tables_asked_for_by_two_threads_at_once_are_built_once(monkeypatch):
+    # the run builds the orbits step's tables in a thread while the parallax model fits; the
+    # orbits step asking for them meanwhile waits for that build instead of starting its own
+    import threading
+    import time
+
+    from sklearn_selfcal.potential import default_potential
+
+    builds = []
+
+    def slow_build(pot, constant=None):
+        builds.append(constant)
+        time.sleep(0.3)  # a build long enough for the second caller to arrive during it
+        return object()
+
+    monkeypatch.setattr(staeckel_grid, "build_focal_table", slow_build)
+    name = "a potential key no other test uses"
+    out = [None, None]
+
+    def ask(k):
+        out[k] = staeckel_grid.cached_tables(default_potential(), name, grid=False)
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and out[0][0] is out[1][0]

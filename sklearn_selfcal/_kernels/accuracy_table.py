@@ -115,6 +115,7 @@ def accuracy_bound(table, pot, R, z, v_R, v_T, v_z):
 
 _TABLES = {}
 _TABLES_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 
 
 def cached_accuracy_table(pot, grid, force_table, name):
@@ -132,12 +133,13 @@ def cached_accuracy_table(pot, grid, force_table, name):
     -------
     table : AccuracyTable
     """
-    with _TABLES_LOCK:
-        table = _TABLES.get(name)
-    if table is None:
-        table = build_accuracy_table(pot, grid, force_table)
+    with _BUILD_LOCK:  # one build at a time: a second caller waits for the first one's table
         with _TABLES_LOCK:
-            _TABLES[name] = table
-            while len(_TABLES) > 8:
-                _TABLES.pop(next(iter(_TABLES)))
+            table = _TABLES.get(name)
+        if table is None:
+            table = build_accuracy_table(pot, grid, force_table)
+            with _TABLES_LOCK:
+                _TABLES[name] = table
+                while len(_TABLES) > 8:
+                    _TABLES.pop(next(iter(_TABLES)))
     return table

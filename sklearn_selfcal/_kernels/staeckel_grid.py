@@ -412,6 +412,7 @@ def grid_actions(grid, pot, R, z, v_R, v_T, v_z):
 
 _TABLES = {}
 _TABLES_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 _TABLES_SIZE = 8
 
 
@@ -433,9 +434,15 @@ def cached_tables(potential, key, delta=None, grid=True):
     focal : FocalTable
     action_grid : ActionGrid or None
     """
+    name = (key, None if delta is None else float(delta))
+    with _BUILD_LOCK:  # one build at a time: a second caller waits for the first one's tables
+        return _cached_tables(potential, name, grid)
+
+
+def _cached_tables(potential, name, grid):
     from .staeckel import GALPY_RO_KPC, galpy_potential
 
-    name = (key, None if delta is None else float(delta))
+    delta = name[1]
     with _TABLES_LOCK:
         focal, action_grid = _TABLES.get(name, (None, None))
     if focal is None or (grid and action_grid is None):

@@ -9,8 +9,10 @@ radial profiles and the broken power law are fitted (:func:`~sklearn_selfcal.wor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -131,6 +133,9 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
     if plan.spectra:
         y = X["parallax"].to_numpy(dtype=float)
         fit_params = {PARALLAX_ERROR: X[PARALLAX_ERROR].to_numpy(dtype=float)}
+    if plan.spectra:  # the orbits step's tables are built while the parallax model is fitted
+        threading.Thread(target=_build_action_tables, args=(pipe,), name="action tables",
+                         daemon=True).start()
     with steps("the method's pipeline (" + " -> ".join(n for n, _ in pipe.steps) + ")"), \
             config_context(enable_metadata_routing=True):
         Xt = pipe.fit_transform(X, y, **fit_params)
@@ -174,6 +179,16 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
                  gradient_errors=fit.errors, calibrator=calibrator, trends=trends,
                  disk_sample=disk_view, plan=plan, summary=summary, skipped=skipped,
                  timings=steps.times, config=effective_config(config, pipe))
+
+
+def _build_action_tables(pipe):
+    """Build the tables of the orbits step's :class:`~sklearn_selfcal.ActionTransformer` (they
+    depend on the potential only; built once per process, a second caller waits for them) while
+    the parallax step fits: it leaves one of two cores idle for much of its time. The tables
+    use no BLAS, so they are the same bits whatever else runs. A bad setting is left for the
+    orbits step itself to report."""
+    with contextlib.suppress(ValueError, TypeError):
+        pipe.get_params()["orbits__actions"]._model()
 
 
 def method_input(work, plan, pipe, spectra=None, spectra_err=None):
