@@ -29,7 +29,7 @@ import math
 import numba
 import numpy as np
 
-from .star_threads import map_stars
+from .threads import map_stars
 
 __all__ = ["ETA", "circular_period_table", "force_table", "interpolated_forces", "orbit_points",
            "potential_functions", "sample_orbits"]

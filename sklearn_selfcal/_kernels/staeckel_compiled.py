@@ -25,7 +25,7 @@ import math
 import numba
 import numpy as np
 
-from .star_threads import map_stars
+from .threads import map_stars
 
 __all__ = ["N_NODES", "compiled_potential", "cached_compiled_potential", "potential", "actions"]
 

@@ -17,12 +17,13 @@ threads in effect when a solve starts (``threadpool_limits(1)``: the calling thr
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
+
+from ..threads import usable_cpus
 
 __all__ = ["RowSubset", "ColumnSubset", "RowBlockOperator", "block_plan", "matvec", "rmatvec",
            "working_set_columns", "projected_gram"]
@@ -45,13 +46,6 @@ def _controller():
 
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER
-
-
-def _cpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:    # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 _ONE_BLAS_LOCK = threading.Lock()
@@ -106,7 +100,7 @@ def block_plan(workers=None):
         workers = 1
         if threading.current_thread() is threading.main_thread():
             libs = _controller().select(user_api="blas").lib_controllers
-            workers = min(max([lib.num_threads or 1 for lib in libs], default=1), _cpus())
+            workers = min(max([lib.num_threads or 1 for lib in libs], default=1), usable_cpus())
     workers = max(1, int(workers))
     with _one_blas_thread():
         _LOCAL.workers = workers

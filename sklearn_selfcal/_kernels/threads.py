@@ -1,4 +1,4 @@
-"""Per-star compiled loops spread over threads.
+"""Threads: the usable CPUs, and per-star compiled loops spread over threads.
 
 The orbit integrator (:mod:`~sklearn_selfcal._kernels.orbit_sampling`) and the compiled Staeckel
 fudge (:mod:`~sklearn_selfcal._kernels.staeckel_compiled`) treat each star on its own, in numba
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["star_threads", "map_stars"]
+__all__ = ["usable_cpus", "star_threads", "map_stars"]
 
 #: Fewest stars per block (below it the threads' start-up would cost more than they save).
 MIN_BLOCK = 256
@@ -28,7 +28,13 @@ _POOLS = {}
 _LOCK = threading.Lock()
 
 
-def _cpus():
+def usable_cpus():
+    """CPUs this process may run on (its affinity mask; all CPUs elsewhere than Linux).
+
+    Returns
+    -------
+    n_cpus : int
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -44,7 +50,7 @@ def star_threads():
     """
     from threadpoolctl import threadpool_info
 
-    cpus = _cpus()
+    cpus = usable_cpus()
     found = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     n = min(found) if found else (int(env) if env.isdigit() else cpus)

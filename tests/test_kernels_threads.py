@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sklearn_selfcal._kernels import orbit_sampling, staeckel_compiled, star_threads
+from sklearn_selfcal._kernels import orbit_sampling, staeckel_compiled, threads
 from sklearn_selfcal._kernels.staeckel import GALPY_RO_KPC, GALPY_VO_KMS, galpy_potential
 from sklearn_selfcal.potential import default_potential
 
@@ -24,11 +24,11 @@ def test_orbits_and_compiled_actions_do_not_depend_on_the_threads(monkeypatch, n
     delta = np.linspace(0.3, 8.0, R.size) / GALPY_RO_KPC
     kwargs = dict(interval=0.2, n_min=8, n_max=12, n_events=1, t_max=40.0)
     results = {}
-    for threads in (1, n_threads):
-        monkeypatch.setattr(star_threads, "star_threads", lambda threads=threads: threads)
+    for n in (1, n_threads):
+        monkeypatch.setattr(threads, "star_threads", lambda n=n: n)
         orbits = orbit_sampling.sample_orbits(pot, R, z, v_R, v_T, v_z, **kwargs)
         actions = staeckel_compiled.actions(params, R, z, v_R, v_T, v_z, delta)
-        results[threads] = (*orbits, *actions)
+        results[n] = (*orbits, *actions)
     for one, many in zip(results[1], results[n_threads]):
         np.testing.assert_array_equal(one, many)
     assert np.isfinite(results[1][-1]).mean() > 0.9  # the comparison is of actual actions
