@@ -32,3 +32,18 @@ def test_orbits_and_compiled_actions_do_not_depend_on_the_threads(monkeypatch, n
     for one, many in zip(results[1], results[n_threads]):
         np.testing.assert_array_equal(one, many)
     assert np.isfinite(results[1][-1]).mean() > 0.9  # the comparison is of actual actions
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_grid_interpolation_does_not_depend_on_the_threads(monkeypatch, n_threads):
+    from sklearn_selfcal._kernels import staeckel_grid
+
+    rng = np.random.default_rng(1)
+    coefficients = rng.normal(size=(30, 30, 30))
+    coordinates = rng.uniform(0, 20, size=(3, 50, 41))  # any shape of points, as the callers pass
+    out = {}
+    for n in (1, n_threads):
+        monkeypatch.setattr(threads, "star_threads", lambda n=n: n)
+        out[n] = staeckel_grid._interpolate(coefficients, coordinates)
+    assert out[1].shape == (50, 41)
+    np.testing.assert_array_equal(out[1], out[n_threads])

@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from . import staeckel_integrals as si
 from .orbit_sampling import potential_functions, circular_period_table, orbit_points
+from .threads import map_stars
 
 __all__ = [
     "FocalTable",
@@ -90,9 +91,15 @@ def _spline(values):
 
 
 def _interpolate(coefficients, coordinates):
-    """The spline at fractional node indices (of the unpadded table), one column per point."""
-    return ndimage.map_coordinates(coefficients, np.asarray(coordinates) + _PAD, order=_ORDER,
-                                   prefilter=False, mode="nearest")
+    """The spline at fractional node indices (of the unpadded table), one column per point
+    (blocks of points on the star threads: scipy's interpolation releases the GIL)."""
+    def spline_at(*columns):
+        return ndimage.map_coordinates(coefficients, np.array(columns) + _PAD, order=_ORDER,
+                                       prefilter=False, mode="nearest")
+
+    coordinates = np.asarray(coordinates, dtype=float)
+    columns = [np.ascontiguousarray(c).ravel() for c in coordinates]
+    return map_stars(spline_at, columns).reshape(coordinates.shape[1:])
 
 
 @dataclass(frozen=True)
