@@ -79,6 +79,8 @@ def map_stars(func, arrays, args=(), n_threads=None):
         As ``func(*arrays, *args)``.
     """
     n = arrays[0].size
+    if n < 2 * MIN_BLOCK:  # one block: no need to ask how many threads (~2 ms)
+        return func(*arrays, *args)
     n_threads = star_threads() if n_threads is None else int(n_threads)
     n_blocks = min(n_threads, n // MIN_BLOCK)
     if n_blocks < 2 or threading.current_thread().name.startswith("star_threads"):
