@@ -1,12 +1,18 @@
 """Fixtures shared by several test modules (plain helpers are in ``tests/_helpers.py``)."""
 
 import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 import joblib
+import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from sklearn_selfcal._kernels import staeckel_grid
+from sklearn_selfcal._kernels import orbit_sampling, staeckel_compiled, staeckel_grid
 from sklearn_selfcal._kernels.staeckel import galpy_potential
 from sklearn_selfcal.potential import default_potential
 
@@ -52,14 +58,63 @@ def pytest_collection_modifyitems(config, items):
 _THREAD_LIMITS = None
 
 
+# The numba kernels are compiled on first use and cached beside their modules (``cache=True``,
+# in __pycache__). In a fresh clone every xdist worker, and every process a test starts before a
+# cache is written (the docs build, Dask workers), compiled the same kernels at the same time:
+# ~8.5 CPU-s each. Under xdist the controller compiles them once, in a thread, while the workers
+# start and collect (~12 CPU-s each); a worker waits for it before its first test and then loads
+# them from the cache (~0.1 s). In a warm checkout the thread only loads the cache.
+_KERNELS_READY = "SKLEARN_SELFCAL_TESTS_KERNELS_READY"
+
+
+def _compile_kernels(marker):
+    """Call every compiled kernel once on one star (writes numba's cache), then touch ``marker``."""
+    try:
+        pot = galpy_potential(default_potential())
+        params = staeckel_compiled.cached_compiled_potential(pot)
+        one = np.ones(1)
+        staeckel_compiled.potential(params, one, 0.01 * one)
+        staeckel_compiled.actions(params, one, 0.01 * one, 0.1 * one, one, 0.05 * one, 0.5 * one)
+        table = orbit_sampling.force_table(pot)
+        orbit_sampling.interpolated_forces(table, one, 0.0 * one, 0.01 * one)
+        orbit_sampling.sample_orbits(pot, one, 0.01 * one, 0.1 * one, one, 0.05 * one,
+                                     interval=0.1 * one, n_min=3, n_max=4, n_events=1,
+                                     table=table)
+    finally:  # a failure here shows in the tests that call the kernel: the workers go on
+        Path(marker).touch()
+
+
+def pytest_collection_finish(session):
+    """In an xdist worker, wait (collected, before the first test) for the controller's kernels."""
+    marker = os.environ.get(_KERNELS_READY)
+    if marker and "PYTEST_XDIST_WORKER" in os.environ:
+        deadline = time.monotonic() + 300.0
+        while not os.path.exists(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def pytest_configure(config):
-    """In an xdist worker, limit the BLAS and OpenMP threads to this worker's share of the cores."""
+    """In an xdist worker, limit the BLAS and OpenMP threads to this worker's share of the cores;
+    in the xdist controller, compile the numba kernels once for the workers."""
     global _THREAD_LIMITS
     n_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
-    if n_workers < 1 or "PYTEST_XDIST_WORKER" not in os.environ:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        if getattr(config.option, "dist", "no") != "no" and not config.option.collectonly:
+            marker = Path(tempfile.mkdtemp(prefix="selfcal-kernels-")) / "ready"
+            os.environ[_KERNELS_READY] = str(marker)  # inherited by the workers started next
+            threading.Thread(target=_compile_kernels, args=(marker,), daemon=True).start()
+        return
+    if n_workers < 1:
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     share = max(1, (cores or 1) // n_workers)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LOKY_MAX_CPU_COUNT"):
         os.environ[name] = str(share)
     _THREAD_LIMITS = threadpool_limits(share)
+
+
+def pytest_unconfigure(config):
+    """The controller removes the marker's directory."""
+    marker = os.environ.get(_KERNELS_READY)
+    if marker and "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(Path(marker).parent, ignore_errors=True)
