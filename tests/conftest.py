@@ -30,18 +30,64 @@ def tables():
     return staeckel_grid.cached_tables(potential, joblib.hash(potential))
 
 
-# The slowest modules first (a Sphinx build with the gallery, whole runs, Dask clusters): under
-# `pytest -n 2` xdist hands the first quarter of the tests to the two workers in turn, so a long
-# test started early runs beside the many short ones instead of finishing alone at the end.
-# Tests keep their order within a module (module-scoped fixtures are set up once per worker).
-SLOW_MODULES_FIRST = ["test_docs.py", "test_scaleout.py", "test_real_catalogues.py",
-                      "test_pipeline.py", "test_apply.py", "test_cli.py", "test_figures.py"]
+# The slowest modules, with their CPU seconds (the module's tests, fixtures and the processes
+# they start; measured with `pytest -n 2` on 2 cores). They run first, each whole on one worker
+# (module-scoped fixtures are set up once), dealt out by the scheduler below so that the two
+# workers get about the same share; the many short tests then fill in behind them. xdist's own
+# load scheduling sends each worker a first chunk of N/8 consecutive tests: sorted slowest first,
+# every slow module went to the first worker (626 s of tests there, 526 s on the other, in one
+# measured run), and the run ended when that worker did.
+SLOW_MODULES = {"test_scaleout.py": 60, "test_real_catalogues.py": 47, "test_pipeline.py": 43,
+                "test_docs.py": 33, "test_figures.py": 31, "test_cli.py": 25, "test_apply.py": 11}
+SLOW_MODULES_FIRST = sorted(SLOW_MODULES, key=SLOW_MODULES.get, reverse=True)
 
 
 def pytest_collection_modifyitems(config, items):
     """Start the slowest modules first (a stable sort: every worker collects the same order)."""
     rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def _deal_slow_modules(collection, nodes):
+    """``{node: [index, ...]}``: each slow module's tests to the node with the least CPU so far."""
+    modules = {}
+    for i, nodeid in enumerate(collection):
+        name = Path(nodeid.split("::")[0]).name
+        if name in SLOW_MODULES:
+            modules.setdefault(name, []).append(i)
+    load = {node: 0.0 for node in nodes}
+    plan = {node: [] for node in nodes}
+    for name in SLOW_MODULES_FIRST:
+        if name in modules:
+            node = min(nodes, key=load.get)  # the first such node on a tie
+            load[node] += SLOW_MODULES[name]
+            plan[node].extend(modules[name])
+    return {node: sorted(indices) for node, indices in plan.items()}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``-n N`` (``--dist load``): xdist's load scheduling with the slow modules dealt out first."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScheduling
+
+    class SlowModulesDealt(LoadScheduling):
+        """The first chunk each node is sent is its share of the slow modules (then as xdist's)."""
+
+        _plan = None
+
+        def _send_tests(self, node, num):
+            if self._plan is None:
+                self._plan = _deal_slow_modules(self.collection, self.nodes)
+                dealt = {i for indices in self._plan.values() for i in indices}
+                self.pending[:] = [i for i in self.pending if i not in dealt]
+            indices = self._plan.pop(node, None)
+            if not indices:
+                return super()._send_tests(node, num)
+            self.node2pending[node].extend(indices)
+            node.send_runtest_some(indices)
+
+    return SlowModulesDealt(config, log)
 
 
 # Under `pytest -n N` the N workers share the machine's cores: each worker's BLAS and OpenMP
