@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -81,6 +82,31 @@ def test_refuses_non_empty_output_dir_without_overwrite(demo_dir, config_file, c
     status = main(["demo", "--out", str(demo_dir), "--n-stars", "500", "--n-pixels", "20", "--quiet"])
     assert status == 1
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_overwrite_leaves_no_file_of_the_previous_run(demo_dir, tmp_path):
+    # the previous run is a copy of the demo's folder (its figures and its survey too): a run
+    # drawing figures of its own here spent 70 % of this test's 25 CPU-s on them. 800 stars:
+    # what is checked is the set of files in --out, which does not depend on size
+    import shutil
+
+    from sklearn_selfcal.exceptions import DataQualityWarning
+
+    out = tmp_path / "out"
+    shutil.copytree(demo_dir, out)
+    assert len(list((out / "figures").glob("*.png"))) >= 5 and (out / "survey").is_dir()
+    path = tmp_path / "cat.parquet"
+    pd.read_parquet(demo_dir / "survey" / "catalogue.parquet").iloc[:800].to_parquet(path)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"figures": {"enabled": False}, **FAST}))
+    args = ["run", str(path), "--out", str(out), "--config", str(cfg), "--quiet"]
+    with warnings.catch_warnings():  # flagged rows of the simulated catalogue: reported by run
+        warnings.simplefilter("ignore", DataQualityWarning)
+        assert main(args) == 1  # not empty, no --overwrite
+        assert main([*args, "--overwrite"]) == 0
+    assert not (out / "figures").exists() and not (out / "survey").exists()
+    prov = json.loads((out / "provenance.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == sorted(prov["files"])
 
 
 def test_run_on_a_catalogue_with_spectro_photometric_parallaxes(demo_dir, tmp_path):

@@ -447,23 +447,6 @@ def test_a_second_concurrent_run_on_the_same_out_refuses(tmp_path, monkeypatch, 
     assert not lock.exists() and not list(tmp_path.glob(".out.sklearn-selfcal.tmp-*"))
 
 
-def test_overwrite_leaves_no_file_of_the_previous_run(tmp_path):
-    # 800 stars: what is checked is the set of files in --out, which does not depend on size
-    path = _write(_survey_catalogue().iloc[:800].reset_index(drop=True), tmp_path / "cat.parquet")
-    out = tmp_path / "out"
-    with_figures = _config(tmp_path, {"figures": {"enabled": True, "dpi": 30}}, "figs.json")
-    assert _run(["run", str(path), "--out", str(out), "--config", str(with_figures),
-                 "--quiet"]) == 0
-    assert len(list((out / "figures").glob("*.png"))) >= 5
-    assert _run(["run", str(path), "--out", str(out), "--config",
-                 str(_config(tmp_path)), "--quiet"]) == 1  # not empty, no --overwrite
-    assert _run(["run", str(path), "--out", str(out), "--config", str(_config(tmp_path)),
-                 "--quiet", "--overwrite"]) == 0
-    assert not (out / "figures").exists()
-    prov = json.loads((out / "provenance.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == sorted(prov["files"])
-
-
 def test_an_interrupted_run_leaves_nothing_behind_on_the_next_start(tmp_path):
     from sklearn_selfcal.io.outdir import OutputDirectory
 
