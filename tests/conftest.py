@@ -30,6 +30,21 @@ def tables():
     return staeckel_grid.cached_tables(potential, joblib.hash(potential))
 
 
+@pytest.fixture(scope="session")
+def dask_client():
+    """One 2-worker LocalCluster (processes, one thread each) for every Dask test of the session.
+
+    Its users (tests/test_scaleout.py, tests/test_pipeline.py) are dealt to the same xdist worker
+    (``SAME_WORKER``): one cluster instead of two (~7 CPU-s to start two worker processes and
+    import the package in them, and their action tables built once).
+    """
+    distributed = pytest.importorskip("dask.distributed", reason="dask is in the test extra")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
 # The slowest modules, with their CPU seconds (the module's tests, fixtures and the processes
 # they start; measured with `pytest -n 2` on 2 cores). They run first, each whole on one worker
 # (module-scoped fixtures are set up once), dealt out by the scheduler below so that the two
@@ -40,6 +55,8 @@ def tables():
 SLOW_MODULES = {"test_scaleout.py": 60, "test_real_catalogues.py": 47, "test_pipeline.py": 43,
                 "test_docs.py": 33, "test_figures.py": 31, "test_cli.py": 25, "test_apply.py": 11}
 SLOW_MODULES_FIRST = sorted(SLOW_MODULES, key=SLOW_MODULES.get, reverse=True)
+#: Modules dealt to the same worker, as one (they share the session's ``dask_client``).
+SAME_WORKER = [("test_scaleout.py", "test_pipeline.py")]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -49,19 +66,22 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _deal_slow_modules(collection, nodes):
-    """``{node: [index, ...]}``: each slow module's tests to the node with the least CPU so far."""
-    modules = {}
+    """``{node: [index, ...]}``: each slow module's tests (or group's, ``SAME_WORKER``), the
+    costliest first, to the node with the least CPU so far."""
+    group = {name: names[0] for names in SAME_WORKER for name in names}
+    modules, members = {}, {}
     for i, nodeid in enumerate(collection):
         name = Path(nodeid.split("::")[0]).name
         if name in SLOW_MODULES:
-            modules.setdefault(name, []).append(i)
+            modules.setdefault(group.get(name, name), set()).add(name)
+            members.setdefault(group.get(name, name), []).append(i)
     load = {node: 0.0 for node in nodes}
     plan = {node: [] for node in nodes}
-    for name in SLOW_MODULES_FIRST:
-        if name in modules:
-            node = min(nodes, key=load.get)  # the first such node on a tie
-            load[node] += SLOW_MODULES[name]
-            plan[node].extend(modules[name])
+    cost = {key: sum(SLOW_MODULES[name] for name in names) for key, names in modules.items()}
+    for key in sorted(cost, key=cost.get, reverse=True):
+        node = min(nodes, key=load.get)  # the first such node on a tie
+        load[node] += cost[key]
+        plan[node].extend(members[key])
     return {node: sorted(indices) for node, indices in plan.items()}
 
 

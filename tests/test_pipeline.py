@@ -105,14 +105,7 @@ def test_pickled_pipeline_gives_identical_results_in_a_new_process(fitted, tmp_p
     pd.testing.assert_frame_equal(pd.read_parquet(out_path), expected)
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    """One 2-worker LocalCluster (processes, one thread each) for every Dask test of the module."""
-    distributed = pytest.importorskip("dask.distributed", reason="dask is in the test extra")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
+# dask_client: the session's cluster (tests/conftest.py)
 
 
 def test_dask_local_cluster_equals_in_memory(fitted, dask_client, tmp_path):

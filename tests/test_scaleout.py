@@ -1,12 +1,12 @@
 """Dask scale-out on a 2-worker LocalCluster: fits and aggregations equal the in-memory ones.
 
-One module-scoped cluster (two worker processes, one thread each) serves every test. The
-comparisons are against the in-memory function on the same rows (``ddf.compute()``): the
-distributed paths compute the same sums in another order, so they agree to rounding; the
-tolerances below (1e-10 relative, or exact equality for medians and counts) leave four or more
-orders of magnitude above the differences measured (<= 5e-11 relative on coefficients and
-covariances of the calibrator); the parallax coefficients are compared relative to the largest
-one (measured 4.5e-12), see the test.
+One cluster (two worker processes, one thread each; the session's, shared with
+tests/test_pipeline.py) serves every test. The comparisons are against the in-memory function on
+the same rows (``ddf.compute()``): the distributed paths compute the same sums in another order,
+so they agree to rounding; the tolerances below (1e-10 relative, or exact equality for medians
+and counts) leave four or more orders of magnitude above the differences measured (<= 5e-11
+relative on coefficients and covariances of the calibrator); the parallax coefficients are
+compared relative to the largest one (measured 4.5e-12), see the test.
 """
 
 from __future__ import annotations
@@ -41,11 +41,9 @@ ABUNDANCES = ["FE_H", "MG_FE", "O_FE"]
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
+def client(dask_client):
+    """The session's 2-worker cluster (tests/conftest.py)."""
+    return dask_client
 
 
 @pytest.fixture(scope="module")
