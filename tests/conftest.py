@@ -46,14 +46,15 @@ def dask_client():
 
 
 # The slowest modules, with their CPU seconds (the module's tests, fixtures and the processes
-# they start; measured with `pytest -n 2` on 2 cores). They run first, each whole on one worker
-# (module-scoped fixtures are set up once), dealt out by the scheduler below so that the two
-# workers get about the same share; the many short tests then fill in behind them. xdist's own
-# load scheduling sends each worker a first chunk of N/8 consecutive tests: sorted slowest first,
-# every slow module went to the first worker (626 s of tests there, 526 s on the other, in one
-# measured run), and the run ended when that worker did.
-SLOW_MODULES = {"test_scaleout.py": 60, "test_real_catalogues.py": 47, "test_pipeline.py": 43,
-                "test_docs.py": 33, "test_figures.py": 31, "test_cli.py": 25, "test_apply.py": 11}
+# they start; measured under `pytest -n 2` on a shared 2-core machine: only their ratios matter).
+# They run first, each whole on one worker (module-scoped fixtures are set up once), dealt out by
+# the scheduler below so that the two workers get about the same share; the many short tests then
+# fill in behind them. xdist's own load scheduling sends each worker a first chunk of N/8
+# consecutive tests: sorted slowest first, every slow module went to the first worker (626 s of
+# tests there, 526 s on the other, in one measured run), and the run ended when that worker did.
+SLOW_MODULES = {"test_scaleout.py": 40, "test_pipeline.py": 38, "test_docs.py": 33,
+                "test_figures.py": 31, "test_cli.py": 30, "test_real_catalogues.py": 22,
+                "test_apply.py": 11}
 SLOW_MODULES_FIRST = sorted(SLOW_MODULES, key=SLOW_MODULES.get, reverse=True)
 #: Modules dealt to the same worker, as one (they share the session's ``dask_client``).
 SAME_WORKER = [("test_scaleout.py", "test_pipeline.py")]
