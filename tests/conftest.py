@@ -86,6 +86,7 @@ def _deal_slow_modules(collection, nodes):
     return {node: sorted(indices) for node, indices in plan.items()}
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist runs too
 def pytest_xdist_make_scheduler(config, log):
     """``-n N`` (``--dist load``): xdist's load scheduling with the slow modules dealt out first."""
     if config.getvalue("dist") != "load":
