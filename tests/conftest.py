@@ -30,19 +30,46 @@ def tables():
     return staeckel_grid.cached_tables(potential, joblib.hash(potential))
 
 
-@pytest.fixture(scope="session")
-def dask_client():
-    """One 2-worker LocalCluster (processes, one thread each) for every Dask test of the session.
+class _Cluster:
+    """A 2-worker LocalCluster (processes, one thread each), started when a test asks for it."""
 
-    Its users (tests/test_scaleout.py, tests/test_pipeline.py) are dealt to the same xdist worker
-    (``SAME_WORKER``): one cluster instead of two (~7 CPU-s to start two worker processes and
-    import the package in them, and their action tables built once).
+    client = cluster = None
+
+    def get(self):
+        if self.client is None:
+            distributed = pytest.importorskip("dask.distributed", reason="dask is in [test]")
+            self.cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                                    processes=True, dashboard_address=None)
+            self.client = distributed.Client(self.cluster)
+        return self.client
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+            self.cluster.close()
+            self.client = self.cluster = None
+
+
+_CLUSTER = _Cluster()
+
+
+@pytest.fixture
+def dask_client():
+    """The cluster shared by the Dask tests of tests/test_scaleout.py and tests/test_pipeline.py.
+
+    The two modules are dealt to the same xdist worker (``SAME_WORKER``), one after the other:
+    one cluster instead of two (~7 CPU-s to start two worker processes and import the package
+    in them; the action tables built on its workers once). It is closed after the last test of
+    those modules (``pytest_runtest_teardown``): left running to the end of the session, its
+    idle workers cost more than a new one.
     """
-    distributed = pytest.importorskip("dask.distributed", reason="dask is in the test extra")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
+    return _CLUSTER.get()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Close the shared cluster when the next test is not one of the modules that use it."""
+    if nextitem is None or nextitem.path.name not in SAME_WORKER[0]:
+        _CLUSTER.close()
 
 
 # The slowest modules, with their CPU seconds (the module's tests, fixtures and the processes

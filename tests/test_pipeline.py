@@ -105,7 +105,7 @@ def test_pickled_pipeline_gives_identical_results_in_a_new_process(fitted, tmp_p
     pd.testing.assert_frame_equal(pd.read_parquet(out_path), expected)
 
 
-# dask_client: the session's cluster (tests/conftest.py)
+# dask_client: the cluster shared with tests/test_scaleout.py (tests/conftest.py)
 
 
 def test_dask_local_cluster_equals_in_memory(fitted, dask_client, tmp_path):

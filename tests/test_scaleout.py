@@ -1,7 +1,7 @@
 """Dask scale-out on a 2-worker LocalCluster: fits and aggregations equal the in-memory ones.
 
-One cluster (two worker processes, one thread each; the session's, shared with
-tests/test_pipeline.py) serves every test. The comparisons are against the in-memory function on
+One cluster (two worker processes, one thread each; shared with tests/test_pipeline.py,
+tests/conftest.py) serves every test. The comparisons are against the in-memory function on
 the same rows (``ddf.compute()``): the distributed paths compute the same sums in another order,
 so they agree to rounding; the tolerances below (1e-10 relative, or exact equality for medians
 and counts) leave four or more orders of magnitude above the differences measured (<= 5e-11
@@ -40,9 +40,9 @@ RTOL = 1e-10
 ABUNDANCES = ["FE_H", "MG_FE", "O_FE"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(dask_client):
-    """The session's 2-worker cluster (tests/conftest.py)."""
+    """The 2-worker cluster shared with tests/test_pipeline.py (tests/conftest.py)."""
     return dask_client
 
 
