@@ -83,7 +83,7 @@ SLOW_MODULES = {"test_scaleout.py": 40, "test_pipeline.py": 38, "test_docs.py": 
                 "test_figures.py": 31, "test_cli.py": 30, "test_real_catalogues.py": 22,
                 "test_apply.py": 11}
 SLOW_MODULES_FIRST = sorted(SLOW_MODULES, key=SLOW_MODULES.get, reverse=True)
-#: Modules dealt to the same worker, as one (they share the session's ``dask_client``).
+#: Modules dealt to the same worker, as one (they share ``dask_client``, closed after them).
 SAME_WORKER = [("test_scaleout.py", "test_pipeline.py")]
 
 
