@@ -120,6 +120,8 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadScheduling
 
+    if not callable(getattr(LoadScheduling, "_send_tests", None)):
+        return None  # an xdist whose internals differ: its own scheduling (slower, still right)
     class SlowModulesDealt(LoadScheduling):
         """The first chunk each node is sent is its share of the slow modules (then as xdist's)."""
 
