@@ -445,12 +445,12 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
 
 def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
                   fit_population="low_alpha", figures=None, nuisances=("LOGG",), random_state=0, dpi=110,
-                  n_jobs=None, verbose=0):
+                  n_jobs=None, verbose=0, fit_later=False):
     """Start drawing the figures of :func:`render_figures` in worker processes; write them later.
 
     The caller is free to do other work while the workers draw (e.g. write the catalogue, or fit
-    the radial profiles while the figures that do not need them are drawn); with one job nothing
-    is drawn before ``job.write``.
+    the radial profiles while the figures that do not need them are drawn: ``fit_later``); with
+    one job nothing is drawn before ``job.write``.
 
     Parameters
     ----------
@@ -479,13 +479,19 @@ def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN",
         Worker processes (joblib's convention); the figures do not depend on it.
     verbose : int, default=0
         Show a progress bar while ``job.write`` draws and waits.
+    fit_later : bool, default=False
+        Hold back the figures that draw the radial profile or the fit (7 and 8) until
+        ``job.add_fit(profile, regressor, fit_column)`` gives them (``profile`` and ``regressor``
+        are then ignored); the others start at once.
 
     Returns
     -------
     job : object
         ``job.write(out_dir)`` draws the figures no worker took, waits for the others, writes them
         into ``out_dir`` (created if needed) and returns the :class:`RenderedFigures` of
-        :func:`render_figures`, raising the figures' warnings there; once.
+        :func:`render_figures`, raising the figures' warnings there; once. With ``fit_later``,
+        ``job.add_fit`` must come first. ``job.close()`` stops the workers of a job that will not
+        be written.
 
     Raises
     ------
@@ -500,8 +506,10 @@ def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN",
         if unknown:
             raise ValueError(f"unknown figure name(s) {unknown}; known: {known}")
         specs = [s for s in specs if s.name in figures]
+    if fit_later:
+        profile = regressor = None
     inputs = FigureInputs(frame, profile, regressor, fit_radius, fit_column, fit_population, random_state)
-    return _FigureJob(specs, inputs, nuisances, dpi, n_jobs, verbose)
+    return _FigureJob(specs, inputs, nuisances, dpi, n_jobs, verbose, fit_later)
 
 
 class _FigureJob:
@@ -514,13 +522,15 @@ class _FigureJob:
     Where a figure is drawn changes nothing in it.
     """
 
-    def __init__(self, specs, inputs, nuisances, dpi, n_jobs, verbose):
+    def __init__(self, specs, inputs, nuisances, dpi, n_jobs, verbose, fit_later=False):
         from joblib import effective_n_jobs
 
         self._specs, self._inputs, self._nuisances, self._dpi = specs, inputs, nuisances, dpi
         self._verbose = verbose
-        self._missing = {spec.name: spec.missing(inputs) for spec in specs}
-        todo = [s for s in specs if self._missing[s.name] is None]
+        # with fit_later, the figures of the profile or the fit wait for add_fit
+        self._held = [s for s in specs if s.profile_columns is not None or s.needs_fit] if fit_later else []
+        self._missing = {spec.name: spec.missing(inputs) for spec in specs if spec not in self._held}
+        todo = [s for s in specs if self._missing.get(s.name, "held") is None]
         self._queue = deque(sorted(todo, key=lambda s: -_COST.get(s.name[:5], 1)))
         self._taken = {}  # figure name -> Future of a worker
         self._lock = threading.RLock()
@@ -553,6 +563,25 @@ class _FigureJob:
             self._taken[spec.name] = future
         future.add_done_callback(self._send)
 
+    def add_fit(self, profile, regressor, fit_column=None):
+        """Give the held figures (``fit_later``) the radial profile, the fit and the fitted column,
+        and queue those that can now be made (the others are skipped with their reason)."""
+        with self._lock:
+            changes = {"profile": profile, "regressor": regressor}
+            if fit_column is not None:
+                changes["fit_column"] = fit_column
+            self._inputs = replace(self._inputs, **changes)
+            for spec in self._held:  # cheap figures: queued last, as their cost orders them
+                self._missing[spec.name] = spec.missing(self._inputs)
+                if self._missing[spec.name] is None:
+                    self._queue.append(spec)
+            self._held = []
+
+    def close(self):
+        """Stop the workers (a job that will not be written); the figures they draw are lost."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, kill_workers=True)
+
     def write(self, out_dir):
         """Draw the figures no worker took, wait for the others, write them into ``out_dir``.
 
@@ -566,6 +595,8 @@ class _FigureJob:
 
         if self._written:
             raise RuntimeError("the figures of this job were already written")
+        if self._held:
+            raise RuntimeError("the figures of the profile and the fit wait for add_fit (fit_later)")
         self._written = True
         os.makedirs(out_dir, exist_ok=True)
         bar = progress(total=len(self._specs), desc="figures", verbose=self._verbose, unit="figure")

@@ -128,6 +128,35 @@ def test_run_with_spectra_files(tmp_path):
     assert cat["spec_parallax"].notna().sum() > 500
 
 
+def test_figures_started_before_the_fit_are_those_drawn_after_it(tmp_path):
+    """The demo and run start the figures that need neither the profiles nor the fit while these
+    are fitted (run_method's before_fit): the files are those write_outputs draws alone."""
+    from sklearn_selfcal.config import load_config
+    from sklearn_selfcal.datasets import make_survey
+    from sklearn_selfcal.outputs import start_run_figures, write_outputs
+    from sklearn_selfcal.workflow import run_method
+
+    s = make_survey(800, 60, random_state=5)
+    seen = {}
+
+    def before_fit(partial):
+        seen.update(partial, figures=start_run_figures(partial, random_state=2, n_jobs=2, verbose=0))
+
+    result = run_method(s.frame, s.spectra, s.spectra_err, config=load_config(overrides=FAST), verbose=0,
+                        before_fit=before_fit)
+    assert "profile" not in seen and "regressor" not in seen
+    assert seen["disk_sample"] is result.disk_sample and result.regressor is not None
+    written = {}
+    for name, figures in (("early", seen["figures"]), ("late", None)):
+        (tmp_path / name).mkdir()
+        paths = write_outputs(result, tmp_path / name, random_state=2, n_jobs=2, verbose=0,
+                              figures=figures)
+        written[name] = {k: Path(v).read_bytes() for k, v in paths.items() if k.startswith("figure_")}
+    assert "figure_fig08_feh_broken_power_law" in written["early"]
+    assert "figure_fig14_abundance_maps_low_alpha" in written["early"]
+    assert written["early"] == written["late"]
+
+
 def test_bad_config_and_misaligned_spectra_are_reported(tmp_path, capsys):
     cfg = tmp_path / "bad.json"
     cfg.write_text(json.dumps({"parallax": {"lambda": 160}}))

@@ -264,3 +264,25 @@ def test_start_figures_then_write(frame, profile, tmp_path):
         job.write(tmp_path / "again")
     with pytest.raises(ValueError, match="fig99"):
         figures.start_figures(frame, figures=["fig99_nothing"])
+
+
+def test_figures_of_the_fit_wait_for_it_and_are_the_same(frame, profile, tmp_path):
+    """fit_later: the figures of the profile and the fit (7, 8) are held until add_fit gives them,
+    the others start at once; the files are those of render_figures given everything at once."""
+    chosen = ["fig01_sample", "fig07_radial_gradients", "fig08_feh_broken_power_law", "fig13_on_off_bar"]
+    job = figures.start_figures(frame, figures=chosen, dpi=20, n_jobs=2, random_state=3, fit_later=True)
+    with pytest.raises(RuntimeError, match="add_fit"):
+        job.write(tmp_path / "early")
+    waiting = {"fig07_radial_gradients", "fig08_feh_broken_power_law"}
+    assert not waiting & (set(job._taken) | {spec.name for spec in job._queue})
+    job.add_fit(profile, FIT)
+    later = _pngs(job.write(tmp_path / "later"))
+    direct = _pngs(render_figures(frame, tmp_path / "direct", profile=profile, regressor=FIT, figures=chosen,
+                                  dpi=20, random_state=3))
+    assert list(later) == chosen and later == direct
+    # no profile or fit given later: skipped with the reason, as render_figures skips them
+    job = figures.start_figures(frame, figures=sorted(waiting), dpi=20, fit_later=True)
+    job.add_fit(None, None)
+    with pytest.warns(FigureSkippedWarning, match="no radial profile given"):
+        rendered = job.write(tmp_path / "none")
+    assert rendered == {} and set(rendered.skipped) == waiting
