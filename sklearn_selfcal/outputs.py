@@ -296,7 +296,7 @@ class _RunFigures:
             verbose=verbose, fit_later=True)
 
     def write(self, result, out_dir):
-        """Write the figures into ``out_dir``: (figure name -> path, figure -> why it was skipped)."""
+        """Write the figures into ``out_dir``: (name -> path, figure -> why it was skipped)."""
         from .exceptions import FigureSkippedWarning
 
         if self.job is None:
