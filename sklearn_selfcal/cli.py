@@ -243,7 +243,7 @@ def _demo(args):
     verbose = 0 if args.quiet else 1
     outdir = OutputDirectory(args.out, args.overwrite)
     outdir.check()
-    with outdir as tmp, _EarlyFigures(args.random_state, verbose) as figures:
+    with outdir as tmp, _EarlyFigures(config, args.random_state, verbose) as figures:
         # simulate, then run on the files: spectra read from disk by rows
         written = _simulate_into(tmp / "survey", args, verbose)
         survey = load_survey(tmp / "survey")
@@ -259,21 +259,30 @@ def _demo(args):
 
 
 class _EarlyFigures(contextlib.AbstractContextManager):
-    """``start`` is run_method's ``before_fit``: the figures that need neither the profiles nor
-    the fit are drawn while they are fitted (:func:`~sklearn_selfcal.outputs.start_run_figures`);
-    ``job`` goes to ``write_outputs``; the workers are stopped if the run fails before."""
+    """The figures of a run drawn early: their workers start with the command (their imports take
+    a core ~2 s while the first steps leave one idle), and ``start`` (run_method's ``before_fit``)
+    has them draw the figures that need neither the profiles nor the fit while these are fitted
+    (:func:`~sklearn_selfcal.outputs.start_run_figures`); ``job`` goes to ``write_outputs``. The
+    workers are stopped if the command fails before."""
 
-    def __init__(self, random_state, verbose):
+    def __init__(self, config, random_state, verbose):
+        from .figures import start_workers
+
         self.random_state, self.verbose, self.job = random_state, verbose, None
+        self.workers = start_workers() if config["figures"]["enabled"] else None
 
     def start(self, result):
         from .outputs import start_run_figures
 
-        self.job = start_run_figures(result, random_state=self.random_state, verbose=self.verbose)
+        self.job = start_run_figures(result, random_state=self.random_state, verbose=self.verbose,
+                                     workers=self.workers)
+        self.workers = None  # the job's now
 
     def __exit__(self, *exc):
-        if exc[0] is not None and self.job is not None:
-            self.job.close()
+        if exc[0] is not None:
+            for owner in (self.job, self.workers):
+                if owner is not None:
+                    owner.close()
 
 
 def _demo_outputs(args, config, survey, result, tmp, verbose, figures=None):
@@ -376,7 +385,7 @@ def _run(args):
     verbose = 0 if args.quiet else 1
     outdir = OutputDirectory(args.out, args.overwrite)
     # locked for the whole run; moved into place only if it succeeds
-    with outdir as tmp, _EarlyFigures(args.random_state, verbose) as figures:
+    with outdir as tmp, _EarlyFigures(config, args.random_state, verbose) as figures:
         plan, frame, prepared, counts, lines = _inspect(args, config)
         if verbose or not plan.can_run:
             _print(lines, file=None if plan.can_run else sys.stderr)

@@ -244,7 +244,7 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     return paths
 
 
-def start_run_figures(result, *, random_state=0, n_jobs=-1, verbose=1):
+def start_run_figures(result, *, random_state=0, n_jobs=-1, verbose=1, workers=None):
     """Start drawing a run's figures from its disk sample, the profiles and the fit given later.
 
     The figures that need neither the radial profiles nor the fit (all but Figures 7 and 8) start
@@ -265,6 +265,9 @@ def start_run_figures(result, *, random_state=0, n_jobs=-1, verbose=1):
         Processes drawing the figures, the caller's included (joblib's convention).
     verbose : int, default=1
         Show a progress bar over the figures when truthy.
+    workers : object or None, default=None
+        Worker processes started ahead (:func:`~sklearn_selfcal.figures.start_workers`, then
+        ``n_jobs`` is theirs), e.g. when the run started; stopped after the figures.
 
     Returns
     -------
@@ -273,18 +276,22 @@ def start_run_figures(result, *, random_state=0, n_jobs=-1, verbose=1):
         stops the workers of a run that fails before its outputs are written.
     """
     if not result.config["figures"]["enabled"]:
+        if workers is not None:
+            workers.close()
         return None
-    return _RunFigures(result, random_state, n_jobs, verbose)
+    return _RunFigures(result, random_state, n_jobs, verbose, workers)
 
 
 class _RunFigures:
     """The figures of a run: started from its disk sample, written with its profiles and fit."""
 
-    def __init__(self, result, random_state, n_jobs, verbose):
+    def __init__(self, result, random_state, n_jobs, verbose, workers):
         from .figures import start_figures
 
         self.job = None
         if len(result.disk_sample) == 0:
+            if workers is not None:
+                workers.close()
             return
         g = result.config["gradient"]
         fitted = result.calibrator.nuisance_columns if result.calibrator is not None else ("LOGG",)
@@ -293,7 +300,7 @@ class _RunFigures:
             result.disk_sample, fit_radius=g["radius"], fit_column=g["column"],
             fit_population=g["population"], nuisances=nuisances or ("LOGG",),
             random_state=random_state, dpi=result.config["figures"]["dpi"], n_jobs=n_jobs,
-            verbose=verbose, fit_later=True)
+            verbose=verbose, fit_later=True, workers=workers)
 
     def write(self, result, out_dir):
         """Write the figures into ``out_dir``: (name -> path, figure -> why it was skipped)."""
