@@ -218,6 +218,18 @@ def test_a_worker_draws_from_the_columns_it_is_sent_the_same_figure(frame, profi
             spec.name
 
 
+def test_a_figure_drawn_once_is_the_png_savefig_writes(frame, profile):
+    """_draw lays a figure out and paints it in one draw (savefig draws twice): the same bytes, for
+    figures of every kind of layout (colour bars, shared axes, hidden panels, one panel)."""
+    inputs = figures.FigureInputs(frame, profile, FIT, random_state=3)
+    for spec in figures.FIGURES:
+        if spec.name[:5] not in ("fig01", "fig02", "fig08", "fig10", "fig13", "fig16"):
+            continue
+        buffer = io.BytesIO()
+        spec.make(inputs).savefig(buffer, dpi=37, format="png")
+        assert _figure_jobs._draw(spec.name, ("LOGG",), inputs, 37)[0] == buffer.getvalue(), spec.name
+
+
 def test_figures_do_not_depend_on_the_number_of_workers(frame, profile, tmp_path):
     chosen = ["fig02_logg_trends_fe_h", "fig06_abundance_maps", "fig08_feh_broken_power_law",
               "fig13_on_off_bar", "fig14_abundance_maps_low_alpha"]
