@@ -1,6 +1,7 @@
 """The command line: the main job on the simulated survey and on a user's catalogue."""
 
 import json
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -155,6 +156,31 @@ def test_figures_started_before_the_fit_are_those_drawn_after_it(tmp_path):
     assert "figure_fig08_feh_broken_power_law" in written["early"]
     assert "figure_fig14_abundance_maps_low_alpha" in written["early"]
     assert written["early"] == written["late"]
+
+
+def test_the_console_script_flushes_runs_exit_handlers_and_exits_with_the_status(tmp_path):
+    """script() ends the process without the interpreter's tear-down: what it printed (to a pipe,
+    block-buffered), the exit handlers' work and the status must all be there."""
+    code = ("import atexit, pathlib, sys; from sklearn_selfcal.cli import script; "
+            "atexit.register(pathlib.Path(sys.argv[1]).write_text, 'handlers ran'); "
+            "atexit.register(print, 'printed by a handler', end=''); "  # buffered: flushed by script
+            "sys.argv = ['sklearn-selfcal'] + sys.argv[2:]; script()")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"parallax": {"lambda": 160}}))
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for args, status in ((["simulate", "--n-stars", "100", "--n-pixels", "5", "--out", str(tmp_path / "s")], 0),
+                         (["demo", "--out", str(tmp_path / "d"), "--config", str(bad), "--quiet"], 1)):
+        marker = tmp_path / f"marker{status}"
+        proc = subprocess.run([sys.executable, "-c", code, str(marker), *args], capture_output=True,
+                              text=True, timeout=600, env=buffered)
+        assert proc.returncode == status, proc.stderr
+        assert marker.read_text() == "handlers ran"
+        assert proc.stdout.endswith("printed by a handler")
+        if status == 0:
+            assert proc.stdout.splitlines()[-2].endswith("--out <directory>")  # the command's last line
+            assert (tmp_path / "s" / "spectra.h5").is_file()
+        else:
+            assert "unknown key 'lambda'" in proc.stderr
 
 
 def test_bad_config_and_misaligned_spectra_are_reported(tmp_path, capsys):
