@@ -17,25 +17,18 @@ fit as ``fit_radius`` (the workflow fits at ``"R_MEDIAN"``, the median radius of
 
 from __future__ import annotations
 
-import io
 import os
-import sys
-import threading
-import warnings
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
+from dataclasses import dataclass, field
 
 from . import maps, plotting
+from ._figure_jobs import _FigureJob, start_workers
 from ._paper import ALPHA_SPLIT_COLUMNS, CALIBRATED_SUFFIX, abundance_error_column, calibrated_name
-from ._progress import progress
 from .exceptions import FigureSkippedWarning
 from .maps.populations import UNMAPPED_COLUMNS
 
 __all__ = ["FIGURES", "TREND_ABUNDANCES", "FigureInputs", "FigureSkippedWarning", "FigureSpec",
-           "RenderedFigures", "figure_specs", "render_figures", "start_figures"]
+           "RenderedFigures", "figure_specs", "render_figures", "start_figures", "start_workers"]
 
 #: Abundances of Figures 2, 3 and 4 (reported names).
 TREND_ABUNDANCES = ("FE_H", "MG_FE", "AL_FE")
@@ -316,58 +309,6 @@ class RenderedFigures(dict):
         self.skipped = dict(skipped or {})
 
 
-#: Relative drawing cost of the figures (by their number): the costliest are sent to the workers
-#: first, so that they finish together (at the paper's size the 20-panel maps of Figures 14-17 take
-#: ~4x the time of a one-panel figure). Only the order of the work depends on it.
-_COST = {"fig14": 5, "fig15": 5, "fig16": 5, "fig17": 5, "fig10": 3, "fig09": 2, "fig06": 2}
-
-
-def _needed(spec, inputs):
-    """``inputs`` with only the frame's columns that ``spec`` reads (what is sent to a worker)."""
-    columns = list(dict.fromkeys(spec.columns(inputs)))
-    return replace(inputs, frame=inputs.frame[columns])
-
-
-def _module_of(filename, modules):
-    """The dotted name of the module whose file is ``filename`` (None if none is loaded)."""
-    for name, module in modules:
-        if getattr(module, "__file__", None) == filename:
-            return name
-    return None
-
-
-def _draw(name, nuisances, inputs, dpi):
-    """Draw one figure: ``(png bytes or None, reason it was skipped or None, warnings raised)``.
-
-    Runs in a worker. Every warning is recorded (whatever the worker's filters) with the module it
-    was raised in, for :func:`_raise_again` to raise it again in the caller's process.
-    """
-    spec = next(s for s in figure_specs(nuisances) if s.name == name)
-    png = reason = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            fig = spec.make(inputs)
-        except maps.TooFewStarsError as exc:
-            reason = str(exc)
-        else:
-            buffer = io.BytesIO()
-            fig.savefig(buffer, dpi=dpi, format="png")
-            png = buffer.getvalue()
-    modules = list(sys.modules.items())
-    raised = [(w.category, str(w.message), w.filename, w.lineno, _module_of(w.filename, modules))
-              for w in caught]  # text, not the warning object: anything pickles
-    return png, reason, raised
-
-
-def _raise_again(raised):
-    """Raise the warnings recorded by :func:`_draw` here, as if from where they were raised."""
-    for category, text, filename, lineno, module in raised:
-        home = sys.modules.get(module) if module else None
-        registry = vars(home).setdefault("__warningregistry__", {}) if home is not None else None
-        warnings.warn_explicit(text, category, filename, lineno, module=module, registry=registry)
-
-
 def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
                    fit_population="low_alpha", figures=None, nuisances=("LOGG",), random_state=0, dpi=110,
                    n_jobs=None, verbose=0):
@@ -445,12 +386,12 @@ def render_figures(frame, out_dir, *, profile=None, regressor=None, fit_radius="
 
 def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN", fit_column=_FE_H,
                   fit_population="low_alpha", figures=None, nuisances=("LOGG",), random_state=0, dpi=110,
-                  n_jobs=None, verbose=0):
+                  n_jobs=None, verbose=0, fit_later=False, workers=None):
     """Start drawing the figures of :func:`render_figures` in worker processes; write them later.
 
     The caller is free to do other work while the workers draw (e.g. write the catalogue, or fit
-    the radial profiles while the figures that do not need them are drawn); with one job nothing
-    is drawn before ``job.write``.
+    the radial profiles while the figures that do not need them are drawn: ``fit_later``); with
+    one job nothing is drawn before ``job.write``.
 
     Parameters
     ----------
@@ -479,13 +420,22 @@ def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN",
         Worker processes (joblib's convention); the figures do not depend on it.
     verbose : int, default=0
         Show a progress bar while ``job.write`` draws and waits.
+    fit_later : bool, default=False
+        Hold back the figures that draw the radial profile or the fit (7 and 8) until
+        ``job.add_fit(profile, regressor, fit_column)`` gives them (``profile`` and ``regressor``
+        are then ignored); the others start at once.
+    workers : object or None, default=None
+        Worker processes started ahead by :func:`start_workers`
+        (then ``n_jobs`` is theirs), stopped after the figures; None: started here.
 
     Returns
     -------
     job : object
         ``job.write(out_dir)`` draws the figures no worker took, waits for the others, writes them
         into ``out_dir`` (created if needed) and returns the :class:`RenderedFigures` of
-        :func:`render_figures`, raising the figures' warnings there; once.
+        :func:`render_figures`, raising the figures' warnings there; once. With ``fit_later``,
+        ``job.add_fit`` must come first. ``job.close()`` stops the workers of a job that will not
+        be written.
 
     Raises
     ------
@@ -500,100 +450,7 @@ def start_figures(frame, *, profile=None, regressor=None, fit_radius="R_MEDIAN",
         if unknown:
             raise ValueError(f"unknown figure name(s) {unknown}; known: {known}")
         specs = [s for s in specs if s.name in figures]
+    if fit_later:
+        profile = regressor = None
     inputs = FigureInputs(frame, profile, regressor, fit_radius, fit_column, fit_population, random_state)
-    return _FigureJob(specs, inputs, nuisances, dpi, n_jobs, verbose)
-
-
-class _FigureJob:
-    """The figures of :func:`start_figures` (same parameters), drawn by ``n_jobs`` processes.
-
-    They wait in a queue, the costliest first. ``n_jobs - 1`` loky workers take them one at a time
-    from the start, each receiving only the columns its figure reads; at :meth:`write` this process
-    takes them too until the queue is empty, then waits for the workers. So it draws whatever the
-    workers have not taken (all of them when they are slow to start or the machine is busy).
-    Where a figure is drawn changes nothing in it.
-    """
-
-    def __init__(self, specs, inputs, nuisances, dpi, n_jobs, verbose):
-        from joblib import effective_n_jobs
-
-        self._specs, self._inputs, self._nuisances, self._dpi = specs, inputs, nuisances, dpi
-        self._verbose = verbose
-        self._missing = {spec.name: spec.missing(inputs) for spec in specs}
-        todo = [s for s in specs if self._missing[s.name] is None]
-        self._queue = deque(sorted(todo, key=lambda s: -_COST.get(s.name[:5], 1)))
-        self._taken = {}  # figure name -> Future of a worker
-        self._lock = threading.RLock()
-        self._written = False
-        n_workers = min(effective_n_jobs(n_jobs) - 1, len(todo) - 1)
-        self._executor = None
-        if n_workers > 0:
-            # a private pool, shut down at write: loky's reusable executor is joblib's own, and
-            # one started here without joblib's set-up breaks every later Parallel of the process
-            from joblib.externals.loky import ProcessPoolExecutor
-
-            self._executor = ProcessPoolExecutor(max_workers=n_workers)
-            for _ in range(n_workers):
-                self._send()
-
-    def _next(self):
-        with self._lock:
-            return self._queue.popleft() if self._queue else None
-
-    def _send(self, done=None):
-        """Give a worker the next figure (the callback of the worker's previous one)."""
-        if done is not None and (done.cancelled() or done.exception() is not None):
-            return  # the error is raised by write(); the rest is drawn there
-        with self._lock:  # taken and recorded at once: write() sees every figure a worker took
-            spec = self._next()
-            if spec is None:
-                return
-            future = self._executor.submit(_draw, spec.name, self._nuisances, _needed(spec, self._inputs),
-                                           self._dpi)
-            self._taken[spec.name] = future
-        future.add_done_callback(self._send)
-
-    def write(self, out_dir):
-        """Draw the figures no worker took, wait for the others, write them into ``out_dir``.
-
-        Returns the :class:`RenderedFigures` of :func:`render_figures` and raises the figures'
-        warnings, in their order; a second call is a RuntimeError.
-        """
-        return self._write(out_dir, stacklevel=3)
-
-    def _write(self, out_dir, stacklevel):
-        from .io import atomic_write  # here, not in the workers: astropy stays out of them
-
-        if self._written:
-            raise RuntimeError("the figures of this job were already written")
-        self._written = True
-        os.makedirs(out_dir, exist_ok=True)
-        bar = progress(total=len(self._specs), desc="figures", verbose=self._verbose, unit="figure")
-        drawn = {}
-        while (spec := self._next()) is not None:
-            drawn[spec.name] = _draw(spec.name, self._nuisances, self._inputs, self._dpi)
-            bar.update()
-        with self._lock:
-            taken = dict(self._taken)
-        try:
-            for name, future in taken.items():
-                drawn[name] = future.result()
-                bar.update()
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=False)
-        bar.close()
-        rendered = RenderedFigures()
-        for spec in self._specs:  # in the figures' order, wherever they were drawn
-            png, reason, raised = drawn.get(spec.name, (None, self._missing[spec.name], []))
-            _raise_again(raised)
-            if reason is not None:
-                warnings.warn(f"skipping figure {spec.name}: {reason}", FigureSkippedWarning,
-                              stacklevel=stacklevel)
-                rendered.skipped[spec.name] = reason
-                continue
-            path = os.path.join(os.fspath(out_dir), f"{spec.name}.png")
-            with atomic_write(path) as tmp:
-                Path(tmp).write_bytes(png)
-            rendered[spec.name] = path
-        return rendered
+    return _FigureJob(specs, inputs, nuisances, dpi, n_jobs, verbose, fit_later, workers)

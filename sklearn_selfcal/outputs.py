@@ -27,7 +27,7 @@ import pandas as pd
 from .gradients import write_profile_ecsv
 from .io import atomic_write, write_catalogue, write_table
 
-__all__ = ["write_outputs", "provenance", "write_json"]
+__all__ = ["write_outputs", "start_run_figures", "provenance", "write_json"]
 
 _PACKAGES = ("sklearn-selfcal", "numpy", "scipy", "scikit-learn", "pandas", "astropy", "gala",
              "galpy", "emcee", "joblib", "matplotlib", "pyarrow")
@@ -141,11 +141,13 @@ _UNITS = {"spec_parallax": "mas", "spec_parallax_err": "mas", "distance_kpc": "k
 
 
 def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, extra=None,
-                  checks=None, n_jobs=-1, verbose=1):
+                  checks=None, n_jobs=-1, verbose=1, figures=None):
     """Write the calibrated catalogue, tables, fit summary, figures and provenance.
 
     The figures (:func:`~sklearn_selfcal.figures.start_figures`) are drawn by ``n_jobs - 1``
-    worker processes while the catalogue and the tables are written, then by this process too.
+    worker processes while the catalogue and the tables are written, then by this process too;
+    those that do not need the radial profiles and the fit may have been started earlier
+    (:func:`start_run_figures`, ``figures``).
 
     Parameters
     ----------
@@ -171,6 +173,10 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
         catalogue's size, a worker about 2 s more to start.
     verbose : int, default=1
         Show a progress bar over the figures when truthy.
+    figures : object, optional
+        What :func:`start_run_figures` returned for this run before its profiles and fit (then
+        ``random_state``, ``n_jobs`` and ``verbose`` of the figures are those given there); None:
+        the figures are started here.
 
     Returns
     -------
@@ -180,10 +186,10 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     out_dir = Path(out_dir)
     paths = {}
     skipped = dict(result.skipped)
-    if result.config["figures"]["enabled"]:  # drawn in the workers while the files are written
-        figures = _start_figures(result, out_dir / "figures", random_state, n_jobs, verbose)
-    else:
-        figures = None
+    if figures is None:  # drawn in the workers while the files are written
+        figures = start_run_figures(result, random_state=random_state, n_jobs=n_jobs,
+                                    verbose=verbose)
+    if figures is None:
         skipped["figures"] = "[figures] enabled = false"
     if callable(extra):
         extra = extra()
@@ -223,7 +229,7 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     with atomic_write(paths["model"]) as tmp:
         joblib.dump(result.pipeline, tmp)
     if figures is not None:
-        drawn, why = figures()
+        drawn, why = figures.write(result, out_dir / "figures")
         paths.update({f"figure_{k}": v for k, v in drawn.items()})
         skipped.update(why)
     paths["provenance"] = str(out_dir / "provenance.json")
@@ -238,31 +244,78 @@ def write_outputs(result, out_dir, *, random_state=0, inputs=(), command=None, e
     return paths
 
 
-def _start_figures(result, out_dir, random_state, n_jobs, verbose):
-    """Start the paper's figures of the disk sample in the workers; return ``finish``.
+def start_run_figures(result, *, random_state=0, n_jobs=-1, verbose=1, workers=None):
+    """Start drawing a run's figures from its disk sample, the profiles and the fit given later.
 
-    ``finish()`` writes them into ``out_dir`` and returns (figure name -> path, figure -> why it
-    was skipped).
+    The figures that need neither the radial profiles nor the fit (all but Figures 7 and 8) start
+    at once in ``n_jobs - 1`` worker processes (:func:`~sklearn_selfcal.figures.start_figures`,
+    ``fit_later``), e.g. while :func:`~sklearn_selfcal.workflow.run_method` fits the profiles
+    (its ``before_fit``); :func:`write_outputs` (``figures=``) adds the profiles and the fit and
+    writes them all. The figures are the same as when they are all started by
+    :func:`write_outputs`.
+
+    Parameters
+    ----------
+    result : Bunch
+        Of :func:`~sklearn_selfcal.workflow.run_method`, complete or as passed to its
+        ``before_fit`` (``disk_sample``, ``calibrator``, ``config``, ``summary``).
+    random_state : int, default=0
+        Seed of everything random in the figures.
+    n_jobs : int or None, default=-1
+        Processes drawing the figures, the caller's included (joblib's convention).
+    verbose : int, default=1
+        Show a progress bar over the figures when truthy.
+    workers : object or None, default=None
+        Worker processes started ahead (:func:`~sklearn_selfcal.figures.start_workers`, then
+        ``n_jobs`` is theirs), e.g. when the run started; stopped after the figures.
+
+    Returns
+    -------
+    figures : object or None
+        To pass to :func:`write_outputs`; None when ``[figures] enabled = false``. Its ``close()``
+        stops the workers of a run that fails before its outputs are written.
     """
-    from .exceptions import FigureSkippedWarning
-    from .figures import start_figures
+    if not result.config["figures"]["enabled"]:
+        if workers is not None:
+            workers.close()
+        return None
+    return _RunFigures(result, random_state, n_jobs, verbose, workers)
 
-    if len(result.disk_sample) == 0:
-        return lambda: ({}, {"figures": "no star in the disk sample"})
-    g = result.config["gradient"]
-    fitted = result.calibrator.nuisance_columns if result.calibrator is not None else ("LOGG",)
-    nuisances = [n for n in fitted if isinstance(n, str) and n in result.disk_sample.columns]
-    job = start_figures(
-        result.disk_sample, profile=result.profile, regressor=result.regressor,
-        fit_radius=g["radius"], fit_column=result.summary.get("fit_column", g["column"]),
-        fit_population=g["population"], nuisances=nuisances or ("LOGG",),
-        random_state=random_state, dpi=result.config["figures"]["dpi"], n_jobs=n_jobs,
-        verbose=verbose)
 
-    def finish():
+class _RunFigures:
+    """The figures of a run: started from its disk sample, written with its profiles and fit."""
+
+    def __init__(self, result, random_state, n_jobs, verbose, workers):
+        from .figures import start_figures
+
+        self.job = None
+        if len(result.disk_sample) == 0:
+            if workers is not None:
+                workers.close()
+            return
+        g = result.config["gradient"]
+        fitted = result.calibrator.nuisance_columns if result.calibrator is not None else ("LOGG",)
+        nuisances = [n for n in fitted if isinstance(n, str) and n in result.disk_sample.columns]
+        self.job = start_figures(
+            result.disk_sample, fit_radius=g["radius"], fit_column=g["column"],
+            fit_population=g["population"], nuisances=nuisances or ("LOGG",),
+            random_state=random_state, dpi=result.config["figures"]["dpi"], n_jobs=n_jobs,
+            verbose=verbose, fit_later=True, workers=workers)
+
+    def write(self, result, out_dir):
+        """Write the figures into ``out_dir``: (name -> path, figure -> why it was skipped)."""
+        from .exceptions import FigureSkippedWarning
+
+        if self.job is None:
+            return {}, {"figures": "no star in the disk sample"}
+        self.job.add_fit(result.profile, result.regressor,
+                         result.summary.get("fit_column", result.config["gradient"]["column"]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FigureSkippedWarning)  # recorded in provenance.json
-            rendered = job.write(out_dir)
+            rendered = self.job.write(out_dir)
         return dict(rendered), {f"figure {k}": v for k, v in rendered.skipped.items()}
 
-    return finish
+    def close(self):
+        """Stop the workers of figures that will not be written."""
+        if self.job is not None:
+            self.job.close()

@@ -1,6 +1,7 @@
 """The command line: the main job on the simulated survey and on a user's catalogue."""
 
 import json
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -152,6 +153,60 @@ def test_run_with_spectra_files(tmp_path):
     assert status == 0
     cat = pd.read_parquet(tmp_path / "o" / "catalogue.parquet")
     assert cat["spec_parallax"].notna().sum() > 500
+
+
+def test_figures_started_before_the_fit_are_those_drawn_after_it(tmp_path):
+    """The demo and run start the figures that need neither the profiles nor the fit while these
+    are fitted (run_method's before_fit): the files are those write_outputs draws alone."""
+    from sklearn_selfcal.config import load_config
+    from sklearn_selfcal.datasets import make_survey
+    from sklearn_selfcal.outputs import start_run_figures, write_outputs
+    from sklearn_selfcal.workflow import run_method
+
+    s = make_survey(800, 60, random_state=5)
+    seen = {}
+
+    def before_fit(partial):
+        seen.update(partial, figures=start_run_figures(partial, random_state=2, n_jobs=2, verbose=0))
+
+    result = run_method(s.frame, s.spectra, s.spectra_err, config=load_config(overrides=FAST), verbose=0,
+                        before_fit=before_fit)
+    assert "profile" not in seen and "regressor" not in seen
+    assert seen["disk_sample"] is result.disk_sample and result.regressor is not None
+    written = {}
+    for name, figures in (("early", seen["figures"]), ("late", None)):
+        (tmp_path / name).mkdir()
+        paths = write_outputs(result, tmp_path / name, random_state=2, n_jobs=2, verbose=0,
+                              figures=figures)
+        written[name] = {k: Path(v).read_bytes() for k, v in paths.items() if k.startswith("figure_")}
+    assert "figure_fig08_feh_broken_power_law" in written["early"]
+    assert "figure_fig14_abundance_maps_low_alpha" in written["early"]
+    assert written["early"] == written["late"]
+
+
+def test_the_console_script_flushes_runs_exit_handlers_and_exits_with_the_status(tmp_path):
+    """script() ends the process without the interpreter's tear-down: what it printed (to a pipe,
+    block-buffered), the exit handlers' work and the status must all be there."""
+    code = ("import atexit, pathlib, sys; from sklearn_selfcal.cli import script; "
+            "atexit.register(pathlib.Path(sys.argv[1]).write_text, 'handlers ran'); "
+            "atexit.register(print, 'printed by a handler', end=''); "  # buffered: flushed by script
+            "sys.argv = ['sklearn-selfcal'] + sys.argv[2:]; script()")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"parallax": {"lambda": 160}}))
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for args, status in ((["simulate", "--n-stars", "100", "--n-pixels", "5", "--out", str(tmp_path / "s")], 0),
+                         (["demo", "--out", str(tmp_path / "d"), "--config", str(bad), "--quiet"], 1)):
+        marker = tmp_path / f"marker{status}"
+        proc = subprocess.run([sys.executable, "-c", code, str(marker), *args], capture_output=True,
+                              text=True, timeout=600, env=buffered)
+        assert proc.returncode == status, proc.stderr
+        assert marker.read_text() == "handlers ran"
+        assert proc.stdout.endswith("printed by a handler")
+        if status == 0:
+            assert proc.stdout.splitlines()[-2].endswith("--out <directory>")  # the command's last line
+            assert (tmp_path / "s" / "spectra.h5").is_file()
+        else:
+            assert "unknown key 'lambda'" in proc.stderr
 
 
 def test_bad_config_and_misaligned_spectra_are_reported(tmp_path, capsys):

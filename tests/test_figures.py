@@ -11,7 +11,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from test_maps import survey_frame  # the shared simulated catalogue (tests/test_maps.py)
 
-from sklearn_selfcal import figures, maps, plotting, workflow
+from sklearn_selfcal import _figure_jobs, figures, maps, plotting, workflow
 from sklearn_selfcal._kernels.broken_line import broken_line
 from sklearn_selfcal.exceptions import OutsideMapWarning
 from sklearn_selfcal.figures import FigureSkippedWarning, render_figures
@@ -212,10 +212,22 @@ def test_a_worker_draws_from_the_columns_it_is_sent_the_same_figure(frame, profi
     for spec in figures.FIGURES:
         if spec.name[:5] in ("fig03", "fig04", "fig07", "fig08", "fig15", "fig17"):
             continue
-        sent = figures._needed(spec, inputs)
+        sent = _figure_jobs._needed(spec, inputs)
         assert len(sent.frame.columns) < len(frame.columns), spec.name
-        assert figures._draw(spec.name, ("LOGG",), sent, 20) == figures._draw(spec.name, ("LOGG",), inputs, 20), \
+        assert _figure_jobs._draw(spec.name, ("LOGG",), sent, 20) == _figure_jobs._draw(spec.name, ("LOGG",), inputs, 20), \
             spec.name
+
+
+def test_a_figure_drawn_once_is_the_png_savefig_writes(frame, profile):
+    """_draw lays a figure out and paints it in one draw (savefig draws twice): the same bytes, for
+    figures of every kind of layout (colour bars, shared axes, hidden panels, one panel)."""
+    inputs = figures.FigureInputs(frame, profile, FIT, random_state=3)
+    for spec in figures.FIGURES:
+        if spec.name[:5] not in ("fig01", "fig02", "fig08", "fig10", "fig13", "fig16"):
+            continue
+        buffer = io.BytesIO()
+        spec.make(inputs).savefig(buffer, dpi=37, format="png")
+        assert _figure_jobs._draw(spec.name, ("LOGG",), inputs, 37)[0] == buffer.getvalue(), spec.name
 
 
 def test_figures_do_not_depend_on_the_number_of_workers(frame, profile, tmp_path):
@@ -264,3 +276,59 @@ def test_start_figures_then_write(frame, profile, tmp_path):
         job.write(tmp_path / "again")
     with pytest.raises(ValueError, match="fig99"):
         figures.start_figures(frame, figures=["fig99_nothing"])
+
+
+def _gone(pid, seconds=60):
+    """Whether process ``pid`` has exited (waiting up to ``seconds``)."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_workers_started_ahead_draw_the_same_figures_then_stop(frame, profile, tmp_path):
+    chosen = ["fig01_sample", "fig06_abundance_maps", "fig08_feh_broken_power_law"]
+    workers = figures.start_workers(n_jobs=2)
+    assert workers.n_workers == 1
+    pid = workers.warm[0].result(timeout=300)  # the worker's pid, once its imports are done
+    job = figures.start_figures(frame, profile=profile, regressor=FIT, figures=chosen, dpi=20, random_state=3,
+                                workers=workers)
+    assert list(job._taken) == ["fig06_abundance_maps"]  # the costliest, sent to the worker at once
+    ahead = _pngs(job.write(tmp_path / "ahead"))
+    assert _gone(pid)  # stopped once every figure is in
+    direct = _pngs(render_figures(frame, tmp_path / "direct", profile=profile, regressor=FIT, figures=chosen,
+                                  dpi=20, random_state=3))
+    assert list(ahead) == chosen and ahead == direct
+    spare = figures.start_workers(n_jobs=2)  # not used: stopped by close()
+    pid = spare.warm[0].result(timeout=300)
+    spare.close()
+    assert _gone(pid)
+    assert figures.start_workers(n_jobs=1) is None  # only the caller's process
+
+
+def test_figures_of_the_fit_wait_for_it_and_are_the_same(frame, profile, tmp_path):
+    """fit_later: the figures of the profile and the fit (7, 8) are held until add_fit gives them,
+    the others start at once; the files are those of render_figures given everything at once."""
+    chosen = ["fig01_sample", "fig07_radial_gradients", "fig08_feh_broken_power_law", "fig13_on_off_bar"]
+    job = figures.start_figures(frame, figures=chosen, dpi=20, n_jobs=2, random_state=3, fit_later=True)
+    with pytest.raises(RuntimeError, match="add_fit"):
+        job.write(tmp_path / "early")
+    waiting = {"fig07_radial_gradients", "fig08_feh_broken_power_law"}
+    assert not waiting & (set(job._taken) | {spec.name for spec in job._queue})
+    job.add_fit(profile, FIT)
+    later = _pngs(job.write(tmp_path / "later"))
+    direct = _pngs(render_figures(frame, tmp_path / "direct", profile=profile, regressor=FIT, figures=chosen,
+                                  dpi=20, random_state=3))
+    assert list(later) == chosen and later == direct
+    # no profile or fit given later: skipped with the reason, as render_figures skips them
+    job = figures.start_figures(frame, figures=sorted(waiting), dpi=20, fit_later=True)
+    job.add_fit(None, None)
+    with pytest.warns(FigureSkippedWarning, match="no radial profile given"):
+        rendered = job.write(tmp_path / "none")
+    assert rendered == {} and set(rendered.skipped) == waiting

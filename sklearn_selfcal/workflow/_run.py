@@ -33,7 +33,8 @@ __all__ = ["run_method"]
 
 
 def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_state=0, verbose=1,
-               distance_column=None, plan=None, prepared=None, scratch_dir=None, client=None):
+               distance_column=None, plan=None, prepared=None, scratch_dir=None, client=None,
+               before_fit=None):
     """Run the paper's method on a catalogue (and its spectra).
 
     The catalogue's columns are mapped to roles (:mod:`sklearn_selfcal.columns`, with the
@@ -77,6 +78,11 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         loops (folds, action chunks) go to its workers through joblib's Dask backend when the
         caller opened one (:func:`~sklearn_selfcal.scaleout.dask_client` does). The results are
         those of the run without it (to rounding: 1e-10 relative).
+    before_fit : callable, optional
+        Called with the result so far (the Bunch returned below, without ``profile``,
+        ``regressor`` and ``gradient_errors``; not to be modified) just before the radial profiles
+        and the fit, e.g. to start drawing the figures that do not need them
+        (:func:`~sklearn_selfcal.outputs.start_run_figures`) while they run.
 
     Returns
     -------
@@ -159,6 +165,11 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         summary["n_calibration_training"] = {k: int(v) for k, v in calibrator.n_stars_.items()}
         trends = _trends(calibrator, X_disk, config["diagnostics"], skipped)
 
+    result = Bunch(catalogue=catalogue, pipeline=pipe, calibrator=calibrator, trends=trends,
+                   disk_sample=disk_view, plan=plan, summary=summary, skipped=skipped,
+                   timings=steps.times, config=effective_config(config, pipe))
+    if before_fit is not None:
+        before_fit(result)
     with steps("radial profiles and broken power-law fit"):
         g = config["gradient"]
         fit = profiles_and_fit(
@@ -175,10 +186,8 @@ def run_method(frame, spectra=None, spectra_err=None, *, config=None, random_sta
         summary["feh_gradient"] = _posterior(fit.regressor)
         summary["feh_gradient_errors"] = fit.errors.to_dict(orient="index")
         summary["fit_column"] = fit.column
-    return Bunch(catalogue=catalogue, pipeline=pipe, profile=fit.profile, regressor=fit.regressor,
-                 gradient_errors=fit.errors, calibrator=calibrator, trends=trends,
-                 disk_sample=disk_view, plan=plan, summary=summary, skipped=skipped,
-                 timings=steps.times, config=effective_config(config, pipe))
+    result.update(profile=fit.profile, regressor=fit.regressor, gradient_errors=fit.errors)
+    return result
 
 
 def _build_action_tables(pipe):
