@@ -1,6 +1,6 @@
-"""``python -m sklearn_selfcal``: the command line."""
+"""``python -m sklearn_selfcal``: the command line (as the ``sklearn-selfcal`` console script)."""
 
-from .cli import main
+from .cli import script
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    script()
