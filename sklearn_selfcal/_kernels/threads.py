@@ -45,17 +45,33 @@ def usable_cpus():
 def star_threads():
     """Threads for the per-star loops: the OpenMP threads in effect, at most the usable CPUs.
 
+    The OpenMP runtimes loaded in the process are found once (scanning the process's libraries
+    costs ~5-10 ms, a few per cent of a batch of the orbit check) and asked for their current
+    number of threads at every call, so that ``threadpool_limits`` and ``OMP_NUM_THREADS`` still
+    apply; the scan is repeated while none is loaded.
+
     Returns
     -------
     n_threads : int
     """
-    from threadpoolctl import threadpool_info
-
     cpus = usable_cpus()
-    found = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
+    found = [c.num_threads for c in _openmp_controllers()]
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     n = min(found) if found else (int(env) if env.isdigit() else cpus)
     return max(1, min(int(n), cpus))
+
+
+_OPENMP = []
+
+
+def _openmp_controllers():
+    """threadpoolctl's controllers of the OpenMP runtimes loaded in this process (found once)."""
+    with _LOCK:
+        if not _OPENMP:
+            from threadpoolctl import ThreadpoolController
+
+            _OPENMP.extend(ThreadpoolController().select(user_api="openmp").lib_controllers)
+        return list(_OPENMP)
 
 
 def map_stars(func, arrays, args=(), n_threads=None):
