@@ -189,10 +189,10 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
         apart = 0.0  # largest squared distance of the companion so far
         t = 0.0
         t_next = interval[s] * (0.5 + (k * _GOLDEN) % 1.0)
-        v_r_old = (x * v_x + z * v_z) / math.sqrt(x * x + z * z)
+        r = math.sqrt(x * x + y * y + z * z)  # (y = 0) carried from step to step
+        v_r_old = (x * v_x + z * v_z) / r
         z_old = z
         while inside:
-            r = math.sqrt(x * x + y * y + z * z)
             dt = eta * math.sqrt((r + R_SOFT) / math.sqrt(a_x * a_x + a_y * a_y + a_z * a_z))
             v_x += 0.5 * dt * a_x
             v_y += 0.5 * dt * a_y
@@ -219,9 +219,8 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
                 c_vz += 0.5 * dt * b_z
                 apart = max(apart, (c_x - x) ** 2 + (c_y - y) ** 2 + (c_z - z) ** 2)
             t += dt
-            R = math.sqrt(x * x + y * y)
-            v_R = (x * v_x + y * v_y) / R
-            v_r = (x * v_x + y * v_y + z * v_z) / math.sqrt(x * x + y * y + z * z)
+            r = math.sqrt(x * x + y * y + z * z)
+            v_r = (x * v_x + y * v_y + z * v_z) / r
             if n_events > 0:
                 # pericentre: the spherical radial velocity turns from negative to positive (the
                 # cylindrical one also turns where an inclined orbit crosses the pole region);
@@ -242,8 +241,9 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
                         counts[e, s] = c + 1
             v_r_old, z_old = v_r, z
             if t >= t_next:
+                R = math.sqrt(x * x + y * y)
                 points[k, 0, s], points[k, 1, s] = R, z
-                points[k, 2, s], points[k, 3, s] = v_R, v_z
+                points[k, 2, s], points[k, 3, s] = (x * v_x + y * v_y) / R, v_z
                 k += 1
                 t_next += interval[s] * (0.5 + (k * _GOLDEN) % 1.0)
                 if k == n_max:

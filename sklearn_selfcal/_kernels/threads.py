@@ -24,6 +24,9 @@ __all__ = ["usable_cpus", "star_threads", "map_stars"]
 #: Fewest stars per block: a block costs ~0.1 ms to hand to a thread, a star at least ~0.05 ms
 #: (the compiled fudge at a few points; a check integration costs ~0.1-1 ms).
 MIN_BLOCK = 32
+#: Blocks per thread: the threads take the next block as they finish one, so that a thread that
+#: drew the costly stars (bulge orbits, chaos confirmations) does not leave the others idle.
+BLOCKS_PER_THREAD = 4
 
 _POOLS = {}
 _LOCK = threading.Lock()
@@ -98,14 +101,14 @@ def map_stars(func, arrays, args=(), n_threads=None):
     if n < 2 * MIN_BLOCK:  # one block: no need to ask how many threads (~2 ms)
         return func(*arrays, *args)
     n_threads = star_threads() if n_threads is None else int(n_threads)
-    n_blocks = min(n_threads, n // MIN_BLOCK)
-    if n_blocks < 2 or threading.current_thread().name.startswith("star_threads"):
+    n_blocks = min(BLOCKS_PER_THREAD * n_threads, n // MIN_BLOCK)
+    if n_threads < 2 or n_blocks < 2 or threading.current_thread().name.startswith("star_threads"):
         return func(*arrays, *args)
     edges = np.linspace(0, n, n_blocks + 1).astype(int)
     with _LOCK:
-        pool = _POOLS.get(n_blocks)
+        pool = _POOLS.get(n_threads)
         if pool is None:
-            pool = _POOLS[n_blocks] = ThreadPoolExecutor(n_blocks, "star_threads")
+            pool = _POOLS[n_threads] = ThreadPoolExecutor(n_threads, "star_threads")
     parts = list(pool.map(lambda k: func(*(a[edges[k]:edges[k + 1]] for a in arrays), *args),
                           range(n_blocks)))
     if isinstance(parts[0], tuple):
