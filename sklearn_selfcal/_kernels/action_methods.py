@@ -376,10 +376,10 @@ def orbit_check(model, pot, R, z, v_R, v_T, v_z, J_R, J_z):
     _, E_c, T_c = _periods(keyed)
     E = _energy(pot, R, z, v_R, v_T, v_z)
     period = np.interp(E, E_c, T_c)
-    points, n_points, periods, growth = sample_orbits(
+    points, n_points, periods, growth, state = sample_orbits(
         pot, R, z, v_R, v_T, v_z, interval=period / POINTS_PER_PERIOD, n_min=CHECK_MIN_POINTS,
         n_max=CHECK_MAX_POINTS, n_events=CHECK_EVENTS, t_max=CHECK_MAX_PERIODS * period,
-        eta=CHECK_ETA, table=_forces(keyed))
+        eta=CHECK_ETA, table=_forces(keyed), later=(period, CONFIRM_FACTOR * CHECK_EVENTS))
     P_R, P_z = _points_actions(model, pot, points[:, :, :])
     P_R[0], P_z[0] = J_R, J_z  # the star itself: the method's own values
     first = np.arange(points.shape[0])[:, None] < n_points / 2.0
@@ -399,26 +399,30 @@ def orbit_check(model, pot, R, z, v_R, v_T, v_z, J_R, J_z):
     chaotic = np.zeros(R.shape, dtype=bool)
     chaotic[candidate] = _confirmed_chaos(pot, keyed, period[candidate], tested[:, candidate],
                                           R[candidate], z[candidate], v_R[candidate],
-                                          v_T[candidate], v_z[candidate])
+                                          v_T[candidate], v_z[candidate],
+                                          tuple(a[candidate] for a in state))
     lost = n_points < CHECK_MIN_POINTS // 2  # the orbit left the force table (beyond 400 kpc)
     point_err[lost] = mean_err[lost] = spread[lost] = np.nan
     return point_err, spread, (mean_R, mean_z, mean_err), chaotic, (points, n_points)
 
 
-def _confirmed_chaos(pot, keyed, period, tested, R, z, v_R, v_T, v_z):
+def _confirmed_chaos(pot, keyed, period, tested, R, z, v_R, v_T, v_z, resume=None):
     """Chaos confirmed over :data:`CONFIRM_FACTOR` times the check's periods: the companion orbit
     parts exponentially (farther than :data:`CONFIRM_GROWTH` times its offset) *and* the radial
     (vertical) period drifts between the halves by more than :data:`CONFIRM_DRIFT` (three times
     that). Either alone overcalls: regular orbits passing near the centre part from their
     companion exponentially without a measurable drift of their frequencies, and pericentre
-    times of resonant orbits jitter by up to 30 % over 6 periods (~5 % over 24)."""
+    times of resonant orbits jitter by up to 30 % over 6 periods (~5 % over 24). ``resume``: the
+    check's state of these stars (:func:`sample_orbits`), which the integration continues (the
+    same bits as from the start, a quarter of the steps fewer)."""
     if R.size == 0:
         return np.zeros(0, dtype=bool)
     factor = CONFIRM_FACTOR
     _, _, periods, growth = sample_orbits(
         pot, R, z, v_R, v_T, v_z, interval=period, n_min=2,
         n_max=int(factor * CHECK_MAX_PERIODS) + 2, n_events=factor * CHECK_EVENTS,
-        t_max=factor * CHECK_MAX_PERIODS * period, eta=CHECK_ETA, table=_forces(keyed))
+        t_max=factor * CHECK_MAX_PERIODS * period, eta=CHECK_ETA, table=_forces(keyed),
+        resume=resume)
     with np.errstate(invalid="ignore", divide="ignore"):
         drift = np.abs(periods[:, 0] - periods[:, 1]) / (0.5 * (periods[:, 0] + periods[:, 1]))
     limit = CONFIRM_DRIFT * np.array([1.0, VERTICAL_DRIFT_FACTOR])[:, None]

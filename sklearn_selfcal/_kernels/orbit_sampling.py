@@ -162,19 +162,23 @@ def interpolated_forces(table, x, y, z):
     return _forces_at(*args, step, over_R, vertical)
 
 
+#: Layout of a star's saved state (:func:`sample_orbits` ``later=``/``resume=``): position,
+#: velocity, the companion's, the companion's largest squared distance, time, the last radial
+#: velocity and height, the continuation's point count and next point time, the event counts,
+#: and whether the star left the force table.
+_STATE = 21
+
+
 @numba.njit(cache=True, nogil=True)
-def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events, eta,
-               step, over_R, vertical):
+def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, later_interval, state, events, n_min,
+               n_max, n_events, eta, step, over_R, vertical):
     n = R0.size
     points = np.full((n_max, 4, n), np.nan)  # R, z, v_R, v_z
     n_points = np.zeros(n, dtype=np.int64)
-    # least-squares sums (count, k, t, k^2, k t) of the event times against their index, for
-    # pericentres / upward plane crossings, in the first (events 0..m) and second (m..2m) half
-    sums = np.zeros((2, 2, 5, n))
     counts = np.zeros((2, n), dtype=np.int64)
-    # a companion started _OFFSET above the star (checks only): how far apart they are halfway
-    # (at the (n_events+1)th pericentre) and at the end
-    growth = np.full((2, n), np.nan)
+    # a companion started _OFFSET above the star (checks only): how far apart they are at the end
+    growth = np.nan * np.zeros(n)
+    n_record = events.shape[2]
     for s in range(n):
         x, y, z = R0[s], 0.0, z0[s]  # the star on the x axis (the potential is axisymmetric)
         v_x, v_y, v_z = v_R0[s], v_T0[s], v_z0[s]
@@ -183,15 +187,30 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
         if not (interval[s] > 0) or not np.isfinite(x + z + v_x + v_y + v_z):
             n_points[s] = 1
             continue
-        a_x, a_y, a_z, inside = _force(x, y, z, step, over_R, vertical)
         c_x, c_y, c_z, c_vx, c_vy, c_vz = x, y, z + _OFFSET, v_x, v_y, v_z
-        b_x, b_y, b_z, _ = _force(c_x, c_y, c_z, step, over_R, vertical)
         apart = 0.0  # largest squared distance of the companion so far
         t = 0.0
         t_next = interval[s] * (0.5 + (k * _GOLDEN) % 1.0)
+        # the point schedule of a later continuation (``later``), kept so that it resumes exactly
+        k_later = 1
+        t_later = later_interval[s] * (0.5 + (k_later * _GOLDEN) % 1.0)
         r = math.sqrt(x * x + y * y + z * z)  # (y = 0) carried from step to step
         v_r_old = (x * v_x + z * v_z) / r
         z_old = z
+        left = False
+        if np.isfinite(state[s, 0]):  # resume where an earlier call stopped
+            x, y, z, v_x, v_y, v_z = state[s, 0], state[s, 1], state[s, 2], state[s, 3], \
+                state[s, 4], state[s, 5]
+            c_x, c_y, c_z, c_vx, c_vy, c_vz = state[s, 6], state[s, 7], state[s, 8], \
+                state[s, 9], state[s, 10], state[s, 11]
+            apart, t, v_r_old, z_old = state[s, 12], state[s, 13], state[s, 14], state[s, 15]
+            k, t_next = int(state[s, 16]), state[s, 17]
+            counts[0, s], counts[1, s] = int(state[s, 18]), int(state[s, 19])
+            left = state[s, 20] > 0
+            r = math.sqrt(x * x + y * y + z * z)
+        a_x, a_y, a_z, inside = _force(x, y, z, step, over_R, vertical)
+        b_x, b_y, b_z, _ = _force(c_x, c_y, c_z, step, over_R, vertical)
+        inside = inside and not left
         while inside:
             dt = eta * math.sqrt((r + R_SOFT) / math.sqrt(a_x * a_x + a_y * a_y + a_z * a_z))
             v_x += 0.5 * dt * a_x
@@ -224,22 +243,20 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
             if n_events > 0:
                 # pericentre: the spherical radial velocity turns from negative to positive (the
                 # cylindrical one also turns where an inclined orbit crosses the pole region);
-                # upward crossing of the plane
+                # upward crossing of the plane. Their times are recorded (and the companion's
+                # distance at pericentres)
                 for e, old, new in ((0, v_r_old, v_r), (1, z_old, z)):
                     if old < 0.0 <= new:
                         c = counts[e, s]
-                        when = t - dt * new / (new - old)
-                        if e == 0 and c == n_events:
-                            growth[0, s] = math.sqrt(apart) / _OFFSET
-                        for h in range(2):
-                            if h * n_events <= c <= (h + 1) * n_events:
-                                sums[e, h, 0, s] += 1.0
-                                sums[e, h, 1, s] += c
-                                sums[e, h, 2, s] += when
-                                sums[e, h, 3, s] += c * c
-                                sums[e, h, 4, s] += c * when
+                        if c < n_record:
+                            events[s, e, c] = t - dt * new / (new - old)
+                            if e == 0:
+                                events[s, 2, c] = apart
                         counts[e, s] = c + 1
             v_r_old, z_old = v_r, z
+            if t >= t_later:
+                k_later += 1
+                t_later += later_interval[s] * (0.5 + (k_later * _GOLDEN) % 1.0)
             if t >= t_next:
                 R = math.sqrt(x * x + y * y)
                 points[k, 0, s], points[k, 1, s] = R, z
@@ -253,23 +270,53 @@ def _integrate(R0, z0, v_R0, v_T0, v_z0, interval, t_max, n_min, n_max, n_events
                     break
             if t >= t_max[s] and k >= 2:
                 break
+        for i, value in enumerate((x, y, z, v_x, v_y, v_z, c_x, c_y, c_z, c_vx, c_vy, c_vz,
+                                   apart, t, v_r_old, z_old, float(k_later), t_later,
+                                   float(counts[0, s]), float(counts[1, s]),
+                                   0.0 if inside else 1.0)):
+            state[s, i] = value
         if not inside:  # left the table: no points
             points[1:, :, s] = np.nan
             k = 1
         elif n_events > 0:
-            growth[1, s] = math.sqrt(apart) / _OFFSET
+            growth[s] = math.sqrt(apart) / _OFFSET
         n_points[s] = k
-    return points, n_points, sums, counts, growth
+    return points, n_points, counts, growth
+
+
+@numba.njit(cache=True)
+def _event_sums(events, counts, n_events):
+    """Least-squares sums (count, k, t, k^2, k t) of the event times against their index, for
+    pericentres / upward plane crossings (``[0]``, ``[1]``), over the first (events
+    ``0..n_events``) and the second half (``n_events..2 n_events``); shape (2, 2, 5, n)."""
+    n = events.shape[0]
+    sums = np.zeros((2, 2, 5, n))
+    for s in range(n):
+        for e in range(2):
+            for c in range(min(counts[e, s], 2 * n_events + 1)):
+                when = events[s, e, c]
+                for h in range(2):
+                    if h * n_events <= c <= (h + 1) * n_events:
+                        sums[e, h, 0, s] += 1.0
+                        sums[e, h, 1, s] += c
+                        sums[e, h, 2, s] += when
+                        sums[e, h, 3, s] += c * c
+                        sums[e, h, 4, s] += c * when
+    return sums
 
 
 def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=0, t_max=None,
-                  eta=ETA, table=None):
+                  eta=ETA, table=None, later=None, resume=None):
     """Points along each star's orbit, and the times of its pericentres and plane crossings.
 
     Points are recorded at irregular times of mean spacing ``interval`` (the first point is the
     star itself) until the star has ``n_min`` points and, with ``n_events > 0``, more than
     ``2 n_events`` pericentres and upward crossings of the plane; or ``n_max`` points; or the time
     ``t_max``.
+
+    An integration can be continued where it stopped (``later``, then ``resume``): the continued
+    one gives the same bits as one run from the start with its own settings, without repeating
+    the common stretch (the chaos confirmation of a check).
 
     Parameters
     ----------
@@ -288,13 +335,20 @@ def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=
         Time-step factor.
     table : tuple, optional
         :func:`force_table` of ``pot`` (built when not given).
+    later : tuple, optional
+        ``(interval, n_events)`` of a continuation that may follow (its mean time between points,
+        natural units, and its periods per half, at least these ``n_events``): the state to
+        continue from is returned too.
+    resume : tuple, optional
+        The state returned with ``later`` (rows of the stars continued, which are these stars):
+        continue from there, with ``interval``, ``n_events`` etc. those given as ``later``.
 
     Returns
     -------
     points : ndarray of shape (n_max, 5, n)
         ``R, z, v_R, v_T, v_z`` at each point, with ``E`` and ``L_z`` equal to the star's; NaN
         past the star's last point (and for a star that left the force table, every point but
-        the first).
+        the first). A continuation's points are those after it resumed.
     n_points : ndarray of int of shape (n,)
         Points recorded per star.
     periods : ndarray of shape (2, 2, n)
@@ -305,8 +359,11 @@ def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=
     growth : ndarray of shape (2, n)
         With ``n_events > 0``: the largest distance from the star of a companion started 1e-9
         (natural units) above it, over that initial offset, until the star's ``n_events + 1``-th
-        pericentre (``[0]``) and until the end (``[1]``); NaN otherwise. Neighbouring regular orbits part
-        linearly in time (the second about twice the first), chaotic ones exponentially.
+        pericentre (``[0]``) and until the end (``[1]``); NaN otherwise. Neighbouring regular
+        orbits part linearly in time (the second about twice the first), chaotic ones
+        exponentially.
+    state : tuple of ndarray
+        With ``later``: ``(state, events)`` of each star (rows), to pass as ``resume``.
     """
     phi, _ = potential_functions(pot)
     table = force_table(pot) if table is None else table
@@ -317,16 +374,32 @@ def sample_orbits(pot, R, z, v_R, v_T, v_z, *, interval, n_min, n_max, n_events=
         np.asarray(t_max, dtype=float), (n,)).copy()
     E0 = phi(R, z) + 0.5 * (v_R**2 + v_T**2 + v_z**2)
     interval[~np.isfinite(E0)] = np.nan
-    raw, n_points, sums, counts, growth = map_stars(
-        _integrate, (R, z, v_R, v_T, v_z, interval, t_max),
-        (int(n_min), int(n_max), int(n_events), float(eta), *table))
+    n_events = int(n_events)
+    later_interval, later_events = (np.inf, 0) if later is None else later
+    later_interval = np.broadcast_to(np.asarray(later_interval, dtype=float), (n,)).copy()
+    if resume is None:
+        state = np.full((n, _STATE), np.nan)
+        events = np.full((n, 3, 2 * max(n_events, int(later_events)) + 1), np.nan)
+    else:
+        state, events = (np.array(a, dtype=float) for a in resume)  # copies: kept unchanged
+    raw, n_points, counts, end = map_stars(
+        _integrate, (R, z, v_R, v_T, v_z, interval, t_max, later_interval, state, events),
+        (int(n_min), int(n_max), n_events, float(eta), *table))
     points = _restore_integrals(phi, raw, E0, R * v_T)
     points[0] = [R, z, v_R, v_T, v_z]  # the star itself, unchanged
+    sums = _event_sums(events, counts, n_events)
     N, S_k, S_t, S_kk, S_kt = (sums[:, :, i] for i in range(5))
     with np.errstate(invalid="ignore", divide="ignore"):
         periods = (N * S_kt - S_k * S_t) / (N * S_kk - S_k**2)  # slope of time against index
-    periods[np.broadcast_to(counts[:, None] <= 2 * int(n_events), periods.shape)] = np.nan
-    return points, n_points, periods, growth
+    periods[np.broadcast_to(counts[:, None] <= 2 * n_events, periods.shape)] = np.nan
+    growth = np.full((2, n), np.nan)
+    if n_events > 0:  # the companion's distance at the (n_events + 1)-th pericentre, and at the end
+        halfway = counts[0] > n_events
+        growth[0, halfway] = np.sqrt(events[halfway, 2, n_events]) / _OFFSET
+        growth[1] = end
+    if later is None:
+        return points, n_points, periods, growth
+    return points, n_points, periods, growth, (state, events)
 
 
 def _restore_integrals(phi, raw, E0, L_z):
