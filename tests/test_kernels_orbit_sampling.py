@@ -121,3 +121,30 @@ def test_radial_period_of_isochrone_orbits_is_recovered_and_does_not_drift():
     # the leapfrog's own steps are not integrable: the test then errs on the side of "chaotic".
     ratio = growth[1] / growth[0]
     assert np.all(ratio > 1) and np.median(ratio) < 4 and np.mean(ratio < 10) > 0.9
+
+
+def test_a_continued_integration_gives_the_bits_of_one_run_from_the_start(pot):
+    # The chaos confirmation continues the check's integration where it stopped (``later``, then
+    # ``resume``): its periods and companion distances must be those of the confirmation run from
+    # the start (bit for bit: the same steps), for any subset of the stars in any order.
+    R, z, v_R, v_T, v_z = natural_stars(120, seed=11)
+    _, E_c, T_c = orbit_sampling.circular_period_table(pot)
+    period = np.interp(phi_of(pot)(R, z) + 0.5 * (v_R**2 + v_T**2 + v_z**2), E_c, T_c)
+    check = dict(interval=period / 4.0, n_min=24, n_max=96, n_events=6, t_max=40 * period)
+    longer = dict(interval=period, n_min=2, n_max=162, n_events=24, t_max=160 * period)
+    alone = orbit_sampling.sample_orbits(pot, R, z, v_R, v_T, v_z, **check)
+    *first, state = orbit_sampling.sample_orbits(pot, R, z, v_R, v_T, v_z, **check,
+                                                 later=(period, 24))
+    for a, b in zip(alone, first):  # recording for a continuation changes nothing
+        np.testing.assert_array_equal(a, b)
+    fresh = orbit_sampling.sample_orbits(pot, R, z, v_R, v_T, v_z, **longer)
+    rows = np.arange(R.size)[::-3]  # every third star, reversed
+    sub = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in longer.items()}
+    continued = orbit_sampling.sample_orbits(pot, R[rows], z[rows], v_R[rows], v_T[rows],
+                                             v_z[rows], **sub,
+                                             resume=tuple(a[rows] for a in state))
+    np.testing.assert_array_equal(continued[2], fresh[2][..., rows])  # periods
+    np.testing.assert_array_equal(continued[3], fresh[3][..., rows])  # companion distances
+    assert np.isfinite(fresh[2]).mean() > 0.9 and np.isfinite(fresh[3]).all()
+    # the continuation did run on past the check (24 periods per half, not 6)
+    assert np.all(np.isnan(first[2]) | (first[2] != fresh[2]))

@@ -1,6 +1,7 @@
 """Tests of the focal-distance and action tables (sklearn_selfcal._kernels.staeckel_grid)."""
 
 import numpy as np
+import pytest
 from galpy.actionAngle import actionAngleStaeckel
 
 from sklearn_selfcal._kernels import orbit_sampling, staeckel_grid
@@ -71,3 +72,25 @@ def test_tables_asked_for_by_two_threads_at_once_are_built_once(monkeypatch):
     for t in threads:
         t.join()
     assert len(builds) == 1 and out[0][0] is out[1][0]
+
+
+@pytest.mark.parametrize("shape", [(12, 9), (10, 8, 7), (9, 8, 7, 6)])
+def test_compiled_spline_equals_scipys(shape):
+    # The grid's interpolation is compiled (the check evaluates it at every point of every
+    # integrated orbit); it must be scipy's cubic B-spline of the padded table with edges repeated,
+    # to rounding (1e-13 of the values' scale: the same sums in another order), everywhere the
+    # callers go: inside, on the nodes, at the edges and beyond them (clipped by the callers, but
+    # the taps of an edge point reach the ghost nodes, and past those scipy repeats the edge), and
+    # NaN where the point is NaN.
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    coefficients = staeckel_grid._spline(rng.normal(size=shape))
+    points = np.array([rng.uniform(-4.5, n + 3.5, 500) for n in shape])
+    points[:, :3] = np.array([[0.0, n - 1.0, 2.0] for n in shape])
+    expected = ndimage.map_coordinates(coefficients, points + staeckel_grid._PAD, order=3,
+                                       prefilter=False, mode="nearest")
+    got = staeckel_grid._interpolate(coefficients, points)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13 * np.abs(expected).max())
+    points[0, 5] = np.nan
+    assert np.isnan(staeckel_grid._interpolate(coefficients, points)[5])

@@ -47,3 +47,19 @@ def test_grid_interpolation_does_not_depend_on_the_threads(monkeypatch, n_thread
         out[n] = staeckel_grid._interpolate(coefficients, coordinates)
     assert out[1].shape == (50, 41)
     np.testing.assert_array_equal(out[1], out[n_threads])
+
+
+def test_star_threads_follows_the_openmp_limits_after_the_runtimes_are_found():
+    # The OpenMP runtimes are found once (scanning the process's libraries costs ~7 ms a call);
+    # their thread counts are asked every time, so that threadpool_limits still applies.
+    from threadpoolctl import threadpool_limits
+
+    galpy_potential(default_potential())  # galpy's OpenMP runtime loaded
+    first = threads.star_threads()
+    assert threads._openmp_controllers()  # the runtimes are cached ...
+    with threadpool_limits(1, user_api="openmp"):
+        assert threads.star_threads() == 1  # ... and their current limit is read
+    assert threads.star_threads() == first
+    if threads.usable_cpus() > 1:
+        with threadpool_limits(2, user_api="openmp"):
+            assert threads.star_threads() == 2
