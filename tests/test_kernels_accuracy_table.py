@@ -36,9 +36,14 @@ def test_bound_covers_the_variation_along_integrated_disk_orbits(pot, table, pop
     J_R, J_z = J_R.reshape(25, 16), J_z.reshape(25, 16)
     mean_R, mean_z = J_R.mean(axis=1, keepdims=True), J_z.mean(axis=1, keepdims=True)
     deviation = np.fmax(np.abs(J_R - mean_R), np.abs(J_z - mean_z)) / np.fmax(mean_R, mean_z)
-    bound = accuracy_table.accuracy_bound(table, pot, *stars).reshape(25, 16)
+    # the bound of each point with its own actions (the angles around its share of vertical
+    # action) and without them (every angle)
+    bound = accuracy_table.accuracy_bound(table, pot, *stars, J_R.ravel(), J_z.ravel())
+    bound = bound.reshape(25, 16)
+    every = accuracy_table.accuracy_bound(table, pot, *stars).reshape(25, 16)
     assert np.all(np.isfinite(bound))
     assert np.all(bound >= deviation)
+    assert np.all(bound <= every) and np.any(bound < every)
     # and the bound is useful: most disk stars are accurate enough to skip the integration
     # (below the default threshold of 0.05; measured ~90 % solar, ~99 % outer disk)
     assert np.mean(bound < 0.05) > 0.75
@@ -52,3 +57,26 @@ def test_bound_is_nan_outside_the_table_and_large_in_the_bulge(pot, table):
     # low angular momentum orbits of the inner Galaxy, where the fudge fails: never skipped
     R, z, v_R, v_T, v_z = (np.array([v]) for v in (0.15, 0.05, 0.3, 0.05, 0.2))
     assert accuracy_table.accuracy_bound(table, pot, R, z, v_R, v_T, v_z)[0] > 0.05
+
+
+def test_bound_takes_the_angles_around_the_stars_share_of_vertical_action(pot, table):
+    # A table whose deviation grows with the launch angle (0.01 per angle) and whose orbits' share
+    # J_z / (J_R + J_z) is angle / 10 at every node: a star of share 0.25 lies between angles 2
+    # and 3 and is bounded by angles 1-4 (one more on either side): 0.05. Without its actions, or
+    # where a node's shares do not increase with the angle, every angle counts: 0.08.
+    import dataclasses
+
+    table, _ = table
+    n1, n2, n_angles = table.bound.shape
+    assert n_angles == 8 and accuracy_table.SIDE_ANGLES == 1
+    angle = np.arange(n_angles)
+    synthetic = dataclasses.replace(
+        table, bound=np.broadcast_to(0.01 * (angle + 1), (n1, n2, n_angles)),
+        share=np.broadcast_to(angle / 10.0, (n1, n2, n_angles)))
+    stars = [np.array([v, v]) for v in (1.0, 0.05, 0.1, 0.9, 0.1)]  # a disk star, twice
+    J_R, J_z = np.array([0.75, 0.99]), np.array([0.25, 0.01])  # shares 0.25 and 0.01
+    bound = accuracy_table.accuracy_bound(synthetic, pot, *stars, J_R, J_z)
+    np.testing.assert_allclose(bound, [0.05, 0.03])  # angles 1-4; 0-2 (below angle 1's share)
+    np.testing.assert_allclose(accuracy_table.accuracy_bound(synthetic, pot, *stars), 0.08)
+    shuffled = dataclasses.replace(synthetic, share=synthetic.share[..., ::-1])
+    np.testing.assert_allclose(accuracy_table.accuracy_bound(shuffled, pot, *stars, J_R, J_z), 0.08)
