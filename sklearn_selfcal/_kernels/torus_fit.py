@@ -36,6 +36,7 @@ import math
 import numba
 import numpy as np
 
+from .orbit_sampling import sample_orbits
 from .threads import map_stars
 
 __all__ = ["N_MAX", "FIT_EVENTS", "FIT_POINTS_PER_PERIOD", "FIT_MIN_POINTS", "FIT_MAX_POINTS",
@@ -372,3 +373,43 @@ def torus_fit(points, n_points, n_max=N_MAX, n_threads=None):
     bad = ~(np.isfinite(J_R) & np.isfinite(J_z) & np.isfinite(rel_err)) | (J_R < 0) | (J_z < 0)
     J_R, J_z, rel_err = (np.where(bad, np.nan, a) for a in (J_R, J_z, rel_err))
     return J_R, J_z, rel_err
+
+
+#: Stars sampled and fitted at once (memory: FIT_MAX_POINTS x 5 x 2 x this many floats).
+_BATCH = 1024
+
+
+def orbit_torus_fit(pot, R, z, v_R, v_T, v_z, *, period, t_max, table=None):
+    """Actions of stars by the torus fit to points along their orbits, with their error.
+
+    Each star is followed over :data:`FIT_EVENTS` radial and vertical periods in either half of
+    its orbit (:func:`~sklearn_selfcal._kernels.orbit_sampling.sample_orbits`) and its points are
+    fitted (:func:`torus_fit`).
+
+    Parameters
+    ----------
+    pot : galpy potential
+    R, z, v_R, v_T, v_z : ndarray of shape (n,)
+        Cylindrical phase space (natural units; ``v_T = L_z / R``).
+    period : ndarray of shape (n,)
+        Circular period at each star's energy (natural units): sets the points' spacing.
+    t_max : ndarray of shape (n,)
+        Longest integration (natural units).
+    table : tuple, optional
+        :func:`~sklearn_selfcal._kernels.orbit_sampling.force_table` of ``pot``.
+
+    Returns
+    -------
+    J_R, J_z, rel_err : ndarray of shape (n,)
+        As :func:`torus_fit` (natural units).
+    """
+    n = np.size(R)
+    out = np.full((3, n), np.nan)
+    for start in range(0, n, _BATCH):
+        part = slice(start, start + _BATCH)
+        points, n_points, _, _ = sample_orbits(
+            pot, R[part], z[part], v_R[part], v_T[part], v_z[part],
+            interval=period[part] / FIT_POINTS_PER_PERIOD, n_min=FIT_MIN_POINTS,
+            n_max=FIT_MAX_POINTS, n_events=FIT_EVENTS, t_max=t_max[part], table=table)
+        out[:, part] = torus_fit(points, n_points)
+    return out[0], out[1], out[2]
