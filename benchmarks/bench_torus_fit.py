@@ -59,6 +59,7 @@ def main(argv=None):
     parser.add_argument("--usable", type=float, default=0.025)
     parser.add_argument("--cache", default="/tmp/o2gf_ref")
     parser.add_argument("--no-auto", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="list auto's stars > 5 % off unflagged")
     args = parser.parse_args(argv)
 
     from sklearn_selfcal._kernels import action_methods as am
@@ -123,6 +124,23 @@ def main(argv=None):
             err_auto = np.fmax(abs(np.array(auto["J_R"]) - ref_R),
                                abs(np.array(auto["J_z"]) - ref_z)) / scale
             line += f"; auto on the usable: {p(err_auto[usable])}, all regular: {p(err_auto[regular])}"
+            # auto's flag against the independent reference (every orbit: O2GF where it holds)
+            flags = np.asarray(auto["flags"]).astype(int)
+            flagged, chaotic = ~(np.asarray(auto["rel_err"]) <= 0.05), (flags & 2) != 0
+            ok = np.isfinite(err_auto)
+            d = accuracy._flag_scores(err_auto, flagged, chaotic, ok)
+            torus = (flags & 8) != 0
+            line += (f"\n  auto vs independent: {p(err_auto[ok])}; flagged {100 * flagged[ok].mean():.1f} %, "
+                     f"chaotic {100 * chaotic[ok].mean():.1f} %, torus fit {100 * torus[ok].mean():.1f} %; "
+                     f"precision {100 * d['precision']:.0f} %, recall {100 * d['recall']:.0f} %, "
+                     f"missed > 10 % {d['missed']}; unflagged > 5 % off: "
+                     f"{int(np.sum(~flagged & ~chaotic & ok & (err_auto > 0.05)))}")
+            if args.verbose:
+                miss = np.flatnonzero(~flagged & ~chaotic & ok & (err_auto > 0.05))
+                for i in miss:
+                    line += (f"\n    star {i} (orbit {i // 16}, regular {regular[i]}): off "
+                             f"{100 * err_auto[i]:.1f} %, rel_err {100 * auto['rel_err'][i]:.1f} %, "
+                             f"flags {flags[i]}")
         print(line, flush=True)
 
 

@@ -44,8 +44,11 @@ __all__ = ["N_MAX", "FIT_EVENTS", "FIT_POINTS_PER_PERIOD", "FIT_MIN_POINTS", "FI
 
 #: Largest ``|n|`` of the generating function's terms (fewer where a star's points are few: at
 #: most :data:`POINTS_PER_UNKNOWN` points per unknown in each half).
-N_MAX = 6
+N_MAX = 8
 POINTS_PER_UNKNOWN = 1.0
+#: The error estimate adds this fraction of the change of the actions from the series two
+#: orders shorter (its truncation).
+TRUNCATION_FRACTION = 0.5
 #: The points fitted: each star followed over :data:`FIT_EVENTS` radial and vertical periods in
 #: either half, :data:`FIT_POINTS_PER_PERIOD` points per circular period at its energy on average
 #: (at least :data:`FIT_MIN_POINTS`, at most :data:`FIT_MAX_POINTS`). Measured on make_orbits'
@@ -285,11 +288,12 @@ def _rms(toy, use, nvec, k, x):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fit_stars(points, n_points, nvec, norms, b_grid, points_per_unknown):
-    """Per star: (J_R, J_z), the halves' (J_R, J_z) and the residual; stars on axis 0 of
-    ``points`` (n, 5, n_max)."""
+def _fit_stars(points, n_points, nvec, counts, b_grid, points_per_unknown):
+    """Per star: (J_R, J_z), the halves' (J_R, J_z), the residual and (J_R, J_z) of the series
+    two orders shorter; stars on axis 0 of ``points`` (n, 5, n_max). ``counts[N]``: the terms
+    with ``|n| <= N``."""
     n = points.shape[0]
-    out = np.full((7, n), np.nan)
+    out = np.full((9, n), np.nan)
     toy_point = np.empty(4)
     for s in range(n):
         m_all = n_points[s]
@@ -313,24 +317,26 @@ def _fit_stars(points, n_points, nvec, norms, b_grid, points_per_unknown):
         good = np.flatnonzero(np.isfinite(toy[0]) & np.isfinite(toy[1]) & np.isfinite(toy[2])
                               & np.isfinite(toy[3]))
         m = good.size
-        # terms: as many as the halves' points allow
-        k = 0
-        while k < nvec.shape[0] and (2 + k + 1) * points_per_unknown <= m // 2:
-            k += 1
-        while k > 0 and k < nvec.shape[0] and norms[k] == norms[k - 1]:
-            k -= 1  # whole shells of |n| only
+        # terms: every |n| <= N for the largest N (at most n_max) the halves' points allow
+        N = counts.size - 1
+        while N > 0 and (2 + counts[N]) * points_per_unknown > m // 2:
+            N -= 1
+        k, k_lo = counts[N], counts[max(N - 2, 0)]
         half = m // 2
         A1, y1 = np.zeros((2 + k, 2 + k)), np.zeros(2 + k)
         A2, y2 = np.zeros((2 + k, 2 + k)), np.zeros(2 + k)
         _accumulate(toy, good[:half], nvec, k, A1, y1)
         _accumulate(toy, good[half:], nvec, k, A2, y2)
-        x = _solve(A1 + A2, y1 + y2)
+        A, y = A1 + A2, y1 + y2
+        x = _solve(A, y)
         x1 = _solve(A1, y1)
         x2 = _solve(A2, y2)
+        # the series two orders shorter (the leading block: the terms are sorted by |n|)
+        x_lo = _solve(np.ascontiguousarray(A[:2 + k_lo, :2 + k_lo]), y[:2 + k_lo])
         out[0, s], out[1, s] = x[0], x[1]
         out[2, s], out[3, s], out[4, s], out[5, s] = x1[0], x1[1], x2[0], x2[1]
-        rms = _rms(toy, good, nvec, k, x)
-        out[6, s] = rms
+        out[6, s] = _rms(toy, good, nvec, k, x)
+        out[7, s], out[8, s] = x_lo[0], x_lo[1]
     return out
 
 
@@ -360,16 +366,18 @@ def torus_fit(points, n_points, n_max=N_MAX, n_threads=None):
     """
     nvec = n_vectors(n_max)
     norms = nvec[:, 0] ** 2 + nvec[:, 1] ** 2
+    counts = np.searchsorted(norms, np.arange(n_max + 1) ** 2, side="right")
     stars = np.ascontiguousarray(np.asarray(points, dtype=float).transpose(2, 1, 0))
     n_points = np.ascontiguousarray(np.minimum(np.asarray(n_points, np.int64), stars.shape[2]))
     out = map_stars(_fit_stars, (stars, n_points),
-                    (nvec, norms, _B_GRID, float(POINTS_PER_UNKNOWN)), n_threads)
+                    (nvec, counts, _B_GRID, float(POINTS_PER_UNKNOWN)), n_threads)
     J_R, J_z = out[0], out[1]
     scale = np.fmax(J_R, J_z)
     with np.errstate(invalid="ignore", divide="ignore"):
         half = np.fmax(np.abs(out[2] - out[4]), np.abs(out[3] - out[5])) / (2.0 * scale)
         resid = out[6] / np.sqrt(2.0 * np.maximum(n_points, 1)) / scale
-    rel_err = half + resid
+        truncation = np.fmax(np.abs(out[7] - J_R), np.abs(out[8] - J_z)) / scale
+    rel_err = half + resid + TRUNCATION_FRACTION * truncation
     bad = ~(np.isfinite(J_R) & np.isfinite(J_z) & np.isfinite(rel_err)) | (J_R < 0) | (J_z < 0)
     J_R, J_z, rel_err = (np.where(bad, np.nan, a) for a in (J_R, J_z, rel_err))
     return J_R, J_z, rel_err
