@@ -84,7 +84,7 @@ def test_isochrone_actions_are_recovered_exactly():
     error = np.fmax(np.abs(J_R - J_r), np.abs(J_z - J_t)) / scale
     # the toy fitted to the orbit is the potential itself: the points' own error is all that is
     # left (leapfrog on bilinear tabulated forces, which keep E and L_z but not L exactly; measured:
-    # median 0.09 %, 90 % below 0.2 %, the worst, most eccentric orbit 1.5 % off)
+    # median 0.09 %, 90 % below 0.2 %, the worst, most eccentric orbit 1.6 % off)
     assert np.all(np.isfinite(error))
     assert np.median(error) < 2e-3
     assert np.percentile(error, 90) < 5e-3
@@ -103,11 +103,11 @@ def test_staeckel_actions_are_recovered_where_the_fit_says_so():
     error = np.fmax(np.abs(J_R - J_r), np.abs(J_z - J_t)) / np.fmax(J_r, J_t)
     usable = err < 0.025
     # the spherical toy does not fit a flattened potential: the generating function does the
-    # rest. Measured: usable on 95 % of these stars, median error 0.1 %. Where usable (the bar of
-    # bench_torus_fit.py), within 5 %: the honesty of the estimate.
+    # rest. Measured: usable (estimated error < 2.5 %, the bar of bench_torus_fit.py) on 90 % of
+    # these stars, median error 0.10 % there, the worst 0.73 %
     assert usable.mean() > 0.8
-    assert np.median(error[usable]) < 0.005
-    assert np.all(error[usable] < 0.05)
+    assert np.median(error[usable]) < 0.003
+    assert np.all(error[usable] < 0.025)  # the estimate is honest
 
 
 def _default_potential_stars(xyz, vxyz):
@@ -138,20 +138,20 @@ def _fit(pot, stars, period):
 
 def test_a_chaotic_orbit_is_mostly_not_called_usable():
     # the sticky halo orbit of test_actions_accuracy (chaotic by its 8 Gyr period drift): its
-    # toy angles do not cover one torus, the halves of the fit disagree. Measured: estimated
-    # errors 1.6-16 %, above 5 % at 11 of its 15 points (it is quiet for stretches; "auto" does
-    # not fit orbits its check calls chaotic).
+    # toy angles do not cover one torus: the halves of the fit disagree, the series does not
+    # converge. Measured: estimated errors 5.3-130 %, above 5 % at all 16 points (its quietest
+    # stretches come close; "auto" does not fit orbits its check calls chaotic).
     xyz = np.array([[-0.6918008188989333], [3.9604531642112852], [-0.06385710471249903]])
     vxyz = np.array([[46.95090452126554], [-155.70987905424988], [-45.62938287822054]])
     _, _, err = _fit(*_default_potential_stars(xyz, vxyz))
-    assert np.mean(err > 0.05) > 0.5
+    assert np.mean(err > 0.05) > 0.8
 
 
 def test_a_resonant_bulge_orbit_gets_galas_torus_fit_actions():
     # the bulge orbit of test_a_regular_orbit_whose_pericentres_jitter_... (two radial minima per
     # period; the fudge varies along it by ~10 %): gala's O2GF on 4 Gyr of it, an independent
-    # integrator and toy fit, is the reference. Measured: J_z within 1.6 % of gala's at every
-    # point, estimated errors 1.0-2.2 %.
+    # integrator and toy fit, is the reference. Measured: J_z within 0.9 % of gala's at every
+    # point (J_R is 7 times smaller), estimated errors 1.3-4.2 %.
     gp = pytest.importorskip("gala.potential")
     gd = pytest.importorskip("gala.dynamics")
     import astropy.units as u
