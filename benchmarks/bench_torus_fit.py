@@ -56,6 +56,7 @@ def main(argv=None):
     parser.add_argument("--min-points", type=int)
     parser.add_argument("--events", type=int)
     parser.add_argument("--n-max", type=int)
+    parser.add_argument("--eta", type=float)
     parser.add_argument("--usable", type=float, default=0.025)
     parser.add_argument("--cache", default="/tmp/o2gf_ref")
     parser.add_argument("--no-auto", action="store_true")
@@ -98,7 +99,7 @@ def main(argv=None):
         points, n_points, _, _ = sample_orbits(
             pot, R, z, v_R, v_T, v_z, interval=period / per_period, n_min=n_min,
             n_max=n_max_points, n_events=events, t_max=am.CHECK_MAX_PERIODS * period,
-            eta=am.CHECK_ETA, table=table)
+            eta=args.eta or tf.FIT_ETA, table=table)
         c1 = time.process_time()
         tf.torus_fit(points[:, :, :1], n_points[:1], n_max)  # compiled
         c2 = time.process_time()

@@ -488,7 +488,8 @@ def _auto(model, pot, keyed, phase_space, point_err, spread, chaotic, averages, 
     bias = np.where((spread > limit) & ~chaotic, AVERAGE_BIAS_FRACTION, BIAS_FRACTION)
     new_R, new_z, new_err = mean_R.copy(), mean_z.copy(), mean_err + bias * spread
     torus = np.zeros(average.shape, dtype=bool)
-    regular = np.flatnonzero(average & ~chaotic)  # a chaotic orbit has no torus
+    # the torus fit where the average's error exceeds the limit too (a chaotic orbit has no torus)
+    regular = np.flatnonzero(average & ~chaotic & ~(new_err <= limit))
     if regular.size:
         _, E_c, T_c = _periods(keyed)
         R, z, v_R, v_T, v_z = (a[regular] for a in phase_space)

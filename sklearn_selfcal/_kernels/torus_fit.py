@@ -62,6 +62,9 @@ FIT_EVENTS = 12
 FIT_POINTS_PER_PERIOD = 12.0
 FIT_MIN_POINTS = 48
 FIT_MAX_POINTS = 512
+#: Leapfrog time-step factor of the fit's integration (``ETA`` of
+#: :mod:`~sklearn_selfcal._kernels.orbit_sampling`).
+FIT_ETA = 0.05
 #: Scale lengths ``b`` of the toy isochrone tried, relative to the root-mean-square radius of the
 #: star's points, before the golden-section refinement.
 _B_GRID = np.exp(np.linspace(np.log(0.01), np.log(30.0), 48))
@@ -219,25 +222,58 @@ def _fit_toy(r2, K, b_grid):
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate(toy, use, nvec, k, ATA, ATy):
-    """Normal equations of ``J' = J + 2 sum n S_n cos(n . theta')`` over the points ``use``
-    (unknowns ``J_r, J_theta, S_1..S_k``), added to ``ATA`` and ``ATy``."""
-    c = np.empty(k)
-    for i in use:
-        y_r, y_t = toy[0, i], toy[1, i]
+def _design(toy, use, nvec, k):
+    """Rows of the fit at the points ``use``: ``2 n_r cos(n . theta')`` (``[0]``) and
+    ``2 n_theta cos(n . theta')`` (``[1]``) for the first ``k`` terms, (2, m, k); the cosines by
+    the angle-addition recurrence from the multiples of each angle."""
+    m = use.size
+    top = 0
+    for q in range(k):
+        top = max(top, abs(nvec[q, 0]), abs(nvec[q, 1]))
+    c_r, s_r = np.empty(top + 1), np.empty(top + 1)
+    c_t, s_t = np.empty(top + 1), np.empty(top + 1)
+    D = np.empty((2, m, k))
+    for p in range(m):
+        i = use[p]
+        c1, s1 = math.cos(toy[2, i]), math.sin(toy[2, i])
+        c2, s2 = math.cos(toy[3, i]), math.sin(toy[3, i])
+        c_r[0], s_r[0], c_t[0], s_t[0] = 1.0, 0.0, 1.0, 0.0
+        for j in range(1, top + 1):
+            c_r[j] = c_r[j - 1] * c1 - s_r[j - 1] * s1
+            s_r[j] = s_r[j - 1] * c1 + c_r[j - 1] * s1
+            c_t[j] = c_t[j - 1] * c2 - s_t[j - 1] * s2
+            s_t[j] = s_t[j - 1] * c2 + c_t[j - 1] * s2
         for q in range(k):
-            c[q] = 2.0 * math.cos(nvec[q, 0] * toy[2, i] + nvec[q, 1] * toy[3, i])
+            n_r, n_t = nvec[q, 0], nvec[q, 1]
+            sign = 1.0 if n_t >= 0 else -1.0
+            c = 2.0 * (c_r[n_r] * c_t[abs(n_t)] - s_r[n_r] * sign * s_t[abs(n_t)])
+            D[0, p, q] = n_r * c
+            D[1, p, q] = n_t * c
+    return D
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate(toy, use, D, lo, hi, ATA, ATy):
+    """Normal equations of ``J' = J + 2 sum n S_n cos(n . theta')`` over the points
+    ``use[lo:hi]`` (unknowns ``J_r, J_theta, S_1..S_k``; rows ``D``), added to ``ATA``
+    (upper triangle) and ``ATy``."""
+    k = D.shape[2]
+    for p in range(lo, hi):
+        i = use[p]
+        y_r, y_t = toy[0, i], toy[1, i]
         ATA[0, 0] += 1.0
         ATA[1, 1] += 1.0
         ATy[0] += y_r
         ATy[1] += y_t
+        a_r, a_t = D[0, p], D[1, p]
         for q in range(k):
-            a_r, a_t = nvec[q, 0] * c[q], nvec[q, 1] * c[q]
-            ATA[0, 2 + q] += a_r
-            ATA[1, 2 + q] += a_t
-            ATy[2 + q] += a_r * y_r + a_t * y_t
-            for p in range(q, k):
-                ATA[2 + q, 2 + p] += a_r * nvec[p, 0] * c[p] + a_t * nvec[p, 1] * c[p]
+            ATA[0, 2 + q] += a_r[q]
+            ATA[1, 2 + q] += a_t[q]
+            ATy[2 + q] += a_r[q] * y_r + a_t[q] * y_t
+            row = ATA[2 + q]
+            r_q, t_q = a_r[q], a_t[q]
+            for j in range(q, k):
+                row[2 + j] += r_q * a_r[j] + t_q * a_t[j]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -274,15 +310,16 @@ def _solve(ATA, ATy):
 
 
 @numba.njit(cache=True, nogil=True)
-def _rms(toy, use, nvec, k, x):
-    """Root-mean-square residual of the fit ``x`` over the points ``use`` (per degree of freedom)."""
+def _rms(toy, use, D, k, x):
+    """Root-mean-square residual of the fit ``x`` (its first ``k`` terms) over the points ``use``
+    (per degree of freedom)."""
     r2 = 0.0
-    for i in use:
+    for p in range(use.size):
+        i = use[p]
         f_r, f_t = x[0], x[1]
         for q in range(k):
-            c = 2.0 * math.cos(nvec[q, 0] * toy[2, i] + nvec[q, 1] * toy[3, i]) * x[2 + q]
-            f_r += nvec[q, 0] * c
-            f_t += nvec[q, 1] * c
+            f_r += D[0, p, q] * x[2 + q]
+            f_t += D[1, p, q] * x[2 + q]
         r2 += (toy[0, i] - f_r) ** 2 + (toy[1, i] - f_t) ** 2
     return math.sqrt(r2 / max(2 * use.size - 2 - k, 1))
 
@@ -325,8 +362,9 @@ def _fit_stars(points, n_points, nvec, counts, b_grid, points_per_unknown):
         half = m // 2
         A1, y1 = np.zeros((2 + k, 2 + k)), np.zeros(2 + k)
         A2, y2 = np.zeros((2 + k, 2 + k)), np.zeros(2 + k)
-        _accumulate(toy, good[:half], nvec, k, A1, y1)
-        _accumulate(toy, good[half:], nvec, k, A2, y2)
+        D = _design(toy, good, nvec, k)
+        _accumulate(toy, good, D, 0, half, A1, y1)
+        _accumulate(toy, good, D, half, m, A2, y2)
         A, y = A1 + A2, y1 + y2
         x = _solve(A, y)
         x1 = _solve(A1, y1)
@@ -335,7 +373,7 @@ def _fit_stars(points, n_points, nvec, counts, b_grid, points_per_unknown):
         x_lo = _solve(np.ascontiguousarray(A[:2 + k_lo, :2 + k_lo]), y[:2 + k_lo])
         out[0, s], out[1, s] = x[0], x[1]
         out[2, s], out[3, s], out[4, s], out[5, s] = x1[0], x1[1], x2[0], x2[1]
-        out[6, s] = _rms(toy, good, nvec, k, x)
+        out[6, s] = _rms(toy, good, D, k, x)
         out[7, s], out[8, s] = x_lo[0], x_lo[1]
     return out
 
@@ -418,6 +456,7 @@ def orbit_torus_fit(pot, R, z, v_R, v_T, v_z, *, period, t_max, table=None):
         points, n_points, _, _ = sample_orbits(
             pot, R[part], z[part], v_R[part], v_T[part], v_z[part],
             interval=period[part] / FIT_POINTS_PER_PERIOD, n_min=FIT_MIN_POINTS,
-            n_max=FIT_MAX_POINTS, n_events=FIT_EVENTS, t_max=t_max[part], table=table)
+            n_max=FIT_MAX_POINTS, n_events=FIT_EVENTS, t_max=t_max[part], eta=FIT_ETA,
+            table=table)
         out[:, part] = torus_fit(points, n_points)
     return out[0], out[1], out[2]
