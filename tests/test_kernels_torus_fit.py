@@ -197,6 +197,9 @@ def test_n_vectors_are_the_half_lattice_of_even_vertical_terms():
     assert np.all(np.diff(norms) >= 0)
 
 
+# gala's, about the angle coverage of its own fit's highest modes on 4 Gyr (its actions agree
+# with the other half of an 8 Gyr orbit to 1.5 %)
+@pytest.mark.filterwarnings("ignore:Need a longer integration window:RuntimeWarning")
 def test_a_bulge_orbit_whose_series_converges_slowly_is_not_called_usable_when_off():
     # make_orbits("bulge", 20, random_state=2024), orbit 16: regular (its periods steady over
     # 8 Gyr, gala's O2GF halves agree to 1.5 %), but the toy torus is far from its own: the two
@@ -217,7 +220,8 @@ def test_a_bulge_orbit_whose_series_converges_slowly_is_not_called_usable_when_o
     J_R, J_z, err = _fit(*_default_potential_stars(xyz[:, :1], vxyz[:, :1]))
     w0 = gd.PhaseSpacePosition(pos=xyz[:, :1] * u.kpc, vel=vxyz[:, :1] * u.km / u.s)
     orbit = gp.Hamiltonian(default_potential()).integrate_orbit(w0, dt=0.5 * u.Myr, n_steps=8000)
-    ref = np.ravel(gd.find_actions_o2gf(orbit, N_max=8)["actions"].to_value(u.kpc * u.km / u.s))
+    with pytest.warns(UserWarning, match="More unknowns"):  # gala's, about its own lattice
+        ref = np.ravel(gd.find_actions_o2gf(orbit, N_max=8)["actions"].to_value(u.kpc * u.km / u.s))
     scale = GALPY_RO_KPC * GALPY_VO_KMS
     error = np.fmax(np.abs(J_R * scale - ref[0]), np.abs(J_z * scale - abs(ref[2]))) / max(ref[0], abs(ref[2]))
     assert np.any(error > 0.05)  # the orbit is a hard one
