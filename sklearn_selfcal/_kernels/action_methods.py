@@ -12,16 +12,17 @@ Methods (physical units in and out; see :class:`ActionModel`):
     (:class:`~sklearn_selfcal._kernels.staeckel_grid.ActionGrid`); stars outside the tables are
     computed directly.
 ``"auto"``
-    ``"staeckel"``; stars whose orbit check finds the point estimate off by more than the
-    threshold get the average of the fudge's actions over a longer stretch of their orbit.
+    ``"staeckel"``; stars whose orbit check finds the point estimate off get actions from their
+    orbit: the torus fit to it (:mod:`~sklearn_selfcal._kernels.torus_fit`) where its error is the
+    smaller, the fudge's average over the check's points otherwise.
 
 The orbit check (:func:`orbit_check`) follows each star's orbit over a number of its own radial
 and vertical periods (:data:`CHECK_EVENTS` of each in either half; not a fixed time, so long-period
 halo orbits are followed as long as they need) and evaluates the method's actions at points spread
 over it at irregular times. Their mean estimates the true actions; ``actions_rel_err`` is the
 star's own distance from it plus the uncertainty of the mean (half the difference between the
-means of the two halves), for the larger of ``J_R, J_z``. ``"auto"`` gives the mean instead where
-the point value is off, with the mean's uncertainty as its error. An orbit whose radial period (or,
+means of the two halves), for the larger of ``J_R, J_z``. ``"auto"`` gives the orbit's actions
+instead where the point value is off (:func:`_auto`), with their error. An orbit whose radial period (or,
 more tolerantly, vertical period) differs between the two halves by more than :data:`CHAOS_DRIFT`,
 or whose companion parts from it exponentially, is a chaos candidate; it is chaotic only where an
 integration :data:`CONFIRM_FACTOR` times longer confirms it (:func:`_confirmed_chaos`).

@@ -19,11 +19,13 @@ variance over the points is closed-form and the variance left is ``var(v^2 / 2) 
 refined by golden section. Its actions and angles are the closed forms of Binney & Tremaine
 (2008, section 3.5.2, with the erratum to eq. 3.225).
 
-The error of a star's fit is estimated from the data: the two halves of its points (the first and
-the second half of the orbit) are fitted apart, and half their difference is added to the
-root-mean-square residual of the whole fit over the square root of its degrees of freedom
-(both relative to the larger action). Resonant and chaotic orbits, whose toy angles do not cover
-a torus, give halves that disagree and large residuals.
+The error of a star's fit is estimated from the data, relative to the larger action: half the
+difference between the fits to the two halves of its points (the first and the second half of
+the orbit), plus the root-mean-square residual of the whole fit over the square root of the
+number of equations, plus :data:`TRUNCATION_FRACTION` of the change from the series two orders
+shorter. Resonant and chaotic orbits, whose toy angles do not cover one torus, give halves that
+disagree or a series that does not converge; an orbit that looks regular over the fitted
+stretch but wanders on longer time scales (weakly chaotic) is not seen.
 
 Everything is in galpy's natural units; each star is fitted on its own (the same result in any
 batch, order or chunk of stars, for any number of threads).
@@ -43,7 +45,9 @@ __all__ = ["N_MAX", "FIT_EVENTS", "FIT_POINTS_PER_PERIOD", "FIT_MIN_POINTS", "FI
            "n_vectors", "isochrone_actions_angles", "torus_fit", "orbit_torus_fit"]
 
 #: Largest ``|n|`` of the generating function's terms (fewer where a star's points are few: at
-#: most :data:`POINTS_PER_UNKNOWN` points per unknown in each half).
+#: least :data:`POINTS_PER_UNKNOWN` points per unknown in each half). Measured (seed 2024, with the
+#: truncation term): N_max 6 usable on 64 % of the regular bulge orbits, 8 on 78 % (median error
+#: 0.49 %, none of the usable more than 5 % off).
 N_MAX = 8
 POINTS_PER_UNKNOWN = 1.0
 #: The error estimate adds this fraction of the change of the actions from the series two
@@ -399,8 +403,9 @@ def torus_fit(points, n_points, n_max=N_MAX, n_threads=None):
         Actions (natural units); NaN where the fit failed.
     rel_err : ndarray of shape (n,)
         Estimated error of the larger action, relative to it: half the difference between the
-        fits to the two halves of the points plus the fit's root-mean-square residual over the
-        square root of the number of equations.
+        fits to the two halves of the points, plus the fit's root-mean-square residual over the
+        square root of the number of equations, plus :data:`TRUNCATION_FRACTION` of the change
+        from the series two orders shorter.
     """
     nvec = n_vectors(n_max)
     norms = nvec[:, 0] ** 2 + nvec[:, 1] ** 2
