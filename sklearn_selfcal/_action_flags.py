@@ -9,8 +9,10 @@ Two columns, two questions:
     What kind of number the actions are, a bit field (sum of the bits below):
 
     - :data:`ORBIT_AVERAGE` (1): the Staeckel fudge's value at the star's position was off by more
-      than ``rel_err_threshold``; ``J_R, J_z`` are its average over a long stretch of the star's
-      orbit (``method="auto"``), and ``actions_rel_err`` is the error of that average.
+      than half of ``rel_err_threshold`` (or the fudge varies that much along the orbit);
+      ``J_R, J_z`` come from the star's orbit (``method="auto"``): a torus fit to it (bit 8) or
+      the fudge's average over it, whichever has the smaller error; ``actions_rel_err`` is that
+      error.
     - :data:`CHAOTIC` (2): the orbit is chaotic and has no actions; ``J_R, J_z`` are averages over
       a finite stretch of it, and mean little. Set only where an integration over 24 radial and
       vertical periods in each half confirms it: a companion orbit parts from the star's
@@ -19,6 +21,10 @@ Two columns, two questions:
     - :data:`TABULATED` (4): the accuracy was read from a table over the integrals of motion built
       once per potential (the star's orbit is one on which the fudge is accurate everywhere); no
       orbit of this star was integrated.
+    - :data:`TORUS_FIT` (8, set with bit 1): ``J_R, J_z`` are the orbit-to-generating-function
+      torus fit to points along 24 radial and vertical periods of the star's orbit
+      (:mod:`~sklearn_selfcal._kernels.torus_fit`); ``actions_rel_err`` is the fit's own error
+      (its two halves apart, its residual and its truncation).
 
 This module also writes the two warnings of ``transform``.
 """
@@ -30,11 +36,11 @@ import warnings
 import numpy as np
 
 from ._kernels.action_chunks import ERR_REASONS, REASONS
-from ._kernels.action_methods import CHAOTIC, ORBIT_AVERAGE, TABULATED
+from ._kernels.action_methods import CHAOTIC, ORBIT_AVERAGE, TABULATED, TORUS_FIT
 from .exceptions import BadRowsWarning, InaccurateActionsWarning
 
 __all__ = ["ACCURACY_COLUMN", "FLAGS_COLUMN", "ORBIT_AVERAGE", "CHAOTIC", "TABULATED",
-           "warn_bad_rows", "warn_inaccurate"]
+           "TORUS_FIT", "warn_bad_rows", "warn_inaccurate"]
 
 #: Name of the accuracy column appended by the orbit check (fractional error of the actions).
 ACCURACY_COLUMN = "actions_rel_err"

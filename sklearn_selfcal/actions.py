@@ -27,7 +27,7 @@ from sklearn.utils.validation import validate_data
 from ._action_columns import (check_combinations, check_units, extract, physical_values,
                               velocity_kms)
 from ._action_flags import (ACCURACY_COLUMN, CHAOTIC, FLAGS_COLUMN, ORBIT_AVERAGE, TABULATED,
-                            warn_bad_rows, warn_inaccurate)
+                            TORUS_FIT, warn_bad_rows, warn_inaccurate)
 from ._kernels.action_chunks import MIN_R_KPC, OUTPUT_COLUMNS, ChunkSettings, transform_chunk
 from ._kernels.action_methods import METHODS, ActionModel, accuracy_table
 from ._kernels.staeckel import DEFAULT_DELTA_KPC, estimate_delta
@@ -40,8 +40,8 @@ from .coordinates import R0_KPC, V_SUN_KMS, Z_SUN_KPC
 from .potential import check_axisymmetric, default_potential
 
 __all__ = ["OUTPUT_COLUMNS", "ACCURACY_COLUMN", "FLAGS_COLUMN", "ORBIT_AVERAGE", "CHAOTIC",
-           "TABULATED", "ActionTransformer", "BadRowsWarning", "InaccurateActionsWarning",
-           "MIN_R_KPC"]
+           "TABULATED", "TORUS_FIT", "ActionTransformer", "BadRowsWarning",
+           "InaccurateActionsWarning", "MIN_R_KPC"]
 
 
 class ActionTransformer(TransformerMixin, BaseEstimator):
@@ -195,10 +195,11 @@ class ActionTransformer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    ``actions_flags`` is a bit field (:data:`ORBIT_AVERAGE` = 1: the actions are an orbit
-    average, the fudge's value at the star being off; :data:`CHAOTIC` = 2: the orbit is chaotic
-    and has no actions; :data:`TABULATED` = 4: the accuracy is the tabulated bound, no orbit was
-    integrated). Select stars with ``actions_rel_err <= 0.05`` and without the chaotic bit.
+    ``actions_flags`` is a bit field (:data:`ORBIT_AVERAGE` = 1: the actions come from the
+    star's orbit, the fudge's value at the star being off; :data:`CHAOTIC` = 2: the orbit is
+    chaotic and has no actions; :data:`TABULATED` = 4: the accuracy is the tabulated bound, no
+    orbit was integrated; :data:`TORUS_FIT` = 8, with bit 1: they are a torus fit to the orbit,
+    not the fudge's orbit average). Select stars with ``actions_rel_err <= 0.05`` and without the chaotic bit.
 
     The accuracy of each method per Galactic population, and how often the flag is right (its
     precision and recall against long orbit integrations checked with gala's orbit-based actions)

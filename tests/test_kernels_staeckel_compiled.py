@@ -1,6 +1,5 @@
 """Tests of the compiled Staeckel fudge (sklearn_selfcal._kernels.staeckel_compiled) against
-galpy's C code, the numpy fudge and the isochrone's exact actions, and of its use by the action
-methods (sklearn_selfcal._kernels.action_methods)."""
+galpy's C code, the numpy fudge and the isochrone's exact actions."""
 
 import astropy.units as u
 import gala.potential as gp
@@ -9,13 +8,9 @@ from astropy.constants import G
 from galpy.actionAngle import actionAngleStaeckel
 from gala.units import galactic
 
-from sklearn_selfcal._kernels import action_methods as am
 from sklearn_selfcal._kernels import staeckel_compiled as sc
 from sklearn_selfcal._kernels import staeckel_integrals as si
-from sklearn_selfcal._kernels.staeckel import (GALPY_RO_KPC, GALPY_VO_KMS, galpy_potential,
-                                               make_staeckel, staeckel_actions)
-from sklearn_selfcal.actions import _default_potential_key
-from sklearn_selfcal.potential import default_potential
+from sklearn_selfcal._kernels.staeckel import GALPY_RO_KPC, GALPY_VO_KMS, galpy_potential
 
 from _helpers import natural_stars, phi_of
 
@@ -98,39 +93,4 @@ def test_compiled_fudge_recovers_the_isochrones_exact_actions():
     assert np.max(np.abs(J_R / exact_R - 1)) < 5e-4
     polar = np.abs(v_T) < 0.05
     assert polar.sum() < 10 and np.max(np.abs(J_z - exact_z)[~polar] / L[~polar]) < 5e-4
-
-
-def _model(method="auto"):
-    potential = default_potential()
-    return am.ActionModel(potential=potential, key=_default_potential_key(), method=method,
-                          delta=3.8, focal=None, grid=None, check=True, threshold=0.05)
-
-
-def test_fitted_average_is_the_same_as_with_galpys_c_code_per_focal_distance(monkeypatch):
-    # points along bar-region orbits; the compiled fudge for all focal distances at once gives
-    # the averages, the uncertainty and the choice of focal distance that galpy's C code gives,
-    # called once per focal distance of FIT_DELTAS_KPC in kpc (the evaluation before it)
-    model = _model()
-    pot = am._galpy(am._Keyed(model.key, model.potential))
-    R, z, v_R, v_T, v_z, _ = _inner_galaxy(60, seed=3)
-    points, n_points, _, _ = am.sample_orbits(pot, R, z, v_R, v_T, v_z, interval=0.05, n_min=20,
-                                              n_max=20)
-    start = tuple(np.full(60, np.nan) for _ in range(4))
-    fast = am.fitted_average(model, points, n_points, start)
-    finder = make_staeckel(model.potential)
-    ro, vo = GALPY_RO_KPC, GALPY_VO_KMS
-
-    def galpy_per_delta(model, R, z, v_R, v_T, v_z, delta, compiled=True):
-        J = [staeckel_actions(finder, R * ro, z * ro, v_R * vo, -v_T * vo, v_z * vo,
-                              delta=np.full(R.shape, d)) for d in am.FIT_DELTAS_KPC]
-        return (np.array([j[0] for j in J]) / (ro * vo), np.array([j[1] for j in J]) / (ro * vo))
-
-    monkeypatch.setattr(am, "_fudge", galpy_per_delta)
-    slow = am.fitted_average(model, points, n_points, start)
-    assert np.all(np.isfinite(slow[0]))
-    scale = np.fmax(slow[0], slow[1])
-    # galpy's quadrature errs by up to 4e-4 of the larger action at single bulge points
-    for got, ref in zip(fast[:2], slow[:2]):
-        assert np.max(np.abs(got - ref) / scale) < 1e-5
-    np.testing.assert_allclose(fast[2:], slow[2:], rtol=1e-4, atol=1e-6)
 

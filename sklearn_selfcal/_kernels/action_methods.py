@@ -12,16 +12,17 @@ Methods (physical units in and out; see :class:`ActionModel`):
     (:class:`~sklearn_selfcal._kernels.staeckel_grid.ActionGrid`); stars outside the tables are
     computed directly.
 ``"auto"``
-    ``"staeckel"``; stars whose orbit check finds the point estimate off by more than the
-    threshold get the average of the fudge's actions over a longer stretch of their orbit.
+    ``"staeckel"``; stars whose orbit check finds the point estimate off get actions from their
+    orbit: the torus fit to it (:mod:`~sklearn_selfcal._kernels.torus_fit`) where its error is the
+    smaller, the fudge's average over the check's points otherwise.
 
 The orbit check (:func:`orbit_check`) follows each star's orbit over a number of its own radial
 and vertical periods (:data:`CHECK_EVENTS` of each in either half; not a fixed time, so long-period
 halo orbits are followed as long as they need) and evaluates the method's actions at points spread
 over it at irregular times. Their mean estimates the true actions; ``actions_rel_err`` is the
 star's own distance from it plus the uncertainty of the mean (half the difference between the
-means of the two halves), for the larger of ``J_R, J_z``. ``"auto"`` gives the mean instead where
-the point value is off, with the mean's uncertainty as its error. An orbit whose radial period (or,
+means of the two halves), for the larger of ``J_R, J_z``. ``"auto"`` gives the orbit's actions
+instead where the point value is off (:func:`_auto`), with their error. An orbit whose radial period (or,
 more tolerantly, vertical period) differs between the two halves by more than :data:`CHAOS_DRIFT`,
 or whose companion parts from it exponentially, is a chaos candidate; it is chaotic only where an
 integration :data:`CONFIRM_FACTOR` times longer confirms it (:func:`_confirmed_chaos`).
@@ -44,12 +45,14 @@ from .accuracy_table import accuracy_bound, cached_accuracy_table
 from .orbit_sampling import circular_period_table, force_table, potential_functions, sample_orbits
 from .staeckel import GALPY_RO_KPC, GALPY_VO_KMS, cached_staeckel, galpy_potential, staeckel_actions
 from .staeckel_grid import focal_distance, grid_actions
+from .torus_fit import orbit_torus_fit
 
 __all__ = [
     "METHODS",
     "ORBIT_AVERAGE",
     "CHAOTIC",
     "TABULATED",
+    "TORUS_FIT",
     "CHECK_EVENTS",
     "CHAOS_DRIFT",
     "CONFIRM_FACTOR",
@@ -61,12 +64,16 @@ __all__ = [
 ]
 
 METHODS = ("auto", "staeckel", "staeckel_fixed", "grid")
-#: Bits of ``actions_flags``: the actions are an orbit average (the fudge's point value was off) ...
+#: Bits of ``actions_flags``: the actions come from the orbit, not the point value (the fudge's
+#: point value was off: a torus fit or the fudge's orbit average) ...
 ORBIT_AVERAGE = 1
 #: ... the orbit is chaotic (its frequencies drift), it has no actions ...
 CHAOTIC = 2
-#: ... the accuracy comes from the table over the integrals of motion (no integration).
+#: ... the accuracy comes from the table over the integrals of motion (no integration) ...
 TABULATED = 4
+#: ... the actions (from the orbit: with :data:`ORBIT_AVERAGE`) are the torus fit to the star's
+#: orbit (:mod:`~sklearn_selfcal._kernels.torus_fit`), not the fudge's average.
+TORUS_FIT = 8
 #: Radial and vertical periods in each half of the orbit check (pericentres and upward plane
 #: crossings counted along the integration).
 CHECK_EVENTS = 6
@@ -110,22 +117,13 @@ CONFIRM_DRIFT = 0.01
 #: plane crossings of an eccentric, inclined orbit jitter with its radial phase (regular halo
 #: orbits drift by up to ~10 % over 6 periods), its pericentres do not.
 VERTICAL_DRIFT_FACTOR = 3.0
-#: Focal distances tried on each orbit-averaged star's own orbit (kpc), at this many of its points.
-FIT_DELTAS_KPC = (0.3, 0.8, 2.0, 4.0, 8.0)
-FIT_POINTS = 10
 #: The error of a point value or an orbit average adds this fraction of the fudge's spread along
 #: the orbit (the average of a fudge that varies along the orbit may be biased) ...
 BIAS_FRACTION = 0.25
-#: ... an orbit average's, this fraction of the fudge's spread at the fitted focal distance (where
-#: the fudge varies by 10-30 % with every focal distance, bulge orbits most of them chaotic, the
-#: averages of different stretches of one orbit differ by up to half that), ...
+#: ... an orbit average where the fudge varies along a regular orbit by more than the limit (and
+#: the torus fit did better), this fraction of the spread: on make_orbits' regular bulge and halo
+#: orbits the fudge's average is off gala's torus fit by a median 0.45-0.58 times its spread.
 AVERAGE_BIAS_FRACTION = 0.5
-#: ... and :data:`CHANGE_FRACTION` of its largest change among the focal distances that conserve the
-#: actions about as well as the best (so much does it depend on that choice) ...
-CHANGE_FRACTION = 0.25
-#: ... and it is at least this fraction of the spread of the fudge with the method's own focal
-#: distance over all the check's points.
-SPREAD_FLOOR = 0.25
 #: Stars whose tabulated accuracy bound is below this fraction of the threshold are not integrated
 #: (the bound comes from orbits near the star's, not its own: on an inner-disk orbit trapped at a
 #: resonance of make_orbits' test sample the bound was 0.049 and the star 7 % off).
@@ -443,72 +441,6 @@ def _variation(P_R, P_z, mean_R, mean_z, first):
     return half, spread, scale
 
 
-def fitted_average(model, points, n_points, start):
-    """Orbit averages of the fudge with the focal distance that best conserves them on each orbit.
-
-    Where the fudge fails, its average along an orbit depends on the focal distance (by up to tens
-    of per cent on bulge and halo orbits with the tabulated one). For each star, the fudge is
-    evaluated at :data:`FIT_POINTS` of its check points with each focal distance of
-    :data:`FIT_DELTAS_KPC` (and the method's own, whose averages the check computed); the one
-    with the smallest spread of the larger action is kept (the same choice as the benchmark's
-    reference, which agrees with gala's orbit-based actions to about 1 %). All candidates are
-    evaluated in one call of the compiled fudge (galpy's C code where the potential has no
-    closed form).
-
-    Parameters
-    ----------
-    model : ActionModel
-    points : ndarray of shape (n_max, 5, n)
-        The check's points (natural units; NaN past ``n_points``).
-    n_points : ndarray of int of shape (n,)
-    start : tuple of ndarray
-        ``(J_R, J_z, mean_err, spread)`` of the method's own focal distance, the first candidate.
-
-    Returns
-    -------
-    J_R, J_z : ndarray of shape (n,)
-        Averages (natural units).
-    mean_err : ndarray of shape (n,)
-        Uncertainty of the averages (relative): half the difference of the averages over the two
-        halves of the points, plus :data:`CHANGE_FRACTION` of their largest change among the focal
-        distances whose spread is within a factor 2 of the best, plus :data:`AVERAGE_BIAS_FRACTION`
-        of the spread at the chosen one.
-    spread : ndarray of shape (n,)
-        Standard deviation over mean of the larger action along the points at the chosen focal
-        distance.
-    """
-    n = points.shape[2]
-    k = np.floor(np.linspace(0.0, 1.0, FIT_POINTS)[:, None] * (np.maximum(n_points, 1) - 1))
-    sel = points[k.astype(int), :, np.arange(n)[None, :]]  # (FIT_POINTS, n, 5)
-    R, z, v_R, v_T, v_z = (sel[..., i].ravel() for i in range(5))
-    # every candidate focal distance at once: (n_deltas, FIT_POINTS * n)
-    J_R, J_z = _fudge(model, R, z, v_R, v_T, v_z,
-                      np.array(FIT_DELTAS_KPC)[:, None] / GALPY_RO_KPC)
-    # per candidate focal distance: averages, their halves' difference and the spread
-    candidates = [tuple(np.array(a, dtype=float) for a in start)]
-    first = np.arange(FIT_POINTS)[:, None] < FIT_POINTS // 2
-    for J_R_d, J_z_d in zip(J_R.reshape(-1, FIT_POINTS, n), J_z.reshape(-1, FIT_POINTS, n)):
-        mean_R, mean_z = _mean(J_R_d), _mean(J_z_d)
-        half, spread, _ = _variation(J_R_d, J_z_d, mean_R, mean_z, first)
-        spread[np.mean(~np.isfinite(J_R_d + J_z_d), axis=0) > 0.1] = np.nan
-        candidates.append((mean_R, mean_z, half, spread))
-    mean_R, mean_z, half, spread = (np.array(c) for c in zip(*candidates))  # (n_candidates, n)
-    spread = np.where(np.isfinite(spread), spread, np.inf)
-    best = np.argmin(spread, axis=0)
-    pick = (best, np.arange(n))
-    larger = np.fmax(mean_R, mean_z)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # how much the average depends on the choice among the focal distances that do about as
-        # well as the best (spread within a factor 2)
-        close = spread <= 2.0 * spread[pick] + 1e-3
-        change = np.where(close, np.fmax(np.abs(mean_R - mean_R[pick]),
-                                         np.abs(mean_z - mean_z[pick])) / larger[pick],
-                          0.0).max(axis=0)
-    err = half[pick] + CHANGE_FRACTION * change + AVERAGE_BIAS_FRACTION * spread[pick]
-    spread = np.where(np.isfinite(spread[pick]), spread[pick], np.nan)
-    return mean_R[pick], mean_z[pick], err, spread
-
-
 def compute_actions(model, R, z, v_R, v_phi, v_z, *, check=None):
     """Radial and vertical actions of stars, with their accuracy estimate.
 
@@ -533,7 +465,8 @@ def compute_actions(model, R, z, v_R, v_phi, v_z, *, check=None):
         ``actions_flags``: sums of :data:`ORBIT_AVERAGE`, :data:`CHAOTIC`, :data:`TABULATED`.
     """
     check = model.check if check is None else check
-    pot = _galpy(_Keyed(model.key, model.potential))
+    keyed = _Keyed(model.key, model.potential)
+    pot = _galpy(keyed)
     phase_space = _natural(R, z, v_R, v_phi, v_z)
     J_R, J_z = _point_actions(model, pot, *phase_space)
     if not check:
@@ -549,36 +482,50 @@ def compute_actions(model, R, z, v_R, v_phi, v_z, *, check=None):
     todo = np.flatnonzero(~tabulated & np.isfinite(J_R) & np.isfinite(J_z))
     for start in range(0, todo.size, _BATCH):
         rows = todo[start:start + _BATCH]
-        point_err, spread, (mean_R, mean_z, mean_err), chaotic, (points, n_points) = orbit_check(
+        point_err, spread, (mean_R, mean_z, mean_err), chaotic, _ = orbit_check(
             model, pot, *(a[rows] for a in phase_space), J_R[rows], J_z[rows])
         err = point_err
         if model.method == "auto":
-            # the point value is off, or the fudge varies along the orbit (then its average with
-            # this focal distance may be biased too), or the orbit is chaotic
-            limit = AVERAGE_FRACTION * model.threshold
-            average = ~(point_err <= limit) | ~(spread <= limit) | chaotic
-            # the focal distance is fitted where the fudge varies along a regular orbit (on a
-            # chaotic one no focal distance conserves anything; elsewhere the method's is good)
-            fit = average & (spread > limit) & ~chaotic
-            fit_R, fit_z = mean_R[average], mean_z[average]
-            fit_err = (mean_err + BIAS_FRACTION * spread)[average]
-            if fit.any():
-                fitted = fitted_average(model, points[:, :, fit], n_points[fit],
-                                        (mean_R[fit], mean_z[fit], mean_err[fit], spread[fit]))
-                where = fit[average]
-                fit_R[where], fit_z[where], fit_err[where] = fitted[:3]
-            ok = np.isfinite(fit_R) & np.isfinite(fit_z)
-            average[average] = ok
-            J_R[rows[average]], J_z[rows[average]] = fit_R[ok], fit_z[ok]
             err = point_err.copy()
-            # where the fudge fails badly with every focal distance, the few points of the fit
-            # can find a deceptively steady one: the spread over all the check's points bounds
-            # the error from below
-            err[average] = np.fmax(fit_err[ok], SPREAD_FLOOR * spread[average])
-            flags[rows[average]] += ORBIT_AVERAGE
+            _auto(model, pot, keyed, [a[rows] for a in phase_space], point_err, spread, chaotic,
+                  (mean_R, mean_z, mean_err), J_R, J_z, err, flags, rows)
         rel_err[rows] = err
         flags[rows[chaotic]] += CHAOTIC
     return _physical(J_R), _physical(J_z), rel_err, flags
+
+
+def _auto(model, pot, keyed, phase_space, point_err, spread, chaotic, averages, J_R, J_z, err,
+          flags, rows):
+    """``"auto"``'s values of the stars ``rows`` whose point value is off (in place): the torus
+    fit to the orbit where its error is the smaller, else the fudge's orbit average."""
+    mean_R, mean_z, mean_err = averages
+    # the point value is off, or the fudge varies along the orbit (then its average with this
+    # focal distance may be biased too), or the orbit is chaotic
+    limit = AVERAGE_FRACTION * model.threshold
+    average = ~(point_err <= limit) | ~(spread <= limit) | chaotic
+    # the fudge's average; biased by about half its spread where that is large on a regular orbit
+    bias = np.where((spread > limit) & ~chaotic, AVERAGE_BIAS_FRACTION, BIAS_FRACTION)
+    new_R, new_z, new_err = mean_R.copy(), mean_z.copy(), mean_err + bias * spread
+    torus = np.zeros(average.shape, dtype=bool)
+    # the torus fit where the average's error exceeds the limit too (a chaotic orbit has no torus)
+    regular = np.flatnonzero(average & ~chaotic & ~(new_err <= limit))
+    if regular.size:
+        _, E_c, T_c = _periods(keyed)
+        R, z, v_R, v_T, v_z = (a[regular] for a in phase_space)
+        period = np.interp(_energy(pot, R, z, v_R, v_T, v_z), E_c, T_c)
+        fit_R, fit_z, fit_err = orbit_torus_fit(pot, R, z, v_R, v_T, v_z, period=period,
+                                                t_max=2 * CHECK_MAX_PERIODS * period,
+                                                table=_forces(keyed))
+        better = np.isfinite(fit_err) & ~(new_err[regular] <= fit_err)
+        better &= np.isfinite(fit_R) & np.isfinite(fit_z)
+        take = regular[better]
+        new_R[take], new_z[take], new_err[take] = fit_R[better], fit_z[better], fit_err[better]
+        torus[take] = True
+    average &= np.isfinite(new_R) & np.isfinite(new_z)
+    J_R[rows[average]], J_z[rows[average]] = new_R[average], new_z[average]
+    err[average] = new_err[average]
+    flags[rows[average]] += ORBIT_AVERAGE
+    flags[rows[average & torus]] += TORUS_FIT
 
 
 def _physical(J):
